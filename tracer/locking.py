@@ -1,0 +1,99 @@
+"""A readers-writer lock between processes (and threads) sharing one DuckDB file.
+
+DuckDB lets one process hold a file read-write, or several hold it read-only, never both;
+a conflicting open fails at once with "Could not set lock on file". Every shardscope process
+therefore takes this lock before it opens the store, holds it only for the length of one
+write (milliseconds) or one query, and so never meets DuckDB's own lock error.
+
+Two ``flock`` files make it writer-preferring: a writer first takes ``<db>.wlock``
+exclusively, which stops new readers at the door, then waits for ``<db>.lock``. A reader
+passes through ``<db>.wlock`` shared and then holds ``<db>.lock`` shared. ``flock`` locks
+belong to an open file description, so two threads of one process exclude each other too,
+and the kernel releases them when a process dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from shardscope.errors import StoreBusyError
+
+
+class StoreLock:
+    """``shared()`` for readers, ``exclusive()`` for writers, both with a timeout in seconds."""
+
+    def __init__(self, db_path: Path, timeout: float = 120.0) -> None:
+        self.db_path = Path(db_path)
+        self.timeout = timeout
+        self.lock_path = self.db_path.with_name(self.db_path.name + ".lock")
+        self.door_path = self.db_path.with_name(self.db_path.name + ".wlock")
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        deadline = time.monotonic() + self.timeout
+        with self._held(self.door_path, fcntl.LOCK_SH, deadline, "reader"):
+            main = self._acquire(self.lock_path, fcntl.LOCK_SH, deadline, "reader")
+        try:
+            yield
+        finally:
+            _release(main)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        deadline = time.monotonic() + self.timeout
+        with self._held(self.door_path, fcntl.LOCK_EX, deadline, "writer"):
+            main = self._acquire(self.lock_path, fcntl.LOCK_EX, deadline, "writer")
+        try:
+            yield
+        finally:
+            _release(main)
+
+    @contextlib.contextmanager
+    def _held(self, path: Path, mode: int, deadline: float, role: str) -> Iterator[None]:
+        fd = self._acquire(path, mode, deadline, role)
+        try:
+            yield
+        finally:
+            _release(fd)
+
+    def _acquire(self, path: Path, mode: int, deadline: float, role: str) -> int | None:
+        fd = _open_lock_file(path)
+        if fd is None:
+            return None  # read-only directory: nobody can write here, so nothing to exclude
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise StoreBusyError(
+                        f"store {self.db_path} stayed busy for {self.timeout:.0f}s: another "
+                        f"shardscope process holds it; as {role} we gave up. Try again, or raise "
+                        "SHARDSCOPE_LOCK_TIMEOUT"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.02)
+
+
+def _open_lock_file(path: Path) -> int | None:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+    except FileNotFoundError:
+        return None
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the last descriptor releases the flock

@@ -1,0 +1,327 @@
+"""The store's schema: tables, views users query, the schema version and its migrations.
+
+Raw spans and span events are kept whole (attributes as JSON); the attributes comparisons
+filter on are promoted to typed columns at ingest. Views are the public, documented surface:
+users, the CLI and the UI query them, never the JSON directly unless they want to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+from shardscope.errors import StoreVersionError
+
+SCHEMA_VERSION = 1
+
+TABLES_V1 = """
+CREATE TABLE IF NOT EXISTS shardscope_meta (key VARCHAR, value VARCHAR);
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR,
+    name VARCHAR, kind VARCHAR, span_type VARCHAR,
+    start_time TIMESTAMPTZ, end_time TIMESTAMPTZ, start_ns BIGINT, end_ns BIGINT,
+    duration_ms DOUBLE, status_code VARCHAR, status_message VARCHAR,
+    run_id VARCHAR, episode_id VARCHAR, step_index BIGINT,
+    operation VARCHAR, provider VARCHAR, request_model VARCHAR, response_model VARCHAR,
+    model_id VARCHAR, tool_name VARCHAR, input_tokens BIGINT, output_tokens BIGINT,
+    error_type VARCHAR, attributes JSON, events_count INTEGER, links JSON, resource JSON,
+    scope_name VARCHAR, scope_version VARCHAR,
+    dropped_attributes INTEGER, dropped_events INTEGER, dropped_links INTEGER,
+    writer_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS span_events (
+    trace_id VARCHAR, span_id VARCHAR, seq INTEGER, name VARCHAR,
+    time TIMESTAMPTZ, time_ns BIGINT, attributes JSON, dropped_attributes INTEGER
+);
+CREATE TABLE IF NOT EXISTS writer_stats (
+    writer_id VARCHAR, pid INTEGER, host VARCHAR, service_name VARCHAR,
+    started_at TIMESTAMPTZ, recorded_at TIMESTAMPTZ,
+    spans_written BIGINT, events_written BIGINT, batches BIGINT,
+    backpressure_waits BIGINT, backpressure_seconds DOUBLE,
+    write_errors BIGINT, spilled_spans BIGINT, recovered_spans BIGINT,
+    lost_spans BIGINT, sdk_dropped_attributes BIGINT, sdk_dropped_events BIGINT,
+    sdk_dropped_links BIGINT, secondary_dropped_spans BIGINT, last_error VARCHAR
+);
+CREATE TABLE IF NOT EXISTS ingested_spills (file VARCHAR, spans BIGINT, ingested_at TIMESTAMPTZ);
+"""
+
+
+def _attr(key: str, alias: str, cast: str | None = None, table: str = "") -> str:
+    expr = f"{table}attributes->>'$.\"{key}\"'"
+    return f"TRY_CAST({expr} AS {cast}) AS {alias}" if cast else f"{expr} AS {alias}"
+
+
+def _json_attr(key: str, alias: str, table: str = "") -> str:
+    return f"TRY_CAST({table}attributes->>'$.\"{key}\"' AS JSON) AS {alias}"
+
+
+VIEWS: dict[str, str] = {
+    "episodes": f"""
+WITH llm AS (
+    SELECT episode_id, count(*) AS llm_calls,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(TRY_CAST(attributes->>'$."shardscope.llm.cost_usd"' AS DOUBLE)) AS cost_usd,
+           count(*) FILTER (WHERE status_code = 'ERROR') AS llm_errors
+    FROM spans WHERE span_type = 'llm_call' AND episode_id IS NOT NULL GROUP BY episode_id),
+tools AS (
+    SELECT episode_id, count(*) AS tool_calls,
+           count(*) FILTER (WHERE status_code = 'ERROR') AS tool_errors
+    FROM spans WHERE span_type = 'tool_call' AND episode_id IS NOT NULL GROUP BY episode_id),
+step_spans AS (
+    SELECT episode_id, count(*) AS steps
+    FROM spans WHERE span_type = 'step' AND episode_id IS NOT NULL GROUP BY episode_id)
+SELECT e.episode_id, e.run_id, e.trace_id, e.span_id,
+       {_attr("shardscope.suite.name", "suite", table="e.")},
+       {_attr("shardscope.task.id", "task_id", table="e.")},
+       {_attr("shardscope.scaffold.name", "scaffold", table="e.")},
+       {_attr("shardscope.scaffold.hash", "scaffold_hash", table="e.")},
+       e.model_id AS model, e.provider, e.request_model,
+       {_attr("shardscope.seed", "seed", "BIGINT", table="e.")},
+       coalesce(e.attributes->>'$."shardscope.episode.outcome"',
+                CASE WHEN e.status_code = 'ERROR' THEN 'error' END) AS outcome,
+       {_attr("shardscope.episode.score", "score", "DOUBLE", table="e.")},
+       coalesce(TRY_CAST(e.attributes->>'$."shardscope.episode.steps"' AS BIGINT),
+                s.steps, 0) AS steps,
+       coalesce(l.llm_calls, 0) AS llm_calls,
+       coalesce(l.input_tokens, 0) AS input_tokens,
+       coalesce(l.output_tokens, 0) AS output_tokens,
+       l.cost_usd,
+       coalesce(t.tool_calls, 0) AS tool_calls,
+       coalesce(t.tool_errors, 0) AS tool_errors,
+       e.duration_ms / 1000.0 AS duration_s,
+       e.start_time AS started_at, e.end_time AS ended_at,
+       coalesce(e.attributes->>'$."shardscope.episode.error"',
+                CASE WHEN e.status_code = 'ERROR' THEN e.status_message END) AS error,
+       {_attr("shardscope.episode.final_answer", "final_answer", table="e.")},
+       {_attr("shardscope.episode.key", "episode_key", table="e.")},
+       {_attr("shardscope.ablation.shard", "ablation_shard", table="e.")},
+       {_attr("shardscope.ablation.mode", "ablation_mode", table="e.")},
+       {_attr("shardscope.ablation.baseline_episode_id", "baseline_episode_id", table="e.")}
+FROM spans e
+LEFT JOIN llm l USING (episode_id)
+LEFT JOIN tools t USING (episode_id)
+LEFT JOIN step_spans s USING (episode_id)
+WHERE e.span_type = 'episode'
+""",
+    "steps": f"""
+WITH llm AS (
+    SELECT episode_id, step_index, count(*) AS llm_calls,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
+    FROM spans WHERE span_type = 'llm_call' AND episode_id IS NOT NULL
+    GROUP BY episode_id, step_index),
+tools AS (
+    SELECT episode_id, step_index, count(*) AS tool_calls
+    FROM spans WHERE span_type = 'tool_call' AND episode_id IS NOT NULL
+    GROUP BY episode_id, step_index)
+SELECT s.episode_id, s.run_id, s.step_index, s.trace_id, s.span_id,
+       s.model_id AS model,
+       {_json_attr("shardscope.step.input", "input", table="s.")},
+       {_attr("shardscope.step.output", "output", table="s.")},
+       {_json_attr("shardscope.step.action", "action", table="s.")},
+       TRY_CAST(s.attributes->>'$."shardscope.step.action"' AS JSON)->>'$.type' AS action_type,
+       TRY_CAST(s.attributes->>'$."shardscope.step.action"' AS JSON)->>'$.tool' AS action_tool,
+       {_attr("shardscope.step.protocol_error", "protocol_error", table="s.")},
+       coalesce(l.llm_calls, 0) AS llm_calls,
+       coalesce(l.input_tokens, 0) AS input_tokens,
+       coalesce(l.output_tokens, 0) AS output_tokens,
+       coalesce(t.tool_calls, 0) AS tool_calls,
+       s.status_code, s.start_time AS started_at, s.duration_ms
+FROM spans s
+LEFT JOIN llm l USING (episode_id, step_index)
+LEFT JOIN tools t USING (episode_id, step_index)
+WHERE s.span_type = 'step'
+""",
+    "llm_calls": f"""
+SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
+       model_id AS model, provider, operation, request_model, response_model,
+       {_attr("gen_ai.response.id", "response_id")},
+       {_attr("gen_ai.request.temperature", "temperature", "DOUBLE")},
+       {_attr("gen_ai.request.top_p", "top_p", "DOUBLE")},
+       {_attr("gen_ai.request.max_tokens", "max_tokens", "BIGINT")},
+       {_attr("gen_ai.request.seed", "seed", "BIGINT")},
+       {_json_attr("gen_ai.response.finish_reasons", "finish_reasons")},
+       input_tokens, output_tokens,
+       {_attr("gen_ai.response.time_to_first_chunk", "time_to_first_token_s", "DOUBLE")},
+       coalesce(TRY_CAST(attributes->>'$."shardscope.llm.attempts"' AS INTEGER), 1) AS attempts,
+       {_attr("shardscope.llm.cost_usd", "cost_usd", "DOUBLE")},
+       {_attr("shardscope.llm.streamed", "streamed", "BOOLEAN")},
+       {_attr("shardscope.llm.output_tokens_per_second", "tokens_per_second", "DOUBLE")},
+       events_count, status_code, status_message, error_type,
+       start_time AS started_at, duration_ms,
+       {_json_attr("gen_ai.system_instructions", "system_instructions")},
+       {_json_attr("gen_ai.input.messages", "input_messages")},
+       {_json_attr("gen_ai.output.messages", "output_messages")},
+       {_json_attr("shardscope.llm.tool_call_errors", "tool_call_errors")},
+       {_json_attr("shardscope.llm.raw_request", "raw_request")},
+       {_json_attr("shardscope.llm.raw_response", "raw_response")}
+FROM spans WHERE span_type = 'llm_call'
+""",
+    "tool_calls": f"""
+SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
+       model_id AS model, tool_name,
+       {_attr("gen_ai.tool.call.id", "call_id")},
+       {_attr("gen_ai.tool.call.arguments", "arguments")},
+       {_attr("gen_ai.tool.call.result", "result")},
+       coalesce(TRY_CAST(attributes->>'$."shardscope.tool.ok"' AS BOOLEAN),
+                status_code <> 'ERROR') AS ok,
+       error_type,
+       coalesce(attributes->>'$."shardscope.tool.error_message"',
+                CASE WHEN status_code = 'ERROR' THEN status_message END) AS error_message,
+       {_attr("shardscope.tool.output_truncated", "truncated", "BOOLEAN")},
+       status_code, start_time AS started_at, duration_ms
+FROM spans WHERE span_type = 'tool_call'
+""",
+    "messages": """
+WITH calls AS (
+    SELECT span_id, trace_id, run_id, episode_id, step_index, model_id, start_time,
+           TRY_CAST(attributes->>'$."gen_ai.input.messages"' AS JSON) AS input_json,
+           TRY_CAST(attributes->>'$."gen_ai.output.messages"' AS JSON) AS output_json
+    FROM spans WHERE span_type = 'llm_call'),
+flat AS (
+    SELECT c.*, 'input' AS direction, m.message, m.position
+    FROM calls c, unnest(json_extract(c.input_json, '$[*]')) WITH ORDINALITY AS m(message, position)
+    UNION ALL
+    SELECT c.*, 'output' AS direction, m.message, m.position
+    FROM calls c, unnest(json_extract(c.output_json, '$[*]')) WITH ORDINALITY AS m(message, position))
+SELECT span_id, trace_id, run_id, episode_id, step_index, model_id AS model, direction,
+       position - 1 AS position, message->>'$.role' AS role,
+       array_to_string(list_transform(
+           list_filter(json_extract(message, '$.parts[*]'), lambda p: p->>'$.type' = 'text'),
+           lambda p: p->>'$.content'), '') AS text,
+       message->'$.parts' AS parts,
+       message->>'$.finish_reason' AS finish_reason,
+       start_time AS started_at
+FROM flat
+""",
+    "token_events": """
+SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id AS model,
+       TRY_CAST(e.attributes->>'$."shardscope.token.index"' AS INTEGER) AS token_index,
+       e.attributes->>'$."shardscope.token.text"' AS token,
+       TRY_CAST(e.attributes->>'$."shardscope.token.offset_ms"' AS DOUBLE) AS offset_ms,
+       TRY_CAST(e.attributes->>'$."shardscope.token.logprob"' AS DOUBLE) AS logprob,
+       TRY_CAST(e.attributes->>'$."shardscope.token.top_logprobs"' AS JSON) AS top_logprobs,
+       e.time
+FROM span_events e JOIN spans s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
+WHERE e.name = 'shardscope.token'
+""",
+    "llm_attempts": """
+SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id AS model,
+       TRY_CAST(e.attributes->>'$."shardscope.attempt.number"' AS INTEGER) AS attempt,
+       e.attributes->>'$."error.type"' AS error_type,
+       e.attributes->>'$."shardscope.attempt.error_message"' AS error_message,
+       TRY_CAST(e.attributes->>'$."shardscope.attempt.status_code"' AS INTEGER) AS status_code,
+       TRY_CAST(e.attributes->>'$."shardscope.attempt.retry_after_s"' AS DOUBLE) AS retry_after_s,
+       TRY_CAST(e.attributes->>'$."shardscope.attempt.wait_s"' AS DOUBLE) AS wait_s,
+       TRY_CAST(e.attributes->>'$."shardscope.attempt.duration_ms"' AS DOUBLE) AS duration_ms,
+       e.time
+FROM span_events e JOIN spans s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
+WHERE e.name = 'shardscope.attempt.failed'
+""",
+    "runs": """
+WITH starts AS (
+    SELECT run_id, min(start_time) AS started_at, max(start_time) AS last_started_at,
+           max(TRY_CAST(attributes->>'$."shardscope.run.planned_episodes"' AS BIGINT)) AS planned,
+           count(*) AS starts,
+           arg_max(attributes->>'$."shardscope.run.name"', start_time) AS name,
+           arg_max(TRY_CAST(attributes->>'$."shardscope.run.config"' AS JSON), start_time) AS config
+    FROM spans WHERE span_type = 'run_start' GROUP BY run_id),
+ends AS (
+    SELECT run_id, max(end_time) AS ended_at,
+           arg_max(attributes->>'$."shardscope.run.status"', end_time) AS status
+    FROM spans WHERE span_type = 'run' GROUP BY run_id),
+eps AS (
+    SELECT run_id, count(*) AS episodes,
+           count(*) FILTER (WHERE outcome = 'success') AS successes,
+           count(*) FILTER (WHERE outcome = 'error') AS errors,
+           max(ended_at) AS last_episode_at
+    FROM episodes GROUP BY run_id)
+SELECT s.run_id, s.name, s.started_at, e.ended_at,
+       CASE WHEN e.ended_at IS NULL OR e.ended_at < s.last_started_at THEN 'running'
+            ELSE coalesce(e.status, 'finished') END AS status,
+       s.planned AS planned_episodes, coalesce(x.episodes, 0) AS completed_episodes,
+       coalesce(x.successes, 0) AS successes, coalesce(x.errors, 0) AS errors,
+       greatest(s.last_started_at, x.last_episode_at, e.ended_at) AS last_activity_at,
+       s.starts - 1 AS resumes, s.config
+FROM starts s LEFT JOIN ends e USING (run_id) LEFT JOIN eps x USING (run_id)
+""",
+}
+
+# Descriptions for `shardscope query --schema`, COMMENT ON, and docs/store.md.
+DESCRIPTIONS: dict[str, str] = {
+    "spans": "Every span, raw: ids, timing, status, promoted typed columns, attributes as JSON.",
+    "span_events": "Every span event (token stream, failed retry attempts, exceptions).",
+    "writer_stats": "Per writer process: spans written, backpressure, errors, spills, drops.",
+    "ingested_spills": "Spill files (written when the store was unreachable) already ingested.",
+    "shardscope_meta": "Schema version and store metadata.",
+    "episodes": "One row per task attempt: suite, task, scaffold (+hash), model, seed, outcome, "
+    "score, steps, tokens, cost, duration, error.",
+    "steps": "One row per scaffold loop iteration: what went in, what came out, the action.",
+    "llm_calls": "One row per logical LLM call (chat span) with GenAI attributes and messages.",
+    "tool_calls": "One row per tool execution: tool, arguments, result, ok/error.",
+    "messages": "Input and output messages of every LLM call, one row per message.",
+    "token_events": "Streamed tokens of every LLM call: offset, text, logprob, top alternatives.",
+    "llm_attempts": "Failed attempts of LLM calls that were retried (or failed for good).",
+    "runs": "One row per run of the matrix runner: planned vs completed episodes, status.",
+}
+
+
+def _create_views(con: duckdb.DuckDBPyConnection) -> None:
+    for name, sql in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+    for name, text in DESCRIPTIONS.items():
+        kind = "VIEW" if name in VIEWS else "TABLE"
+        con.execute(f"COMMENT ON {kind} {name} IS '{text.replace(chr(39), chr(39) * 2)}'")
+
+
+def _migrate_to_1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(TABLES_V1)
+
+
+# MIGRATIONS[n] brings a store at version n-1 to version n. Views are always recreated.
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _migrate_to_1}
+
+
+def stored_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of an open store; 0 for an empty database file."""
+    has_meta = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'shardscope_meta' "
+        "AND database_name = current_database()"
+    ).fetchone()
+    if not has_meta or not has_meta[0]:
+        return 0
+    row = con.execute("SELECT value FROM shardscope_meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_readable(version: int, path: object) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"store {path} has schema version {version}, newer than this shardscope "
+            f"understands ({SCHEMA_VERSION}); upgrade shardscope (pip install -U shardscope)"
+        )
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: object, writer_version: str) -> int:
+    """Bring the store to SCHEMA_VERSION inside one transaction; returns the old version."""
+    version = stored_version(con)
+    check_readable(version, path)
+    if version == SCHEMA_VERSION:
+        return version
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[target](con)
+        _create_views(con)
+        con.execute("DELETE FROM shardscope_meta WHERE key IN ('schema_version', 'written_by')")
+        con.execute(
+            "INSERT INTO shardscope_meta VALUES ('schema_version', ?), ('written_by', ?)",
+            [str(SCHEMA_VERSION), writer_version],
+        )
+        if version == 0:
+            con.execute("INSERT INTO shardscope_meta VALUES ('created_at', CAST(now() AS VARCHAR))")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return version

@@ -1,0 +1,182 @@
+"""Sinks for :class:`tracer.pipeline.ReliableSpanProcessor`: the DuckDB store, any SpanExporter."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from tracer.encoding import SpanBatch
+from tracer.pipeline import PipelineStats
+from tracer.store import Store
+
+log = logging.getLogger("shardscope.tracer")
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    spans: pa.Table
+    events: pa.Table
+    dropped: dict[str, int]
+
+
+def spill_dir(store: Store) -> Path:
+    return store.path.with_name(store.path.name + ".spill")
+
+
+class DuckDBSink:
+    """Appends span batches to the store with Arrow (one transaction per batch)."""
+
+    name = "duckdb"
+    primary = True
+
+    def __init__(self, store: Store, service_name: str = "shardscope") -> None:
+        self.store = store
+        self.service_name = service_name
+        self.writer_id = uuid.uuid4().hex[:16]
+        self.started_at = datetime.now(UTC)
+        self._spill_seq = 0
+        self._checked_spills = False
+
+    def prepare(self, spans: Sequence[ReadableSpan]) -> PreparedBatch:
+        batch = SpanBatch(self.writer_id).add_all(spans)
+        spans_table, events_table = batch.tables()
+        return PreparedBatch(spans_table, events_table, dict(batch.dropped))
+
+    def write(self, prepared: PreparedBatch, stats: PipelineStats) -> None:
+        recovered: list[Path] = []
+        with self.store.writer() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if not self._checked_spills:
+                    recovered = self._recover_spills(con, stats)
+                _append(con, prepared.spans, prepared.events)
+                self._record_stats(con, stats, prepared)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        self._checked_spills = True
+        stats.add(
+            spans_written=prepared.spans.num_rows,
+            events_written=prepared.events.num_rows,
+            batches=1,
+            sdk_dropped_attributes=prepared.dropped["attributes"],
+            sdk_dropped_events=prepared.dropped["events"],
+            sdk_dropped_links=prepared.dropped["links"],
+        )
+        for path in recovered:
+            path.unlink(missing_ok=True)
+
+    def _record_stats(
+        self, con: duckdb.DuckDBPyConnection, stats: PipelineStats, batch: PreparedBatch
+    ) -> None:
+        s = stats.snapshot()
+        con.execute(
+            "INSERT INTO writer_stats VALUES (?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?)",
+            [
+                self.writer_id, os.getpid(), socket.gethostname(), self.service_name,
+                self.started_at,
+                s["spans_written"] + batch.spans.num_rows,
+                s["events_written"] + batch.events.num_rows,
+                s["batches"] + 1, s["backpressure_waits"], s["backpressure_seconds"],
+                s["write_errors"], s["spilled_spans"], s["recovered_spans"], s["lost_spans"],
+                s["sdk_dropped_attributes"] + batch.dropped["attributes"],
+                s["sdk_dropped_events"] + batch.dropped["events"],
+                s["sdk_dropped_links"] + batch.dropped["links"],
+                s["dropped_spans"], s["last_error"],
+            ],
+        )
+
+    def spill(self, prepared: PreparedBatch, stats: PipelineStats) -> str | None:
+        """Write the batch as Parquet beside the store; the next writer ingests it."""
+        directory = spill_dir(self.store)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._spill_seq += 1
+        stem = f"{self.writer_id}-{os.getpid()}-{self._spill_seq:06d}"
+        for kind, table in (("events", prepared.events), ("spans", prepared.spans)):
+            final = directory / f"{stem}.{kind}.parquet"
+            tmp = final.with_suffix(".tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, final)  # spans file last: its presence means the pair is complete
+        return str(directory / f"{stem}.spans.parquet")
+
+    def _recover_spills(self, con: duckdb.DuckDBPyConnection, stats: PipelineStats) -> list[Path]:
+        directory = spill_dir(self.store)
+        if not directory.is_dir():
+            return []
+        done = {r[0] for r in con.execute("SELECT file FROM ingested_spills").fetchall()}
+        handled: list[Path] = []
+        for spans_file in sorted(directory.glob("*.spans.parquet")):
+            events_file = spans_file.with_name(spans_file.name.replace(".spans.", ".events."))
+            handled += [spans_file, events_file]
+            if spans_file.name in done:
+                continue
+            spans = pq.read_table(spans_file)
+            events = pq.read_table(events_file) if events_file.exists() else None
+            _append(con, spans, events)
+            con.execute(
+                "INSERT INTO ingested_spills VALUES (?, ?, now())", [spans_file.name, spans.num_rows]
+            )
+            stats.add(recovered_spans=spans.num_rows)
+            log.warning("shardscope: recovered %d spilled spans from %s", spans.num_rows, spans_file)
+        return handled
+
+    def close(self) -> None:
+        return None
+
+
+def _append(con: duckdb.DuckDBPyConnection, spans: pa.Table, events: pa.Table | None) -> None:
+    con.register("_shardscope_spans", spans)
+    try:
+        con.execute("INSERT INTO spans BY NAME SELECT * FROM _shardscope_spans")
+    finally:
+        con.unregister("_shardscope_spans")
+    if events is not None and events.num_rows:
+        con.register("_shardscope_events", events)
+        try:
+            con.execute("INSERT INTO span_events BY NAME SELECT * FROM _shardscope_events")
+        finally:
+            con.unregister("_shardscope_events")
+
+
+class ExportFailed(RuntimeError):
+    pass
+
+
+class ExporterSink:
+    """Any OpenTelemetry SpanExporter (OTLP, console) as a secondary sink."""
+
+    primary = False
+
+    def __init__(self, exporter: SpanExporter, name: str) -> None:
+        self.exporter = exporter
+        self.name = name
+
+    def prepare(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        return list(spans)
+
+    def write(self, prepared: list[ReadableSpan], stats: PipelineStats) -> None:
+        result = self.exporter.export(prepared)
+        if result is not SpanExportResult.SUCCESS:
+            raise ExportFailed(f"{self.name} exporter returned {result.name}")
+        stats.add(spans_written=len(prepared), batches=1)
+
+    def spill(self, prepared: Any, stats: PipelineStats) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self.exporter.shutdown()

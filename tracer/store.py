@@ -1,0 +1,132 @@
+"""The DuckDB store: one file, many processes, no lock errors.
+
+Writers (the span pipeline of every run process) and readers (the UI, ``shardscope query``,
+analysis code) open the file only for the length of one write or one query, behind
+:class:`tracer.locking.StoreLock`. See the README's "Concurrency" section.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from shardscope import __version__
+from shardscope.errors import StoreBusyError, StoreError, StoreNotFoundError
+from tracer.locking import StoreLock
+from tracer.schema import SCHEMA_VERSION, check_readable, migrate, stored_version
+
+_FOREIGN_LOCK = "Could not set lock on file"
+_SAME_PROCESS_CONFIG = "different configuration than existing connections"
+
+
+class Store:
+    """A shardscope store at ``path`` (a DuckDB file, created on first write)."""
+
+    def __init__(self, path: str | Path, lock_timeout: float = 120.0) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.lock = StoreLock(self.path, lock_timeout)
+        self.lock_timeout = lock_timeout
+        self._schema_current = False
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection, held under the exclusive lock; closed on exit."""
+        self._ensure_directory()
+        with self.lock.exclusive():
+            con = self._connect(read_only=False)
+            try:
+                if not self._schema_current:
+                    migrate(con, self.path, __version__)
+                    self._schema_current = True
+                yield con
+            finally:
+                con.close()
+
+    @contextlib.contextmanager
+    def reader(self, *, sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection under the shared lock.
+
+        ``sandboxed`` also denies file access outside the store (COPY TO, ATTACH, read_csv):
+        used for SQL typed by a user.
+        """
+        if not self.exists():
+            raise StoreNotFoundError(
+                f"no store at {self.path}: run `shardscope demo` (or `make demo`) to create one, "
+                "or pass --db PATH"
+            )
+        if not self._schema_current:
+            self.upgrade()
+        with self.lock.shared():
+            con = self._connect(read_only=True, sandboxed=sandboxed)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def upgrade(self) -> None:
+        """Check the schema version; migrate an older store (needs write access)."""
+        with self.lock.shared():
+            con = self._connect(read_only=True)
+            try:
+                version = stored_version(con)
+            finally:
+                con.close()
+        check_readable(version, self.path)
+        if version == 0:
+            raise StoreNotFoundError(
+                f"{self.path} is a DuckDB file but holds no shardscope data yet: run "
+                "`shardscope demo` or point --db at a shardscope store"
+            )
+        if version < SCHEMA_VERSION:
+            with self.writer():
+                pass
+        self._schema_current = True
+
+    def _ensure_directory(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the directory for store {self.path}: {exc.strerror}"
+            ) from None
+
+    def _connect(self, *, read_only: bool, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
+        config = {"enable_external_access": "false"} if sandboxed else {}
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only, config=config)
+            except duckdb.Error as exc:
+                message = str(exc)
+                retryable = _FOREIGN_LOCK in message or _SAME_PROCESS_CONFIG in message
+                if not retryable:
+                    raise _store_error(self.path, exc, read_only) from None
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(
+                        f"store {self.path} is locked by another program (not shardscope) for "
+                        f"over {self.lock_timeout:.0f}s; close it, or open it read-only "
+                        f"(duckdb -readonly). DuckDB said: {message.splitlines()[0]}"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+
+def _store_error(path: Path, exc: duckdb.Error, read_only: bool) -> StoreError:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "not a valid DuckDB database" in first or "Unknown file type" in first:
+        return StoreError(f"{path} is not a DuckDB database file ({first})")
+    if "Permission denied" in first or "Read-only file system" in first:
+        action = "read" if read_only else "write"
+        return StoreError(f"cannot {action} store {path}: permission denied; choose another --db")
+    return StoreError(f"cannot open store {path}: {first}")
