@@ -1,0 +1,78 @@
+"""The one small interface every model backend implements.
+
+A backend turns our message list (+ tool specs + generation config) into a
+:class:`~scaffolds.types.ModelOutput`, optionally as a stream of chunks. It holds only the
+translation to and from its provider's wire format: no tracing, no retries (those live in
+:mod:`scaffolds.backends.traced`, once, for every backend), and it raises the normalized
+errors of :mod:`scaffolds.backends.errors`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; scaffolds adapt to these flags, never to provider names."""
+
+    tools: bool = False  # native tool calls (else the scaffold or backend parses text)
+    streaming: bool = False
+    logprobs: bool = False
+    system_prompt: bool = True
+    chat_template: bool = True  # False: a base model that continues raw text
+
+
+class Backend(ABC):
+    """A model behind one provider. Subclasses set the class attributes and ``generate``."""
+
+    provider: str = "unknown"  # gen_ai.provider.name: openai, anthropic, llama_cpp, ...
+    model: str = ""  # the provider's model name (gen_ai.request.model)
+    capabilities: Capabilities = Capabilities()
+    server_address: str | None = None
+    server_port: int | None = None
+    in_process: bool = False  # True for local models: their spans are INTERNAL, not CLIENT
+
+    @abstractmethod
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] = (),
+        config: GenerationConfig = GenerationConfig(),
+    ) -> ModelOutput:
+        """One complete call."""
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] = (),
+        config: GenerationConfig = GenerationConfig(),
+    ) -> AsyncIterator[StreamChunk | ModelOutput]:
+        """Chunks as they arrive, then exactly one final :class:`ModelOutput`.
+
+        The default, for backends that cannot stream, yields the whole text as one chunk.
+        """
+        output = await self.generate(messages, tools, config)
+        for chunk in output.tokens or (StreamChunk(output.text),):
+            yield chunk
+        yield output
+
+    async def aclose(self) -> None:
+        """Release clients, sessions, loaded weights."""
+        return None
+
+    def describe(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+def render_transcript(messages: Sequence[Message]) -> str:
+    """Messages as one plain text, for base models with no chat template.
+
+    Scaffolds that target base models put the whole transcript in their messages already;
+    this only joins contents, adding no role markers of its own.
+    """
+    return "\n\n".join(m.content for m in messages if m.content)

@@ -1,0 +1,1 @@
+"""Fixtures for loopback servers (llama.cpp OpenAI-compatible server, fake providers)."""
