@@ -76,11 +76,23 @@ class Sink(Protocol):
     def spill(self, prepared: Any, stats: PipelineStats) -> str | None:
         """Last resort at shutdown: persist the batch elsewhere; return where, or None."""
 
+    def warm_up(self) -> None:
+        """One-time set-up on the exporter thread, before the first batch arrives."""
+
+    def idle(self) -> None:
+        """Nothing is waiting: release what a burst held (e.g. the store's write lock)."""
+
     def close(self) -> None: ...
 
 
 class ReliableSpanProcessor(SpanProcessor):
-    """Bounded, backpressured, never-silently-dropping span processor for one sink."""
+    """Bounded, backpressured, never-silently-dropping span processor for one sink.
+
+    Two threads form a pipeline: one converts batches (``sink.prepare``, Python), the other
+    writes them (``sink.write``; DuckDB's insert runs without the GIL), so conversion of the
+    next batch overlaps the write of the previous one. Spans are delivered in order; a
+    flush waits until every span that ended before it has been delivered (or spilled).
+    """
 
     def __init__(
         self,
@@ -89,6 +101,7 @@ class ReliableSpanProcessor(SpanProcessor):
         max_buffered: int = 50_000,
         flush_interval: float = 0.5,
         max_batch: int = 20_000,
+        wake_at: int = 5_000,
         shutdown_timeout: float = 30.0,
         strict: bool | None = None,
     ) -> None:
@@ -96,22 +109,29 @@ class ReliableSpanProcessor(SpanProcessor):
         self.stats = PipelineStats()
         self._max_buffered = max_buffered
         self._max_batch = max(1, min(max_batch, max_buffered))
+        # A burst is written while it is still being produced, not all at once at the end.
+        self._wake_at = max(1, min(wake_at, self._max_batch))
         self._flush_interval = flush_interval
         self._shutdown_timeout = shutdown_timeout
         self._strict = _strict_from_env() if strict is None else strict
-        self._buffer: list[ReadableSpan] = []
-        self._in_flight = 0
         self._cond = threading.Condition()
-        self._flush_requests = 0
-        self._flushed_requests = 0
+        self._buffer: list[ReadableSpan] = []
+        self._appended = 0  # spans ever accepted
+        self._taken = 0  # spans handed to the converter
+        self._done = 0  # spans delivered, spilled or counted lost
+        self._flush_target = 0  # flushes wait for _done to reach this
+        self._prepared: list[tuple[Any, int]] = []  # converted batches awaiting the writer
+        self._converter_finished = False
         self._closing = False
         self._closed = False
         self._deadline: float | None = None
         self._first_error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"shardscope-{sink.name}-export", daemon=True
-        )
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=target, name=f"shardscope-{sink.name}-{role}", daemon=True)
+            for role, target in (("convert", self._convert_loop), ("write", self._write_loop))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # --- producer side -----------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -122,12 +142,13 @@ class ReliableSpanProcessor(SpanProcessor):
         with cond:
             if not self._closed:
                 if (
-                    len(self._buffer) + self._in_flight >= self._max_buffered
-                    and threading.current_thread() is not self._thread
+                    self._appended - self._done >= self._max_buffered
+                    and threading.current_thread() not in self._threads
                 ):
                     self._wait_for_room()
                 self._buffer.append(span)
-                if len(self._buffer) >= self._max_batch:
+                self._appended += 1
+                if len(self._buffer) == self._wake_at:
                     cond.notify_all()
                 return
         self._export_late(span)
@@ -135,14 +156,17 @@ class ReliableSpanProcessor(SpanProcessor):
     def _wait_for_room(self) -> None:
         started = time.monotonic()
         self._cond.notify_all()
-        while len(self._buffer) + self._in_flight >= self._max_buffered and not self._closed:
+        while self._appended - self._done >= self._max_buffered and not self._closed:
             self._cond.wait(0.05)
         self.stats.add(backpressure_waits=1, backpressure_seconds=time.monotonic() - started)
 
     def _export_late(self, span: ReadableSpan) -> None:
         # A span that ends after shutdown (e.g. from a straggling thread) is still delivered.
         self.stats.add(late_spans=1, spans_received=1)
-        self._deliver([span])
+        prepared = self._prepare([span])
+        if prepared is not None:
+            self._deliver(prepared, 1)
+        self._idle()
 
     # --- flushing ---------------------------------------------------------------------
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -150,10 +174,10 @@ class ReliableSpanProcessor(SpanProcessor):
         with self._cond:
             if self._closed:
                 return True
-            self._flush_requests += 1
-            ticket = self._flush_requests
+            target = self._appended
+            self._flush_target = max(self._flush_target, target)
             self._cond.notify_all()
-            while self._flushed_requests < ticket:
+            while self._done < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -168,7 +192,8 @@ class ReliableSpanProcessor(SpanProcessor):
             self._closing = True
             self._deadline = time.monotonic() + self._shutdown_timeout
             self._cond.notify_all()
-        self._thread.join(self._shutdown_timeout + 5)
+        for thread in self._threads:
+            thread.join(self._shutdown_timeout + 5)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -183,43 +208,81 @@ class ReliableSpanProcessor(SpanProcessor):
             error, self._first_error = self._first_error, None
             raise RuntimeError(f"span sink {self.sink.name!r} failed: {error!r}") from error
 
-    # --- background thread ------------------------------------------------------------
-    def _run(self) -> None:
+    # --- background threads -----------------------------------------------------------
+    def _convert_loop(self) -> None:
+        self._warm_up()
+        cond = self._cond
         while True:
-            with self._cond:
-                self._cond.wait_for(self._should_wake, timeout=self._flush_interval)
+            with cond:
+                cond.wait_for(self._converter_should_wake, timeout=self._flush_interval)
+                # One prepared batch may wait for the writer while the next is converted.
+                cond.wait_for(lambda: len(self._prepared) < 2)
                 batch = self._buffer[: self._max_batch]
                 del self._buffer[: self._max_batch]
-                self._in_flight = len(batch)
-                done_ticket = self._flush_requests if not self._buffer else None
-                closing = self._closing
-                more = bool(self._buffer)
+                self._taken += len(batch)
+                finished = self._closing and not self._buffer
             if batch:
                 self.stats.add(spans_received=len(batch))
-                self._deliver(batch)
-            with self._cond:
-                self._in_flight = 0
-                if done_ticket is not None:
-                    self._flushed_requests = max(self._flushed_requests, done_ticket)
-                self._cond.notify_all()
-                if closing and not more and not self._buffer:
-                    return
+                prepared = self._prepare(batch)
+                with cond:
+                    if prepared is None:
+                        self._done += len(batch)  # counted as lost by _prepare
+                    else:
+                        self._prepared.append((prepared, len(batch)))
+                    cond.notify_all()
+            if finished:
+                with cond:
+                    self._converter_finished = True
+                    cond.notify_all()
+                return
 
-    def _should_wake(self) -> bool:
+    def _converter_should_wake(self) -> bool:
         return (
-            len(self._buffer) >= self._max_batch
-            or self._flush_requests > self._flushed_requests
+            len(self._buffer) >= self._wake_at
+            or self._flush_target > self._taken
             or self._closing
         )
 
-    def _deliver(self, batch: list[ReadableSpan]) -> None:
+    def _write_loop(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                cond.wait_for(lambda: self._prepared or self._converter_finished)
+                if not self._prepared:
+                    break  # converter finished and nothing is left
+                prepared, count = self._prepared.pop(0)
+                cond.notify_all()
+            self._deliver(prepared, count)
+            with cond:
+                self._done += count
+                idle = not self._prepared and not self._buffer
+                cond.notify_all()
+            if idle:
+                self._idle()
+        self._idle()
+
+    def _warm_up(self) -> None:
         try:
-            prepared = self.sink.prepare(batch)
+            self.sink.warm_up()
+        except Exception as exc:
+            self._record_error(exc)
+
+    def _idle(self) -> None:
+        try:
+            self.sink.idle()
+        except Exception as exc:  # closing a connection failed: note it, carry on
+            self._record_error(exc)
+
+    def _prepare(self, batch: list[ReadableSpan]) -> Any | None:
+        try:
+            return self.sink.prepare(batch)
         except Exception as exc:  # a bug in conversion: never loop on it
             self._record_error(exc)
             self.stats.add(lost_spans=len(batch))
             log.exception("shardscope: could not convert %d spans for %s", len(batch), self.sink.name)
-            return
+            return None
+
+    def _deliver(self, prepared: Any, count: int) -> None:
         attempt = 0
         while True:
             attempt += 1
@@ -231,15 +294,15 @@ class ReliableSpanProcessor(SpanProcessor):
                 if attempt == 1 or attempt % 20 == 0:
                     log.warning(
                         "shardscope: writing %d spans to %s failed (attempt %d): %s",
-                        len(batch), self.sink.name, attempt, exc,
+                        count, self.sink.name, attempt, exc,
                     )
                 if not self.sink.primary and attempt >= 3:
-                    self.stats.add(dropped_spans=len(batch))
-                    log.error("shardscope: %s gave up on %d spans", self.sink.name, len(batch))
+                    self.stats.add(dropped_spans=count)
+                    log.error("shardscope: %s gave up on %d spans", self.sink.name, count)
                     return
                 deadline = self._deadline if self._closing or self._closed else None
                 if deadline is not None and time.monotonic() >= deadline:
-                    self._spill(prepared, len(batch))
+                    self._spill(prepared, count)
                     return
                 time.sleep(min(0.05 * 2**attempt, 2.0))
 

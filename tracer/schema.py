@@ -60,7 +60,8 @@ VIEWS: dict[str, str] = {
     "episodes": f"""
 WITH llm AS (
     SELECT episode_id, count(*) AS llm_calls,
-           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
+           CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
            sum(TRY_CAST(attributes->>'$."shardscope.llm.cost_usd"' AS DOUBLE)) AS cost_usd,
            count(*) FILTER (WHERE status_code = 'ERROR') AS llm_errors
     FROM spans WHERE span_type = 'llm_call' AND episode_id IS NOT NULL GROUP BY episode_id),
@@ -107,7 +108,8 @@ WHERE e.span_type = 'episode'
     "steps": f"""
 WITH llm AS (
     SELECT episode_id, step_index, count(*) AS llm_calls,
-           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
+           CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
+           CAST(sum(output_tokens) AS BIGINT) AS output_tokens
     FROM spans WHERE span_type = 'llm_call' AND episode_id IS NOT NULL
     GROUP BY episode_id, step_index),
 tools AS (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,11 +19,16 @@ import pyarrow.parquet as pq
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from tracer.encoding import SpanBatch
+from tracer.encoding import SpanBatch, insert_spans_sql
 from tracer.pipeline import PipelineStats
-from tracer.store import Store
+from tracer.store import Store, WriterSession
 
 log = logging.getLogger("shardscope.tracer")
+INSERT_SPANS = insert_spans_sql("_shardscope_spans")
+# During a burst the writer keeps the store open between batches, but never longer than this
+# without letting readers in.
+MAX_HOLD_S = 0.5
+YIELD_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -49,15 +55,20 @@ class DuckDBSink:
         self.started_at = datetime.now(UTC)
         self._spill_seq = 0
         self._checked_spills = False
+        self._writer: WriterSession | None = None
 
     def prepare(self, spans: Sequence[ReadableSpan]) -> PreparedBatch:
-        batch = SpanBatch(self.writer_id).add_all(spans)
+        # Conversion holds the GIL; yielding it every few hundred spans keeps the traced
+        # program's threads from waiting a whole switch interval (5 ms) behind us.
+        batch = SpanBatch(self.writer_id).add_all(spans, yield_every=YIELD_EVERY)
         spans_table, events_table = batch.tables()
         return PreparedBatch(spans_table, events_table, dict(batch.dropped))
 
     def write(self, prepared: PreparedBatch, stats: PipelineStats) -> None:
         recovered: list[Path] = []
-        with self.store.writer() as con:
+        session = self._session()
+        con = session.connection
+        try:
             con.execute("BEGIN TRANSACTION")
             try:
                 if not self._checked_spills:
@@ -68,6 +79,11 @@ class DuckDBSink:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        except BaseException:
+            self.idle()  # a failed connection is never reused
+            raise
+        if time.monotonic() - session.opened_at > MAX_HOLD_S:
+            self.idle()  # a long burst lets waiting readers in at least this often
         self._checked_spills = True
         stats.add(
             spans_written=prepared.spans.num_rows,
@@ -135,14 +151,33 @@ class DuckDBSink:
             log.warning("shardscope: recovered %d spilled spans from %s", spans.num_rows, spans_file)
         return handled
 
+    def warm_up(self) -> None:
+        # The first tz-aware timestamp array loads Arrow's time-zone data (~0.2 s): do it now
+        # rather than on the first batch.
+        pa.array([0], pa.timestamp("us", tz="UTC"))
+
+    def _session(self) -> WriterSession:
+        if self._writer is None or self._writer.closed:
+            self._writer = self.store.open_writer()
+            # One DuckDB thread: the insert runs beside the traced program on another core
+            # instead of taking both cores from it.
+            self._writer.connection.execute("SET threads = 1")
+        return self._writer
+
+    def idle(self) -> None:
+        """Close the connection and release the store's write lock."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
     def close(self) -> None:
-        return None
+        self.idle()
 
 
 def _append(con: duckdb.DuckDBPyConnection, spans: pa.Table, events: pa.Table | None) -> None:
     con.register("_shardscope_spans", spans)
     try:
-        con.execute("INSERT INTO spans BY NAME SELECT * FROM _shardscope_spans")
+        con.execute(INSERT_SPANS)
     finally:
         con.unregister("_shardscope_spans")
     if events is not None and events.num_rows:
@@ -176,6 +211,12 @@ class ExporterSink:
         stats.add(spans_written=len(prepared), batches=1)
 
     def spill(self, prepared: Any, stats: PipelineStats) -> str | None:
+        return None
+
+    def warm_up(self) -> None:
+        return None
+
+    def idle(self) -> None:
         return None
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
@@ -59,13 +61,18 @@ _INHERITED: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 
 
 class ContextAttributesProcessor(SpanProcessor):
-    """Copies the attributes of the enclosing :meth:`Tracing.inherit` scope onto new spans."""
+    """Copies the attributes of the enclosing :meth:`Tracing.inherit` scope onto new spans.
+
+    Spans made by :meth:`Tracing.span` already carry them (merged before the SDK cleans the
+    attributes once); this covers spans other instrumentation starts inside our scopes.
+    """
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         inherited = _INHERITED.get()
         if inherited:
             existing = span.attributes or {}
-            span.set_attributes({k: v for k, v in inherited.items() if k not in existing})
+            if A.SPAN_TYPE not in existing:
+                span.set_attributes({k: v for k, v in inherited.items() if k not in existing})
 
     def on_end(self, span: ReadableSpan) -> None:
         return None
@@ -168,35 +175,25 @@ class Tracing:
         self.tracer = tracer
         self.policy = policy
 
-    @contextlib.contextmanager
     def span(
         self,
         name: str,
         span_type: str = A.SpanType.SPAN,
         attributes: Mapping[str, Any] | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
-    ) -> Iterator[TracedSpan]:
-        """A span named ``name`` of ``span_type``; an exception marks it failed and propagates."""
-        attrs: dict[str, Any] = {A.SPAN_TYPE: span_type}
+    ) -> _SpanScope:
+        """A span named ``name`` of ``span_type``, used as ``with tracing.span(...) as span``.
+
+        Attributes of the enclosing :meth:`inherit` scopes are added (explicit ones win); an
+        exception marks the span failed (``error.type``, redacted message) and propagates.
+        """
+        attrs: dict[str, Any] = {**_INHERITED.get(), A.SPAN_TYPE: span_type}
         if attributes:
-            clean = self.policy.clean
-            for key, value in attributes.items():
-                cleaned = clean(key, value)
-                if cleaned is not None:
-                    attrs[key] = cleaned
-        with self.tracer.start_as_current_span(
-            name, kind=kind, attributes=attrs, record_exception=False, set_status_on_exception=False
-        ) as sdk_span:
-            traced = TracedSpan(sdk_span, self.policy)
-            try:
-                yield traced
-            except BaseException as exc:
-                if not sdk_span.attributes or A.ERROR_TYPE not in sdk_span.attributes:
-                    sdk_span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
-                traced.record_exception(exc)
-                message = self.policy.redactor.text(f"{type(exc).__qualname__}: {exc}")
-                sdk_span.set_status(Status(StatusCode.ERROR, message))
-                raise
+            if attributes.keys() & _REDACTED_ATTRIBUTES:
+                clean = self.policy.clean
+                attributes = {k: c for k, v in attributes.items() if (c := clean(k, v)) is not None}
+            attrs.update(attributes)
+        return _SpanScope(self, name, attrs, kind)
 
     @staticmethod
     @contextlib.contextmanager
@@ -216,3 +213,35 @@ class Tracing:
     @staticmethod
     def now_ns() -> int:
         return time.time_ns()
+
+
+class _SpanScope:
+    """Context manager behind :meth:`Tracing.span` (a class: cheaper than a generator)."""
+
+    __slots__ = ("_tracing", "_name", "_attrs", "_kind", "_span", "_token")
+
+    def __init__(self, tracing: Tracing, name: str, attrs: dict[str, Any], kind: SpanKind) -> None:
+        self._tracing = tracing
+        self._name = name
+        self._attrs = attrs
+        self._kind = kind
+
+    def __enter__(self) -> TracedSpan:
+        span = self._tracing.tracer.start_span(self._name, kind=self._kind, attributes=self._attrs)
+        self._span = span
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        return TracedSpan(span, self._tracing.policy)
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        span = self._span
+        try:
+            if exc is not None:
+                if A.ERROR_TYPE not in (span.attributes or {}):
+                    span.set_attribute(A.ERROR_TYPE, exc_type.__qualname__)
+                traced = TracedSpan(span, self._tracing.policy)
+                traced.record_exception(exc)
+                message = self._tracing.policy.redactor.text(f"{exc_type.__qualname__}: {exc}")
+                span.set_status(Status(StatusCode.ERROR, message))
+        finally:
+            otel_context.detach(self._token)
+            span.end()

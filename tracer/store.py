@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -41,16 +42,31 @@ class Store:
     @contextlib.contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection, held under the exclusive lock; closed on exit."""
+        session = self.open_writer()
+        try:
+            yield session.connection
+        finally:
+            session.close()
+
+    def open_writer(self) -> WriterSession:
+        """Take the exclusive lock and open read-write; the caller must ``close()`` it."""
         self._ensure_directory()
-        with self.lock.exclusive():
+        lock = self.lock.exclusive()
+        lock.__enter__()
+        try:
             con = self._connect(read_only=False)
-            try:
-                if not self._schema_current:
-                    migrate(con, self.path, __version__)
-                    self._schema_current = True
-                yield con
-            finally:
-                con.close()
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
+        session = WriterSession(con, lock)
+        try:
+            if not self._schema_current:
+                migrate(con, self.path, __version__)
+                self._schema_current = True
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     @contextlib.contextmanager
     def reader(self, *, sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -120,6 +136,25 @@ class Store:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+
+class WriterSession:
+    """An open read-write connection and the exclusive lock it holds."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, lock: Any) -> None:
+        self.connection = connection
+        self._lock = lock
+        self.opened_at = time.monotonic()
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.connection.close()
+        finally:
+            self._lock.__exit__(None, None, None)
 
 
 def _store_error(path: Path, exc: duckdb.Error, read_only: bool) -> StoreError:

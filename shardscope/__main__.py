@@ -1,0 +1,5 @@
+"""`python -m shardscope` runs the CLI."""
+
+from shardscope.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""Terminal output for the CLI: tables, CSV, JSON, schema listings, store status."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+_MAX_CELL = 80
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = str(_plain(value)).replace("\n", "⏎")
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+
+
+def print_table(table: pa.Table, fmt: str, *, truncated: bool = False) -> None:
+    """Print an Arrow result as a table, CSV or JSON (one object per row, in an array)."""
+    rows = table.to_pylist()
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(table.column_names)
+        for row in rows:
+            writer.writerow([_plain(v) for v in row.values()])
+    elif fmt == "json":
+        json.dump(
+            [{k: _plain(v) for k, v in row.items()} for row in rows],
+            sys.stdout, ensure_ascii=False, indent=1, default=str,
+        )
+        sys.stdout.write("\n")
+    else:
+        _print_rich(table.column_names, rows, truncated)
+    if truncated and fmt != "table":
+        print("warning: output truncated by --max-rows", file=sys.stderr)
+
+
+def _print_rich(columns: Sequence[str], rows: list[dict[str, Any]], truncated: bool) -> None:
+    console = _console()
+    if not columns:
+        console.print("(statement executed; no result set)")
+        return
+    grid = Table(show_lines=False, header_style="bold")
+    for name in columns:
+        grid.add_column(name, overflow="fold")
+    for row in rows:
+        grid.add_row(*(_cell(v) for v in row.values()))
+    console.print(grid)
+    more = " (more rows: raise --max-rows or use --format csv)" if truncated else ""
+    console.print(f"{len(rows)} row{'s' if len(rows) != 1 else ''}{more}", style="dim")
+
+
+def print_schema(relations: Sequence[Any]) -> None:
+    console = _console()
+    for rel in relations:
+        console.print(f"[bold]{rel.name}[/bold] ({rel.kind}) — {rel.description}")
+        for col in rel.columns:
+            note = f"  [dim]{col.description}[/dim]" if col.description else ""
+            console.print(f"    {col.name:<24} {col.type:<14}{note}")
+        console.print()
+
+
+_WRITER_COLUMNS = (
+    ("pid", "pid"), ("last write", "recorded_at"), ("spans", "spans_written"),
+    ("events", "events_written"), ("waits", "backpressure_waits"), ("errors", "write_errors"),
+    ("spilled", "spilled_spans"), ("lost", "lost_spans"),
+)
+
+
+def print_status(status: Any, *, as_json: bool = False) -> None:
+    if as_json:
+        data = dataclasses.asdict(status) | {"problems": status.problems}
+        json.dump(data, sys.stdout, indent=1, default=_plain)
+        sys.stdout.write("\n")
+        return
+    console = _console()
+    console.print(f"[bold]store[/bold] {status.path}")
+    console.print(
+        f"schema v{status.schema_version}, {status.size_bytes / 1e6:.1f} MB on disk; "
+        + ", ".join(f"{name}: {count:,}" for name, count in status.counts.items())
+    )
+    if status.writers:
+        grid = Table(title="writers (latest counters of each process)", header_style="bold")
+        for header, _ in _WRITER_COLUMNS:
+            grid.add_column(header, justify="right")
+        for w in status.writers:
+            grid.add_row(*(_cell(w[key]) for _, key in _WRITER_COLUMNS))
+        console.print(grid)
+    problems = status.problems
+    if problems:
+        console.print("[bold red]problems:[/bold red]")
+        for line in problems:
+            console.print(f"  - {line}")
+    else:
+        console.print("[green]no span lost, dropped or spilled[/green]")

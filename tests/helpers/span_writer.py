@@ -1,0 +1,54 @@
+"""A span-writing process for the multi-process store tests.
+
+Writes ``--spans`` spans in batches of ``--batch`` through the real pipeline; with
+``--ack`` it force-flushes after each batch and prints ``flushed <total>`` once the batch is
+in the store, so a parent can kill it and know what must have survived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from config.settings import Settings
+from tracer import SpanType, setup_tracing
+from tracer import attributes as A
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--spans", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--tag", default="w")
+    parser.add_argument("--ack", action="store_true")
+    parser.add_argument("--sleep", type=float, default=0.0, help="pause between batches")
+    parser.add_argument("--then-wait", action="store_true", help="block at the end until killed")
+    args = parser.parse_args()
+    tracing = setup_tracing(
+        Settings(db=args.db, flush_interval=0.2), install_signal_handlers=True, strict=True
+    )
+    written = 0
+    with tracing.inherit({A.RUN_ID: args.tag}):
+        while written < args.spans:
+            for _ in range(min(args.batch, args.spans - written)):
+                with tracing.span("work", SpanType.SPAN, {"writer.seq": written}):
+                    written += 1
+            if args.ack:
+                if not tracing.force_flush(60):
+                    print("flush timed out", file=sys.stderr)
+                    return 3
+                print(f"flushed {written}", flush=True)
+            if args.sleep:
+                time.sleep(args.sleep)
+    print(f"done {written}", flush=True)
+    if args.then_wait:
+        while True:
+            time.sleep(0.1)
+    tracing.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Several processes on one store: writers, readers, a killed writer. No lock error, no loss."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tracer import Store
+from tracer.queries import run_sql
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _writer(db: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.span_writer", "--db", str(db), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _count(db: Path, where: str = "") -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(f"SELECT count(*) FROM spans {where}").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _wait_for_store(db: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not db.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert db.exists(), "the writer never created the store"
+
+
+@pytest.mark.slow
+def test_reader_process_queries_while_writer_writes(db_path: Path) -> None:
+    writer = _writer(db_path, "--spans", "20000", "--batch", "200", "--sleep", "0.02")
+    _wait_for_store(db_path)
+    reader = subprocess.run(
+        [sys.executable, "-c", _READER, str(db_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    out, err = writer.communicate(timeout=300)
+    assert writer.returncode == 0, err
+    assert reader.returncode == 0, reader.stderr
+    counts = [int(x) for x in reader.stdout.split()]
+    assert len(counts) == 50
+    assert counts == sorted(counts), "a count went down"
+    assert counts[-1] > counts[0], "the reader never saw the writer progress"
+    assert _count(db_path) == 20_000
+
+
+_READER = """
+import sys, time
+from tracer import Store
+from tracer.queries import run_sql
+store = Store(sys.argv[1])
+for _ in range(50):
+    table = run_sql(store, "SELECT count(*) AS n FROM spans")
+    print(table.column("n")[0].as_py(), flush=True)
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.slow
+def test_two_writer_processes_at_once_both_complete(db_path: Path) -> None:
+    a = _writer(db_path, "--spans", "8000", "--batch", "100", "--tag", "A")
+    b = _writer(db_path, "--spans", "8000", "--batch", "100", "--tag", "B")
+    for proc in (a, b):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert _count(db_path, "WHERE run_id = 'A'") == 8000
+    assert _count(db_path, "WHERE run_id = 'B'") == 8000
+
+
+@pytest.mark.slow
+def test_sigkilled_writer_keeps_every_flushed_span(db_path: Path) -> None:
+    writer = _writer(db_path, "--spans", "1000000", "--batch", "500", "--ack")
+    acknowledged = 0
+    assert writer.stdout is not None
+    while acknowledged < 5000:
+        line = writer.stdout.readline()
+        assert line, writer.stderr.read() if writer.stderr else "writer died"
+        acknowledged = int(line.split()[1])
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait(30)
+    assert writer.returncode == -signal.SIGKILL
+    store = Store(db_path)
+    survived = run_sql(store, "SELECT count(*) AS n FROM spans").column("n")[0].as_py()
+    assert survived >= acknowledged
+    # and the store is still writable afterwards
+    again = _writer(db_path, "--spans", "10", "--tag", "after")
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert _count(db_path, "WHERE run_id = 'after'") == 10
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_flushes_buffered_spans(db_path: Path, sig: signal.Signals) -> None:
+    writer = _writer(db_path, "--spans", "300", "--batch", "300", "--then-wait")
+    assert writer.stdout is not None
+    assert writer.stdout.readline().startswith("done 300")
+    writer.send_signal(sig)
+    writer.wait(60)
+    assert _count(db_path) == 300
+
+
+def test_store_lock_error_never_reaches_a_reader(db_path: Path) -> None:
+    """A reader that arrives while a writer holds the file waits instead of failing."""
+    store = Store(db_path)
+    with store.writer() as con:
+        con.execute("INSERT INTO shardscope_meta VALUES ('probe', '1')")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db_path)], cwd=ROOT,
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    started = time.monotonic()
+    table = run_sql(store, "SELECT count(*) AS n FROM shardscope_meta WHERE key = 'probe'")
+    waited = time.monotonic() - started
+    holder.wait(30)
+    assert table.column("n")[0].as_py() == 1
+    assert waited >= 0.5, "the reader should have waited for the writer's lock"
+
+
+_HOLDER = """
+import sys, time
+from tracer import Store
+store = Store(sys.argv[1])
+with store.writer() as con:
+    print("holding", flush=True)
+    time.sleep(1.0)
+"""

@@ -1,0 +1,108 @@
+"""The public views over spans emitted through the real SDK, in the shapes the runner emits."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from scaffolds.backends.errors import ServerError
+from scaffolds.backends.scripted import Scripted, ScriptedBackend
+from scaffolds.backends.traced import Price, TracedModel
+from scaffolds.types import Message, ToolCall
+from tracer import SpanType, Store, setup_tracing
+from tracer import attributes as A
+from tracer.queries import read_frame
+
+
+async def _nosleep(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+def store(db_path: Path) -> Store:
+    tracing = setup_tracing(Settings(db=db_path), strict=True)
+    backend = ScriptedBackend(
+        model="toy-1",
+        responses=[
+            Scripted(tool_calls=(ToolCall("c1", "calculator", {"expression": "2+2"}),)),
+            ServerError("boom", status_code=500),
+            "The answer is 4",
+        ],
+    )
+    model = TracedModel(backend, tracing, model_id="toy", price=Price(1.0, 2.0), sleep=_nosleep)
+    run = {A.RUN_ID: "run-1"}
+    with tracing.inherit(run):
+        with tracing.span("run start", SpanType.RUN_START, {A.RUN_PLANNED_EPISODES: 2}):
+            pass
+        with tracing.span("run run-1", SpanType.RUN, {A.RUN_STATUS: "finished"}):
+            with tracing.inherit({A.EPISODE_ID: "ep-1", A.MODEL_ID: "toy"}):
+                with tracing.span(
+                    "invoke_agent react",
+                    SpanType.EPISODE,
+                    {A.SUITE_NAME: "arith", A.TASK_ID: "t1", A.SCAFFOLD_NAME: "react",
+                     A.SCAFFOLD_HASH: "abc123", A.SEED: 7, A.GEN_AI_PROVIDER_NAME: "scripted"},
+                ) as episode:
+                    for step in range(2):
+                        with tracing.inherit({A.STEP_INDEX: step}):
+                            with tracing.span(f"step {step}", SpanType.STEP) as s:
+                                out = asyncio.run(model.generate([Message("user", "2+2?")]))
+                                s.set(A.STEP_OUTPUT, out.text)
+                                if out.tool_calls:
+                                    s.set(A.STEP_ACTION, {"type": "tool", "tool": "calculator"})
+                                    with tracing.span("execute_tool calculator", SpanType.TOOL_CALL,
+                                                      {A.GEN_AI_TOOL_NAME: "calculator",
+                                                       A.GEN_AI_TOOL_CALL_ARGUMENTS: {"expression": "2+2"}}) as t:
+                                        t.set(A.GEN_AI_TOOL_CALL_RESULT, "4")
+                                else:
+                                    s.set(A.STEP_ACTION, {"type": "final", "answer": out.text})
+                    episode.set_many({A.EPISODE_OUTCOME: "success", A.EPISODE_SCORE: 1.0,
+                                      A.EPISODE_FINAL_ANSWER: "4", A.EPISODE_STEPS: 2})
+    tracing.shutdown()
+    return Store(db_path)
+
+
+def test_episodes_view(store: Store) -> None:
+    row = read_frame(store, "SELECT * FROM episodes").iloc[0]
+    assert (row.suite, row.task_id, row.scaffold, row.scaffold_hash, row.model) == (
+        "arith", "t1", "react", "abc123", "toy")
+    assert (row.seed, row.outcome, row.score, row.steps) == (7, "success", 1.0, 2)
+    assert (row.llm_calls, row.tool_calls, row.run_id) == (2, 1, "run-1")
+    assert row.input_tokens == 2 and row.output_tokens == 4  # one word in per call; 4 out
+    assert row.cost_usd == pytest.approx((2 * 1.0 + 4 * 2.0) / 1e6)
+
+
+def test_steps_and_tool_calls_views(store: Store) -> None:
+    steps = read_frame(store, "SELECT * FROM steps ORDER BY step_index")
+    assert list(steps.action_type) == ["tool", "final"]
+    assert steps.action_tool[0] == "calculator" and steps.action_tool.isna()[1]
+    assert list(steps.llm_calls) == [1, 1] and list(steps.tool_calls) == [1, 0]
+    tools = read_frame(store, "SELECT * FROM tool_calls").iloc[0]
+    assert (tools.tool_name, tools.result, bool(tools.ok), tools.step_index) == ("calculator", "4", True, 0)
+    assert '"expression":"2+2"' in tools.arguments
+
+
+def test_llm_calls_attempts_tokens_and_messages(store: Store) -> None:
+    calls = read_frame(store, "SELECT * FROM llm_calls ORDER BY step_index")
+    assert list(calls.attempts) == [1, 2]
+    assert list(calls.request_model) == ["toy-1", "toy-1"]
+    attempts = read_frame(store, "SELECT * FROM llm_attempts")
+    assert len(attempts) == 1
+    assert (attempts.error_type[0], attempts.status_code[0], attempts.step_index[0]) == ("server_error", 500, 1)
+    tokens = read_frame(store, "SELECT * FROM token_events WHERE step_index = 1 ORDER BY token_index")
+    assert "".join(tokens.token) == "The answer is 4"
+    assert list(tokens.token_index) == [0, 1, 2, 3]
+    assert (tokens.offset_ms >= 0).all()
+    messages = read_frame(store, "SELECT * FROM messages ORDER BY step_index, direction, position")
+    assert set(messages.direction) == {"input", "output"}
+    assert messages[messages.direction == "input"].text.tolist() == ["2+2?", "2+2?"]
+    out = messages[(messages.direction == "output") & (messages.step_index == 1)].iloc[0]
+    assert (out.role, out.text, out.finish_reason) == ("assistant", "The answer is 4", "stop")
+
+
+def test_runs_view(store: Store) -> None:
+    run = read_frame(store, "SELECT * FROM runs").iloc[0]
+    assert (run.run_id, run.status, run.planned_episodes, run.completed_episodes, run.successes) == (
+        "run-1", "finished", 2, 1, 1)

@@ -1,0 +1,146 @@
+"""Query functions over the store, shared by the CLI, the UI and users' own code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from shardscope.errors import QueryError
+from tracer.schema import DESCRIPTIONS, VIEWS, stored_version
+from tracer.sinks import spill_dir
+from tracer.store import Store
+
+_HINTS = (
+    ("Catalog Error", "run `shardscope query --schema` for the tables and views"),
+    ("Binder Error", "run `shardscope query --schema` for the columns of each view"),
+    ("read-only mode", "queries cannot change the store"),
+    ("Permission Error", "queries cannot read or write files outside the store"),
+)
+
+
+def run_sql(
+    store: Store, sql: str, params: list[Any] | None = None, *, max_rows: int | None = None
+) -> pa.Table:
+    """Run user SQL read-only and sandboxed (no file access); errors become QueryError."""
+    if not sql or not sql.strip():
+        raise QueryError("empty query: pass a SQL statement, e.g. \"SELECT * FROM episodes\"")
+    with store.reader(sandboxed=True) as con:
+        try:
+            relation = con.sql(sql, params=params) if params else con.sql(sql)
+            if relation is None:  # a statement with no result set (SET, PRAGMA ...)
+                return pa.table({})
+            if max_rows is None:
+                return relation.to_arrow_table()
+            return relation.limit(max_rows).to_arrow_table()
+        except duckdb.Error as exc:
+            raise query_error(exc) from None
+
+
+def query_error(exc: duckdb.Error) -> QueryError:
+    """A one-line, actionable message for a DuckDB error raised by user SQL."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    hint = next((h for key, h in _HINTS if key in first), None)
+    return QueryError(f"{first}" + (f" ({hint})" if hint else ""))
+
+
+def read_frame(store: Store, sql: str, params: list[Any] | None = None) -> Any:
+    """Our own (trusted) SQL as a pandas DataFrame; for library code, not for user input."""
+    with store.reader() as con:
+        return con.execute(sql, params or []).df()
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class Relation:
+    name: str
+    kind: str  # "view" or "table"
+    description: str
+    columns: tuple[Column, ...]
+
+
+_PUBLIC_ORDER = [*VIEWS, "spans", "span_events", "writer_stats", "ingested_spills", "shardscope_meta"]
+
+
+def describe_schema(store: Store) -> list[Relation]:
+    """Every table and view of the store with its columns and descriptions."""
+    with store.reader() as con:
+        rows = con.execute(
+            "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name = 'main' "
+            "ORDER BY table_name, column_index"
+        ).fetchall()
+    columns: dict[str, list[Column]] = {}
+    for table, name, dtype, comment in rows:
+        columns.setdefault(table, []).append(Column(name, dtype, comment))
+    ordered = [n for n in _PUBLIC_ORDER if n in columns] + sorted(set(columns) - set(_PUBLIC_ORDER))
+    return [
+        Relation(
+            name,
+            "view" if name in VIEWS else "table",
+            DESCRIPTIONS.get(name, ""),
+            tuple(columns[name]),
+        )
+        for name in ordered
+    ]
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    path: str
+    size_bytes: int
+    schema_version: int
+    counts: dict[str, int]
+    writers: list[dict[str, Any]]
+    pending_spill_files: int
+
+    @property
+    def problems(self) -> list[str]:
+        """Losses or drops anywhere in the pipeline: what `shardscope status` warns about."""
+        out = []
+        for w in self.writers:
+            for key in ("lost_spans", "secondary_dropped_spans", "sdk_dropped_events",
+                        "sdk_dropped_attributes", "spilled_spans"):
+                if w.get(key):
+                    out.append(f"writer {w['writer_id']} (pid {w['pid']}): {key} = {w[key]}")
+        if self.pending_spill_files:
+            out.append(
+                f"{self.pending_spill_files} spill file(s) await ingestion by the next writer"
+            )
+        return out
+
+
+def store_status(store: Store) -> StoreStatus:
+    """Counts, schema version, per-writer pipeline counters and pending spills."""
+    with store.reader() as con:
+        version = stored_version(con)
+        counts = {
+            name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            for name in ("spans", "span_events", "episodes", "runs")
+        }
+        latest = con.execute(
+            "SELECT * FROM writer_stats QUALIFY row_number() OVER "
+            "(PARTITION BY writer_id ORDER BY recorded_at DESC, spans_written DESC) = 1 "
+            "ORDER BY started_at"
+        )
+        names = [d[0] for d in latest.description]
+        writers = [dict(zip(names, row, strict=True)) for row in latest.fetchall()]
+    spills = spill_dir(store)
+    pending = len(list(spills.glob("*.spans.parquet"))) if spills.is_dir() else 0
+    size = store.path.stat().st_size + _wal_size(store)
+    return StoreStatus(str(store.path), size, version, counts, writers, pending)
+
+
+def _wal_size(store: Store) -> int:
+    wal = store.path.with_name(store.path.name + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
