@@ -9,6 +9,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -121,3 +122,35 @@ def print_status(status: Any, *, as_json: bool = False) -> None:
             console.print(f"  - {line}")
     else:
         console.print("[green]no span lost, dropped or spilled[/green]")
+
+
+def print_run_report(report: Any, summary: Any, store_path: Any) -> None:
+    """The end of a run: the comparison table, then what to do next."""
+    console = _console()
+    if summary is not None and len(summary):
+        grid = Table(title=f"run {report.run_id}: model x scaffold", header_style="bold")
+        for header in ("model", "scaffold", "n", "success", "score", "steps", "tokens",
+                       "cost $", "s/episode", "protocol err", "budget out", "errors"):
+            grid.add_column(header, justify="left" if header in ("model", "scaffold") else "right")
+        for row in summary.itertuples():
+            grid.add_row(
+                row.model, row.scaffold, str(row.episodes),
+                f"{row.success_rate:.0%} ± {row.success_se:.0%}",
+                f"{row.mean_score:.2f}", f"{row.mean_steps:.1f}", f"{int(row.tokens or 0):,}",
+                "∅" if row.cost_usd != row.cost_usd or row.cost_usd is None else f"{row.cost_usd:.4f}",
+                f"{row.mean_seconds:.1f}", str(row.protocol_errors), str(row.budget_exhausted),
+                str(row.errors),
+            )
+        console.print(grid)
+    state = "interrupted" if report.interrupted else "finished"
+    console.print(
+        f"run {report.run_id} {state}: {report.ran} episodes run, {report.skipped} already done, "
+        f"{report.planned} planned, {report.seconds:.0f}s"
+    )
+    if report.interrupted:
+        console.print(f"resume it with: [bold]shardscope run --resume {report.run_id}[/bold]")
+    db = f" --db {store_path}" if str(store_path) != str(Path("shardscope.duckdb").absolute()) else ""
+    console.print("next:")
+    console.print(f"  shardscope ui{db}                      # explore the traces in the browser")
+    console.print(f'  shardscope query{db} "SELECT * FROM episodes WHERE run_id = \'{report.run_id}\'"')
+    console.print(f"  shardscope compare{db} --run {report.run_id}  # differences with error bars")

@@ -144,3 +144,58 @@ def _wal_size(store: Store) -> int:
     wal = store.path.with_name(store.path.name + ".wal")
     return wal.stat().st_size if wal.exists() else 0
 
+
+
+# --- runs ---------------------------------------------------------------------------------
+def completed_episode_keys(store: Store, run_id: str) -> set[str]:
+    """Keys of the run's episodes already in the store (what ``--resume`` skips)."""
+    if not store.exists():
+        return set()
+    with store.reader() as con:
+        rows = con.execute(
+            "SELECT DISTINCT episode_key FROM episodes WHERE run_id = ? AND episode_key IS NOT NULL",
+            [run_id],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def run_info(store: Store, run_id: str | None = None) -> dict[str, Any] | None:
+    """One row of the ``runs`` view (the latest run when ``run_id`` is None), or None."""
+    with store.reader() as con:
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        result = con.execute(
+            f"SELECT run_id, name, status, planned_episodes, completed_episodes, "
+            f"CAST(config AS VARCHAR) AS config, started_at FROM runs {where} "
+            "ORDER BY started_at DESC LIMIT 1",
+            params,
+        )
+        names = [d[0] for d in result.description]
+        row = result.fetchone()
+    return dict(zip(names, row, strict=True)) if row else None
+
+
+SUMMARY_SQL = """
+SELECT model, scaffold,
+       count(*) AS episodes,
+       avg(CASE WHEN outcome = 'success' THEN 1.0 ELSE 0.0 END) AS success_rate,
+       sqrt(avg(CASE WHEN outcome = 'success' THEN 1.0 ELSE 0.0 END)
+            * (1 - avg(CASE WHEN outcome = 'success' THEN 1.0 ELSE 0.0 END))
+            / greatest(count(*) - 1, 1)) AS success_se,
+       avg(score) AS mean_score,
+       avg(steps) AS mean_steps,
+       sum(input_tokens + output_tokens) AS tokens,
+       sum(cost_usd) AS cost_usd,
+       avg(duration_s) AS mean_seconds,
+       count(*) FILTER (WHERE outcome = 'protocol_error') AS protocol_errors,
+       count(*) FILTER (WHERE outcome = 'budget_exhausted') AS budget_exhausted,
+       count(*) FILTER (WHERE outcome = 'error') AS errors
+FROM episodes
+WHERE run_id = ? AND ablation_shard IS NULL
+GROUP BY model, scaffold
+ORDER BY model, scaffold
+"""
+
+
+def run_summary(store: Store, run_id: str) -> Any:
+    """Per model x scaffold: success rate (+ standard error), score, steps, tokens, cost, time."""
+    return read_frame(store, SUMMARY_SQL, [run_id])

@@ -7,6 +7,8 @@ users, the CLI and the UI query them, never the JSON directly unless they want t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 
 import duckdb
@@ -118,7 +120,7 @@ tools AS (
     GROUP BY episode_id, step_index)
 SELECT s.episode_id, s.run_id, s.step_index, s.trace_id, s.span_id,
        s.model_id AS model,
-       {_json_attr("shardscope.step.input", "input", table="s.")},
+       {_attr("shardscope.step.input", "input", table="s.")},
        {_attr("shardscope.step.output", "output", table="s.")},
        {_json_attr("shardscope.step.action", "action", table="s.")},
        TRY_CAST(s.attributes->>'$."shardscope.step.action"' AS JSON)->>'$.type' AS action_type,
@@ -304,21 +306,49 @@ def check_readable(version: int, path: object) -> None:
         )
 
 
+VIEWS_HASH = hashlib.sha256(
+    json.dumps([VIEWS, DESCRIPTIONS], sort_keys=True).encode("utf-8")
+).hexdigest()[:16]
+
+
+def _stored_views_hash(con: duckdb.DuckDBPyConnection) -> str | None:
+    row = con.execute("SELECT value FROM shardscope_meta WHERE key = 'views_hash'").fetchone()
+    return row[0] if row else None
+
+
+def _refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Views are code, not data: a writer with other view definitions replaces them."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _create_views(con)
+        con.execute("DELETE FROM shardscope_meta WHERE key = 'views_hash'")
+        con.execute("INSERT INTO shardscope_meta VALUES ('views_hash', ?)", [VIEWS_HASH])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def migrate(con: duckdb.DuckDBPyConnection, path: object, writer_version: str) -> int:
     """Bring the store to SCHEMA_VERSION inside one transaction; returns the old version."""
     version = stored_version(con)
     check_readable(version, path)
     if version == SCHEMA_VERSION:
+        if _stored_views_hash(con) != VIEWS_HASH:
+            _refresh_views(con)
         return version
     con.execute("BEGIN TRANSACTION")
     try:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[target](con)
         _create_views(con)
-        con.execute("DELETE FROM shardscope_meta WHERE key IN ('schema_version', 'written_by')")
         con.execute(
-            "INSERT INTO shardscope_meta VALUES ('schema_version', ?), ('written_by', ?)",
-            [str(SCHEMA_VERSION), writer_version],
+            "DELETE FROM shardscope_meta WHERE key IN ('schema_version', 'written_by', 'views_hash')"
+        )
+        con.execute(
+            "INSERT INTO shardscope_meta VALUES ('schema_version', ?), ('written_by', ?), "
+            "('views_hash', ?)",
+            [str(SCHEMA_VERSION), writer_version, VIEWS_HASH],
         )
         if version == 0:
             con.execute("INSERT INTO shardscope_meta VALUES ('created_at', CAST(now() AS VARCHAR))")

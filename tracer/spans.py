@@ -232,6 +232,10 @@ class _SpanScope:
         self._token = otel_context.attach(trace.set_span_in_context(span))
         return TracedSpan(span, self._tracing.policy)
 
+    def abandon(self) -> None:
+        """Leave the span unended (it is never exported) and restore the context."""
+        otel_context.detach(self._token)
+
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         span = self._span
         try:

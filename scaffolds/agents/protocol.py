@@ -1,0 +1,106 @@
+"""Parsing what models write when a scaffold asks them to act in text.
+
+Two formats: the ReAct text protocol (``Action:`` / ``Action Input:`` / ``Final Answer:``)
+and JSON tool calls in ``<tool_call>...</tool_call>`` blocks (what Qwen-style chat templates
+teach models). A call that cannot be parsed is returned as a ToolCall with ``error`` set,
+never dropped: the scaffold records it as a protocol error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from scaffolds.types import ToolCall
+
+_FINAL = re.compile(r"final\s*answer\s*[:：]\s*", re.IGNORECASE)
+_ACTION = re.compile(r"^\s*action\s*[:：]\s*(?P<name>.*)$", re.IGNORECASE | re.MULTILINE)
+_ACTION_INPUT = re.compile(r"^\s*action\s*input\s*[:：]\s*", re.IGNORECASE | re.MULTILINE)
+_OBSERVATION = re.compile(r"^\s*observation\s*[:：]", re.IGNORECASE | re.MULTILINE)
+_TOOL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+_NAME_CLEAN = re.compile(r"[`*\"'\[\]()]")
+
+
+@dataclass(frozen=True)
+class TextAction:
+    """A parsed ReAct step: a tool call, a final answer, or neither (``problem`` says why)."""
+
+    call: ToolCall | None = None
+    final_answer: str | None = None
+    problem: str | None = None
+
+
+def parse_react(text: str, call_id: str) -> TextAction:
+    """Parse one ReAct-format model output (whichever of Action / Final Answer comes first)."""
+    final = _FINAL.search(text)
+    action = _ACTION.search(text)
+    if final and (not action or final.start() < action.start()):
+        answer = text[final.end():].strip()
+        answer = _OBSERVATION.split(answer)[0].strip()
+        if not answer:
+            return TextAction(problem="'Final Answer:' with nothing after it")
+        return TextAction(final_answer=answer)
+    if not action:
+        return TextAction(problem="no 'Action:' or 'Final Answer:' line")
+    name = _NAME_CLEAN.sub("", action.group("name")).strip().split(" ")[0] if action.group("name") else ""
+    rest = text[action.end():]
+    found = _ACTION_INPUT.search(rest)
+    raw = rest[found.end():] if found else ""
+    raw = _OBSERVATION.split(raw)[0].strip()
+    if not name:
+        return TextAction(call=ToolCall(call_id, "", {}, raw=text.strip(), error="'Action:' names no tool"))
+    if not found:
+        return TextAction(call=ToolCall(call_id, name, {}, raw=text.strip(), error="no 'Action Input:' line"))
+    arguments, error = _json_object(raw)
+    return TextAction(call=ToolCall(call_id, name, arguments or {}, raw=raw, error=error))
+
+
+def parse_tool_call_blocks(text: str, id_prefix: str) -> list[ToolCall]:
+    """Every ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` block in ``text``."""
+    calls = []
+    for i, match in enumerate(_TOOL_BLOCK.finditer(text)):
+        raw = match.group(1)
+        payload, error = _json_object(raw)
+        name = payload.get("name") if payload else None
+        if error is None and not isinstance(name, str):
+            error = "tool call JSON has no string 'name'"
+        arguments = payload.get("arguments", payload.get("parameters", {})) if payload else {}
+        if error is None and isinstance(arguments, str):
+            arguments, error = _json_object(arguments)
+        if error is None and not isinstance(arguments, dict):
+            error = "'arguments' must be a JSON object"
+        calls.append(
+            ToolCall(
+                f"{id_prefix}-{i}",
+                name if isinstance(name, str) else "",
+                arguments if isinstance(arguments, dict) else {},
+                raw=raw,
+                error=error,
+            )
+        )
+    return calls
+
+
+def strip_final_answer(text: str) -> str:
+    """The answer in a model's reply: after 'Final Answer:' if present, else the whole text."""
+    found = _FINAL.search(text)
+    return (text[found.end():] if found else text).strip()
+
+
+def _json_object(raw: str) -> tuple[dict | None, str | None]:
+    text = raw.strip()
+    if text.startswith("```"):
+        text = text.strip("`")
+        text = text[text.find("\n") + 1:] if "\n" in text else text
+        text = text.rstrip("`").strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        return None, f"arguments are not a JSON object: {raw[:120]!r}"
+    try:
+        value = json.loads(text[start:end + 1])
+    except json.JSONDecodeError as exc:
+        return None, f"arguments are not valid JSON ({exc.msg} at column {exc.colno}): {raw[:120]!r}"
+    if not isinstance(value, dict):
+        return None, "arguments must be a JSON object"
+    return value, None

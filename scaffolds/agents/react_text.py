@@ -1,0 +1,68 @@
+"""Text-protocol ReAct (Thought / Action / Action Input / Observation / Final Answer).
+
+The whole episode is one growing transcript, sent as plain text: it works the same for chat
+models and for base models with no chat template (which simply continue the text).
+"""
+
+from __future__ import annotations
+
+from scaffolds.agents.base import EpisodeResult, Scaffold, register
+from scaffolds.agents.protocol import parse_react
+from scaffolds.agents.runtime import Episode
+from scaffolds.types import Message
+
+STOP = ("\nObservation:", "Observation:")
+
+
+@register
+class TextReAct(Scaffold):
+    name = "react-text"
+    description = "Text-protocol ReAct over one transcript; also works for base models."
+    prompts = {
+        "instructions": (
+            "Answer the question. You can use these tools:\n{tools}\n\n"
+            "Use exactly this format:\n"
+            "Thought: think about what to do next\n"
+            "Action: the name of one tool\n"
+            "Action Input: the tool's arguments as a JSON object\n"
+            "Observation: the tool's result (it will be written for you)\n"
+            "... (Thought / Action / Action Input / Observation can repeat)\n"
+            "Thought: I now know the final answer\n"
+            "Final Answer: the answer\n\n"
+            "Begin!\n\n"
+        ),
+        "question": "Question: {task}\n",
+        "cue": "Thought:",
+        "observation": "\nObservation: {output}\n",
+        "invalid": "\nObservation: Invalid format ({problem}). Write 'Action:' and 'Action Input:', "
+        "or 'Final Answer:'.\n",
+    }
+
+    async def run(self, episode: Episode) -> EpisodeResult:
+        p = self.prompts
+        transcript = p["instructions"].format(tools=episode.tools_text()) + p["question"].format(
+            task=episode.task_prompt
+        )
+        fed_in = transcript
+        while not episode.out_of_budget() and not episode.too_many_protocol_errors():
+            async with episode.step(fed_in) as step:
+                prompt = transcript + p["cue"]
+                output = await step.generate([Message("user", prompt)], stop=STOP)
+                reply = output.text.rstrip()
+                parsed = parse_react(p["cue"] + " " + reply, f"call-{step.index}")
+                transcript = prompt + " " + reply.strip() + "\n"
+                if parsed.final_answer is not None:
+                    step.action("final", answer=parsed.final_answer)
+                    return episode.finish(parsed.final_answer)
+                if parsed.call is None:
+                    step.protocol_error(parsed.problem or "unparseable reply")
+                    step.action("none")
+                    fed_in = p["invalid"].format(problem=parsed.problem)
+                else:
+                    call = parsed.call
+                    step.action("tool", tool=call.name, arguments=call.arguments,
+                                calls=[{"tool": call.name, "arguments": call.arguments}])
+                    outcome = await step.run_tool(call)
+                    fed_in = p["observation"].format(output=outcome.output)
+                transcript += fed_in
+        return episode.finish(None)

@@ -1,0 +1,124 @@
+"""The run matrix: suites x scaffolds x models x seeds (x ablations), and its episodes."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shardscope.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """One shard removed or replaced, against a baseline episode of the same coordinates."""
+
+    shard: str
+    mode: str  # "removed" | "replaced"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("removed", "replaced"):
+            raise ConfigError(f"ablation mode must be 'removed' or 'replaced', got {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    """What to run. Stored with the run (``shardscope.run.config``) so it can be resumed."""
+
+    suites: tuple[str, ...]
+    models: tuple[str, ...]
+    scaffolds: tuple[str, ...]
+    seeds: int = 1
+    tasks: tuple[str, ...] = ()  # task id patterns (fnmatch); empty = all
+    limit_tasks: int | None = None  # at most this many tasks per suite
+    scaffold_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    concurrency: Mapping[str, int] = field(default_factory=dict)  # provider -> limit
+    logprobs: bool = False
+    ablations: str = ""  # "" (none) | "removed" | "replaced" | "both": one episode per shard
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        for label, values in (("suites", self.suites), ("models", self.models), ("scaffolds", self.scaffolds)):
+            if not values:
+                raise ConfigError(f"the run needs at least one of {label}")
+            dupes = sorted({v for v in values if list(values).count(v) > 1})
+            if dupes:
+                raise ConfigError(f"{label} listed twice: {', '.join(dupes)}")
+        if self.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.limit_tasks is not None and self.limit_tasks < 1:
+            raise ConfigError(f"--limit must be >= 1, got {self.limit_tasks}")
+        if self.ablations not in ("", "removed", "replaced", "both"):
+            raise ConfigError(f"ablations must be removed, replaced or both, got {self.ablations!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> MatrixSpec:
+        data = json.loads(text)
+        for key in ("suites", "models", "scaffolds", "tasks"):
+            data[key] = tuple(data.get(key) or ())
+        return cls(**data)
+
+    def ablation_modes(self) -> tuple[str, ...]:
+        return {"": (), "removed": ("removed",), "replaced": ("replaced",),
+                "both": ("removed", "replaced")}[self.ablations]
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One cell of the matrix: a task attempt to run."""
+
+    suite: str
+    task_id: str
+    scaffold: str
+    scaffold_hash: str
+    model: str
+    seed: int
+    ablation: AblationSpec | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the attempt; resume skips keys already in the store."""
+        base = f"{self.suite}/{self.task_id}/{self.scaffold}@{self.scaffold_hash[:12]}/{self.model}/seed{self.seed}"
+        if self.ablation is None:
+            return base
+        return f"{base}/ablate:{self.ablation.shard}:{self.ablation.mode}"
+
+    @property
+    def baseline_key(self) -> str | None:
+        if self.ablation is None:
+            return None
+        return EpisodeSpec(self.suite, self.task_id, self.scaffold, self.scaffold_hash,
+                           self.model, self.seed).key
+
+
+def select_tasks(suite: Any, patterns: Iterable[str], limit: int | None) -> list[Any]:
+    """The suite's tasks matching any pattern (all when none), at most ``limit``."""
+    patterns = list(patterns)
+    chosen = [t for t in suite.tasks if not patterns or any(fnmatch.fnmatch(t.id, p) for p in patterns)]
+    return chosen[:limit] if limit else chosen
+
+
+def expand(spec: MatrixSpec, suites: Mapping[str, Any], hashes: Mapping[str, str]) -> list[EpisodeSpec]:
+    """Every episode of the matrix, in a stable order (model-major, so one local model's
+    weights stay loaded while its episodes run)."""
+    episodes: list[EpisodeSpec] = []
+    for model in spec.models:
+        for suite_name in spec.suites:
+            tasks = select_tasks(suites[suite_name], spec.tasks, spec.limit_tasks)
+            for task in tasks:
+                for scaffold in spec.scaffolds:
+                    for seed in range(spec.seeds):
+                        base = EpisodeSpec(suite_name, task.id, scaffold, hashes[scaffold], model, seed)
+                        episodes.append(base)
+                        for shard in task.shards:
+                            for mode in spec.ablation_modes():
+                                episodes.append(
+                                    EpisodeSpec(suite_name, task.id, scaffold, hashes[scaffold],
+                                                model, seed, AblationSpec(shard.name, mode))
+                                )
+    return episodes

@@ -1,0 +1,256 @@
+"""The matrix runner: every episode of a MatrixSpec, concurrently, traced, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scaffolds.agents.base import Scaffold, get_scaffold
+from scaffolds.agents.runtime import Episode
+from scaffolds.backends.traced import TracedModel
+from scaffolds.runner.executor import LocalExecutor
+from scaffolds.runner.matrix import EpisodeSpec, MatrixSpec, expand
+from scaffolds.runner.progress import Progress
+from shardscope.errors import ConfigError
+from tracer import Outcome, SpanType
+from tracer import attributes as A
+from tracer.spans import Tracing
+
+DEFAULT_CONCURRENCY = {"llama_cpp": 1, "scripted": 8}
+REMOTE_CONCURRENCY = 4
+
+
+@dataclass
+class Resources:
+    """What the runner needs from the rest of the product (injectable for tests)."""
+
+    suites: Mapping[str, Any]  # name -> scaffolds.tasks.Suite
+    registry: Any  # scaffolds.tools.ToolRegistry
+    open_model: Callable[[str], TracedModel]  # catalog id -> traced model
+    provider_of: Callable[[str], str]  # catalog id -> gen_ai provider name
+    check: Callable[[Any, str | None, Any], Any]  # (task, answer, instance) -> CheckResult
+    known_models: Callable[[], list[str]]
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    planned: int
+    skipped: int
+    outcomes: Counter[str] = field(default_factory=Counter)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> int:
+        return sum(self.outcomes.values())
+
+
+class Runner:
+    """Runs a matrix through one Tracing session; ``run`` is a coroutine."""
+
+    def __init__(self, tracing: Tracing, resources: Resources, *, progress: bool = True) -> None:
+        self.tracing = tracing
+        self.resources = resources
+        self.show_progress = progress
+        self._models: dict[str, TracedModel] = {}
+        self.last_report: RunReport | None = None  # readable after Ctrl-C ends asyncio.run
+
+    def validate(self, spec: MatrixSpec) -> dict[str, Scaffold]:
+        """Check every name in the spec; unknown ones are an error listing the known ones."""
+        known_models = self.resources.known_models()
+        for model in spec.models:
+            if model not in known_models:
+                raise ConfigError(f"unknown model {model!r}; known models: {', '.join(known_models)}")
+        for suite in spec.suites:
+            if suite not in self.resources.suites:
+                known = ", ".join(sorted(self.resources.suites))
+                raise ConfigError(f"unknown suite {suite!r}; known suites: {known}")
+        scaffolds = {n: get_scaffold(n, spec.scaffold_params.get(n)) for n in spec.scaffolds}
+        unknown_params = set(spec.scaffold_params) - set(spec.scaffolds)
+        if unknown_params:
+            raise ConfigError(
+                f"parameters given for scaffold(s) not in the run: {', '.join(sorted(unknown_params))}"
+            )
+        return scaffolds
+
+    async def run(
+        self,
+        spec: MatrixSpec,
+        *,
+        run_id: str | None = None,
+        done_keys: set[str] | frozenset[str] = frozenset(),
+    ) -> RunReport:
+        """Run what of ``spec`` is not in ``done_keys``; Ctrl-C stops cleanly (resumable)."""
+        scaffolds = self.validate(spec)
+        hashes = {name: s.identity for name, s in scaffolds.items()}
+        episodes = expand(spec, self.resources.suites, hashes)
+        if not episodes:
+            raise ConfigError("the matrix has no episodes: no task matched --tasks / --limit")
+        todo = [e for e in episodes if e.key not in done_keys]
+        run_id = run_id or _new_run_id()
+        report = RunReport(run_id, planned=len(episodes), skipped=len(episodes) - len(todo))
+        self.last_report = report
+        started = time.monotonic()
+        with self.tracing.inherit({A.RUN_ID: run_id}):
+            self._mark_start(spec, run_id, len(episodes), resumed=bool(done_keys))
+            with self.tracing.span(f"run {run_id}", SpanType.RUN, {A.RUN_NAME: spec.name}) as span:
+                progress = Progress(len(todo), enabled=self.show_progress, skipped=report.skipped)
+                try:
+                    await LocalExecutor(self._limit_for(spec)).run(
+                        todo, lambda e: self._episode(e, scaffolds[e.scaffold], spec, report, progress),
+                        key=lambda e: self.resources.provider_of(e.model),
+                    )
+                    span.set(A.RUN_STATUS, "finished")
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    report.interrupted = True
+                    span.set(A.RUN_STATUS, "interrupted")
+                finally:
+                    progress.close()
+                    await self._close_models()
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _mark_start(self, spec: MatrixSpec, run_id: str, planned: int, resumed: bool) -> None:
+        with self.tracing.span(
+            f"run start {run_id}",
+            SpanType.RUN_START,
+            {
+                A.RUN_NAME: spec.name,
+                A.RUN_PLANNED_EPISODES: planned,
+                A.RUN_CONFIG: spec.to_json(),
+                A.RUN_RESUMED: resumed,
+            },
+        ):
+            pass
+
+    def _limit_for(self, spec: MatrixSpec) -> Callable[[str], int]:
+        def limit(provider: str) -> int:
+            if provider in spec.concurrency:
+                return max(1, int(spec.concurrency[provider]))
+            return DEFAULT_CONCURRENCY.get(provider, REMOTE_CONCURRENCY)
+
+        return limit
+
+    def _model(self, model_id: str, spec: MatrixSpec) -> TracedModel:
+        if model_id not in self._models:
+            self._models[model_id] = self.resources.open_model(model_id)
+        return self._models[model_id]
+
+    async def _close_models(self) -> None:
+        for model in self._models.values():
+            await model.aclose()
+        self._models.clear()
+
+    async def _episode(
+        self, episode: EpisodeSpec, scaffold: Scaffold, spec: MatrixSpec, report: RunReport,
+        progress: Progress,
+    ) -> None:
+        outcome = await run_episode(
+            episode, scaffold, self.tracing, self.resources, lambda: self._model(episode.model, spec)
+        )
+        report.outcomes[outcome] += 1
+        progress.advance(episode, outcome)
+
+
+async def run_episode(
+    spec: EpisodeSpec,
+    scaffold: Scaffold,
+    tracing: Tracing,
+    resources: Resources,
+    model_factory: Callable[[], TracedModel],
+) -> str:
+    """One task attempt inside its ``invoke_agent`` span; returns the outcome.
+
+    Cancellation (Ctrl-C) leaves the episode span unended, so an interrupted attempt never
+    shows up as an episode and ``--resume`` runs it again; its finished steps stay stored.
+    """
+    suite = resources.suites[spec.suite]
+    task = next(t for t in suite.tasks if t.id == spec.task_id)
+    episode_id = uuid.uuid4().hex[:16]
+    provider = resources.provider_of(spec.model)
+    attributes = {
+        A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT,
+        A.GEN_AI_AGENT_NAME: spec.scaffold,
+        A.GEN_AI_CONVERSATION_ID: episode_id,
+        A.GEN_AI_PROVIDER_NAME: provider,
+        A.EPISODE_ID: episode_id,
+        A.EPISODE_KEY: spec.key,
+        A.SUITE_NAME: spec.suite,
+        A.TASK_ID: spec.task_id,
+        A.SCAFFOLD_NAME: spec.scaffold,
+        A.SCAFFOLD_HASH: spec.scaffold_hash,
+        A.SCAFFOLD_PARAMS: dataclasses.asdict(scaffold.params),
+        A.MODEL_ID: spec.model,
+        A.SEED: spec.seed,
+        A.SHARDS: [s.name for s in task.shards],
+        A.ABLATION_SHARD: spec.ablation.shard if spec.ablation else None,
+        A.ABLATION_MODE: spec.ablation.mode if spec.ablation else None,
+        A.ABLATION_BASELINE_EPISODE: spec.baseline_key,
+    }
+    with tracing.inherit({A.EPISODE_ID: episode_id, A.MODEL_ID: spec.model}):
+        scope = tracing.span(f"invoke_agent {spec.scaffold}", SpanType.EPISODE, attributes)
+        span = scope.__enter__()
+        try:
+            with tempfile.TemporaryDirectory(prefix="shardscope-episode-") as workdir:
+                outcome = await _attempt(spec, scaffold, task, tracing, resources, model_factory,
+                                         span, Path(workdir))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            scope.abandon()
+            raise
+        except BaseException as exc:
+            scope.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        scope.__exit__(None, None, None)
+    return outcome
+
+
+async def _attempt(
+    spec: EpisodeSpec, scaffold: Scaffold, task: Any, tracing: Tracing, resources: Resources,
+    model_factory: Callable[[], TracedModel], span: Any, workdir: Path,
+) -> str:
+    try:
+        instance = task.instantiate(workdir, spec.ablation)
+        model = model_factory()
+        episode = Episode(model, tracing, instance, resources.registry, scaffold.params, seed=spec.seed)
+        result = await scaffold.run(episode)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # infrastructure failure: record it, the run goes on
+        span.set_many({A.EPISODE_OUTCOME: Outcome.ERROR, A.EPISODE_ERROR: f"{type(exc).__name__}: {exc}",
+                       A.EPISODE_SCORE: 0.0})
+        span.fail(getattr(exc, "error_type", type(exc).__name__), str(exc))
+        return Outcome.ERROR
+    outcome, score, detail = _judge(result, task, instance, resources)
+    span.set_many(
+        {
+            A.EPISODE_OUTCOME: outcome,
+            A.EPISODE_SCORE: score,
+            A.EPISODE_FINAL_ANSWER: result.final_answer,
+            A.EPISODE_STEPS: result.steps,
+            A.EPISODE_CHECK_DETAIL: detail,
+            A.EPISODE_ERROR: "; ".join(result.protocol_errors[-3:]) or None,
+        }
+    )
+    return outcome
+
+
+def _judge(result: Any, task: Any, instance: Any, resources: Resources) -> tuple[str, float, str | None]:
+    if result.end_reason == "final_answer":
+        check = resources.check(task, result.final_answer, instance)
+        return check.outcome, float(check.score), check.detail
+    if result.end_reason == "protocol_error":
+        return Outcome.PROTOCOL_ERROR, 0.0, result.detail
+    return Outcome.BUDGET_EXHAUSTED, 0.0, result.detail
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]

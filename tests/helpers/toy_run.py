@@ -1,0 +1,70 @@
+"""A toy matrix run in its own process (scripted models, toy suite), for kill/resume tests.
+
+Prints ``episode <key> <outcome>`` as episodes finish. ``--resume`` continues the latest run
+in the store, skipping the episode keys already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from config.settings import Settings
+from scaffolds.backends.scripted import Scripted, ScriptedBackend
+from scaffolds.backends.traced import TracedModel
+from scaffolds.runner.matrix import MatrixSpec
+from scaffolds.runner.runner import Runner
+from scaffolds.types import ToolCall
+from tests import fakes
+from tracer import setup_tracing
+from tracer.queries import completed_episode_keys, run_info
+from tracer.store import Store
+
+
+def policy(delay: float):  # noqa: ANN201
+    def answer(messages, tools, config):  # noqa: ANN001, ANN202
+        if len(messages) <= 2:
+            return Scripted(tool_calls=(ToolCall("c", "add", {"a": 2, "b": 3}),), delay_s=delay)
+        return Scripted(text="Final Answer: 5", delay_s=delay)
+
+    return answer
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--tasks", type=int, default=6)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--delay", type=float, default=0.05)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    tracing = setup_tracing(Settings(db=args.db, flush_interval=0.1), install_signal_handlers=True)
+    models = {
+        name: TracedModel(ScriptedBackend(model=name, policy=policy(args.delay)), tracing, model_id=name)
+        for name in ("toy-a", "toy-b")
+    }
+    spec = MatrixSpec(suites=("toy",), models=tuple(models), scaffolds=("react-tools",), seeds=args.seeds)
+    run_id, done = None, set()
+    if args.resume:
+        info = run_info(Store(args.db))
+        assert info is not None
+        run_id, done = info["run_id"], completed_episode_keys(Store(args.db), info["run_id"])
+        spec = MatrixSpec.from_json(info["config"])
+    runner = Runner(tracing, fakes.resources(models, tasks=args.tasks), progress=False)
+    original = runner._episode  # noqa: SLF001
+
+    async def announce(episode, scaffold, spec_, report, progress):  # noqa: ANN001, ANN202
+        await original(episode, scaffold, spec_, report, progress)
+        tracing.force_flush(30)  # the line below promises the episode is stored
+        print(f"episode {episode.key}", flush=True)
+
+    runner._episode = announce  # type: ignore[method-assign]  # noqa: SLF001
+    report = asyncio.run(runner.run(spec, run_id=run_id, done_keys=done))
+    tracing.shutdown()
+    print(f"finished {report.run_id} ran={report.ran} skipped={report.skipped}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The matrix runner: counts, summary, unknown names, interruption and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from scaffolds.backends.scripted import ScriptedBackend
+from scaffolds.backends.traced import TracedModel
+from scaffolds.runner.matrix import AblationSpec, MatrixSpec, expand
+from scaffolds.runner.runner import Runner
+from shardscope.errors import ConfigError
+from tests import fakes
+from tests.helpers.toy_run import policy
+from tracer import Store, setup_tracing
+from tracer.queries import completed_episode_keys, read_frame, run_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_runner(db: Path, delay: float = 0.0, tasks: int = 2):  # noqa: ANN201
+    tracing = setup_tracing(Settings(db=db, flush_interval=0.1), strict=True)
+    models = {n: TracedModel(ScriptedBackend(model=n, policy=policy(delay)), tracing, model_id=n)
+              for n in ("toy-a", "toy-b")}
+    return tracing, Runner(tracing, fakes.resources(models, tasks=tasks), progress=False)
+
+
+SPEC = MatrixSpec(suites=("toy",), models=("toy-a", "toy-b"), scaffolds=("react-tools",), seeds=2)
+
+
+def test_full_matrix_and_summary(db_path: Path) -> None:
+    tracing, runner = make_runner(db_path)
+    report = asyncio.run(runner.run(SPEC))
+    tracing.shutdown()
+    assert (report.planned, report.ran, report.skipped) == (8, 8, 0)
+    store = Store(db_path)
+    run = read_frame(store, "SELECT * FROM runs").iloc[0]
+    assert (run.status, run.planned_episodes, run.completed_episodes, run.successes) == ("finished", 8, 8, 8)
+    summary = run_summary(store, report.run_id)
+    assert list(summary.model) == ["toy-a", "toy-b"]
+    assert list(summary.episodes) == [4, 4] and list(summary.success_rate) == [1.0, 1.0]
+    keys = read_frame(store, "SELECT episode_key, seed FROM episodes")
+    assert keys.episode_key.nunique() == 8 and set(keys.seed) == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        (MatrixSpec(suites=("toy",), models=("gpt-9",), scaffolds=("react-tools",)),
+         "unknown model 'gpt-9'; known models: toy-a, toy-b"),
+        (MatrixSpec(suites=("nope",), models=("toy-a",), scaffolds=("react-tools",)),
+         "unknown suite 'nope'; known suites: toy"),
+        (MatrixSpec(suites=("toy",), models=("toy-a",), scaffolds=("reflexion",)),
+         "unknown scaffold 'reflexion'"),
+        (MatrixSpec(suites=("toy",), models=("toy-a",), scaffolds=("react-tools",), tasks=("zz*",)),
+         "no task matched"),
+    ],
+)
+def test_unknown_names_are_listed(db_path: Path, spec: MatrixSpec, fragment: str) -> None:
+    tracing, runner = make_runner(db_path)
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        asyncio.run(runner.run(spec))
+    tracing.shutdown()
+
+
+def test_bad_matrix_values() -> None:
+    with pytest.raises(ConfigError, match="seeds must be >= 1"):
+        MatrixSpec(suites=("toy",), models=("a",), scaffolds=("s",), seeds=0)
+    with pytest.raises(ConfigError, match="models listed twice: a"):
+        MatrixSpec(suites=("toy",), models=("a", "a"), scaffolds=("s",))
+
+
+def test_cancelled_run_resumes_without_duplicates_or_losses(db_path: Path) -> None:
+    tracing, runner = make_runner(db_path, delay=0.05, tasks=3)
+
+    async def run_then_cancel():  # noqa: ANN202
+        task = asyncio.create_task(runner.run(SPEC))
+        while runner.last_report is None or runner.last_report.ran < 4:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        return await task
+
+    first = asyncio.run(run_then_cancel())
+    tracing.shutdown()
+    assert first.interrupted and 4 <= first.ran < 12
+    store = Store(db_path)
+    done = completed_episode_keys(store, first.run_id)
+    assert len(done) == first.ran  # the interrupted in-flight episodes left no episode row
+    run = read_frame(store, "SELECT status FROM runs").iloc[0]
+    assert run.status == "interrupted"
+
+    tracing, runner = make_runner(db_path, tasks=3)
+    second = asyncio.run(runner.run(SPEC, run_id=first.run_id, done_keys=done))
+    tracing.shutdown()
+    assert second.skipped == len(done) and second.ran == 12 - len(done)
+    rows = read_frame(store, "SELECT episode_key FROM episodes WHERE run_id = ?", [first.run_id])
+    assert len(rows) == 12 and rows.episode_key.nunique() == 12
+    run = read_frame(store, "SELECT status, resumes, completed_episodes FROM runs").iloc[0]
+    assert (run.status, run.resumes, run.completed_episodes) == ("finished", 1, 12)
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_without_duplicates_or_losses(db_path: Path) -> None:
+    cmd = [sys.executable, "-m", "tests.helpers.toy_run", "--db", str(db_path), "--tasks", "6"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    announced = [proc.stdout.readline() for _ in range(5)]
+    assert all(line.startswith("episode ") for line in announced), proc.stderr.read() if proc.stderr else ""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    store = Store(db_path)
+    run_id = read_frame(store, "SELECT run_id FROM runs").run_id[0]
+    survived = completed_episode_keys(store, run_id)
+    assert {line.split()[1] for line in announced} <= survived  # nothing announced was lost
+    resumed = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"skipped={len(survived)}" in resumed.stdout
+    rows = read_frame(store, "SELECT episode_key FROM episodes WHERE run_id = ?", [run_id])
+    assert len(rows) == 24 and rows.episode_key.nunique() == 24
+
+
+def test_ablation_expansion_links_to_the_baseline() -> None:
+    suites = {"toy": fakes.Suite("toy", (fakes.Task("t0"),))}
+    spec = MatrixSpec(suites=("toy",), models=("m",), scaffolds=("s",), ablations="both")
+    episodes = expand(spec, suites, {"s": "h" * 64})
+    assert len(episodes) == 1 + 2 * 2  # baseline + (2 shards x removed/replaced)
+    base = episodes[0]
+    ablated = [e for e in episodes if e.ablation]
+    assert {e.ablation for e in ablated} == {AblationSpec("a", "removed"), AblationSpec("a", "replaced"),
+                                             AblationSpec("b", "removed"), AblationSpec("b", "replaced")}
+    assert all(e.baseline_key == base.key for e in ablated)
+    assert len({e.key for e in episodes}) == 5

@@ -1,0 +1,173 @@
+"""Every scaffold path with the scripted backend, asserted through spans and the views."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from scaffolds.agents.base import get_scaffold
+from scaffolds.backends.base import Capabilities
+from scaffolds.backends.errors import AuthenticationError
+from scaffolds.backends.scripted import Scripted, ScriptedBackend
+from scaffolds.backends.traced import TracedModel
+from scaffolds.runner.matrix import MatrixSpec
+from scaffolds.runner.runner import Runner
+from scaffolds.types import ToolCall
+from tests import fakes
+from tracer import Store, setup_tracing
+from tracer.queries import read_frame
+
+TEXT_ONLY = Capabilities(tools=False, streaming=True, logprobs=False)
+
+
+def run_one(db: Path, scaffold: str, responses: list, *, capabilities: Capabilities | None = None,
+            params: dict | None = None) -> Store:
+    tracing = setup_tracing(Settings(db=db), strict=True)
+    backend = ScriptedBackend(model="toy-model", responses=responses)
+    if capabilities is not None:
+        backend.capabilities = capabilities
+    model = TracedModel(backend, tracing, model_id="toy")
+    spec = MatrixSpec(suites=("toy",), models=("toy",), scaffolds=(scaffold,),
+                      scaffold_params={scaffold: params} if params else {})
+    runner = Runner(tracing, fakes.resources({"toy": model}, tasks=1), progress=False)
+    asyncio.run(runner.run(spec))
+    tracing.shutdown()
+    return Store(db)
+
+
+def episode(store: Store):  # noqa: ANN201
+    rows = read_frame(store, "SELECT * FROM episodes")
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_react_tools_native_tool_call_then_answer(db_path: Path) -> None:
+    store = run_one(db_path, "react-tools", [
+        Scripted(tool_calls=(ToolCall("c1", "add", {"a": 2, "b": 3}),)),
+        "Final Answer: 5",
+    ])
+    ep = episode(store)
+    assert (ep.outcome, ep.score, ep.steps, ep.final_answer) == ("success", 1.0, 2, "5")
+    assert ep.scaffold == "react-tools" and len(ep.scaffold_hash) == 64
+    steps = read_frame(store, "SELECT * FROM steps ORDER BY step_index")
+    assert list(steps.action_type) == ["tool", "final"]
+    tools = read_frame(store, "SELECT * FROM tool_calls").iloc[0]
+    assert (tools.tool_name, tools.result, bool(tools.ok), tools.call_id) == ("add", "5", True, "c1")
+    messages = read_frame(store, "SELECT * FROM messages WHERE step_index = 1 AND direction = 'input'")
+    assert "tool" in set(messages.role)  # the tool result was fed back as a tool message
+
+
+def test_react_tools_text_mode_parses_tool_call_blocks(db_path: Path) -> None:
+    store = run_one(db_path, "react-tools", [
+        'Let me add. <tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>',
+        "Final Answer: 5",
+    ], capabilities=TEXT_ONLY)
+    assert episode(store).outcome == "success"
+    assert read_frame(store, "SELECT result FROM tool_calls").result[0] == "5"
+    system = read_frame(store, "SELECT system_instructions FROM llm_calls LIMIT 1").iloc[0, 0]
+    assert "<tool_call>" in system  # tools described in words for a model without native calls
+
+
+def test_malformed_and_unknown_tool_calls_are_protocol_errors(db_path: Path) -> None:
+    store = run_one(db_path, "react-tools", [
+        Scripted(tool_calls=(ToolCall("c1", "add", {}, raw='{"a": 2,', error="bad JSON"),)),
+        Scripted(tool_calls=(ToolCall("c2", "multiply", {"a": 2}),)),
+    ], params={"max_protocol_errors": 2})
+    ep = episode(store)
+    assert ep.outcome == "protocol_error" and ep.steps == 2
+    assert "unknown tool 'multiply'" in ep.error
+    steps = read_frame(store, "SELECT protocol_error, status_code FROM steps ORDER BY step_index")
+    assert steps.protocol_error[0].startswith("malformed tool call") and set(steps.status_code) == {"ERROR"}
+    tools = read_frame(store, "SELECT ok, error_type, arguments FROM tool_calls ORDER BY started_at")
+    assert not tools.ok.any() and set(tools.error_type) == {"protocol_error"}
+    assert tools.arguments[0] == '{"a": 2,'  # the raw text of the malformed call is kept
+
+
+def test_recovery_after_one_protocol_error(db_path: Path) -> None:
+    store = run_one(db_path, "react-tools", [
+        Scripted(tool_calls=(ToolCall("c1", "add", {}, raw="{", error="bad JSON"),)),
+        Scripted(tool_calls=(ToolCall("c2", "add", {"a": 2, "b": 3}),)),
+        "5",
+    ])
+    ep = episode(store)
+    assert (ep.outcome, ep.steps) == ("success", 3)
+
+
+def test_budget_exhausted_when_the_model_never_answers(db_path: Path) -> None:
+    store = run_one(db_path, "react-tools",
+                    [Scripted(tool_calls=(ToolCall(f"c{i}", "add", {"a": i, "b": 1}),)) for i in range(3)],
+                    params={"max_steps": 3})
+    ep = episode(store)
+    assert (ep.outcome, ep.steps, ep.tool_calls) == ("budget_exhausted", 3, 3)
+
+
+def test_backend_failure_is_an_error_outcome_not_a_crash(db_path: Path) -> None:
+    store = run_one(db_path, "react-tools", [AuthenticationError("bad key")])
+    ep = episode(store)
+    assert ep.outcome == "error" and "bad key" in ep.error
+    call = read_frame(store, "SELECT status_code, error_type FROM llm_calls").iloc[0]
+    assert (call.status_code, call.error_type) == ("ERROR", "authentication_error")
+
+
+def test_react_text_action_observation_final(db_path: Path) -> None:
+    store = run_one(db_path, "react-text", [
+        ' I should add.\nAction: add\nAction Input: {"a": 2, "b": 3}',
+        " I now know the final answer\nFinal Answer: 5",
+    ], capabilities=TEXT_ONLY)
+    assert episode(store).outcome == "success"
+    steps = read_frame(store, "SELECT step_index, input, action_tool FROM steps ORDER BY step_index")
+    assert steps.action_tool[0] == "add"
+    assert "Observation: 5" in steps.input[1]  # what step 1 was fed: the tool's observation
+    prompt = read_frame(store, "SELECT input_messages FROM llm_calls ORDER BY started_at").iloc[1, 0]
+    assert "Action Input:" in prompt and "Observation: 5" in prompt
+
+
+def test_react_text_invalid_format_then_budget(db_path: Path) -> None:
+    store = run_one(db_path, "react-text", ["I think it is five", "still rambling"],
+                    params={"max_steps": 2, "max_protocol_errors": 5})
+    ep = episode(store)
+    assert ep.outcome == "budget_exhausted"
+    errors = read_frame(store, "SELECT protocol_error FROM steps").protocol_error
+    assert all("no 'Action:' or 'Final Answer:'" in e for e in errors)
+
+
+def test_plan_execute_plans_acts_and_answers(db_path: Path) -> None:
+    store = run_one(db_path, "plan-execute", [
+        "1. Add a and b\n2. Report the sum",
+        Scripted(tool_calls=(ToolCall("c1", "add", {"a": 2, "b": 3}),)),
+        "The sum is 5.",
+        "Final Answer: 5",
+    ])
+    ep = episode(store)
+    assert (ep.outcome, ep.steps, ep.tool_calls) == ("success", 4, 1)
+    kinds = read_frame(store, "SELECT action_type FROM steps ORDER BY step_index").action_type
+    assert list(kinds) == ["plan", "tool", "note", "final"]
+
+
+def test_scaffold_hash_changes_with_parameters_and_not_otherwise() -> None:
+    a, b = get_scaffold("react-tools"), get_scaffold("react-tools")
+    c = get_scaffold("react-tools", {"max_steps": 9})
+    assert a.identity == b.identity != c.identity
+    assert get_scaffold("react-text").identity != a.identity
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [({"max_stepz": 3}, "has no parameter 'max_stepz'"), ({"max_steps": "many"}, "should be int"),
+     ({"max_steps": 0}, "must be >= 1")],
+)
+def test_bad_scaffold_parameters(overrides: dict, fragment: str) -> None:
+    from shardscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=fragment):
+        get_scaffold("react-tools", overrides)
+
+
+def test_unknown_scaffold_lists_known_ones() -> None:
+    from shardscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="known scaffolds: plan-execute, react-text, react-tools"):
+        get_scaffold("reflexion")
