@@ -142,6 +142,75 @@ def status(
     out.print_status(store_status(_store(db)), as_json=as_json)
 
 
+ListOption = Optional[list[str]]
+
+
+@app.command()
+def run(
+    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s); repeat or comma-separate.")] = None,
+    models: Annotated[ListOption, typer.Option("--models", "-m", help="Model id(s) from the catalog (`shardscope models`).")] = None,
+    scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Scaffold(s): react-tools, react-text, plan-execute.")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Repeats of every task (seeds 0..N-1).")] = 1,
+    tasks: Annotated[ListOption, typer.Option("--tasks", "-t", help="Only tasks whose id matches these patterns (e.g. 'arith-0*').")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many tasks per suite.")] = None,
+    param: Annotated[ListOption, typer.Option("--param", "-p", help="Scaffold parameter, e.g. react-tools.max_steps=4; repeatable.")] = None,
+    concurrency: Annotated[ListOption, typer.Option("--concurrency", help="Episodes at once per provider, e.g. openai=8 (local models: 1).")] = None,
+    logprobs: Annotated[bool, typer.Option("--logprobs", help="Record token logprobs (local models run several times slower).")] = False,
+    ablate: Annotated[Optional[str], typer.Option("--ablate", help="Also run every shard removed, replaced, or both.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="A label for the run.")] = None,
+    resume: Annotated[
+        Optional[str],
+        typer.Option("--resume", help="Finish an interrupted run: its id, or 'latest'. Runs only what is missing."),
+    ] = None,
+    db: DbOption = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Run task suites x scaffolds x models x seeds, tracing every step into the store.
+
+    Example:
+
+        shardscope run -s arithmetic,village -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct -a react-tools --seeds 2
+
+    Ctrl-C stops cleanly; `shardscope run --resume latest` finishes only what is missing.
+    """
+    from scaffolds.runner import cli as run_cli
+
+    settings = run_cli.settings_for(db)
+    if resume is not None:
+        if any([suite, models, scaffolds, tasks, param, limit, ablate]):
+            raise ShardscopeError("--resume takes the matrix from the stored run; drop the other matrix options")
+        spec = None
+    else:
+        missing = [flag for flag, value in (("--suite", suite), ("--models", models), ("--scaffolds", scaffolds)) if not value]
+        if missing:
+            raise ShardscopeError(f"missing {', '.join(missing)} (see `shardscope run --help`, or try `shardscope demo`)")
+        spec = run_cli.build_spec(
+            suites=suite, models=models, scaffolds=scaffolds, seeds=seeds, tasks=tasks, limit=limit,
+            params=param, concurrency=concurrency, logprobs=logprobs, ablate=ablate, name=name,
+        )
+    code = run_cli.execute(
+        spec, settings, resume_run=None if resume is None else ("" if resume == "latest" else resume),
+        progress=progress,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    db: DbOption = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Run the demo matrix on the three embedded local models (no keys, no network).
+
+    SmolLM2-135M-Instruct, Qwen2.5-Coder-0.5B-Instruct and Gemma-3-270M (a base model) under
+    the same two scaffolds on a few tasks: about ten minutes on 2 cores. Then prints the
+    comparison and how to open the UI and query the store.
+    """
+    from scaffolds.runner import cli as run_cli
+
+    raise typer.Exit(run_cli.execute(run_cli.DEMO, run_cli.settings_for(db), progress=progress))
+
+
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""
     try:

@@ -58,7 +58,7 @@ def scaffold_params(values: Sequence[str] | None) -> dict[str, dict[str, str]]:
     return params
 
 
-def execute(spec: MatrixSpec, settings: Settings, *, resume_run: str | None = None,
+def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | None = None,
             progress: bool = True) -> int:
     """Run (or resume) a matrix into the store; print the summary and where to look next."""
     store = Store(settings.db, settings.lock_timeout)
@@ -66,6 +66,7 @@ def execute(spec: MatrixSpec, settings: Settings, *, resume_run: str | None = No
     run_id = None
     if resume_run is not None:
         spec, run_id, done = _resume_target(store, resume_run)
+    assert spec is not None
     tracing = setup_tracing(settings, install_signal_handlers=True, set_global=False)
     resources = default_resources(settings, tracing, logprobs=spec.logprobs)
     runner = Runner(tracing, resources, progress=progress and sys.stderr.isatty())

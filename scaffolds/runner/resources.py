@@ -1,0 +1,33 @@
+"""The runner's resources from the real product: model catalog, task suites, tool registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+from scaffolds.runner.runner import Resources
+from tracer.spans import Tracing
+
+
+def default_resources(settings: Settings, tracing: Tracing, *, logprobs: bool = False) -> Resources:
+    from config.catalog import load_catalog, open_model
+    from scaffolds.tasks import check, load_suites
+    from scaffolds.tools import default_registry
+
+    catalog = load_catalog(settings.models_file)
+    suites = load_suites(settings.suites_dir) if settings.suites_dir else load_suites()
+
+    def open_(model_id: str) -> Any:
+        return open_model(catalog.get(model_id), tracing, logprobs=logprobs)
+
+    def provider_of(model_id: str) -> str:
+        return catalog.get(model_id).provider
+
+    return Resources(
+        suites=suites,
+        registry=default_registry(),
+        open_model=open_,
+        provider_of=provider_of,
+        check=check,
+        known_models=lambda: sorted(catalog.ids()),
+    )

@@ -1,0 +1,36 @@
+"""Schema versioning: views are refreshed by writers; the version is recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from tracer import Store
+from tracer.schema import SCHEMA_VERSION, VIEWS, VIEWS_HASH
+
+
+def test_new_store_records_version_and_views(db_path: Path) -> None:
+    with Store(db_path).writer():
+        pass
+    con = duckdb.connect(str(db_path), read_only=True)
+    meta = dict(con.execute("SELECT key, value FROM shardscope_meta").fetchall())
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    con.close()
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and meta["views_hash"] == VIEWS_HASH
+    assert set(VIEWS) <= views
+
+
+def test_stale_views_are_replaced_by_the_next_writer(db_path: Path) -> None:
+    with Store(db_path).writer():
+        pass
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE OR REPLACE VIEW episodes AS SELECT 1 AS stale")
+    con.execute("UPDATE shardscope_meta SET value = 'old' WHERE key = 'views_hash'")
+    con.close()
+    with Store(db_path).writer():
+        pass
+    con = duckdb.connect(str(db_path), read_only=True)
+    columns = [d[0] for d in con.execute("SELECT * FROM episodes").description]
+    con.close()
+    assert "stale" not in columns and "outcome" in columns
