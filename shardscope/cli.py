@@ -211,6 +211,39 @@ def demo(
     raise typer.Exit(run_cli.execute(run_cli.DEMO, run_cli.settings_for(db), progress=progress))
 
 
+@app.command()
+def collect(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (OTLP/HTTP's standard is 4318).")] = 4318,
+) -> None:
+    """Receive OTLP/HTTP traces from any OpenTelemetry SDK and write them into the store.
+
+    Point an exporter at http://HOST:PORT/v1/traces (protobuf or JSON, optionally gzip).
+    Malformed bodies get HTTP 400 with the reason; invalid spans are reported in OTLP's
+    partial_success; valid spans are stored before the response. Ctrl-C stops.
+    """
+    from config.settings import load_settings
+    from tracer.collector import Collector, serve
+
+    settings = load_settings(db=db)
+    collector = Collector(_store(db))
+    try:
+        server = serve(collector, host, port)
+    except OSError as exc:
+        collector.close()
+        raise ShardscopeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    typer.echo(f"collecting OTLP traces on http://{host}:{server.server_port}/v1/traces into {settings.db}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        collector.close()
+        typer.echo(f"stopped: {collector.accepted} spans stored, {collector.rejected} rejected")
+
+
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""
     try:
