@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := local,models,dev
+EXTRAS := local,models,embeddings,dev
 
 .PHONY: demo test bench install clean-venv help
 
