@@ -1,0 +1,121 @@
+"""Judging a final answer: exact (normalized), numeric (with tolerance), regex, tests_pass."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import tempfile
+import unicodedata
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from scaffolds.tasks.model import Check, CheckResult, Task, TaskInstance
+from scaffolds.tools.pytest_runner import describe_failure, run_pytest
+
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,]*\d)|(?<![\w.])-?\.\d+")
+_PUNCT = re.compile(r"[^\w\s]")
+_CONFIG_FILES = ("conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini")
+
+
+def check(task: Task, final_answer: str | None, instance: TaskInstance) -> CheckResult:
+    """Judge ``final_answer`` (or, for tests_pass, the instance's files) by the task's check."""
+    spec = task.check
+    if spec.type == "tests_pass":
+        return check_tests(spec, task, instance)
+    if final_answer is None or not final_answer.strip():
+        return CheckResult("failure", 0.0, "no final answer")
+    if spec.type == "numeric":
+        return check_numeric(spec, final_answer)
+    if spec.type == "exact":
+        return check_exact(spec, final_answer)
+    return check_regex(spec, final_answer)
+
+
+def _result(ok: bool, detail: str) -> CheckResult:
+    return CheckResult("success" if ok else "failure", 1.0 if ok else 0.0, detail)
+
+
+def last_number(text: str) -> float | None:
+    """The last number in ``text``: "1,234" -> 1234, "$12.50" -> 12.5, "12 coins" -> 12."""
+    found = _NUMBER.findall(text)
+    return float(found[-1].replace(",", "")) if found else None
+
+
+def check_numeric(spec: Check, answer: str) -> CheckResult:
+    value = last_number(answer)
+    expected = float(spec.expected)  # type: ignore[arg-type]
+    if value is None:
+        return _result(False, f"no number in the answer; expected {expected:g}")
+    allowed = max(spec.tolerance, spec.relative * abs(expected))
+    ok = math.isclose(value, expected, rel_tol=0.0, abs_tol=allowed) or abs(value - expected) <= allowed
+    return _result(ok, f"answer {value:g}, expected {expected:g} (tolerance {allowed:g})")
+
+
+def normalize(text: str) -> str:
+    """Lower-case, accents folded, punctuation dropped, whitespace collapsed."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return " ".join(_PUNCT.sub(" ", folded.lower()).split())
+
+
+def check_exact(spec: Check, answer: str) -> CheckResult:
+    accepted = [str(spec.expected), *spec.aliases]
+    ok = normalize(answer) in {normalize(a) for a in accepted}
+    return _result(ok, f"answer {answer.strip()[:200]!r}, expected {accepted[0]!r}")
+
+
+def check_regex(spec: Check, answer: str) -> CheckResult:
+    flags = re.IGNORECASE if spec.ignore_case else 0
+    ok = re.search(str(spec.pattern), answer, flags) is not None
+    return _result(ok, f"pattern {spec.pattern!r} {'found' if ok else 'not found'} in the answer")
+
+
+def check_tests(spec: Check, task: Task, instance: TaskInstance) -> CheckResult:
+    """Run the package's pristine tests against the model's version of the other files."""
+    package = task.world.package_dir
+    assert package is not None, "the loader requires a package for tests_pass checks"
+    ctx = instance.tool_context
+    with tempfile.TemporaryDirectory(prefix="shardscope-check-") as scratch:
+        tree = Path(scratch) / "tree"
+        _assemble(package, ctx.workdir, tree, spec.tests)
+        report = Path(scratch) / "report.xml"
+        done = run_pytest(tree, spec.tests, ctx, extra=(f"--junitxml={report}",))
+        failure = describe_failure(done, ctx)
+        if failure is not None:
+            return CheckResult("failure", 0.0, f"{failure[0]}: {failure[1]}")
+        counts = _junit_counts(report)
+    if counts is None or counts[0] == 0:
+        tail = done.output.strip().splitlines()[-1:] or ["no output"]
+        return CheckResult("failure", 0.0, f"no tests ran: {tail[0]}")
+    total, passed = counts
+    ok = passed == total
+    return CheckResult("success" if ok else "failure", passed / total, f"{passed}/{total} tests passed")
+
+
+def _assemble(package: Path, work: Path, tree: Path, tests: str) -> None:
+    """The model's files, with the tests and test configuration taken from the package."""
+    protected = {tests.split("/")[0], *_CONFIG_FILES}
+    shutil.copytree(
+        work, tree, symlinks=True,
+        ignore=lambda d, names: [n for n in names if n in protected or n == "__pycache__"],
+    )
+    for name in sorted(protected):
+        source = package / name
+        if source.is_dir():
+            shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.is_file():
+            shutil.copy2(source, tree / name)
+
+
+def _junit_counts(report: Path) -> tuple[int, int] | None:
+    """(tests run, tests passed) from a JUnit XML report; None if there is none."""
+    if not report.is_file():
+        return None
+    root = ET.parse(report).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    total = failed = 0
+    for suite in suites:
+        skipped = int(suite.get("skipped", 0))
+        total += int(suite.get("tests", 0)) - skipped
+        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    return total, max(0, total - failed)

@@ -1,0 +1,170 @@
+"""The task data model: suites of tasks, each with shards, a check and a reference answer.
+
+A *shard* is one named piece of the world a task gives the model (a fact in the prompt, a
+document, dataset rows, a tool's results, a file). Every shard can be removed or replaced
+by a declared plausible wrong value; ``Task.instantiate`` builds the episode's world with
+at most one shard ablated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from scaffolds.tools import ToolContext
+
+ShardKind = Literal["fact", "document", "rows", "tool_result", "file"]
+AblationMode = Literal["removed", "replaced"]
+CheckType = Literal["exact", "numeric", "regex", "tests_pass"]
+Outcome = Literal["success", "failure"]
+
+SHARD_KINDS: tuple[str, ...] = ("fact", "document", "rows", "tool_result", "file")
+ABLATION_MODES: tuple[str, ...] = ("removed", "replaced")
+CHECK_TYPES: tuple[str, ...] = ("exact", "numeric", "regex", "tests_pass")
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``find`` by ``replace`` in a text (``file`` names the file, for packages)."""
+
+    find: str
+    replace: str
+    file: str | None = None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One removable, replaceable piece of a task's world.
+
+    ``content`` is the fact text (fact shards). ``params`` locates the other kinds:
+    document ``{"doc"}``, rows ``{"table", "where"}``, file ``{"path"}``, tool_result
+    ``{"tool"}``. ``replacement`` is the wrong value used when the shard is replaced: a
+    string (fact, tool_result), edits (document, file) or column values (rows).
+    """
+
+    name: str
+    kind: ShardKind
+    description: str
+    content: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    replacement: str | tuple[Edit, ...] | Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen_mapping(self.params))
+        if isinstance(self.replacement, Mapping):
+            object.__setattr__(self, "replacement", _frozen_mapping(self.replacement))
+
+
+@dataclass(frozen=True)
+class Check:
+    """How a final answer is judged. Which fields matter depends on ``type``."""
+
+    type: CheckType
+    expected: str | float | None = None  # exact: text; numeric: number
+    aliases: tuple[str, ...] = ()  # exact: other accepted answers
+    tolerance: float = 1e-6  # numeric: absolute
+    relative: float = 0.0  # numeric: relative to expected
+    pattern: str | None = None  # regex: searched in the answer
+    ignore_case: bool = True  # regex
+    tests: str = "tests"  # tests_pass: the authoritative tests directory of the package
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Remove one shard, or replace it by its declared wrong value."""
+
+    shard: str
+    mode: AblationMode = "removed"
+
+
+@dataclass(frozen=True, eq=False)
+class World:
+    """What a suite's tasks draw on: a corpus, a dataset directory, a Python package."""
+
+    corpus: Mapping[str, str] = field(default_factory=dict)
+    dataset_dir: Path | None = None  # schema.sql + one <table>.csv per table
+    dataset_tables: tuple[str, ...] = ()
+    package_dir: Path | None = None
+    limits: Mapping[str, float] = field(default_factory=dict)  # ToolContext limit overrides
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: a prompt template, its shards, the check and a reference answer."""
+
+    id: str
+    prompt: str
+    shards: tuple[Shard, ...]
+    check: Check
+    tools: tuple[str, ...]  # the task's override, else the suite's tools
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    reference: str | None = None  # a correct final answer (not for tests_pass)
+    reference_sql: str | None = None  # a query whose first cell is the answer
+    patch: tuple[Edit, ...] = ()  # edits applied to the package (the bug to fix)
+    world: World = field(default_factory=World, repr=False, compare=False)
+    suite: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
+
+    def shard(self, name: str) -> Shard:
+        """The shard called ``name``; AblationError listing the task's shards if none."""
+        from scaffolds.tasks.errors import AblationError
+
+        for shard in self.shards:
+            if shard.name == name:
+                return shard
+        known = ", ".join(s.name for s in self.shards)
+        raise AblationError(f"task {self.id!r} has no shard {name!r}; its shards: {known}")
+
+    def instantiate(self, workdir: Path, ablation: Ablation | None = None) -> TaskInstance:
+        """Build this task's world for one episode under ``workdir``, ``ablation`` applied."""
+        from scaffolds.tasks.instantiate import instantiate
+
+        return instantiate(self, Path(workdir), ablation)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    tools: tuple[str, ...]
+    tasks: tuple[Task, ...]
+    path: Path
+
+    def task(self, task_id: str) -> Task:
+        """The task with id ``task_id``; UnknownTaskError if there is none."""
+        from scaffolds.tasks.errors import UnknownTaskError
+
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise UnknownTaskError(f"suite {self.name!r} has no task {task_id!r}")
+
+
+@dataclass(frozen=True)
+class TaskInstance:
+    """A task made concrete for one episode: the prompt and the tools' world."""
+
+    prompt: str
+    tools: tuple[str, ...]
+    tool_context: ToolContext
+    shards: tuple[str, ...]  # names of the shards present (a removed one is absent)
+    ablation: Ablation | None
+    task_id: str
+    root: Path  # the directory given to instantiate; the tool workdir is inside it
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    outcome: Outcome
+    score: float
+    detail: str
