@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := local,models,embeddings,dev
+# llama.cpp is compiled here. A native build enables the CPU's AMX kernels, which crash on
+# these VMs (SIGSEGV in ggml_backend_amx_mul_mat); build portable AVX2 code instead.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
 .PHONY: demo test bench install clean-venv help
 
@@ -19,7 +23,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# Built on its own, without pip's wheel cache, so a cached native (AMX) build is never reused.
+LLAMA_REQ := $(shell grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml)
+LLAMA_STAMP := $(VENV)/.llama-portable
+
+$(LLAMA_STAMP): | $(BIN)/python
+	@echo "building $(LLAMA_REQ) (portable AVX2, ~5 min on 2 cores)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_REQ)"
+	@touch $(LLAMA_STAMP)
+
+$(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
