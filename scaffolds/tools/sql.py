@@ -102,7 +102,8 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _error_type(exc: duckdb.Error) -> str:
-    if isinstance(exc, duckdb.PermissionException):
+    text = str(exc)
+    if isinstance(exc, duckdb.PermissionException) or "read-only mode" in text or "has been locked" in text:
         return "not_read_only"
     if isinstance(exc, duckdb.ParserException):
         return "sql_syntax_error"

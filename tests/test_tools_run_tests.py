@@ -1,0 +1,85 @@
+"""run_tests runs pytest in a sandboxed subprocess: timeouts, memory caps, output caps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from scaffolds.tools import ToolContext, default_registry
+
+
+def _run(workdir: Path, **kwargs):
+    ctx = ToolContext(workdir=workdir, max_output_chars=kwargs.pop("max_output_chars", 1000),
+                      timeout_s=kwargs.pop("timeout_s", 3.0), memory_mb=kwargs.pop("memory_mb", 256))
+    return default_registry().get("run_tests").run(kwargs, ctx)
+
+
+def test_reports_passes_and_failures(tmp_path: Path) -> None:
+    (tmp_path / "test_a.py").write_text("def test_ok():\n    assert 1\n\ndef test_bad():\n    assert 1 == 2\n")
+    result = _run(tmp_path)
+    assert result.ok  # failing tests are a result, not a tool error
+    assert "1 failed, 1 passed" in result.output
+
+
+def test_runaway_loop_is_killed_with_its_children(tmp_path: Path) -> None:
+    marker = tmp_path / "child.pid"
+    (tmp_path / "test_loop.py").write_text(
+        "import subprocess, sys\n"
+        "def test_forever():\n"
+        "    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"    open({str(marker)!r}, 'w').write(str(child.pid))\n"
+        "    while True:\n"
+        "        pass\n"
+    )
+    start = time.monotonic()
+    result = _run(tmp_path, timeout_s=1.5)
+    assert time.monotonic() - start < 10
+    assert not result.ok and result.error_type == "timeout"
+    assert "1.5 s" in (result.error_message or "")
+    child = int(marker.read_text())
+    assert _dies_soon(child), "the grandchild survived the timeout kill"
+
+
+def _dies_soon(pid: int, within_s: float = 5.0) -> bool:
+    """True when ``pid`` is gone or a zombie (killed, waiting for init to reap it)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_memory_hog_is_stopped(tmp_path: Path) -> None:
+    (tmp_path / "test_hog.py").write_text(
+        "def test_hog():\n    blocks = []\n    while True:\n        blocks.append(bytearray(50 * 1024 * 1024))\n"
+    )
+    result = _run(tmp_path, memory_mb=256, timeout_s=20)
+    assert not result.ok
+    assert result.error_type == "memory_limit"
+    assert "256 MB" in (result.error_message or "")
+
+
+def test_huge_output_is_truncated_keeping_the_summary(tmp_path: Path) -> None:
+    (tmp_path / "test_loud.py").write_text(
+        "def test_loud():\n    print('spam ' * 400_000)\n    assert False\n"
+    )
+    result = _run(tmp_path, max_output_chars=1000)
+    assert result.truncated
+    assert len(result.output) < 1200
+    assert "output truncated" in result.output
+    assert "1 failed" in result.output  # the tail (pytest's summary) is kept
+
+
+def test_a_given_test_file_is_run_alone(tmp_path: Path) -> None:
+    (tmp_path / "test_one.py").write_text("def test_one():\n    assert True\n")
+    (tmp_path / "test_two.py").write_text("def test_two():\n    assert False\n")
+    assert "1 passed" in _run(tmp_path, path="test_one.py").output
+    assert _run(tmp_path, path="../etc").error_type == "path_refused"
+    assert _run(tmp_path, path="test_three.py").error_type == "file_not_found"

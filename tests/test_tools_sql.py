@@ -1,0 +1,111 @@
+"""The sql tool: read-only, no external access, a row limit and a timeout."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from scaffolds.tools import ToolContext, default_registry
+
+
+@pytest.fixture
+def sql(tmp_path: Path):
+    database = tmp_path / "data.duckdb"
+    con = duckdb.connect(str(database))
+    con.execute("CREATE TABLE farmers AS SELECT range AS id, 'farmer ' || range AS name, range * 3 AS acres FROM range(250)")
+    con.close()
+    tool = default_registry().get("sql")
+
+    def run(query: str, **limits):
+        ctx = ToolContext(workdir=tmp_path, dataset_path=database, **{"timeout_s": 1.0, **limits})
+        return tool.run({"query": query}, ctx)
+
+    run.database = database  # type: ignore[attr-defined]
+    return run
+
+
+def test_select_returns_a_readable_table(sql) -> None:
+    result = sql("SELECT id, name FROM farmers WHERE id < 2 ORDER BY id")
+    assert result.ok
+    assert result.output == "id | name\n0 | farmer 0\n1 | farmer 1\n(2 rows)"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO farmers VALUES (999, 'x', 1)",
+        "UPDATE farmers SET acres = 0",
+        "DELETE FROM farmers",
+        "DROP TABLE farmers",
+        "CREATE TABLE t (i INTEGER)",
+        "COPY farmers TO 'stolen.csv'",
+        "ATTACH 'other.duckdb' AS other",
+        "INSTALL httpfs",
+        "SET enable_external_access = true",
+        "SELECT 1; DELETE FROM farmers",
+    ],
+)
+def test_writes_and_escapes_are_refused(sql, statement: str) -> None:
+    result = sql(statement)
+    assert not result.ok
+    assert result.error_type == "not_read_only"
+    assert sql("SELECT count(*) FROM farmers").output.splitlines()[1] == "250"
+
+
+def test_files_outside_the_dataset_cannot_be_read(sql, tmp_path: Path) -> None:
+    (tmp_path / "secret.csv").write_text("a,b\n1,2\n")
+    result = sql(f"SELECT * FROM read_csv('{tmp_path / 'secret.csv'}')")
+    assert not result.ok
+    assert "disabled" in (result.error_message or "")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["INSERT INTO farmers VALUES (999, 'x', 1)", "COPY farmers TO 'stolen.csv'", "SET enable_external_access = true"],
+)
+def test_the_connection_is_locked_even_past_the_statement_filter(
+    sql, statement: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from scaffolds.tools import sql as sql_module
+
+    monkeypatch.setattr(sql_module, "_refusal", lambda query: None)
+    result = sql(statement)
+    assert not result.ok
+    assert result.error_type == "not_read_only", result
+    assert not (tmp_path / "stolen.csv").exists()
+    assert sql("SELECT count(*) FROM farmers").output.splitlines()[1] == "250"
+
+
+def test_runaway_query_is_interrupted(sql) -> None:
+    start = time.monotonic()
+    result = sql("SELECT sum(a.range * b.range) FROM range(100000000) a, range(1000000) b", timeout_s=0.5)
+    assert time.monotonic() - start < 5
+    assert not result.ok
+    assert result.error_type == "timeout"
+    assert "0.5 s" in (result.error_message or "")
+
+
+def test_bad_sql_gives_a_readable_error(sql) -> None:
+    syntax = sql("SELEC * FROM farmers")
+    assert syntax.error_type == "sql_syntax_error" and "syntax error" in (syntax.error_message or "")
+    unknown = sql("SELECT * FROM herders")
+    assert unknown.error_type == "sql_unknown_name"
+    assert "Tables in this dataset: farmers" in (unknown.error_message or "")
+    column = sql("SELECT size FROM farmers")
+    assert column.error_type == "sql_unknown_name" and "size" in (column.error_message or "")
+
+
+def test_rows_beyond_the_limit_are_cut_with_a_note(sql) -> None:
+    result = sql("SELECT id FROM farmers ORDER BY id", max_rows=10)
+    assert result.ok and result.truncated
+    lines = result.output.splitlines()
+    assert lines[1:11] == [str(i) for i in range(10)]
+    assert "first 10 rows" in lines[-1]
+
+
+def test_no_dataset_is_reported(tmp_path: Path) -> None:
+    result = default_registry().get("sql").run({"query": "SELECT 1"}, ToolContext(workdir=tmp_path))
+    assert not result.ok and result.error_type == "no_dataset"
