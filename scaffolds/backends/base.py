@@ -9,9 +9,11 @@ errors of :mod:`scaffolds.backends.errors`.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
@@ -36,6 +38,8 @@ class Backend(ABC):
     server_address: str | None = None
     server_port: int | None = None
     in_process: bool = False  # True for local models: their spans are INTERNAL, not CLIENT
+    # Catalog defaults (temperature, top_p, max_tokens, seed) for settings a call leaves None.
+    defaults: Mapping[str, Any] = {}
 
     @abstractmethod
     async def generate(
@@ -67,6 +71,11 @@ class Backend(ABC):
 
     def describe(self) -> str:
         return f"{self.provider}:{self.model}"
+
+    def with_defaults(self, config: GenerationConfig) -> GenerationConfig:
+        """``config`` with the catalog's defaults filled in where the call left a setting None."""
+        changes = {k: v for k, v in self.defaults.items() if getattr(config, k, 0) is None}
+        return dataclasses.replace(config, **changes) if changes else config
 
 
 def render_transcript(messages: Sequence[Message]) -> str:

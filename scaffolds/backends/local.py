@@ -1,0 +1,360 @@
+"""``local`` backend: GGUF models in-process through llama-cpp-python.
+
+llama.cpp runs in a worker thread that feeds an asyncio queue, so the event loop stays free
+while tokens are computed. A model is loaded once per process per (file, n_ctx, logits_all,
+n_threads) and shared; one generation at a time runs on it. ``logits_all`` (needed for
+logprobs, and several times slower) is on only when the backend is built with
+``logprobs=True``. Tool calls the model writes as text become real tool calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scaffolds.backends.base import Backend, Capabilities
+from scaffolds.backends.errors import BackendError, BadRequestError, ModelIntegrityError
+from scaffolds.backends.local_prompt import PromptFormat, RenderedPrompt
+from scaffolds.backends.local_weights import WeightsSpec, resolve
+from scaffolds.backends.provider_errors import require
+from scaffolds.backends.text_tool_calls import parse_text_tool_calls
+from scaffolds.types import (
+    GenerationConfig,
+    Message,
+    ModelOutput,
+    StreamChunk,
+    TokenLogprob,
+    ToolSpec,
+    Usage,
+)
+
+# llama.cpp sampler settings a catalog entry may set besides GenerationConfig's.
+SAMPLING_KEYS = frozenset(
+    {"top_k", "min_p", "typical_p", "repeat_penalty", "presence_penalty", "frequency_penalty"}
+)
+
+
+@dataclass
+class LoadedModel:
+    """One llama.cpp model in memory, with the lock that serializes its generations."""
+
+    llama: Any
+    path: Path
+    prompt_format: PromptFormat
+    lock: threading.Lock
+
+
+_loaded: dict[tuple[str, int, bool, int], LoadedModel] = {}
+_load_lock = threading.Lock()
+
+
+def load_model(path: Path, *, n_ctx: int, logits_all: bool, n_threads: int) -> LoadedModel:
+    """The model at ``path``, loaded on first use and shared afterwards."""
+    key = (str(path.resolve()), n_ctx, logits_all, n_threads)
+    with _load_lock:
+        model = _loaded.get(key)
+        if model is None:
+            llama_cpp = require("llama_cpp", "local", "the local backend")
+            llama = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                logits_all=logits_all,
+                verbose=False,
+            )
+            model = LoadedModel(llama, path, _prompt_format(llama), threading.Lock())
+            _loaded[key] = model
+        return model
+
+
+def _prompt_format(llama: Any) -> PromptFormat:
+    def text_of(token: int) -> str:
+        return llama._model.token_get_text(token) if token >= 0 else ""
+
+    return PromptFormat(
+        llama.metadata.get("tokenizer.chat_template"),
+        bos_token=text_of(llama.token_bos()),
+        eos_token=text_of(llama.token_eos()),
+    )
+
+
+class _Done:
+    def __init__(self, finish_reason: str | None, sampled: int) -> None:
+        self.finish_reason = finish_reason
+        self.sampled = sampled
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class _SampleCounter:
+    """A stopping criterion that never stops: llama.cpp calls it once per sampled token,
+    plus once after generation ends; that is how streamed calls get their token count."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, input_ids: Any, logits: Any) -> bool:
+        self.calls += 1
+        return False
+
+
+class LocalBackend(Backend):
+    """A GGUF model run in this process."""
+
+    def __init__(
+        self,
+        model: str,
+        weights: WeightsSpec,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int = 2,
+        logprobs: bool = False,
+        chat_template: bool = True,
+        tools: bool | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        sampling: Mapping[str, Any] | None = None,
+        prefix_cache: bool = True,
+    ) -> None:
+        unknown = set(sampling or {}) - SAMPLING_KEYS
+        if unknown:
+            raise BadRequestError(
+                f"unknown llama.cpp sampling settings {sorted(unknown)}; known: {sorted(SAMPLING_KEYS)}"
+            )
+        self.model = model
+        self.provider = "llama_cpp"
+        self.in_process = True
+        self.weights = weights
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.logprobs = logprobs
+        self.defaults = dict(defaults or {})
+        self.sampling = dict(sampling or {})
+        # Reusing the KV cache of a shared prompt prefix makes agent loops fast, but llama.cpp's
+        # numerics differ slightly between batched and single-token evaluation, so a repeated
+        # call may diverge from a fresh one. prefix_cache=False re-evaluates every prompt.
+        self.prefix_cache = prefix_cache
+        tools = chat_template if tools is None else tools
+        self.capabilities = Capabilities(
+            tools=tools and chat_template,
+            streaming=True,
+            logprobs=logprobs,
+            system_prompt=chat_template,
+            chat_template=chat_template,
+        )
+        self._loaded: LoadedModel | None = None
+        self._responses = itertools.count(1)
+
+    def load(self) -> LoadedModel:
+        """Verify and load the weights (blocking; the first call may take seconds)."""
+        if self._loaded is None:
+            path = resolve(self.weights)
+            loaded = load_model(
+                path, n_ctx=self.n_ctx, logits_all=self.logprobs, n_threads=self.n_threads
+            )
+            if self.capabilities.chat_template and not loaded.prompt_format.has_chat_template:
+                raise ModelIntegrityError(
+                    f"{self.model}: {path.name} has no chat template; mark the catalog entry "
+                    "chat_template = false (a base model gets a plain transcript)"
+                )
+            self._loaded = loaded
+        return self._loaded
+
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] = (),
+        config: GenerationConfig = GenerationConfig(),
+    ) -> ModelOutput:
+        output: ModelOutput | None = None
+        async for item in self.stream(messages, tools, config):
+            if isinstance(item, ModelOutput):
+                output = item
+        assert output is not None
+        return output if config.logprobs else dataclasses.replace(output, tokens=())
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] = (),
+        config: GenerationConfig = GenerationConfig(),
+    ) -> AsyncIterator[StreamChunk | ModelOutput]:
+        config = self.with_defaults(config)
+        self._check(tools, config)
+        loaded = self._loaded or await asyncio.to_thread(self.load)
+        prompt = loaded.prompt_format.render(messages, tools, self.capabilities.chat_template)
+        tokens = loaded.llama.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
+        kwargs = self._completion_kwargs(config, prompt)
+        pieces: list[StreamChunk] = []
+        done: _Done | None = None
+        response_id = None
+        async for item in self._run(loaded, tokens, kwargs):
+            if isinstance(item, _Done):
+                done = item
+                continue
+            response_id = item.get("id") or response_id
+            chunk = _chunk(item)
+            if chunk is not None:
+                pieces.append(chunk)
+                yield chunk
+        assert done is not None
+        yield self._output(loaded, prompt, tokens, kwargs, pieces, done, response_id, tools, config)
+
+    def _check(self, tools: Sequence[ToolSpec], config: GenerationConfig) -> None:
+        if tools and not self.capabilities.tools:
+            raise BadRequestError(
+                f"{self.model} takes no tool specs (capabilities.tools is False: "
+                "put the tool protocol in the prompt)"
+            )
+        if config.logprobs and not self.logprobs:
+            raise BadRequestError(
+                f"{self.model} was loaded without logprobs; open it with logprobs=True "
+                "(llama.cpp then runs several times slower)"
+            )
+
+    def _completion_kwargs(self, config: GenerationConfig, prompt: RenderedPrompt) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "max_tokens": config.max_tokens,
+            "seed": config.seed,
+            "stop": list(dict.fromkeys((*config.stop, *prompt.stop))) or None,
+            "logprobs": config.top_logprobs if config.logprobs else None,
+            **self.sampling,
+        }
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+    async def _run(
+        self, loaded: LoadedModel, tokens: list[int], kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """Completion chunks from a worker thread; the loop stays free meanwhile."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def put(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                cancelled.set()
+
+        def work() -> None:
+            counter = _SampleCounter()
+            finish: str | None = None
+            try:
+                with loaded.lock:
+                    if not self.prefix_cache:
+                        loaded.llama.reset()
+                    chunks = loaded.llama.create_completion(
+                        tokens, stream=True, stopping_criteria=_criteria(counter), **kwargs
+                    )
+                    for chunk in chunks:
+                        if cancelled.is_set():
+                            chunks.close()
+                            return
+                        finish = chunk["choices"][0].get("finish_reason") or finish
+                        put(chunk)
+                put(_Done(finish, max(counter.calls - 1, 0)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
+                put(_Failed(exc))
+
+        worker = threading.Thread(target=work, name=f"llama-{self.model}", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, _Failed):
+                    raise _as_backend_error(self.model, item.exc)
+                yield item
+                if isinstance(item, _Done):
+                    return
+        finally:
+            cancelled.set()
+
+    def _output(
+        self,
+        loaded: LoadedModel,
+        prompt: RenderedPrompt,
+        tokens: list[int],
+        kwargs: dict[str, Any],
+        pieces: list[StreamChunk],
+        done: _Done,
+        response_id: str | None,
+        tools: Sequence[ToolSpec],
+        config: GenerationConfig,
+    ) -> ModelOutput:
+        raw_text = "".join(p.text for p in pieces)
+        text, calls = raw_text, ()
+        if tools:
+            text, calls = parse_text_tool_calls(
+                raw_text, {t.name for t in tools}, f"call_{next(self._responses)}"
+            )
+        finish = "tool_calls" if calls else done.finish_reason
+        # The token that ended generation (end-of-turn, or one completing a stop sequence)
+        # is not part of the answer and is not counted.
+        output_tokens = done.sampled - (1 if done.finish_reason == "stop" else 0)
+        return ModelOutput(
+            text=text,
+            tool_calls=calls,
+            finish_reason=finish,
+            usage=Usage(len(tokens), max(output_tokens, 0)),
+            response_model=loaded.path.name,
+            response_id=response_id,
+            tokens=tuple(pieces),
+            raw_request={
+                "prompt": prompt.text,
+                "rendering": prompt.rendering,
+                "prompt_tokens": len(tokens),
+                "model_file": loaded.path.name,
+                "sha256": self.weights.sha256,
+                "n_ctx": self.n_ctx,
+                "tools": [t.name for t in tools],
+                **kwargs,
+            },
+            raw_response={
+                "id": response_id,
+                "text": raw_text,
+                "finish_reason": done.finish_reason,
+                "usage": {"prompt_tokens": len(tokens), "completion_tokens": output_tokens},
+                "tool_calls": [dataclasses.asdict(c) for c in calls],
+            },
+        )
+
+    async def aclose(self) -> None:
+        # Loaded models stay cached for the process: other backends may share them.
+        self._loaded = None
+
+
+def _criteria(counter: _SampleCounter) -> Any:
+    from llama_cpp import StoppingCriteriaList
+
+    return StoppingCriteriaList([counter])
+
+
+def _chunk(item: Mapping[str, Any]) -> StreamChunk | None:
+    choice = item["choices"][0]
+    text = choice.get("text") or ""
+    logprobs = choice.get("logprobs")
+    if not logprobs:
+        return StreamChunk(text) if text else None
+    top = logprobs.get("top_logprobs") or [None]
+    alternatives = tuple(TokenLogprob(t, lp) for t, lp in (top[0] or {}).items())
+    values = logprobs.get("token_logprobs") or [None]
+    return StreamChunk(text, logprob=values[0], top_logprobs=alternatives)
+
+
+def _as_backend_error(model: str, exc: BaseException) -> BackendError:
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, ValueError):  # llama-cpp-python: prompt longer than the context, ...
+        return BadRequestError(f"{model}: {exc}")
+    return BackendError(f"{model}: llama.cpp failed: {type(exc).__name__}: {exc}")
