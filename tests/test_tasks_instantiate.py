@@ -13,9 +13,13 @@ from scaffolds.tasks.instantiate import tidy
 def test_facts_fill_the_prompt_and_removal_tidies_it(tmp_path: Path) -> None:
     task = get_suite("arithmetic").task("arith-001")
     base = task.instantiate(tmp_path / "a")
-    assert base.prompt == "Alda the herder has 7 sheep. At the market she buys 5 more sheep. How many sheep does Alda have now? Answer with a number."
+    question = "How many sheep does Alda have now? Answer with a number."
+    assert (
+        base.prompt
+        == f"Alda the herder has 7 sheep. At the market she buys 5 more sheep. {question}"
+    )
     removed = task.instantiate(tmp_path / "b", Ablation("flock", "removed"))
-    assert removed.prompt == "At the market she buys 5 more sheep. How many sheep does Alda have now? Answer with a number."
+    assert removed.prompt == f"At the market she buys 5 more sheep. {question}"
     assert removed.shards == ("bought",)
     replaced = task.instantiate(tmp_path / "c", Ablation("flock", "replaced"))
     assert replaced.prompt.startswith("Alda the herder has 9 sheep.")
@@ -39,9 +43,13 @@ def test_document_shard_removed_from_or_edited_in_the_corpus(tmp_path: Path) -> 
     task = get_suite("docs").task("docs-004")
     base = task.instantiate(tmp_path / "a").tool_context.corpus
     assert "every Thursday" in base["market-law"] and len(base) == 15
-    removed = task.instantiate(tmp_path / "b", Ablation("market_law", "removed")).tool_context.corpus
+    removed = task.instantiate(
+        tmp_path / "b", Ablation("market_law", "removed")
+    ).tool_context.corpus
     assert "market-law" not in removed and len(removed) == 14
-    replaced = task.instantiate(tmp_path / "c", Ablation("market_law", "replaced")).tool_context.corpus
+    replaced = task.instantiate(
+        tmp_path / "c", Ablation("market_law", "replaced")
+    ).tool_context.corpus
     assert "every Tuesday" in replaced["market-law"] and "Thursday" not in replaced["market-law"]
 
 
@@ -49,8 +57,13 @@ def test_file_shard_and_patch_in_the_workdir(tmp_path: Path) -> None:
     task = get_suite("bugfix").task("bugfix-001")
     base = task.instantiate(tmp_path / "a").tool_context.workdir
     assert "if bushels <= TITHE_EXEMPT_BELOW:" in (base / "ledger" / "tax.py").read_text()
-    removed = task.instantiate(tmp_path / "b", Ablation("failing_test", "removed")).tool_context.workdir
-    assert not (removed / "tests" / "test_tax.py").exists() and (removed / "tests" / "test_coins.py").exists()
+    removed = task.instantiate(
+        tmp_path / "b", Ablation("failing_test", "removed")
+    ).tool_context.workdir
+    assert (
+        not (removed / "tests" / "test_tax.py").exists()
+        and (removed / "tests" / "test_coins.py").exists()
+    )
     replaced = task.instantiate(tmp_path / "c", Ablation("spec", "replaced")).tool_context.workdir
     assert "is exempt too" in (replaced / "SPEC.md").read_text()
 
@@ -66,7 +79,9 @@ def test_instances_are_independent(tmp_path: Path) -> None:
 
 def test_bad_ablations_are_refused_with_the_known_shards(tmp_path: Path) -> None:
     task = get_suite("arithmetic").task("arith-001")
-    with pytest.raises(AblationError, match="task 'arith-001' has no shard 'goats'; its shards: flock, bought"):
+    with pytest.raises(
+        AblationError, match="task 'arith-001' has no shard 'goats'; its shards: flock, bought"
+    ):
         task.instantiate(tmp_path, Ablation("goats", "removed"))
     with pytest.raises(AblationError, match="unknown ablation mode 'halved'"):
         task.instantiate(tmp_path, Ablation("flock", "halved"))  # type: ignore[arg-type]

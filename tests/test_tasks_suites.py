@@ -10,7 +10,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from scaffolds.tasks import Ablation, Suite, Task, TaskInstance, apply_reference_fix, check, load_suites
+from scaffolds.tasks import (
+    Ablation,
+    Suite,
+    Task,
+    TaskInstance,
+    apply_reference_fix,
+    check,
+    load_suites,
+)
 from scaffolds.tools import default_registry
 
 MINIMUM_TASKS = {"arithmetic": 12, "docs": 10, "village": 10, "bugfix": 8}
@@ -56,7 +64,8 @@ def _fingerprint(instance: TaskInstance) -> dict[str, Any]:
     ctx = instance.tool_context
     files = {
         p.relative_to(ctx.workdir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(ctx.workdir.rglob("*")) if p.is_file()
+        for p in sorted(ctx.workdir.rglob("*"))
+        if p.is_file()
     }
     return {
         "prompt": instance.prompt,
@@ -71,7 +80,12 @@ def _fingerprint(instance: TaskInstance) -> dict[str, Any]:
 def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+        tables = [
+            t
+            for (t,) in con.execute(
+                "SELECT table_name FROM information_schema.tables ORDER BY 1"
+            ).fetchall()
+        ]
         return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
     finally:
         con.close()
@@ -105,7 +119,9 @@ def test_reference_answer_passes_its_own_check(suite: Suite, task: Task, tmp_pat
 
 
 @pytest.mark.parametrize(("task", "shard", "mode"), SHARDS)
-def test_every_ablation_changes_the_world(task: Task, shard: str, mode: str, tmp_path: Path) -> None:
+def test_every_ablation_changes_the_world(
+    task: Task, shard: str, mode: str, tmp_path: Path
+) -> None:
     baseline = task.instantiate(tmp_path / "baseline")
     ablated = task.instantiate(tmp_path / "ablated", Ablation(shard, mode))
     assert ablated.ablation == Ablation(shard, mode)
@@ -121,6 +137,10 @@ def test_every_ablation_changes_the_world(task: Task, shard: str, mode: str, tmp
         cell = _first_cell_via_tool(ablated, task.reference_sql)
         assert check(task, cell, ablated).outcome == "failure", f"answer still derivable: {cell}"
     if declared.kind == "document":
-        assert before["corpus"][declared.params["doc"]] != after["corpus"].get(declared.params["doc"])
+        assert before["corpus"][declared.params["doc"]] != after["corpus"].get(
+            declared.params["doc"]
+        )
     if declared.kind == "file":
-        assert before["files"][declared.params["path"]] != after["files"].get(declared.params["path"])
+        assert before["files"][declared.params["path"]] != after["files"].get(
+            declared.params["path"]
+        )

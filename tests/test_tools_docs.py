@@ -33,7 +33,9 @@ def _search(corpus, query: str, tmp_path: Path, **extra):
         ("sheep grazing on the common", "herding-customs"),
     ],
 )
-def test_search_ranks_the_right_document_first(corpus, tmp_path: Path, query: str, best: str) -> None:
+def test_search_ranks_the_right_document_first(
+    corpus, tmp_path: Path, query: str, best: str
+) -> None:
     result = _search(corpus, query, tmp_path)
     assert result.ok
     assert result.output.splitlines()[0].startswith(f"1. {best} ")

@@ -7,11 +7,27 @@ from typing import Any
 
 import pytest
 
-from scaffolds.tools import Tool, ToolContext, ToolRegistry, ToolResult, UnknownToolError, default_registry
+from scaffolds.tools import (
+    Tool,
+    ToolContext,
+    ToolRegistry,
+    ToolResult,
+    UnknownToolError,
+    default_registry,
+)
 from scaffolds.types import ToolSpec
 from shardscope.errors import ConfigError
 
-BUILTIN = ["calculator", "list_files", "read_doc", "read_file", "run_tests", "search_docs", "sql", "write_file"]
+BUILTIN = [
+    "calculator",
+    "list_files",
+    "read_doc",
+    "read_file",
+    "run_tests",
+    "search_docs",
+    "sql",
+    "write_file",
+]
 
 
 class Echo(Tool):
@@ -48,8 +64,12 @@ def test_unknown_tool_error_lists_the_known_tools() -> None:
 def test_arguments_are_validated_against_the_schema(tmp_path: Path) -> None:
     tool, ctx = Echo(), ToolContext(workdir=tmp_path)
     assert tool.run({"text": "ab", "times": 2}, ctx).output == "abab"
-    for bad, needle in [({}, "'text' is a required property"), ({"text": 3}, "is not of type 'string'"),
-                        ({"text": "a", "times": 0}, "minimum"), ({"text": "a", "loud": True}, "Additional properties")]:
+    for bad, needle in [
+        ({}, "'text' is a required property"),
+        ({"text": 3}, "is not of type 'string'"),
+        ({"text": "a", "times": 0}, "minimum"),
+        ({"text": "a", "loud": True}, "Additional properties"),
+    ]:
         result = tool.run(bad, ctx)
         assert not result.ok and result.error_type == "invalid_arguments"
         assert needle in (result.error_message or ""), result.error_message
@@ -58,7 +78,9 @@ def test_arguments_are_validated_against_the_schema(tmp_path: Path) -> None:
 
 
 def test_long_outputs_are_truncated_with_a_note(tmp_path: Path) -> None:
-    result = Echo().run({"text": "x", "times": 5000}, ToolContext(workdir=tmp_path, max_output_chars=100))
+    result = Echo().run(
+        {"text": "x", "times": 5000}, ToolContext(workdir=tmp_path, max_output_chars=100)
+    )
     assert result.ok and result.truncated
     assert result.output.startswith("x" * 100) and "5,000 characters" in result.output
 

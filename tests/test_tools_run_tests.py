@@ -5,19 +5,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from scaffolds.tools import ToolContext, default_registry
 
 
 def _run(workdir: Path, **kwargs):
-    ctx = ToolContext(workdir=workdir, max_output_chars=kwargs.pop("max_output_chars", 1000),
-                      timeout_s=kwargs.pop("timeout_s", 3.0), memory_mb=kwargs.pop("memory_mb", 256))
+    ctx = ToolContext(
+        workdir=workdir,
+        max_output_chars=kwargs.pop("max_output_chars", 1000),
+        timeout_s=kwargs.pop("timeout_s", 3.0),
+        memory_mb=kwargs.pop("memory_mb", 256),
+    )
     return default_registry().get("run_tests").run(kwargs, ctx)
 
 
 def test_reports_passes_and_failures(tmp_path: Path) -> None:
-    (tmp_path / "test_a.py").write_text("def test_ok():\n    assert 1\n\ndef test_bad():\n    assert 1 == 2\n")
+    (tmp_path / "test_a.py").write_text(
+        "def test_ok():\n    assert 1\n\ndef test_bad():\n    assert 1 == 2\n"
+    )
     result = _run(tmp_path)
     assert result.ok  # failing tests are a result, not a tool error
     assert "1 failed, 1 passed" in result.output
@@ -58,7 +62,10 @@ def _dies_soon(pid: int, within_s: float = 5.0) -> bool:
 
 def test_memory_hog_is_stopped(tmp_path: Path) -> None:
     (tmp_path / "test_hog.py").write_text(
-        "def test_hog():\n    blocks = []\n    while True:\n        blocks.append(bytearray(50 * 1024 * 1024))\n"
+        "def test_hog():\n"
+        "    blocks = []\n"
+        "    while True:\n"
+        "        blocks.append(bytearray(50 * 1024 * 1024))\n"
     )
     result = _run(tmp_path, memory_mb=256, timeout_s=20)
     assert not result.ok

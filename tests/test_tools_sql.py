@@ -15,7 +15,10 @@ from scaffolds.tools import ToolContext, default_registry
 def sql(tmp_path: Path):
     database = tmp_path / "data.duckdb"
     con = duckdb.connect(str(database))
-    con.execute("CREATE TABLE farmers AS SELECT range AS id, 'farmer ' || range AS name, range * 3 AS acres FROM range(250)")
+    con.execute(
+        "CREATE TABLE farmers AS SELECT range AS id, 'farmer ' || range AS name, "
+        "range * 3 AS acres FROM range(250)"
+    )
     con.close()
     tool = default_registry().get("sql")
 
@@ -64,7 +67,11 @@ def test_files_outside_the_dataset_cannot_be_read(sql, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "statement",
-    ["INSERT INTO farmers VALUES (999, 'x', 1)", "COPY farmers TO 'stolen.csv'", "SET enable_external_access = true"],
+    [
+        "INSERT INTO farmers VALUES (999, 'x', 1)",
+        "COPY farmers TO 'stolen.csv'",
+        "SET enable_external_access = true",
+    ],
 )
 def test_the_connection_is_locked_even_past_the_statement_filter(
     sql, statement: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -81,7 +88,9 @@ def test_the_connection_is_locked_even_past_the_statement_filter(
 
 def test_runaway_query_is_interrupted(sql) -> None:
     start = time.monotonic()
-    result = sql("SELECT sum(a.range * b.range) FROM range(100000000) a, range(1000000) b", timeout_s=0.5)
+    result = sql(
+        "SELECT sum(a.range * b.range) FROM range(100000000) a, range(1000000) b", timeout_s=0.5
+    )
     assert time.monotonic() - start < 5
     assert not result.ok
     assert result.error_type == "timeout"
@@ -90,7 +99,9 @@ def test_runaway_query_is_interrupted(sql) -> None:
 
 def test_bad_sql_gives_a_readable_error(sql) -> None:
     syntax = sql("SELEC * FROM farmers")
-    assert syntax.error_type == "sql_syntax_error" and "syntax error" in (syntax.error_message or "")
+    assert syntax.error_type == "sql_syntax_error" and "syntax error" in (
+        syntax.error_message or ""
+    )
     unknown = sql("SELECT * FROM herders")
     assert unknown.error_type == "sql_unknown_name"
     assert "Tables in this dataset: farmers" in (unknown.error_message or "")

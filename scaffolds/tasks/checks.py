@@ -13,7 +13,9 @@ from pathlib import Path
 from scaffolds.tasks.model import Check, CheckResult, Task, TaskInstance
 from scaffolds.tools.pytest_runner import describe_failure, run_pytest
 
-_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,]*\d)|(?<![\w.])-?\.\d+")
+_NUMBER = re.compile(
+    r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,]*\d)|(?<![\w.])-?\.\d+"
+)
 _PUNCT = re.compile(r"[^\w\s]")
 _CONFIG_FILES = ("conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini")
 
@@ -48,7 +50,10 @@ def check_numeric(spec: Check, answer: str) -> CheckResult:
     if value is None:
         return _result(False, f"no number in the answer; expected {expected:g}")
     allowed = max(spec.tolerance, spec.relative * abs(expected))
-    ok = math.isclose(value, expected, rel_tol=0.0, abs_tol=allowed) or abs(value - expected) <= allowed
+    ok = (
+        math.isclose(value, expected, rel_tol=0.0, abs_tol=allowed)
+        or abs(value - expected) <= allowed
+    )
     return _result(ok, f"answer {value:g}, expected {expected:g} (tolerance {allowed:g})")
 
 
@@ -89,14 +94,18 @@ def check_tests(spec: Check, task: Task, instance: TaskInstance) -> CheckResult:
         return CheckResult("failure", 0.0, f"no tests ran: {tail[0]}")
     total, passed = counts
     ok = passed == total
-    return CheckResult("success" if ok else "failure", passed / total, f"{passed}/{total} tests passed")
+    return CheckResult(
+        "success" if ok else "failure", passed / total, f"{passed}/{total} tests passed"
+    )
 
 
 def _assemble(package: Path, work: Path, tree: Path, tests: str) -> None:
     """The model's files, with the tests and test configuration taken from the package."""
     protected = {tests.split("/")[0], *_CONFIG_FILES}
     shutil.copytree(
-        work, tree, symlinks=True,
+        work,
+        tree,
+        symlinks=True,
         ignore=lambda d, names: [n for n in names if n in protected or n == "__pycache__"],
     )
     for name in sorted(protected):

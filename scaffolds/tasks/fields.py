@@ -37,8 +37,14 @@ class Where:
 
 
 def _type_name(value: Any) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
-             list: "a list", dict: "a table"}
+    names = {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -76,8 +82,14 @@ class Fields:
             raise self.error(key, "must not be empty")
         return value
 
-    def number(self, key: str, *, required: bool = True, default: float | None = None,
-               minimum: float | None = None) -> Any:
+    def number(
+        self,
+        key: str,
+        *,
+        required: bool = True,
+        default: float | None = None,
+        minimum: float | None = None,
+    ) -> Any:
         value = self._get(key, required)
         if value is None:
             return default
@@ -116,7 +128,9 @@ class Fields:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self.error(key, f"must be a list of tables ([[{self.field(key)}]]), got {_type_name(value)}")
+            raise self.error(
+                key, f"must be a list of tables ([[{self.field(key)}]]), got {_type_name(value)}"
+            )
         return value
 
     def choice(self, key: str, options: tuple[str, ...]) -> str:
@@ -131,4 +145,6 @@ class Fields:
             allowed = sorted(self.taken)
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise self.error(key, f"is not a known field{hint} (allowed here: {', '.join(allowed)})")
+            raise self.error(
+                key, f"is not a known field{hint} (allowed here: {', '.join(allowed)})"
+            )

@@ -77,7 +77,9 @@ def render_prompt(task: Task, target: Shard | None, mode: str | None) -> str:
 
 def tidy(text: str) -> str:
     """Collapse the gaps a removed fact leaves: runs of spaces, blank lines, space before '.'."""
-    lines = [_SPACE_BEFORE_PUNCT.sub(r"\1", _SPACES.sub(" ", line)).strip() for line in text.splitlines()]
+    lines = [
+        _SPACE_BEFORE_PUNCT.sub(r"\1", _SPACES.sub(" ", line)).strip() for line in text.splitlines()
+    ]
     out: list[str] = []
     for line in lines:
         if line or (out and out[-1]):

@@ -72,7 +72,9 @@ def get_suite(name: str, directory: Path | str | None = None) -> Suite:
     """The suite called ``name``; UnknownSuiteError listing the known suites if none."""
     suites = load_suites(directory)
     if name not in suites:
-        raise UnknownSuiteError(f"unknown suite {name!r}; known suites: {', '.join(sorted(suites))}")
+        raise UnknownSuiteError(
+            f"unknown suite {name!r}; known suites: {', '.join(sorted(suites))}"
+        )
     return suites[name]
 
 
@@ -86,7 +88,9 @@ def _tools(fields: Fields, key: str, known: frozenset[str]) -> tuple[str, ...] |
     tools = fields.strings(key)
     for tool in tools or ():
         if tool not in known:
-            raise fields.error(key, f"names unknown tool {tool!r}; known tools: {', '.join(sorted(known))}")
+            raise fields.error(
+                key, f"names unknown tool {tool!r}; known tools: {', '.join(sorted(known))}"
+            )
     return tools
 
 
@@ -139,7 +143,12 @@ def _limits(head: Fields) -> dict[str, float]:
 
 
 def _tasks(
-    raw: list[Any], where: Where, suite: str, tools: tuple[str, ...], known: frozenset[str], world: World
+    raw: list[Any],
+    where: Where,
+    suite: str,
+    tools: tuple[str, ...],
+    known: frozenset[str],
+    world: World,
 ) -> tuple[Task, ...]:
     if not raw:
         raise where.error("tasks", "must hold at least one [[tasks]] table")
@@ -148,15 +157,22 @@ def _tasks(
     for index, table in enumerate(raw, 1):
         task = _task(table, where, index, suite, tools, known, world)
         if task.id in seen:
-            raise where.for_task(task.id).error("id", f"is a duplicate: another task already has id {task.id!r}")
+            raise where.for_task(task.id).error(
+                "id", f"is a duplicate: another task already has id {task.id!r}"
+            )
         seen.add(task.id)
         tasks.append(task)
     return tuple(tasks)
 
 
 def _task(
-    table: Any, where: Where, index: int, suite: str, suite_tools: tuple[str, ...],
-    known: frozenset[str], world: World,
+    table: Any,
+    where: Where,
+    index: int,
+    suite: str,
+    suite_tools: tuple[str, ...],
+    known: frozenset[str],
+    world: World,
 ) -> Task:
     fields = Fields(table, where.for_task(f"#{index}"), "")
     task_id = fields.string("id")
@@ -177,19 +193,35 @@ def _task(
     _check_placeholders(fields, prompt, shards)
     metadata = fields.table_of("metadata") or {}
     fields.done()
-    return Task(task_id, prompt, shards, check, tools, metadata, reference, reference_sql,
-                patch, world, suite)
+    return Task(
+        task_id,
+        prompt,
+        shards,
+        check,
+        tools,
+        metadata,
+        reference,
+        reference_sql,
+        patch,
+        world,
+        suite,
+    )
 
 
 def _check(task: Fields, world: World) -> Check:
     fields = Fields(task.table_of("check", required=True), task.where, "check.")
     kind = fields.choice("type", CHECK_TYPES)
     if kind == "numeric":
-        check = Check(kind, expected=float(fields.number("expected")),
-                      tolerance=float(fields.number("tolerance", required=False, default=1e-6, minimum=0)),
-                      relative=float(fields.number("relative", required=False, default=0.0, minimum=0)))
+        check = Check(
+            kind,
+            expected=float(fields.number("expected")),
+            tolerance=float(fields.number("tolerance", required=False, default=1e-6, minimum=0)),
+            relative=float(fields.number("relative", required=False, default=0.0, minimum=0)),
+        )
     elif kind == "exact":
-        check = Check(kind, expected=fields.string("expected"), aliases=fields.strings("aliases") or ())
+        check = Check(
+            kind, expected=fields.string("expected"), aliases=fields.strings("aliases") or ()
+        )
     elif kind == "regex":
         pattern = fields.string("pattern")
         try:
@@ -202,7 +234,9 @@ def _check(task: Fields, world: World) -> Check:
             raise fields.error("type", "'tests_pass' needs a package: set suite.package")
         tests = fields.string("tests", required=False, default="tests")
         if not (world.package_dir / tests).exists():
-            raise fields.error("tests", f"{tests!r} does not exist in the package {display(world.package_dir)}")
+            raise fields.error(
+                "tests", f"{tests!r} does not exist in the package {display(world.package_dir)}"
+            )
         check = Check(kind, tests=tests)
     fields.done()
     return check
@@ -221,18 +255,26 @@ def _patch(task: Fields, world: World) -> tuple[Edit, ...]:
         fields.done()
         source = world.package_dir / file
         if not source.is_file():
-            raise fields.error("file", f"{file!r} is not a file of the package {display(world.package_dir)}")
+            raise fields.error(
+                "file", f"{file!r} is not a file of the package {display(world.package_dir)}"
+            )
         text = texts.get(file) or source.read_text(encoding="utf-8")
         if text.count(find) != 1:
-            raise fields.error("find", f"must occur exactly once in {file}, found {text.count(find)} times")
+            raise fields.error(
+                "find", f"must occur exactly once in {file}, found {text.count(find)} times"
+            )
         texts[file] = text.replace(find, replace)
         if texts[file].count(replace) != 1:
-            raise fields.error("replace", f"must occur only once in the patched {file}, so the fix is unambiguous")
+            raise fields.error(
+                "replace", f"must occur only once in the patched {file}, so the fix is unambiguous"
+            )
         edits.append(Edit(find, replace, file))
     return tuple(edits)
 
 
-def _shards(task: Fields, world: World, tools: tuple[str, ...], patch: tuple[Edit, ...]) -> tuple[Shard, ...]:
+def _shards(
+    task: Fields, world: World, tools: tuple[str, ...], patch: tuple[Edit, ...]
+) -> tuple[Shard, ...]:
     raw = task.tables("shards")
     if not raw:
         raise task.error("shards", "must declare at least one shard ([[tasks.shards]])")
@@ -240,7 +282,9 @@ def _shards(task: Fields, world: World, tools: tuple[str, ...], patch: tuple[Edi
     for i, table in enumerate(raw):
         shard = _shard(Fields(table, task.where, f"shards[{i}]."), world, tools, patch)
         if any(s.name == shard.name for s in shards):
-            raise task.error(f"shards[{i}].name", f"is a duplicate: {shard.name!r} is declared twice")
+            raise task.error(
+                f"shards[{i}].name", f"is a duplicate: {shard.name!r} is declared twice"
+            )
         shards.append(shard)
     return tuple(shards)
 
@@ -262,7 +306,9 @@ def _shard(fields: Fields, world: World, tools: tuple[str, ...], patch: tuple[Ed
     return shard
 
 
-def _text_shard(fields: Fields, name: str, kind: str, description: str, tools: tuple[str, ...]) -> Shard:
+def _text_shard(
+    fields: Fields, name: str, kind: str, description: str, tools: tuple[str, ...]
+) -> Shard:
     params: dict[str, Any] = {}
     content = None
     if kind == "fact":
@@ -270,7 +316,9 @@ def _text_shard(fields: Fields, name: str, kind: str, description: str, tools: t
     else:
         tool = fields.string("tool")
         if tool not in tools:
-            raise fields.error("tool", f"{tool!r} is not one of the task's tools ({', '.join(tools) or 'none'})")
+            raise fields.error(
+                "tool", f"{tool!r} is not one of the task's tools ({', '.join(tools) or 'none'})"
+            )
         params["tool"] = tool
     replacement = fields.string("replacement")
     if replacement == content:
@@ -283,7 +331,10 @@ def _rows_shard(fields: Fields, name: str, description: str, world: World) -> Sh
     if world.dataset_dir is None:
         raise fields.error("kind", "'rows' needs a dataset: set suite.dataset")
     if table not in world.dataset_tables:
-        raise fields.error("table", f"{table!r} is not a table of the dataset; tables: {', '.join(world.dataset_tables)}")
+        raise fields.error(
+            "table",
+            f"{table!r} is not a table of the dataset; tables: {', '.join(world.dataset_tables)}",
+        )
     values = fields.table_of("replacement", required=True) or {}
     if not values:
         raise fields.error("replacement", "must set at least one column, e.g. { amount = 0 }")
@@ -319,13 +370,18 @@ def _shard_text(
         if target not in world.corpus:
             if not world.corpus:
                 raise fields.error("kind", "'document' needs a corpus: set suite.corpus")
-            raise fields.error(key, f"{target!r} is not a document of the corpus; documents: {', '.join(world.corpus)}")
+            raise fields.error(
+                key,
+                f"{target!r} is not a document of the corpus; documents: {', '.join(world.corpus)}",
+            )
         return world.corpus[target]
     if world.package_dir is None:
         raise fields.error("kind", "'file' needs a package: set suite.package")
     path = world.package_dir / target
     if not path.is_file():
-        raise fields.error(key, f"{target!r} is not a file of the package {display(world.package_dir)}")
+        raise fields.error(
+            key, f"{target!r} is not a file of the package {display(world.package_dir)}"
+        )
     return W.apply_edits(path.read_text(encoding="utf-8"), [e for e in patch if e.file == target])
 
 
@@ -334,16 +390,23 @@ def _check_placeholders(fields: Fields, prompt: str, shards: tuple[Shard, ...]) 
     try:
         parsed = list(string.Formatter().parse(prompt))
     except ValueError as exc:
-        raise fields.error("prompt", f"has a malformed placeholder ({exc}); write {{{{ and }}}} for literal braces") from None
+        raise fields.error(
+            "prompt", f"has a malformed placeholder ({exc}); write {{{{ and }}}} for literal braces"
+        ) from None
     used = set()
     for _, field_name, spec, conversion in parsed:
         if field_name is None:
             continue
         if field_name not in facts:
             known = ", ".join(sorted(facts)) or "none"
-            raise fields.error("prompt", f"has placeholder {{{field_name}}} but no fact shard of that name (fact shards: {known})")
+            problem = f"has placeholder {{{field_name}}} but no fact shard of that name"
+            raise fields.error("prompt", f"{problem} (fact shards: {known})")
         if spec or conversion:
-            raise fields.error("prompt", f"placeholder {{{field_name}}} must be plain, without ':' or '!'")
+            raise fields.error(
+                "prompt", f"placeholder {{{field_name}}} must be plain, without ':' or '!'"
+            )
         used.add(field_name)
     for name in sorted(facts - used):
-        raise fields.error("prompt", f"does not use fact shard {name!r}: add {{{name}}} where the fact belongs")
+        raise fields.error(
+            "prompt", f"does not use fact shard {name!r}: add {{{name}}} where the fact belongs"
+        )

@@ -41,9 +41,7 @@ def build_dataset(directory: Path, target: Path) -> None:
         con.close()
 
 
-def change_rows(
-    database: Path, table: str, where: str, values: Mapping[str, Any] | None
-) -> int:
+def change_rows(database: Path, table: str, where: str, values: Mapping[str, Any] | None) -> int:
     """Delete (``values`` None) or update the rows of ``table`` matching ``where``; the count."""
     con = duckdb.connect(str(database))
     try:

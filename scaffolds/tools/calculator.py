@@ -75,8 +75,10 @@ def _eval(node: ast.AST) -> Number:
     if isinstance(node, ast.Name):
         if node.id in _CONSTANTS:
             return _CONSTANTS[node.id]
-        raise CalcError(f"unknown name {node.id!r}; only numbers, + - * / // % **, "
-                        f"parentheses and {', '.join(sorted(_FUNCTIONS))} are allowed")
+        raise CalcError(
+            f"unknown name {node.id!r}; only numbers, + - * / // % **, "
+            f"parentheses and {', '.join(sorted(_FUNCTIONS))} are allowed"
+        )
     if isinstance(node, ast.Tuple):
         raise CalcError("write numbers without thousands separators (1234, not 1,234)")
     raise CalcError(f"{type(node).__name__} is not allowed; only arithmetic is")
@@ -99,9 +101,7 @@ def _binary(node: ast.BinOp) -> Number:
 
 def _power(base: Number, exponent: Number) -> Number:
     if abs(base) not in (0, 1) and abs(exponent) * math.log10(abs(base)) > MAX_DIGITS:
-        raise CalcError(
-            f"{base}**{exponent} is too large to compute (limit about 1e{MAX_DIGITS})"
-        )
+        raise CalcError(f"{base}**{exponent} is too large to compute (limit about 1e{MAX_DIGITS})")
     if base == 0 and exponent < 0:
         raise CalcError("division by zero (0 to a negative power)")
     if abs(exponent) > 10_000:  # base is 0, 1 or -1: the answer is known, the loop is not
@@ -118,7 +118,9 @@ def _power(base: Number, exponent: Number) -> Number:
 def _call(node: ast.Call) -> Number:
     if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
         shown = ast.unparse(node.func)
-        raise CalcError(f"function {shown!r} is not allowed; allowed: {', '.join(sorted(_FUNCTIONS))}")
+        raise CalcError(
+            f"function {shown!r} is not allowed; allowed: {', '.join(sorted(_FUNCTIONS))}"
+        )
     if node.keywords:
         raise CalcError("keyword arguments are not allowed")
     args = [_eval(arg) for arg in node.args]
@@ -156,9 +158,7 @@ class Calculator(Tool):
         ),
         parameters={
             "type": "object",
-            "properties": {
-                "expression": {"type": "string", "description": "e.g. 1200 * 0.1 + 35"}
-            },
+            "properties": {"expression": {"type": "string", "description": "e.g. 1200 * 0.1 + 35"}},
             "required": ["expression"],
             "additionalProperties": False,
         },

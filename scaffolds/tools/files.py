@@ -37,7 +37,9 @@ def confined_path(workdir: Path, raw: str) -> Path:
             "directory, e.g. 'ledger/tax.py'"
         )
     if ".." in pure.parts:
-        raise PathRefused(f"'..' is not allowed in paths ({raw!r}); stay inside the working directory")
+        raise PathRefused(
+            f"'..' is not allowed in paths ({raw!r}); stay inside the working directory"
+        )
     root = workdir.resolve()
     resolved = (root / pure).resolve()
     if not resolved.is_relative_to(root):
@@ -55,7 +57,9 @@ class ReadFile(Tool):
         description="Read a text file from the working directory (path relative to it).",
         parameters={
             "type": "object",
-            "properties": {"path": {"type": "string", "minLength": 1, "description": "e.g. ledger/tax.py"}},
+            "properties": {
+                "path": {"type": "string", "minLength": 1, "description": "e.g. ledger/tax.py"}
+            },
             "required": ["path"],
             "additionalProperties": False,
         },
@@ -67,7 +71,9 @@ class ReadFile(Tool):
         except PathRefused as exc:
             return ToolResult.fail("path_refused", str(exc))
         if path.is_dir():
-            return ToolResult.fail("is_a_directory", f"{arguments['path']!r} is a directory; use list_files")
+            return ToolResult.fail(
+                "is_a_directory", f"{arguments['path']!r} is a directory; use list_files"
+            )
         if not path.is_file():
             return ToolResult.fail(
                 "file_not_found", f"no file {arguments['path']!r}; use list_files to see the files"
@@ -100,7 +106,8 @@ class WriteFile(Tool):
         content = arguments["content"]
         if len(content) > MAX_WRITE_CHARS:
             return ToolResult.fail(
-                "content_too_large", f"content has {len(content):,} characters; the limit is {MAX_WRITE_CHARS:,}"
+                "content_too_large",
+                f"content has {len(content):,} characters; the limit is {MAX_WRITE_CHARS:,}",
             )
         try:
             path = confined_path(ctx.workdir, arguments["path"])
@@ -119,7 +126,13 @@ class ListFiles(Tool):
         description="List the files in the working directory (or one of its subdirectories).",
         parameters={
             "type": "object",
-            "properties": {"path": {"type": "string", "default": ".", "description": "a subdirectory; default: all"}},
+            "properties": {
+                "path": {
+                    "type": "string",
+                    "default": ".",
+                    "description": "a subdirectory; default: all",
+                }
+            },
             "additionalProperties": False,
         },
     )
@@ -130,7 +143,9 @@ class ListFiles(Tool):
         except PathRefused as exc:
             return ToolResult.fail("path_refused", str(exc))
         if not top.is_dir():
-            return ToolResult.fail("not_a_directory", f"{arguments.get('path')!r} is not a directory")
+            return ToolResult.fail(
+                "not_a_directory", f"{arguments.get('path')!r} is not a directory"
+            )
         lines = _listing(top, ctx)
         if not lines:
             return ToolResult(True, "(no files)")

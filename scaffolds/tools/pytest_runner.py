@@ -39,11 +39,20 @@ def describe_failure(done: Completed, ctx: ToolContext) -> tuple[str, str] | Non
             "(an infinite loop or a very slow test?)"
         )
     if done.out_of_memory or done.signal_name in ("SIGSEGV", "SIGABRT"):
-        return "memory_limit", f"the tests exceeded the memory limit of {ctx.memory_mb} MB and were stopped"
+        return (
+            "memory_limit",
+            f"the tests exceeded the memory limit of {ctx.memory_mb} MB and were stopped",
+        )
     if done.signal_name in ("SIGXCPU", "SIGKILL"):
-        return "cpu_limit", f"the tests used more CPU time than allowed and were killed ({done.signal_name})"
+        return (
+            "cpu_limit",
+            f"the tests used more CPU time than allowed and were killed ({done.signal_name})",
+        )
     if done.signal_name == "SIGXFSZ":
-        return "output_limit", "the tests wrote too much output or too large a file and were stopped"
+        return (
+            "output_limit",
+            "the tests wrote too much output or too large a file and were stopped",
+        )
     return None
 
 
@@ -57,7 +66,10 @@ class RunTests(Tool):
         parameters={
             "type": "object",
             "properties": {
-                "path": {"type": "string", "description": "a test file or directory; default: all tests"}
+                "path": {
+                    "type": "string",
+                    "description": "a test file or directory; default: all tests",
+                }
             },
             "additionalProperties": False,
         },

@@ -61,4 +61,3 @@ def default_registry() -> ToolRegistry:
             RunTests(),
         ]
     )
-

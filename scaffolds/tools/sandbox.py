@@ -102,7 +102,9 @@ def _read_back(sink) -> tuple[str, int]:  # noqa: ANN001 - a binary file object
     sink.seek(size - _READ_BACK)
     tail = sink.read()
     skipped = f"\n[... {size - 2 * _READ_BACK:,} bytes of output skipped ...]\n"
-    return head.decode("utf-8", errors="replace") + skipped + tail.decode("utf-8", errors="replace"), size
+    return head.decode("utf-8", errors="replace") + skipped + tail.decode(
+        "utf-8", errors="replace"
+    ), size
 
 
 def child_env(workdir: Path) -> dict[str, str]:

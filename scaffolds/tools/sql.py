@@ -47,7 +47,11 @@ class SqlQuery(Tool):
             con = duckdb.connect(
                 str(ctx.dataset_path),
                 read_only=True,
-                config={"enable_external_access": False, "threads": 1, "memory_limit": f"{ctx.memory_mb}MB"},
+                config={
+                    "enable_external_access": False,
+                    "threads": 1,
+                    "memory_limit": f"{ctx.memory_mb}MB",
+                },
             )
         except duckdb.Error as exc:
             raise RuntimeError(f"cannot open the dataset {ctx.dataset_path}: {exc}") from exc
@@ -103,7 +107,11 @@ def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def _error_type(exc: duckdb.Error) -> str:
     text = str(exc)
-    if isinstance(exc, duckdb.PermissionException) or "read-only mode" in text or "has been locked" in text:
+    if (
+        isinstance(exc, duckdb.PermissionException)
+        or "read-only mode" in text
+        or "has been locked" in text
+    ):
         return "not_read_only"
     if isinstance(exc, duckdb.ParserException):
         return "sql_syntax_error"
