@@ -20,7 +20,8 @@ _MAX_CELL = 80
 
 
 def _console() -> Console:
-    return Console(soft_wrap=False)
+    # Piped output (CI logs, files) gets a wide page instead of rich's 80-column default.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _plain(value: Any) -> Any:

@@ -14,7 +14,8 @@ import pytest
 from config.settings import Settings
 from scaffolds.backends.scripted import ScriptedBackend
 from scaffolds.backends.traced import TracedModel
-from scaffolds.runner.matrix import AblationSpec, MatrixSpec, expand
+from scaffolds.runner.matrix import MatrixSpec, expand
+from scaffolds.tasks import Ablation
 from scaffolds.runner.runner import Runner
 from shardscope.errors import ConfigError
 from tests import fakes
@@ -133,7 +134,7 @@ def test_ablation_expansion_links_to_the_baseline() -> None:
     assert len(episodes) == 1 + 2 * 2  # baseline + (2 shards x removed/replaced)
     base = episodes[0]
     ablated = [e for e in episodes if e.ablation]
-    assert {e.ablation for e in ablated} == {AblationSpec("a", "removed"), AblationSpec("a", "replaced"),
-                                             AblationSpec("b", "removed"), AblationSpec("b", "replaced")}
+    assert {e.ablation for e in ablated} == {Ablation("a", "removed"), Ablation("a", "replaced"),
+                                             Ablation("b", "removed"), Ablation("b", "replaced")}
     assert all(e.baseline_key == base.key for e in ablated)
     assert len({e.key for e in episodes}) == 5

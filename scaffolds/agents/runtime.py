@@ -33,6 +33,16 @@ class ToolOutcome:
     protocol_error: bool = False  # the model's fault (malformed, unknown or forbidden tool)
 
 
+def describe_tool(spec: ToolSpec) -> str:
+    """``- name: description`` and an example argument object built from the JSON schema."""
+    properties = spec.parameters.get("properties", {})
+    example = {
+        name: f"<{prop.get('type', 'value')}: {prop.get('description', name)}>"
+        for name, prop in properties.items()
+    }
+    return f"- {spec.name}: {spec.description}\n  arguments: {json.dumps(example)}"
+
+
 @dataclass
 class Episode:
     """One task attempt in progress: the model, the task instance, tools, budgets."""
@@ -57,12 +67,8 @@ class Episode:
         return list(self.registry.specs(list(self.instance.tools)))
 
     def tools_text(self) -> str:
-        """The tools as text, for prompts of scaffolds that describe them in words."""
-        lines = []
-        for spec in self.tool_specs:
-            args = json.dumps(spec.parameters.get("properties", {}), sort_keys=True)
-            lines.append(f"- {spec.name}: {spec.description} Arguments (JSON): {args}")
-        return "\n".join(lines) or "- (no tools)"
+        """The tools in words, each with an example of its arguments, for text protocols."""
+        return "\n".join(describe_tool(spec) for spec in self.tool_specs) or "- (no tools)"
 
     def out_of_budget(self) -> bool:
         return (

@@ -8,19 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scaffolds.tasks.model import Ablation
 from shardscope.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class AblationSpec:
-    """One shard removed or replaced, against a baseline episode of the same coordinates."""
-
-    shard: str
-    mode: str  # "removed" | "replaced"
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("removed", "replaced"):
-            raise ConfigError(f"ablation mode must be 'removed' or 'replaced', got {self.mode!r}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +67,7 @@ class EpisodeSpec:
     scaffold_hash: str
     model: str
     seed: int
-    ablation: AblationSpec | None = None
+    ablation: Ablation | None = None
 
     @property
     def key(self) -> str:
@@ -119,6 +108,6 @@ def expand(spec: MatrixSpec, suites: Mapping[str, Any], hashes: Mapping[str, str
                             for mode in spec.ablation_modes():
                                 episodes.append(
                                     EpisodeSpec(suite_name, task.id, scaffold, hashes[scaffold],
-                                                model, seed, AblationSpec(shard.name, mode))
+                                                model, seed, Ablation(shard.name, mode))
                                 )
     return episodes
