@@ -71,7 +71,7 @@ def test_file_shard_and_patch_in_the_workdir(tmp_path: Path) -> None:
 def test_instances_are_independent(tmp_path: Path) -> None:
     task = get_suite("village").task("village-001")
     first = task.instantiate(tmp_path / "a")
-    second = task.instantiate(tmp_path / "b", Ablation("alda_weaver", "removed"))
+    second = task.instantiate(tmp_path / "b", Ablation("jory_tanner", "removed"))
     assert first.tool_context.dataset_path != second.tool_context.dataset_path
     assert first.tool_context.dataset_path.is_relative_to(tmp_path / "a")
     assert not first.tool_context.dataset_path.is_relative_to(first.tool_context.workdir)
