@@ -126,8 +126,8 @@ class MessageAssembler:
             return self._delta(event.get("index", 0), event.get("delta") or {})
         elif kind == "message_delta":
             self.message.update({k: v for k, v in (event.get("delta") or {}).items() if v is not None})
-            usage = {**(self.message.get("usage") or {}), **(event.get("usage") or {})}
-            self.message["usage"] = {k: v for k, v in usage.items() if v is not None}
+            delta_usage = {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
+            self.message["usage"] = {**(self.message.get("usage") or {}), **delta_usage}
         elif kind == "message_stop":
             self.stopped = True
         return None
@@ -268,10 +268,10 @@ class AnthropicBackend(Backend):
             )
         if isinstance(exc, sdk.APIResponseValidationError) or isinstance(exc, ValueError):
             return MalformedResponseError(f"anthropic: malformed response: {text}")
+        cause = scrub(_message(exc.__cause__), self._api_key) if exc.__cause__ else text
         if streaming:
-            return StreamInterruptedError(f"anthropic: the stream broke off: {text}")
+            return StreamInterruptedError(f"anthropic: the stream broke off: {cause}")
         if isinstance(exc, sdk.APIConnectionError):
-            cause = scrub(_message(exc.__cause__), self._api_key) if exc.__cause__ else text
             return BackendConnectionError(
                 f"anthropic: cannot reach {self.base_url or 'api.anthropic.com'}: {cause}"
             )

@@ -133,6 +133,12 @@ class LiteLLMBackend(Backend):
             raise
         except Exception as exc:
             raise self._error(exc, streaming=assembler.chunks > 0) from None
+        if assembler.usage is None and not assembler.text and not assembler.calls:
+            # LiteLLM turns a body that is not a stream at all into one empty "stop" chunk.
+            raise MalformedResponseError(
+                f"litellm ({self.litellm_provider}): the stream carried no content and no usage "
+                "(the provider's answer was not a stream)"
+            )
         yield assembler.output(body)
 
     def _error(self, exc: Exception, *, streaming: bool = False) -> BackendError:
@@ -142,11 +148,11 @@ class LiteLLMBackend(Backend):
         if isinstance(exc, litellm.Timeout):
             return CallTimeoutError(f"{where}: the request timed out ({text})")
         status = getattr(exc, "status_code", None)
+        if _looks_like_bad_json(text):  # LiteLLM reports these as 500 / connection errors
+            return MalformedResponseError(f"{where}: malformed response: {text}")
+        if streaming and (isinstance(exc, litellm.APIConnectionError) or "MidStream" in type(exc).__name__):
+            return StreamInterruptedError(f"{where}: the stream broke off: {text}")
         if isinstance(exc, litellm.APIConnectionError) or status is None:
-            if "json" in text.lower() and ("decode" in text.lower() or "expecting" in text.lower()):
-                return MalformedResponseError(f"{where}: malformed response: {text}")
-            if streaming:
-                return StreamInterruptedError(f"{where}: the stream broke off: {text}")
             return BackendConnectionError(f"{where}: cannot reach the provider: {text}")
         return error_for_status(
             where,
@@ -156,6 +162,11 @@ class LiteLLMBackend(Backend):
             kind=error_kind(getattr(exc, "body", None)),
             hint=f"check {self.api_key_env}" if self.api_key_env else "check the provider's API key",
         )
+
+
+def _looks_like_bad_json(text: str) -> bool:
+    lowered = text.lower()
+    return "expecting value" in lowered or "jsondecodeerror" in lowered or "invalid json" in lowered
 
 
 def _headers(exc: Exception) -> Mapping[str, str] | None:

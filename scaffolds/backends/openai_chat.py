@@ -133,11 +133,11 @@ class OpenAIBackend(Backend):
             )
         if isinstance(exc, sdk.APIResponseValidationError) or isinstance(exc, json.JSONDecodeError):
             return MalformedResponseError(f"{self.provider}: malformed response: {text}")
+        cause = scrub(_message(exc.__cause__), self._api_key) if exc.__cause__ else text
         if streaming:
-            return StreamInterruptedError(f"{self.provider}: the stream broke off: {text}")
+            return StreamInterruptedError(f"{self.provider}: the stream broke off: {cause}")
         if isinstance(exc, sdk.APIConnectionError):
             where = self.base_url or "api.openai.com"
-            cause = scrub(_message(exc.__cause__), self._api_key) if exc.__cause__ else text
             return BackendConnectionError(f"{self.provider}: cannot reach {where}: {cause}")
         return MalformedResponseError(f"{self.provider}: unexpected {type(exc).__name__}: {text}")
 
