@@ -95,7 +95,7 @@ class PlanAndExecute(Scaffold):
         async with episode.step(prompt) as step:
             output = await step.generate(_messages(episode, prompt), episode.tool_specs if native else ())
             calls = list(output.tool_calls) if native else parse_tool_call_blocks(
-                output.text, f"call-{step.index}"
+                output.text, episode.instance.tools, f"call-{step.index}"
             )
             if not calls:
                 note = output.text.strip()

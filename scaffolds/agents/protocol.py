@@ -2,7 +2,7 @@
 
 Two formats: the ReAct text protocol (``Action:`` / ``Action Input:`` / ``Final Answer:``)
 and JSON tool calls in ``<tool_call>...</tool_call>`` blocks (what Qwen-style chat templates
-teach models). A call that cannot be parsed is returned as a ToolCall with ``error`` set,
+teach models; parsed by :mod:`scaffolds.backends.text_tool_calls`). A call that cannot be parsed is returned as a ToolCall with ``error`` set,
 never dropped: the scaffold records it as a protocol error.
 """
 
@@ -12,13 +12,13 @@ import json
 import re
 from dataclasses import dataclass
 
+from scaffolds.backends.text_tool_calls import parse_text_tool_calls
 from scaffolds.types import ToolCall
 
 _FINAL = re.compile(r"final\s*answer\s*[:：]\s*", re.IGNORECASE)
 _ACTION = re.compile(r"^\s*action\s*[:：]\s*(?P<name>.*)$", re.IGNORECASE | re.MULTILINE)
 _ACTION_INPUT = re.compile(r"^\s*action\s*input\s*[:：]\s*", re.IGNORECASE | re.MULTILINE)
 _OBSERVATION = re.compile(r"^\s*observation\s*[:：]", re.IGNORECASE | re.MULTILINE)
-_TOOL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _NAME_CLEAN = re.compile(r"[`*\"'\[\]()]")
 
 
@@ -56,30 +56,10 @@ def parse_react(text: str, call_id: str) -> TextAction:
     return TextAction(call=ToolCall(call_id, name, arguments or {}, raw=raw, error=error))
 
 
-def parse_tool_call_blocks(text: str, id_prefix: str) -> list[ToolCall]:
-    """Every ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` block in ``text``."""
-    calls = []
-    for i, match in enumerate(_TOOL_BLOCK.finditer(text)):
-        raw = match.group(1)
-        payload, error = _json_object(raw)
-        name = payload.get("name") if payload else None
-        if error is None and not isinstance(name, str):
-            error = "tool call JSON has no string 'name'"
-        arguments = payload.get("arguments", payload.get("parameters", {})) if payload else {}
-        if error is None and isinstance(arguments, str):
-            arguments, error = _json_object(arguments)
-        if error is None and not isinstance(arguments, dict):
-            error = "'arguments' must be a JSON object"
-        calls.append(
-            ToolCall(
-                f"{id_prefix}-{i}",
-                name if isinstance(name, str) else "",
-                arguments if isinstance(arguments, dict) else {},
-                raw=raw,
-                error=error,
-            )
-        )
-    return calls
+def parse_tool_call_blocks(text: str, tool_names: list[str], id_prefix: str) -> list[ToolCall]:
+    """Tool calls written as ``<tool_call>{json}</tool_call>`` blocks (or one bare JSON call):
+    the same parser the local backend uses, so both paths judge a model's text alike."""
+    return list(parse_text_tool_calls(text, tool_names, id_prefix)[1])
 
 
 def strip_final_answer(text: str) -> str:

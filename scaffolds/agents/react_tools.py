@@ -51,7 +51,7 @@ class ToolCallingReAct(Scaffold):
             async with episode.step(fed_in) as step:
                 output = await step.generate(messages, episode.tool_specs if native else ())
                 calls = list(output.tool_calls) if native else parse_tool_call_blocks(
-                    output.text, f"call-{step.index}"
+                    output.text, episode.instance.tools, f"call-{step.index}"
                 )
                 calls = calls[: self.params.max_tool_calls_per_step]
                 messages.append(Message("assistant", output.text, tool_calls=tuple(calls) if native else ()))
