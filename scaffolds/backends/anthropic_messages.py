@@ -24,6 +24,7 @@ from scaffolds.backends.errors import (
     MalformedResponseError,
     StreamInterruptedError,
 )
+from scaffolds.backends.log_redaction import protect_logs
 from scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
 from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolCall, ToolSpec, Usage
 
@@ -197,6 +198,7 @@ class AnthropicBackend(Backend):
         self.server_address = parts.hostname
         self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
         self._clients: dict[int, Any] = {}
+        protect_logs(self._api_key)
 
     def _client(self) -> Any:
         loop = id(asyncio.get_running_loop())

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from scaffolds.backends import openai_wire as wire
 from scaffolds.backends.base import Backend, Capabilities
+from scaffolds.backends.openai_chat import NO_KEY
 from scaffolds.backends.errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -25,6 +26,7 @@ from scaffolds.backends.errors import (
     MalformedResponseError,
     StreamInterruptedError,
 )
+from scaffolds.backends.log_redaction import protect_logs
 from scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
 from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
@@ -70,23 +72,27 @@ class LiteLLMBackend(Backend):
         defaults: Mapping[str, Any] | None = None,
     ) -> None:
         self._litellm = import_litellm()
-        self.model = model
+        self.route = model  # what LiteLLM is given: "<provider>/<model>"
         self.capabilities = capabilities
         self.defaults = dict(defaults or {})
         self.base_url = base_url
         self.api_key_env = api_key_env
         self._api_key = os.environ.get(api_key_env) if api_key_env else None
+        if base_url and not api_key_env:
+            self._api_key = NO_KEY  # a local endpoint; the SDK under LiteLLM insists on some key
         if api_key_env and not self._api_key:
             raise AuthenticationError(
                 f"litellm: no API key: set the environment variable {api_key_env} "
                 "(keys are read from the environment only)"
             )
         try:
-            _, provider, _, _ = self._litellm.get_llm_provider(model, api_base=base_url)
+            name, provider, _, _ = self._litellm.get_llm_provider(model, api_base=base_url)
         except Exception as exc:  # LiteLLM raises its BadRequestError for unknown providers
             raise BadRequestError(f"litellm cannot route model {model!r}: {exc}") from None
+        self.model = name  # gen_ai.request.model: the provider's name, as for other backends
         self.litellm_provider = provider
         self.provider = GENAI_PROVIDER.get(provider, provider or "litellm")
+        protect_logs(self._api_key)
         if base_url:
             parts = urlsplit(base_url)
             self.server_address = parts.hostname
@@ -107,7 +113,7 @@ class LiteLLMBackend(Backend):
         config: GenerationConfig = GenerationConfig(),
     ) -> ModelOutput:
         config = self.with_defaults(config)
-        body = wire.request_body(self.model, messages, tools, config)
+        body = wire.request_body(self.route, messages, tools, config)
         try:
             response = await self._litellm.acompletion(**self._kwargs(body, config))
         except Exception as exc:
@@ -121,7 +127,7 @@ class LiteLLMBackend(Backend):
         config: GenerationConfig = GenerationConfig(),
     ) -> AsyncIterator[StreamChunk | ModelOutput]:
         config = self.with_defaults(config)
-        body = wire.request_body(self.model, messages, tools, config)
+        body = wire.request_body(self.route, messages, tools, config)
         body.update(stream=True, stream_options={"include_usage": True})
         assembler = wire.StreamAssembler(self.provider)
         try:
@@ -148,6 +154,8 @@ class LiteLLMBackend(Backend):
         if isinstance(exc, litellm.Timeout):
             return CallTimeoutError(f"{where}: the request timed out ({text})")
         status = getattr(exc, "status_code", None)
+        if "missing credentials" in text.lower() or "api_key client option must be set" in text.lower():
+            return AuthenticationError(f"{where}: no credentials for the provider: {text}")
         if _looks_like_bad_json(text):  # LiteLLM reports these as 500 / connection errors
             return MalformedResponseError(f"{where}: malformed response: {text}")
         if streaming and (isinstance(exc, litellm.APIConnectionError) or "MidStream" in type(exc).__name__):

@@ -24,6 +24,7 @@ from scaffolds.backends.errors import (
     MalformedResponseError,
     StreamInterruptedError,
 )
+from scaffolds.backends.log_redaction import protect_logs
 from scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
 from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
@@ -66,6 +67,7 @@ class OpenAIBackend(Backend):
         else:
             self.server_address, self.server_port = "api.openai.com", 443
         self._clients: dict[int, Any] = {}
+        protect_logs(self._api_key)
 
     def _client(self) -> Any:
         # An httpx client is bound to the event loop that opened its connections.
