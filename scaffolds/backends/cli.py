@@ -43,8 +43,10 @@ def models_command(json_output: bool = False, catalog_file: Path | None = None) 
         print(json.dumps(rows, indent=2))
         return 0
     table = Table(title="shardscope models", title_justify="left")
-    for column in ("id", "backend", "provider", "model", "$/M in", "$/M out", "available", "why"):
+    table.add_column("id", no_wrap=True, style="bold")
+    for column in ("backend", "provider", "model", "$/M in", "$/M out", "available"):
         table.add_column(column, overflow="fold")
+    table.add_column("why", ratio=1)
     for row in rows:
         table.add_row(
             row["id"],
