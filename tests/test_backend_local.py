@@ -125,13 +125,17 @@ def test_qwen_calls_a_tool_in_text_and_gets_a_real_tool_call(catalog, tracing, d
     (call,) = first.tool_calls
     assert (call.name, call.arguments, call.ok) == ("add", {"a": 17, "b": 25}, True)
     assert first.finish_reason == "tool_calls" and "<tool_call>" not in first.text
-    assert "<tool_call>" in first.raw_response["text"]  # the raw answer is kept
+    assert "add" in first.raw_response["text"]  # the raw answer is kept (Qwen-0.5B writes bare JSON)
 
     conversation += [first.message, Message("tool", "42", tool_call_id=call.id, name="add")]
     second = asyncio.run(model.generate(conversation, [ADD], config))
     tracing.shutdown()
-    assert "<tool_response>\n42\n</tool_response>" in second.raw_request["prompt"]
-    assert "42" in second.text and not second.tool_calls
+    # The call and its result go back the way Qwen's template writes them (what the model does
+    # next is the model's business: this 0.5B one often calls again).
+    prompt = second.raw_request["prompt"]
+    assert '<tool_call>\n{"name": "add", "arguments": {"a": 17, "b": 25}}\n</tool_call>' in prompt
+    assert "<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>" in prompt
+    assert second.text or second.tool_calls
     calls = rows(db_path, "SELECT finish_reasons, output_messages FROM llm_calls ORDER BY started_at")
     assert json.loads(calls[0]["finish_reasons"]) == ["tool_calls"]
     parts = json.loads(calls[0]["output_messages"])[0]["parts"]

@@ -79,7 +79,7 @@ def test_a_bare_json_object_naming_an_offered_tool_is_a_call() -> None:
         '{"name": "delete_everything", "arguments": {}}',  # not an offered tool
         '{"name": "add"}',  # no arguments: a JSON answer, not a call
         "The answer is 5.",
-        '{"name": "add", "arguments": {}} and some words',
+        'use {"name": "add"} like {"name": "nope", "arguments": {}}',
     ],
 )
 def test_other_text_is_left_alone(text: str) -> None:
@@ -146,3 +146,17 @@ def test_tools_block_uses_the_qwen_hermes_convention() -> None:
     block = tools_block([ADD])
     assert "<tools>\n" + json.dumps(ADD.as_json_schema_tool()) + "\n</tools>" in block
     assert "<tool_call>" in block and "</tool_call>" in block
+
+
+def test_bare_calls_amid_prose_and_fences_as_small_models_write_them() -> None:
+    text = ('Sure.\n```json\n{\n  "name": "add",\n  "arguments": {"a": 3, "b": 4}\n}\n```\n'
+            'and then\n{"name": "search", "arguments": {"q": "z"}}')
+    rest, calls = parse_text_tool_calls(text, TOOLS, "c")
+    assert [(c.id, c.name, c.arguments) for c in calls] == [("c_0", "add", {"a": 3, "b": 4}), ("c_1", "search", {"q": "z"})]
+    assert rest == "Sure.\n\nand then"
+
+
+def test_a_broken_bare_call_naming_an_offered_tool_is_reported() -> None:
+    rest, (call,) = parse_text_tool_calls('Calling: {"name": "add", "arguments": {"a": 3, "b": }}', TOOLS)
+    assert (rest, call.name, call.ok) == ("Calling:", "add", False)
+    assert call.raw == '{"name": "add", "arguments": {"a": 3, "b": }}' and "not valid JSON" in call.error

@@ -2,8 +2,8 @@
 
 Models without native tool calling (every GGUF run through llama.cpp) answer in the Hermes /
 Qwen2.5 convention: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``. As a
-fallback, a reply that is nothing but one JSON object naming one of the offered tools counts
-too. A block that cannot be parsed becomes a ToolCall with ``error`` set and ``raw`` kept:
+fallback (Qwen2.5-Coder-0.5B mostly writes the JSON bare, often in a ```json fence), JSON
+objects with a ``name`` of an offered tool and ``arguments`` count too, wherever they are. A block that cannot be parsed becomes a ToolCall with ``error`` set and ``raw`` kept:
 it is reported, never dropped.
 """
 
@@ -18,7 +18,8 @@ from scaffolds.types import ToolCall
 
 _BLOCK = re.compile(r"<tool_call>(.*?)(</tool_call>|\Z)", re.S)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
-_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
+_NAME = re.compile(r'\s*"name"\s*:\s*"([^"]+)"')
+_EMPTY_FENCE = re.compile(r"```(?:json)?\s*```")
 _DECODER = json.JSONDecoder()
 
 
@@ -32,8 +33,8 @@ def parse_text_tool_calls(
         calls.extend(_calls_in_block(match.group(1), closed, f"{id_prefix}_{len(calls)}"))
     if calls:
         return _BLOCK.sub("", text).strip(), tuple(_renumber(calls, id_prefix))
-    bare = _bare_call(text, tool_names, f"{id_prefix}_0")
-    return ("", (bare,)) if bare else (text, ())
+    rest, bare = _bare_calls(text, tool_names, id_prefix)
+    return (rest, tuple(bare)) if bare else (text, ())
 
 
 def _calls_in_block(block: str, closed: bool, call_id: str) -> list[ToolCall]:
@@ -84,17 +85,39 @@ def _call_from_object(obj: Any, raw: str, call_id: str) -> ToolCall:
     return ToolCall(call_id, name, arguments, raw=raw)
 
 
-def _bare_call(text: str, tool_names: Collection[str], call_id: str) -> ToolCall | None:
-    raw = _strip_fence(text.strip())
-    if not raw.startswith("{") or not tool_names:
-        return None
-    objects, error = _json_objects(raw)
-    if error or len(objects) != 1 or not isinstance(objects[0], dict):
-        return None
-    obj = objects[0]
-    if obj.get("name") not in tool_names or not ({"arguments", "parameters"} & obj.keys()):
-        return None
-    return _call_from_object(obj, raw, call_id)
+def _bare_calls(text: str, tool_names: Collection[str], id_prefix: str) -> tuple[str, list[ToolCall]]:
+    """JSON objects naming an offered tool, anywhere in the text (small models often drop the
+    tags, or fence the JSON). One that names a tool but does not parse is reported."""
+    calls: list[ToolCall] = []
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while tool_names and (start := text.find("{", position)) >= 0:
+        try:
+            obj, end = _DECODER.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            named = _NAME.match(text, start + 1)  # {"name": "<tool>", ... that does not parse
+            if named and named.group(1) in tool_names:
+                end = text.find("```", start)
+                end = len(text) if end < 0 else end
+                calls.append(ToolCall(f"{id_prefix}_{len(calls)}", named.group(1), {},
+                                      raw=text[start:end].strip(),
+                                      error=f"tool call is not valid JSON: {exc.msg}"))
+                spans.append((start, end))
+                break  # the rest of the text is part of the broken call
+            position = start + 1
+            continue
+        if isinstance(obj, dict) and obj.get("name") in tool_names and {"arguments", "parameters"} & obj.keys():
+            calls.append(_call_from_object(obj, text[start:end], f"{id_prefix}_{len(calls)}"))
+            spans.append((start, end))
+        position = end
+    if not calls:
+        return text, []
+    rest, cursor = [], 0
+    for start, end in spans:
+        rest.append(text[cursor:start])
+        cursor = end
+    rest.append(text[cursor:])
+    return _EMPTY_FENCE.sub("", "".join(rest)).strip(), calls
 
 
 def _strip_fence(text: str) -> str:
