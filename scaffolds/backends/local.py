@@ -214,7 +214,7 @@ class LocalBackend(Backend):
         config = self.with_defaults(config)
         self._check(tools, config)
         loaded = self._loaded or await asyncio.wrap_future(llama_thread().submit(self._load))
-        prompt = loaded.prompt_format.render(messages, tools, self.capabilities.chat_template)
+        prompt = self._render(loaded, messages, tools)
         tokens = loaded.llama.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
         kwargs = self._completion_kwargs(config, prompt)
         pieces: list[StreamChunk] = []
@@ -231,6 +231,14 @@ class LocalBackend(Backend):
                 yield chunk
         assert done is not None
         yield self._output(loaded, prompt, tokens, kwargs, pieces, done, response_id, tools, config)
+
+    def _render(self, loaded: LoadedModel, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> RenderedPrompt:
+        try:
+            return loaded.prompt_format.render(messages, tools, self.capabilities.chat_template)
+        except Exception as exc:  # Jinja errors, and templates that raise_exception() on roles
+            raise BadRequestError(
+                f"{self.model}: its chat template cannot render these messages: {exc}"
+            ) from None
 
     def _check(self, tools: Sequence[ToolSpec], config: GenerationConfig) -> None:
         if tools and not self.capabilities.tools:
