@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from config.settings import Settings
 from scaffolds.backends.errors import BadRequestError, ServerError
 from scaffolds.backends.scripted import Scripted, ScriptedBackend
@@ -156,3 +158,22 @@ def build_empty_store(path: Path) -> Path:
     with Store(path).writer():
         pass
     return path
+
+
+# --- pytest fixtures (import them into a test module to use them) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def fixture_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture matrix's store, built once per session; tests must only read it."""
+    return build_store(tmp_path_factory.mktemp("ui-store") / "fixture.duckdb")
+
+
+@pytest.fixture
+def empty_store(tmp_path: Path) -> Path:
+    return build_empty_store(tmp_path / "empty.duckdb")
+
+
+@pytest.fixture
+def missing_store(tmp_path: Path) -> Path:
+    return tmp_path / "nothing-here" / "missing.duckdb"

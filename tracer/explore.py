@@ -327,7 +327,7 @@ def model_summary(cube: pd.DataFrame, flt: EpisodeFilter = EpisodeFilter(),
             "episodes": n, "tasks": len(tasks), "success_rate": rate, "success_se": se,
             "ci_low": max(0.0, rate - Z95 * se), "ci_high": min(1.0, rate + Z95 * se),
             "tokens": int(group["tokens"].sum()), "tokens_per_episode": group["tokens"].sum() / n,
-            "cost_usd": None if pd.isna(cost) else float(cost),
+            "cost_usd": float(cost),  # NaN when no episode of the group has a price
             "priced_episodes": int(group["priced"].sum()),
             "seconds": float(group["seconds"].sum()), "seconds_per_episode": group["seconds"].sum() / n,
             **{o: int(outcome_counts.get(o, 0)) for o in OUTCOMES},

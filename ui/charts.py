@@ -1,0 +1,135 @@
+"""Altair charts of the app (pure: frames in, charts out)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from tracer.explore import OUTCOMES
+
+OUTCOME_COLORS = {
+    "success": "#2e7d32", "failure": "#c62828", "protocol_error": "#ef6c00",
+    "budget_exhausted": "#f9a825", "error": "#6a1b9a", "unknown": "#9e9e9e",
+}
+SPAN_COLORS = {
+    "episode": "#455a64", "step": "#90a4ae", "llm_call": "#1e88e5", "tool_call": "#43a047",
+    "run": "#8d6e63", "run_start": "#8d6e63", "span": "#bdbdbd",
+}
+
+
+def _rows_height(rows: int, per_row: int = 34) -> int:
+    # Streamlit fits the whole chart (axes and title included) into the height.
+    return 70 + per_row * max(rows, 1)
+
+
+def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
+    domain = [k for k in colors if k in present] + [k for k in present if k not in colors]
+    return alt.Scale(domain=domain, range=[colors.get(k, "#757575") for k in domain])
+
+
+def success_rates(summary: pd.DataFrame, group: str) -> alt.Chart:
+    """Success rate per group with its 95% interval (clustered by task) as error bars."""
+    base = alt.Chart(summary).encode(y=alt.Y(f"{group}:N", title=None, sort=None))
+    bars = base.mark_rule(strokeWidth=2, color="#455a64").encode(
+        x=alt.X("ci_low:Q", title="success rate (95% interval, clustered by task)",
+                scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        x2="ci_high:Q",
+    )
+    points = base.mark_point(filled=True, size=90, color="#1e88e5").encode(
+        x="success_rate:Q",
+        tooltip=[alt.Tooltip(f"{group}:N"), alt.Tooltip("episodes:Q"), alt.Tooltip("tasks:Q"),
+                 alt.Tooltip("success_rate:Q", format=".1%"),
+                 alt.Tooltip("success_se:Q", title="SE", format=".1%"),
+                 alt.Tooltip("ci_low:Q", format=".1%"), alt.Tooltip("ci_high:Q", format=".1%")],
+    )
+    return (bars + points).properties(height=_rows_height(len(summary)))
+
+
+def outcome_heatmap(matrix: pd.DataFrame) -> alt.Chart:
+    """Rows: model (· scaffold); columns: tasks; colour: success rate; tooltip: outcomes."""
+    data = matrix.copy()
+    several = data["scaffold"].nunique() > 1
+    data["row"] = data["model"] + (" · " + data["scaffold"] if several else "")
+    data["task"] = data["suite"] + "/" + data["task_id"]
+    outcome_columns = [o for o in (*OUTCOMES, "unknown") if o in data]
+    return alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
+        x=alt.X("task:N", title="task", sort=None, axis=alt.Axis(labelLimit=120)),
+        y=alt.Y("row:N", title=None, sort=None),
+        color=alt.Color("success_rate:Q", title="success",
+                        scale=alt.Scale(domain=[0, 1], scheme="redyellowgreen")),
+        tooltip=[alt.Tooltip("row:N", title="model"), alt.Tooltip("task:N"),
+                 alt.Tooltip("episodes:Q"), alt.Tooltip("success_rate:Q", format=".0%"),
+                 alt.Tooltip("top_outcome:N", title="most common")]
+        + [alt.Tooltip(f"{o}:Q") for o in outcome_columns],
+    ).properties(height=_rows_height(data["row"].nunique(), 28) + 60)
+
+
+def outcome_bars(summary: pd.DataFrame, group: str) -> alt.Chart:
+    """Stacked share of each outcome per group."""
+    present = [o for o in OUTCOMES if o in summary and summary[o].sum() > 0]
+    long = summary[[group, *present]].melt(id_vars=[group], var_name="outcome",
+                                           value_name="episodes")
+    return alt.Chart(long).mark_bar().encode(
+        y=alt.Y(f"{group}:N", title=None, sort=None),
+        x=alt.X("episodes:Q", stack="normalize", title="share of episodes",
+                axis=alt.Axis(format="%")),
+        color=alt.Color("outcome:N", scale=_scale(OUTCOME_COLORS, present)),
+        order=alt.Order("outcome_rank:Q"),
+        tooltip=[f"{group}:N", "outcome:N", "episodes:Q"],
+    ).transform_calculate(
+        outcome_rank="indexof(" + str(list(OUTCOMES)) + ", datum.outcome)"
+    ).properties(height=_rows_height(len(summary)))
+
+
+def per_group_bars(summary: pd.DataFrame, group: str, column: str, title: str,
+                   fmt: str = ",.0f") -> alt.Chart:
+    data = summary[[group, column]].dropna()
+    return alt.Chart(data).mark_bar(color="#5c6bc0").encode(
+        y=alt.Y(f"{group}:N", title=None, sort=None),
+        x=alt.X(f"{column}:Q", title=title),
+        tooltip=[f"{group}:N", alt.Tooltip(f"{column}:Q", format=fmt)],
+    ).properties(height=_rows_height(len(data)))
+
+
+def waterfall(spans: pd.DataFrame) -> alt.Chart:
+    """One bar per span from its start to its end (ms since the episode began)."""
+    data = spans[["label", "name", "span_type", "offset_ms", "end_offset_ms", "duration_ms",
+                  "status_code"]].copy()
+    data["order"] = range(len(data))
+    data["row"] = [f"{i:04d} {label}" for i, label in enumerate(data["label"])]
+    present = list(dict.fromkeys(data["span_type"]))
+    return alt.Chart(data).mark_bar(minBandSize=2).encode(
+        y=alt.Y("row:N", sort=None, title=None,
+                axis=alt.Axis(labelExpr="substring(datum.value, 5)", labelLimit=260)),
+        x=alt.X("offset_ms:Q", title="ms since the episode started"),
+        x2="end_offset_ms:Q",
+        color=alt.Color("span_type:N", title="span type", scale=_scale(SPAN_COLORS, present)),
+        stroke=alt.condition("datum.status_code == 'ERROR'", alt.value("#d32f2f"), alt.value(None)),
+        tooltip=["name:N", "span_type:N", alt.Tooltip("offset_ms:Q", format=",.2f"),
+                 alt.Tooltip("duration_ms:Q", format=",.2f"), "status_code:N"],
+    ).properties(height=_rows_height(len(data), 22))
+
+
+def token_timeline(tokens: pd.DataFrame) -> alt.Chart:
+    """Each token at its arrival time; colour (and height) by logprob where recorded."""
+    data = tokens.copy()
+    has_logprobs = data["logprob"].notna().any()
+    y = alt.Y("logprob:Q", title="logprob") if has_logprobs else alt.Y("token_index:Q", title="token #")
+    color = (alt.Color("logprob:Q", scale=alt.Scale(scheme="redyellowgreen", domainMax=0))
+             if has_logprobs else alt.value("#1e88e5"))
+    return alt.Chart(data).mark_circle(size=70).encode(
+        x=alt.X("offset_ms:Q", title="ms since the request was sent"),
+        y=y, color=color,
+        tooltip=["token_index:Q", "token:N", alt.Tooltip("offset_ms:Q", format=",.1f"),
+                 alt.Tooltip("logprob:Q", format=".3f"), alt.Tooltip("probability:Q", format=".1%")],
+    ).properties(height=220)
+
+
+def result_chart(frame: pd.DataFrame, x: str, y: str, kind: str) -> alt.Chart:
+    """A chart of SQL results: bar, line or point of y over x."""
+    mark = {"bar": alt.Chart(frame).mark_bar(), "line": alt.Chart(frame).mark_line(point=True),
+            "point": alt.Chart(frame).mark_point()}[kind]
+    x_type = "Q" if pd.api.types.is_numeric_dtype(frame[x]) and kind != "bar" else (
+        "T" if pd.api.types.is_datetime64_any_dtype(frame[x]) else "N")
+    return mark.encode(x=alt.X(f"{x}:{x_type}", sort=None), y=alt.Y(f"{y}:Q"),
+                       tooltip=list(frame.columns[:8])).properties(height=320)

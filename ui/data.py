@@ -1,0 +1,105 @@
+"""The app's access to the store: which store, its version token, and cached loaders.
+
+Every loader is a ``tracer.explore`` function behind ``st.cache_data`` keyed on the store path
+and its version token (size + mtime of the file and its WAL, computed on every rerun without
+opening the store), so a cached answer is reused exactly until a writer commits. Loaders open
+and close their own read-only connection: the app never holds the store between reruns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from config.settings import load_settings
+from tracer import explore
+from tracer.queries import Relation, describe_schema
+from tracer.store import Store
+
+ENV_DB = "SHARDSCOPE_DB"  # the setting's variable: `shardscope ui` passes --db as well
+_CACHE = {"show_spinner": False, "max_entries": 16}
+
+
+def store_path(argv: list[str] | None = None) -> Path:
+    """The store: ``-- --db PATH`` after ``streamlit run ui/app.py``, else the `db` setting."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--db", type=Path)
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return Path(load_settings(db=known.db).db).expanduser().absolute()
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> Store:
+    # A Store holds no connection, only its path and lock files; one per path checks the
+    # schema version once.
+    return Store(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _cubes() -> explore.CubeCache:
+    return explore.CubeCache()
+
+
+@dataclass(frozen=True)
+class Context:
+    """The store as of this rerun."""
+
+    path: str
+    version: str
+
+    @property
+    def store(self) -> Store:
+        return _store(self.path)
+
+
+def current() -> Context:
+    path = str(store_path())
+    return Context(path, explore.store_version(path))
+
+
+@st.cache_data(**_CACHE)
+def summary(path: str, version: str) -> explore.StoreSummary:
+    return explore.store_summary(_store(path))
+
+
+def cube(ctx: Context, runs: tuple[str | None, ...] | None) -> pd.DataFrame:
+    """The episode cube of these runs (None: all), recomputing only runs that changed."""
+    return _cubes().cube(ctx.store, summary(ctx.path, ctx.version), ctx.version, runs)
+
+
+@st.cache_data(**_CACHE)
+def episodes(path: str, version: str, flt: explore.EpisodeFilter, sort: str, descending: bool,
+             limit: int) -> explore.EpisodePage:
+    return explore.episode_table(_store(path), flt, sort=sort, descending=descending, limit=limit,
+                                 with_facets=True)
+
+
+@st.cache_data(**_CACHE)
+def trace_page(path: str, version: str, episode_id: str | None) -> explore.TracePage:
+    return explore.load_trace_page(_store(path), episode_id)
+
+
+@st.cache_data(**_CACHE)
+def tokens(path: str, version: str, span_id: str) -> pd.DataFrame:
+    return explore.token_stream(_store(path), span_id)
+
+
+@st.cache_data(**_CACHE)
+def span_detail(path: str, version: str, span_id: str) -> explore.SpanDetail | None:
+    return explore.span_detail(_store(path), span_id)
+
+
+@st.cache_data(**_CACHE)
+def schema(path: str, version: str) -> list[Relation]:
+    return describe_schema(_store(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def sql(path: str, version: str, text: str, max_rows: int) -> tuple[pd.DataFrame, bool]:
+    """User SQL (sandboxed, read-only); ``version`` is the one when the user pressed Run."""
+    return explore.sql_result(_store(path), text, max_rows)
