@@ -33,6 +33,8 @@ def streamlit_command(settings: Settings, open_browser: bool) -> list[str]:
 
 def check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the server will: a port left in TIME_WAIT by a previous run is free to serve.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
