@@ -212,6 +212,52 @@ def demo(
 
 
 @app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    catalog: Annotated[
+        Optional[Path],
+        typer.Option("--catalog", help="An extra catalog file (default: setting `models_file`).",
+                     exists=True, dir_okay=False),
+    ] = None,
+) -> None:
+    """List the model catalog with each model's availability, and why a model cannot run.
+
+    A model is available when its package is installed (local models), its API key is in
+    the environment (hosted models) or its endpoint answers (OpenAI-compatible servers).
+    Add your own models in a TOML file: see docs/models.md.
+    """
+    from scaffolds.backends.cli import models_command
+
+    raise typer.Exit(models_command(json_output=as_json, catalog_file=catalog))
+
+
+@app.command()
+def ui(
+    db: DbOption = None,
+    host: Annotated[
+        Optional[str],
+        typer.Option("--host", help="Interface to bind (default: setting `ui_host`, 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        Optional[int],
+        typer.Option("--port", min=1, max=65535, help="Port (default: setting `ui_port`, 8501)."),
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open a browser tab on the app.")
+    ] = False,
+) -> None:
+    """Open the Streamlit app on the store: overview, runs, trace explorer, comparisons,
+    shard influence and a read-only SQL console.
+
+    Safe while runs are writing: the app refreshes as episodes land, with no lock error.
+    A missing or empty store shows how to fill it (`shardscope demo`). Ctrl-C stops.
+    """
+    from ui.cli import ui_command
+
+    raise typer.Exit(ui_command(db, host, port, open_browser))
+
+
+@app.command()
 def collect(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

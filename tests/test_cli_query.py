@@ -98,7 +98,7 @@ def test_every_command_has_help() -> None:
     from shardscope.cli import app
 
     commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    assert {"query", "status"} <= set(commands)
+    assert {"query", "status", "run", "demo", "models", "ui", "collect"} <= set(commands)
     assert shardscope("--help").returncode == 0
     for command in commands:
         sub = shardscope(command, "--help")

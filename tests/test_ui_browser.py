@@ -80,7 +80,7 @@ def serve() -> Iterator[Callable[[Path], str]]:
 
 @pytest.fixture
 def browser(tmp_path: Path):  # noqa: ANN201
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency")
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()

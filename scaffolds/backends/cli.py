@@ -42,19 +42,17 @@ def models_command(json_output: bool = False, catalog_file: Path | None = None) 
     if json_output:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title="shardscope models", title_justify="left")
+    table = Table(title="shardscope models", title_justify="left", expand=True)
     table.add_column("id", no_wrap=True, style="bold")
-    for column in ("backend", "provider", "model", "$/M in", "$/M out", "available"):
-        table.add_column(column, overflow="fold")
-    table.add_column("why", ratio=1)
+    table.add_column("backend · model", overflow="fold", ratio=2)
+    table.add_column("$/M in/out", no_wrap=True)
+    table.add_column("ok", no_wrap=True)
+    table.add_column("why", overflow="fold", ratio=3)
     for row in rows:
         table.add_row(
             row["id"],
-            row["backend"],
-            row["provider"],
-            row["model"],
-            _price(row["price_input_per_million"]),
-            _price(row["price_output_per_million"]),
+            f"{row['backend']} · {row['provider']}:{row['model']}",
+            f"{_price(row['price_input_per_million'])}/{_price(row['price_output_per_million'])}",
             "[green]yes[/green]" if row["available"] else "[red]no[/red]",
             row["reason"],
         )
