@@ -196,6 +196,90 @@ def run(
 
 
 @app.command()
+def ablate(
+    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s); repeat or comma-separate.")] = None,
+    models: Annotated[ListOption, typer.Option("--models", "-m", help="Model id(s) from the catalog.")] = None,
+    scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Scaffold(s) to hold fixed.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="removed, replaced (by a plausible wrong value) or both.")] = "both",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Repeats of every task (seeds 0..N-1).")] = 1,
+    tasks: Annotated[ListOption, typer.Option("--tasks", "-t", help="Only tasks whose id matches these patterns.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many tasks per suite.")] = None,
+    param: Annotated[ListOption, typer.Option("--param", "-p", help="Scaffold parameter, e.g. react-tools.max_steps=4.")] = None,
+    concurrency: Annotated[ListOption, typer.Option("--concurrency", help="Episodes at once per provider, e.g. openai=8.")] = None,
+    rerun_baselines: Annotated[bool, typer.Option("--rerun-baselines", help="Run the baselines again even when identical ones are stored.")] = False,
+    name: Annotated[Optional[str], typer.Option("--name", help="A label for the run.")] = None,
+    db: DbOption = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Measure which shards each model depends on: re-run tasks with each declared shard
+    removed or replaced, same models and scaffold, each linked to its baseline episode.
+
+    Baselines (the un-ablated episodes) already in the store with the same task, scaffold
+    hash, model and seed are reused, not run again. Prints the shard influence table (success
+    drop with 95% intervals, trajectory change); `shardscope compare` and the app's Shards
+    page show it too. Interrupted? `shardscope run --resume latest`.
+
+    Example:
+
+        shardscope ablate -s arithmetic -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct -a react-tools --limit 4
+    """
+    from scaffolds.runner import cli as run_cli
+
+    missing = [flag for flag, value in (("--suite", suite), ("--models", models), ("--scaffolds", scaffolds)) if not value]
+    if missing:
+        raise ShardscopeError(f"missing {', '.join(missing)} (see `shardscope ablate --help`)")
+    if mode not in ("removed", "replaced", "both"):
+        raise ShardscopeError(f"--mode must be removed, replaced or both, got {mode!r}")
+    settings = run_cli.settings_for(db)
+    spec = run_cli.build_spec(
+        suites=suite, models=models, scaffolds=scaffolds, seeds=seeds, tasks=tasks, limit=limit,
+        params=param, concurrency=concurrency, logprobs=False, ablate=mode,
+        name=name or "ablate", reuse_baselines=not rerun_baselines,
+    )
+    raise typer.Exit(run_cli.execute(spec, settings, progress=progress, show_influence=True))
+
+
+@app.command()
+def compare(
+    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Only these suites.")] = None,
+    models: Annotated[ListOption, typer.Option("--models", "-m", help="Models to compare (two or more, or one under several scaffolds).")] = None,
+    scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Only these scaffolds.")] = None,
+    run_ids: Annotated[ListOption, typer.Option("--run", "-r", help="Only these runs (ids from `shardscope query \"SELECT * FROM runs\"`).")] = None,
+    tasks: Annotated[ListOption, typer.Option("--tasks", "-t", help="Only these task ids.")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="success (0/1) or score (the checker's).")] = "success",
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0001, max=0.5, help="Significance level of the paired tests.")] = 0.05,
+    correction: Annotated[str, typer.Option("--correction", help="Many pairs: holm (family-wise), bh (false discovery rate) or none.")] = "holm",
+    report: Annotated[Optional[Path], typer.Option("--report", "-o", help="Write a self-contained report: .html, or .md with SVG charts beside it.")] = None,
+    clusters: Annotated[bool, typer.Option("--clusters/--no-clusters", help="Cluster the final answers (behaviour clusters).")] = True,
+    embedding: Annotated[str, typer.Option("--embedding", help="auto (all-MiniLM-L6-v2 when installed), minilm or tfidf.")] = "auto",
+    db: DbOption = None,
+) -> None:
+    """Compare models (x scaffolds) on the same tasks, with honest statistics.
+
+    Prints per model · scaffold success rates with standard errors clustered by task;
+    paired differences on shared tasks with 95% intervals, p-values (paired t, or a
+    permutation test and bootstrap below 30 tasks), corrected for many pairs, and the
+    minimum detectable effect; where trajectories first part and how often they rejoin;
+    tool use; shard influence where `shardscope ablate` was run; behaviour clusters.
+
+    Example:
+
+        shardscope compare -s arithmetic -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct -o report.html
+    """
+    from scaffolds.runner.cli import split_list
+    from tracer.analysis.cli import compare_command
+    from tracer.analysis.load import Selection
+
+    if embedding not in ("auto", "minilm", "tfidf"):
+        raise ShardscopeError(f"--embedding must be auto, minilm or tfidf, got {embedding!r}")
+    selection = Selection(suites=split_list(suite), models=split_list(models),
+                          scaffolds=split_list(scaffolds), run_ids=split_list(run_ids),
+                          tasks=split_list(tasks))
+    compare_command(_store(db), selection, metric=metric, alpha=alpha, correction=correction,
+                    report=report, clusters=clusters, embedding=embedding)
+
+
+@app.command()
 def demo(
     db: DbOption = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,

@@ -147,6 +147,7 @@ def print_run_report(report: Any, summary: Any, store_path: Any) -> None:
     console.print(
         f"run {report.run_id} {state}: {report.ran} episodes run, {report.skipped} already done, "
         f"{report.planned} planned, {report.seconds:.0f}s"
+        + (f"; {report.reused} baselines reused from the store" if getattr(report, "reused", 0) else "")
     )
     if report.interrupted:
         console.print(f"resume it with: [bold]shardscope run --resume {report.run_id}[/bold]")

@@ -78,6 +78,7 @@ RUN_NAME: Final = "shardscope.run.name"
 RUN_PLANNED_EPISODES: Final = "shardscope.run.planned_episodes"
 RUN_CONFIG: Final = "shardscope.run.config"  # JSON: suites, models, scaffolds, seeds
 RUN_RESUMED: Final = "shardscope.run.resumed"
+RUN_REUSED_EPISODES: Final = "shardscope.run.reused_episodes"  # baselines reused from the store
 RUN_STATUS: Final = "shardscope.run.status"  # finished | interrupted | failed
 
 # Episode (one task attempt of one model under one scaffold with one seed)
@@ -112,7 +113,8 @@ class Outcome:
 SHARDS: Final = "shardscope.task.shards"  # names of the shards the task declares
 ABLATION_SHARD: Final = "shardscope.ablation.shard"
 ABLATION_MODE: Final = "shardscope.ablation.mode"  # removed | replaced
-ABLATION_BASELINE_EPISODE: Final = "shardscope.ablation.baseline_episode_id"
+ABLATION_KIND: Final = "shardscope.ablation.kind"  # the ablated shard's kind (fact, document, ...)
+ABLATION_BASELINE_KEY: Final = "shardscope.ablation.baseline_key"  # episode key of the baseline
 
 # Step (one iteration of the token loop)
 STEP_INDEX: Final = "shardscope.step.index"

@@ -159,6 +159,19 @@ def completed_episode_keys(store: Store, run_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def stored_baseline_keys(store: Store) -> set[str]:
+    """Keys of every finished, un-ablated episode in the store, whatever its run (what an
+    ablation run reuses instead of running its baselines again)."""
+    if not store.exists():
+        return set()
+    with store.reader() as con:
+        rows = con.execute(
+            "SELECT DISTINCT episode_key FROM episodes WHERE episode_key IS NOT NULL "
+            "AND ablation_shard IS NULL AND outcome IS NOT NULL AND outcome <> 'error'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
 def run_info(store: Store, run_id: str | None = None) -> dict[str, Any] | None:
     """One row of the ``runs`` view (the latest run when ``run_id`` is None), or None."""
     with store.reader() as con:

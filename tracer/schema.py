@@ -100,7 +100,8 @@ SELECT e.episode_id, e.run_id, e.trace_id, e.span_id,
        {_attr("shardscope.episode.key", "episode_key", table="e.")},
        {_attr("shardscope.ablation.shard", "ablation_shard", table="e.")},
        {_attr("shardscope.ablation.mode", "ablation_mode", table="e.")},
-       {_attr("shardscope.ablation.baseline_episode_id", "baseline_episode_id", table="e.")}
+       {_attr("shardscope.ablation.kind", "ablation_kind", table="e.")},
+       {_attr("shardscope.ablation.baseline_key", "baseline_episode_key", table="e.")}
 FROM spans e
 LEFT JOIN llm l USING (episode_id)
 LEFT JOIN tools t USING (episode_id)

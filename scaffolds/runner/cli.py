@@ -14,7 +14,7 @@ from scaffolds.runner.resources import default_resources
 from scaffolds.runner.runner import RunReport, Runner
 from shardscope.errors import ConfigError, ShardscopeError
 from tracer import setup_tracing
-from tracer.queries import completed_episode_keys, run_info, run_summary
+from tracer.queries import completed_episode_keys, run_info, run_summary, stored_baseline_keys
 from tracer.store import Store
 
 # The demo: every embedded model, two scaffolds, a few easy tasks of two suites; sized to
@@ -59,7 +59,7 @@ def scaffold_params(values: Sequence[str] | None) -> dict[str, dict[str, str]]:
 
 
 def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | None = None,
-            progress: bool = True) -> int:
+            progress: bool = True, show_influence: bool = False) -> int:
     """Run (or resume) a matrix into the store; print the summary and where to look next."""
     store = Store(settings.db, settings.lock_timeout)
     done: set[str] = set()
@@ -67,12 +67,13 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
     if resume_run is not None:
         spec, run_id, done = _resume_target(store, resume_run)
     assert spec is not None
+    reused = stored_baseline_keys(store) - done if spec.reuse_baselines else set()
     tracing = setup_tracing(settings, install_signal_handlers=True, set_global=False)
     resources = default_resources(settings, tracing, logprobs=spec.logprobs)
     runner = Runner(tracing, resources, progress=progress and sys.stderr.isatty())
     report: RunReport | None = None
     try:
-        report = asyncio.run(runner.run(spec, run_id=run_id, done_keys=done))
+        report = asyncio.run(runner.run(spec, run_id=run_id, done_keys=done, reused_keys=reused))
     except KeyboardInterrupt:
         report = runner.last_report
     finally:
@@ -80,7 +81,21 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
     if report is None:
         raise ShardscopeError("the run stopped before it started")
     _print_outcome(store, report)
+    if (show_influence or spec.ablations) and store.exists():
+        _print_influence(store, spec, report.run_id)
     return 130 if report.interrupted else 0
+
+
+def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
+    from rich.console import Console
+
+    from tracer.analysis.cli import print_influence
+    from tracer.analysis.compare import influence_for
+    from tracer.analysis.load import Selection
+
+    selection = Selection(suites=spec.suites, models=spec.models, scaffolds=spec.scaffolds,
+                          run_ids=(run_id,))
+    print_influence(Console(), influence_for(store, selection))
 
 
 def _resume_target(store: Store, requested: str) -> tuple[MatrixSpec, str, set[str]]:
@@ -114,6 +129,7 @@ def build_spec(**options: Any) -> MatrixSpec:
                      parse_assignments(options["concurrency"], "--concurrency").items()},
         logprobs=options["logprobs"],
         ablations=options.get("ablate") or "",
+        reuse_baselines=bool(options.get("reuse_baselines")),
         name=options.get("name") or "",
     )
 

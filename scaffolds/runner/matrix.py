@@ -26,6 +26,7 @@ class MatrixSpec:
     concurrency: Mapping[str, int] = field(default_factory=dict)  # provider -> limit
     logprobs: bool = False
     ablations: str = ""  # "" (none) | "removed" | "replaced" | "both": one episode per shard
+    reuse_baselines: bool = False  # skip baselines whose identical episode is already stored
     name: str = ""
 
     def __post_init__(self) -> None:

@@ -45,6 +45,7 @@ class RunReport:
     run_id: str
     planned: int
     skipped: int
+    reused: int = 0  # stored baselines this run did not repeat
     outcomes: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     seconds: float = 0.0
@@ -88,20 +89,28 @@ class Runner:
         *,
         run_id: str | None = None,
         done_keys: set[str] | frozenset[str] = frozenset(),
+        reused_keys: set[str] | frozenset[str] = frozenset(),
     ) -> RunReport:
-        """Run what of ``spec`` is not in ``done_keys``; Ctrl-C stops cleanly (resumable)."""
+        """Run what of ``spec`` is not in ``done_keys``; Ctrl-C stops cleanly (resumable).
+
+        ``reused_keys`` are episodes another run already stored (baselines an ablation run
+        reuses): they are not part of this run at all."""
         scaffolds = self.validate(spec)
         hashes = {name: s.identity for name, s in scaffolds.items()}
         episodes = expand(spec, self.resources.suites, hashes)
         if not episodes:
             raise ConfigError("the matrix has no episodes: no task matched --tasks / --limit")
+        reused = len(episodes)
+        episodes = [e for e in episodes if e.key not in reused_keys]
+        reused -= len(episodes)
         todo = [e for e in episodes if e.key not in done_keys]
         run_id = run_id or _new_run_id()
-        report = RunReport(run_id, planned=len(episodes), skipped=len(episodes) - len(todo))
+        report = RunReport(run_id, planned=len(episodes), skipped=len(episodes) - len(todo),
+                           reused=reused)
         self.last_report = report
         started = time.monotonic()
         with self.tracing.inherit({A.RUN_ID: run_id}):
-            self._mark_start(spec, run_id, len(episodes), resumed=bool(done_keys))
+            self._mark_start(spec, run_id, len(episodes), resumed=bool(done_keys), reused=reused)
             with self.tracing.span(f"run {run_id}", SpanType.RUN, {A.RUN_NAME: spec.name}) as span:
                 progress = Progress(len(todo), enabled=self.show_progress, skipped=report.skipped)
                 try:
@@ -119,7 +128,8 @@ class Runner:
         report.seconds = time.monotonic() - started
         return report
 
-    def _mark_start(self, spec: MatrixSpec, run_id: str, planned: int, resumed: bool) -> None:
+    def _mark_start(self, spec: MatrixSpec, run_id: str, planned: int, resumed: bool,
+                    reused: int = 0) -> None:
         with self.tracing.span(
             f"run start {run_id}",
             SpanType.RUN_START,
@@ -128,6 +138,7 @@ class Runner:
                 A.RUN_PLANNED_EPISODES: planned,
                 A.RUN_CONFIG: spec.to_json(),
                 A.RUN_RESUMED: resumed,
+                A.RUN_REUSED_EPISODES: reused,
             },
         ):
             pass
@@ -194,7 +205,8 @@ async def run_episode(
         A.SHARDS: [s.name for s in task.shards],
         A.ABLATION_SHARD: spec.ablation.shard if spec.ablation else None,
         A.ABLATION_MODE: spec.ablation.mode if spec.ablation else None,
-        A.ABLATION_BASELINE_EPISODE: spec.baseline_key,
+        A.ABLATION_KIND: _shard_kind(task, spec.ablation),
+        A.ABLATION_BASELINE_KEY: spec.baseline_key,
     }
     with tracing.inherit({A.EPISODE_ID: episode_id, A.MODEL_ID: spec.model}):
         scope = tracing.span(f"invoke_agent {spec.scaffold}", SpanType.EPISODE, attributes)
@@ -250,6 +262,12 @@ def _judge(result: Any, task: Any, instance: Any, resources: Resources) -> tuple
     if result.end_reason == "protocol_error":
         return Outcome.PROTOCOL_ERROR, 0.0, result.detail
     return Outcome.BUDGET_EXHAUSTED, 0.0, result.detail
+
+
+def _shard_kind(task: Any, ablation: Any) -> str | None:
+    if ablation is None:
+        return None
+    return next((getattr(s, "kind", None) for s in task.shards if s.name == ablation.shard), None)
 
 
 def _new_run_id() -> str:

@@ -1,0 +1,130 @@
+"""`shardscope compare` and the influence table `shardscope ablate` prints: the terminal face
+of :mod:`tracer.analysis.compare`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from tracer.analysis import load
+from tracer.analysis.compare import Comparison, compare
+from tracer.analysis.report import write_report
+from tracer.store import Store
+
+
+def _fmt(value: Any, percent: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.0%}" if percent else f"{value:.3g}"
+    return str(value)
+
+
+def _pm(mean: float, se: float) -> str:
+    return f"{_fmt(mean, True)} ± {_fmt(se, True)}"
+
+
+def _ci(low: float, high: float, percent: bool = True) -> str:
+    return f"[{_fmt(low, percent)}, {_fmt(high, percent)}]"
+
+
+def print_estimates(console: Console, c: Comparison) -> None:
+    table = Table(title="outcomes per model · scaffold (± SE clustered by task)", title_justify="left")
+    for col in ("system", "episodes", "tasks", "success", "95% CI", "mean score"):
+        table.add_column(col, justify="left" if col == "system" else "right")
+    for r in c.estimates.itertuples():
+        table.add_row(r.system, str(r.episodes), str(r.tasks), _pm(r.success_rate, r.success_se),
+                      _ci(r.ci_low, r.ci_high), f"{_fmt(r.mean_score)} ± {_fmt(r.score_se)}")
+    console.print(table)
+
+
+def print_differences(console: Console, c: Comparison) -> None:
+    percent = c.metric == "success"
+    table = Table(title=f"paired differences in {c.metric} (a − b, same tasks; "
+                        f"{c.correction} correction)", title_justify="left")
+    for col in ("a", "b", "tasks", "diff", "95% CI", "p", "p adj.", "MDE", "test"):
+        table.add_column(col, justify="left" if col in ("a", "b", "test") else "right")
+    for r in c.comparisons.itertuples():
+        mark = "[bold red]" if r.significant else ""
+        table.add_row(r.a, r.b, str(r.tasks), f"{mark}{_fmt(r.diff, percent)}",
+                      _ci(r.ci_low, r.ci_high, percent), _fmt(r.p_value), _fmt(r.p_adjusted),
+                      _fmt(r.mde, percent), r.method)
+    console.print(table)
+
+
+def print_divergences(console: Console, c: Comparison) -> None:
+    table = Table(title="where trajectories part (same task and seed)", title_justify="left")
+    for col in ("a", "b", "pairs", "identical", "median step", "at step 0", "rejoin",
+                "distance", "most often"):
+        table.add_column(col, justify="left" if col in ("a", "b", "most often") else "right")
+    for d in c.divergences:
+        s = d.summary
+        top = s.get("top_divergences") or []
+        table.add_row(d.a, d.b, str(s.get("pairs", 0)), str(s.get("identical", 0)),
+                      _fmt(s.get("median_first_divergence", math.nan)),
+                      str(s.get("at_first_step", 0)), _fmt(s.get("rejoin_rate", math.nan), True),
+                      _fmt(s.get("mean_distance", math.nan)),
+                      f"{top[0]['a']} vs {top[0]['b']}" if top else "–")
+    console.print(table)
+
+
+def print_influence(console: Console, influence: pd.DataFrame, limit: int = 30) -> None:
+    if influence.empty:
+        console.print("no ablation episodes in the selection: `shardscope ablate` measures "
+                      "which shards each model depends on")
+        return
+    table = Table(title="shard influence: success drop when the shard is ablated (95% CI)",
+                  title_justify="left")
+    for col in ("task", "shard", "mode", "model · scaffold", "n", "success drop", "95% CI",
+                "score drop", "trajectory change"):
+        table.add_column(col, justify="right" if col in ("n", "success drop", "95% CI",
+                                                          "score drop", "trajectory change")
+                         else "left")
+    ranked = influence.sort_values(["success_drop", "score_drop"], ascending=False)
+    for r in ranked.head(limit).itertuples():
+        table.add_row(f"{r.suite}/{r.task_id}", r.shard, r.mode, f"{r.model} · {r.scaffold}",
+                      str(r.n), _fmt(r.success_drop, True), _ci(r.ci_low, r.ci_high),
+                      _fmt(r.score_drop), _fmt(r.trajectory_change))
+    console.print(table)
+    if len(influence) > limit:
+        console.print(f"… {len(influence) - limit} more rows in the report (--report)")
+
+
+def print_clusters(console: Console, c: Comparison) -> None:
+    if c.clusters is None or c.clusters.summary.empty:
+        return
+    table = Table(title=f"behaviour clusters of final answers ({c.clusters.method}, "
+                        f"k={c.clusters.k})", title_justify="left")
+    for col in ("cluster", "size", "label", "systems", "nearest member"):
+        table.add_column(col)
+    for r in c.clusters.summary.itertuples():
+        table.add_row(str(r.cluster), str(r.size), r.label, r.models,
+                      (r.representatives[0] if r.representatives else "")[:60])
+    console.print(table)
+
+
+def compare_command(store: Store, selection: load.Selection, *, metric: str, alpha: float,
+                    correction: str, report: Path | None, clusters: bool,
+                    embedding: str) -> Comparison:
+    """Compute the comparison, print it, and write the report when asked."""
+    console = Console()
+    result = compare(store, selection, metric=metric, alpha=alpha, correction=correction,
+                     clusters=clusters, cluster_method=embedding)
+    print_estimates(console, result)
+    print_differences(console, result)
+    print_divergences(console, result)
+    print_influence(console, result.influence)
+    print_clusters(console, result)
+    for note in result.notes:
+        console.print(f"note: {note}", style="dim")
+    if report is not None:
+        written = write_report(result, report)
+        console.print(f"report: {written.absolute()}")
+    return result

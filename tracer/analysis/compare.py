@@ -1,0 +1,160 @@
+"""One comparison of systems (model · scaffold) over a selection of the store: what
+``shardscope compare``, its report and the app's Compare and Shards pages show."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from shardscope.errors import ShardscopeError
+from tracer.analysis import clusters as clustering
+from tracer.analysis import influence, load, stats, trajectory
+from tracer.store import Store
+
+
+class NothingToCompare(ShardscopeError):
+    """The selection has too few episodes or systems to compare."""
+
+
+@dataclass(frozen=True)
+class PairDivergence:
+    a: str
+    b: str
+    table: pd.DataFrame  # one row per pair of episodes (trajectory.divergence_table)
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    selection: load.Selection
+    metric: str
+    alpha: float
+    correction: str
+    systems: tuple[str, ...]
+    episodes: pd.DataFrame  # baselines of the selection, with a ``system`` column
+    estimates: pd.DataFrame  # per system, both metrics
+    comparisons: pd.DataFrame  # every pair of systems, paired test on the chosen metric
+    divergences: tuple[PairDivergence, ...]
+    tool_profile: pd.DataFrame
+    behaviour: pd.DataFrame
+    influence: pd.DataFrame  # per suite, shard, model, scaffold, mode (empty: no ablations)
+    clusters: clustering.Clusters | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def has_ablations(self) -> bool:
+        return not self.influence.empty
+
+
+def with_systems(episodes: pd.DataFrame) -> pd.DataFrame:
+    if episodes.empty:
+        return episodes.assign(system=pd.Series(dtype=str))
+    return episodes.assign(system=episodes.apply(stats.system_label, axis=1))
+
+
+def check_selection(episodes: pd.DataFrame, store: Store, selection: load.Selection) -> None:
+    """A clear error when there is nothing (or one system only) to compare."""
+    if episodes.empty:
+        known = load.available(store)
+        raise NothingToCompare(
+            "no finished episode matches the selection"
+            + "".join(f"; {k} in the store: {', '.join(v) or 'none'}" for k, v in known.items()))
+    missing = [m for m in selection.models if m not in set(episodes.model)]
+    if missing:
+        raise NothingToCompare(f"no episode of model(s) {', '.join(missing)} in the selection; "
+                               f"models there: {', '.join(sorted(set(episodes.model)))}")
+    if episodes.system.nunique() < 2:
+        raise NothingToCompare(
+            f"only one model · scaffold in the selection ({episodes.system.iloc[0]}): pass two "
+            "or more models (--models a,b) or scaffolds")
+
+
+def compare(store: Store, selection: load.Selection, *, metric: str = "success",
+            alpha: float = 0.05, correction: str = "holm", clusters: bool = True,
+            cluster_method: str = "auto") -> Comparison:
+    """Everything the comparison shows, from one pass over the store."""
+    if metric not in stats.METRICS:
+        raise ShardscopeError(f"unknown metric {metric!r}; choose from {', '.join(stats.METRICS)}")
+    if correction not in ("holm", "bh", "none"):
+        raise ShardscopeError(f"unknown correction {correction!r}; choose holm, bh or none")
+    episodes = with_systems(stats.finished(load.episodes(store, selection)))
+    check_selection(episodes, store, selection)
+    systems = tuple(sorted(episodes.system.unique()))
+    ablation = load.ablation_episodes(store, selection)
+    ids = list(episodes.episode_id) + list(ablation.episode_id)
+    paths = trajectory.trajectories(load.steps_of(store, ids))
+    comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction)
+    divergences = tuple(
+        _divergence(episodes, paths, a, b) for a, b in itertools.combinations(systems, 2))
+    calls = load.tool_calls_of(store, list(episodes.episode_id))
+    notes = _notes(episodes, comparisons)
+    return Comparison(
+        selection=selection, metric=metric, alpha=alpha, correction=correction, systems=systems,
+        episodes=episodes,
+        estimates=_estimates(episodes),
+        comparisons=stats.comparisons_frame(comparisons),
+        divergences=divergences,
+        tool_profile=trajectory.tool_profile(calls, episodes.set_index("episode_id").system),
+        behaviour=trajectory.behaviour_profile(episodes, paths),
+        influence=shard_influence(ablation, paths),
+        clusters=answer_clusters(episodes, cluster_method) if clusters else None,
+        notes=notes,
+    )
+
+
+def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
+    success = stats.estimates(episodes, "success")
+    score = stats.estimates(episodes, "score")[[*stats.SYSTEM_KEYS, "mean", "se"]]
+    merged = success.merge(score, on=list(stats.SYSTEM_KEYS), suffixes=("", "_score"))
+    merged.insert(0, "system", merged.apply(stats.system_label, axis=1))
+    return merged.rename(columns={"mean": "success_rate", "se": "success_se",
+                                  "mean_score": "mean_score", "se_score": "score_se"})
+
+
+def _divergence(episodes: pd.DataFrame, paths: dict, a: str, b: str) -> PairDivergence:
+    pairs = trajectory.pair_episodes(episodes, a, b)
+    table = trajectory.divergence_table(pairs, paths)
+    return PairDivergence(a, b, table, trajectory.divergence_summary(table))
+
+
+def shard_influence(ablation: pd.DataFrame, paths: dict) -> pd.DataFrame:
+    """Influence per suite x shard x model x scaffold x mode (each task's shards by name)."""
+    pairs = influence.ablation_pairs(ablation)
+    if pairs.empty:
+        return influence.shard_influence(pairs)
+    return influence.shard_influence(pairs, paths, trajectory.distance)
+
+
+def influence_for(store: Store, selection: load.Selection) -> pd.DataFrame:
+    """Shard influence of the selection's ablation episodes against their baselines."""
+    ablation = load.ablation_episodes(store, selection)
+    if ablation.empty:
+        return shard_influence(ablation, {})
+    return shard_influence(ablation, trajectory.trajectories(
+        load.steps_of(store, list(ablation.episode_id))))
+
+
+def answer_clusters(episodes: pd.DataFrame, method: str = "auto") -> clustering.Clusters:
+    """Clusters of the final answers (or, without one, the last step's output)."""
+    frame = episodes.assign(model=episodes.system, text=episodes.final_answer.fillna(""))
+    return clustering.cluster_texts(frame[["model", "episode_id", "task_id", "text"]], method=method)
+
+
+def _notes(episodes: pd.DataFrame, comparisons: list[stats.PairedComparison]) -> tuple[str, ...]:
+    notes = []
+    tasks = episodes.groupby("system").task_id.nunique()
+    if tasks.min() < stats.SMALL_SAMPLE:
+        notes.append(
+            f"{int(tasks.min())} tasks per system at the least: p-values come from a sign-flip "
+            "permutation test and intervals from a bootstrap over tasks (normal theory needs "
+            f"about {stats.SMALL_SAMPLE})")
+    if any(c.tasks < 2 for c in comparisons):
+        notes.append("some pairs share fewer than two tasks: no test for them")
+    seeds = episodes.groupby(["system", "suite", "task_id"]).size()
+    if seeds.max() > 1:
+        notes.append("tasks repeated over seeds: each task's repeats are averaged before pairing, "
+                     "and standard errors are clustered by task")
+    return tuple(notes)

@@ -1,0 +1,254 @@
+"""The comparison as a self-contained report: HTML (inline CSS and SVG charts, nothing
+fetched) or Markdown (charts written as SVG files beside it). Both come from one list of
+blocks, so they always say the same thing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shardscope.errors import ShardscopeError
+from tracer.analysis import svg
+from tracer.analysis.compare import Comparison
+
+PERCENT = {"success_rate", "success_se", "ci_low", "ci_high", "mean_a", "mean_b", "diff", "se",
+           "mde", "share", "error_rate", "loop_share", "rejoin_rate", "success_drop",
+           "success_drop_se"}
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # h2 | h3 | p | table | figure
+    text: str = ""
+    table: pd.DataFrame | None = None
+    svg: str = ""
+    percent: frozenset[str] = frozenset()
+
+
+def blocks(comparison: Comparison) -> list[Block]:
+    """The report's content, in order."""
+    out = [_header(comparison)]
+    out += _outcomes(comparison)
+    out += _differences(comparison)
+    out += _trajectories(comparison)
+    out += _tools(comparison)
+    out += _shards(comparison)
+    out += _clusters(comparison)
+    return out
+
+
+def _header(c: Comparison) -> Block:
+    sel = c.selection
+    scope = ", ".join(f"{name}: {', '.join(values)}" for name, values in (
+        ("suites", sel.suites), ("models", sel.models), ("scaffolds", sel.scaffolds),
+        ("runs", sel.run_ids), ("tasks", sel.tasks)) if values) or "the whole store"
+    tasks = c.episodes.groupby(["suite", "task_id"]).ngroups
+    return Block("p", f"{len(c.episodes)} episodes on {tasks} tasks, {len(c.systems)} systems "
+                      f"(model · scaffold); selection: {scope}. Metric: {c.metric}; pairs "
+                      f"tested at alpha {c.alpha} with {c.correction} correction.")
+
+
+def _outcomes(c: Comparison) -> list[Block]:
+    rows = [svg.Interval(r.system, r.success_rate, r.ci_low, r.ci_high)
+            for r in c.estimates.itertuples()]
+    table = c.estimates[["system", "episodes", "tasks", "success_rate", "success_se", "ci_low",
+                         "ci_high", "mean_score", "score_se"]]
+    return [Block("h2", "Outcomes"),
+            Block("p", "Success rate with its standard error clustered by task and a 95% "
+                       "interval (t with tasks - 1 degrees of freedom)."),
+            Block("figure", "success", svg=svg.forest(rows, title="success rate (95% interval)",
+                                                      lo=0, hi=1)),
+            Block("table", table=table, percent=frozenset(PERCENT))]
+
+
+def _differences(c: Comparison) -> list[Block]:
+    frame = c.comparisons
+    if frame.empty:
+        return []
+    rows = [svg.Interval(f"{r.a} − {r.b}", r.diff, r.ci_low, r.ci_high, bool(r.significant))
+            for r in frame.itertuples()]
+    percent = c.metric == "success"
+    width = max([abs(v) for v in (*frame.ci_low, *frame.ci_high) if math.isfinite(v)] + [0.1])
+    return [Block("h2", "Paired differences"),
+            Block("p", "Each task's repeats are averaged, then the two systems are compared on "
+                       "the tasks both ran. Red: significant after correction. MDE: the smallest "
+                       "difference this sample detects with 80% power."),
+            Block("figure", "differences", svg=svg.forest(
+                rows, title=f"difference in {c.metric} (95% interval)", lo=-width, hi=width,
+                zero=0.0, percent=percent)),
+            Block("table", table=frame.drop(columns=["metric"]),
+                  percent=frozenset(PERCENT if percent else ()))]
+
+
+def _trajectories(c: Comparison) -> list[Block]:
+    if not c.divergences:
+        return []
+    summary = pd.DataFrame([{
+        "a": d.a, "b": d.b, "pairs": d.summary.get("pairs", 0),
+        "identical": d.summary.get("identical", 0),
+        "median first divergence (step)": d.summary.get("median_first_divergence", math.nan),
+        "part at step 0": d.summary.get("at_first_step", 0),
+        "rejoin_rate": d.summary.get("rejoin_rate", math.nan),
+        "mean distance": d.summary.get("mean_distance", math.nan),
+        "same outcome": d.summary.get("same_outcome", 0),
+    } for d in c.divergences])
+    out = [Block("h2", "Where trajectories part"),
+           Block("p", "Episodes of the same task and seed, aligned action by action (tool + "
+                      "normalized arguments, final answer). Distance: normalized edit distance, "
+                      "0 identical, 1 nothing in common."),
+           Block("table", table=summary, percent=frozenset(PERCENT))]
+    for d in c.divergences:
+        parted = d.table[d.table.diverged]
+        if parted.empty:
+            continue
+        out.append(Block("h3", f"{d.a} vs {d.b}"))
+        top = d.summary.get("top_divergences", [])
+        if top:
+            out.append(Block("p", "Most frequent first divergences: " + "; ".join(
+                f"{t['a']} vs {t['b']} ({t['pairs']})" for t in top)))
+        out.append(Block("table", table=parted[["suite", "task_id", "seed", "position", "action_a",
+                                                "action_b", "rejoined", "outcome_a",
+                                                "outcome_b"]].head(15)))
+    return out
+
+
+def _tools(c: Comparison) -> list[Block]:
+    out = [Block("h2", "Tool use"),
+           Block("table", table=c.behaviour, percent=frozenset(PERCENT))]
+    if not c.tool_profile.empty:
+        out.append(Block("table", table=c.tool_profile, percent=frozenset(PERCENT)))
+    return out
+
+
+def _shards(c: Comparison) -> list[Block]:
+    if not c.has_ablations:
+        return [Block("h2", "Shard influence"),
+                Block("p", "No ablation episodes in the selection: run `shardscope ablate` to "
+                           "measure which shards each model depends on.")]
+    frame = c.influence.assign(row=c.influence.task_id + " · " + c.influence.shard + " ("
+                               + c.influence["mode"] + ")",
+                               column=c.influence.model + " · " + c.influence.scaffold)
+    grid = frame.pivot_table(index="row", columns="column", values="success_drop", aggfunc="mean")
+    chart = svg.heatmap(list(grid.index), list(grid.columns), grid.to_numpy().tolist(),
+                        title="success drop when the shard is ablated", percent=True)
+    table = c.influence[["suite", "task_id", "shard", "mode", "model", "scaffold", "n",
+                         "success_drop", "ci_low", "ci_high", "score_drop", "trajectory_change"]]
+    return [Block("h2", "Shard influence"),
+            Block("p", "Baseline minus ablated outcome, per shard (removed or replaced by a "
+                       "plausible wrong value), with 95% intervals; trajectory change is the "
+                       "edit distance between the baseline's and the ablated episode's actions."),
+            Block("figure", "influence", svg=chart),
+            Block("table", table=table, percent=frozenset(PERCENT | {"ci_low", "ci_high"}))]
+
+
+def _clusters(c: Comparison) -> list[Block]:
+    if c.clusters is None or c.clusters.summary.empty:
+        return []
+    summary = c.clusters.summary.assign(
+        representatives=c.clusters.summary.representatives.map(lambda r: " | ".join(r)))
+    occupancy = c.clusters.occupancy.reset_index().rename(columns={"model": "system"})
+    occupancy.columns = [str(col) for col in occupancy.columns]
+    return [Block("h2", "Behaviour clusters (final answers)"),
+            Block("p", f"Embedding: {c.clusters.method}; k = {c.clusters.k}. Share of each "
+                       "system's answers in each cluster, then each cluster's nearest members."),
+            Block("table", table=occupancy, percent=frozenset(occupancy.columns[1:])),
+            Block("table", table=summary)]
+
+
+# --- rendering --------------------------------------------------------------------------------
+def _cell(value: Any, column: str, percent: frozenset[str]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.1%}" if column in percent else f"{value:.3g}"
+    return str(value)
+
+
+def _rows(block: Block) -> tuple[list[str], list[list[str]]]:
+    table = block.table if block.table is not None else pd.DataFrame()
+    header = [str(c) for c in table.columns]
+    body = [[_cell(v, str(col), block.percent) for col, v in zip(table.columns, row, strict=True)]
+            for row in table.itertuples(index=False)]
+    return header, body
+
+
+def to_markdown(comparison: Comparison, figures: Path | None = None) -> str:
+    """Markdown; charts are written as SVG files under ``figures`` (skipped when None)."""
+    lines = [f"# shardscope comparison", "", f"_{_stamp()}_", ""]
+    for note in comparison.notes:
+        lines.append(f"> {note}")
+    for block in blocks(comparison):
+        if block.kind in ("h2", "h3"):
+            lines += ["", f"{'#' * int(block.kind[1])} {block.text}", ""]
+        elif block.kind == "p":
+            lines += [block.text, ""]
+        elif block.kind == "figure" and figures is not None:
+            figures.mkdir(parents=True, exist_ok=True)
+            (figures / f"{block.text}.svg").write_text(block.svg, encoding="utf-8")
+            lines += [f"![{block.text}]({figures.name}/{block.text}.svg)", ""]
+        elif block.kind == "table":
+            header, body = _rows(block)
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            lines += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |"
+                      for row in body]
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.85rem}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f5f5f5}blockquote{color:#555;border-left:3px solid #ccc;margin:0;padding-left:1rem}
+figure{margin:1rem 0}"""
+
+
+def to_html(comparison: Comparison) -> str:
+    """One HTML file with everything inline: opens offline, can be mailed as is."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>shardscope comparison"
+             f"</title><style>{CSS}</style></head><body><h1>shardscope comparison</h1>"
+             f"<p><em>{escape(_stamp())}</em></p>"]
+    parts += [f"<blockquote>{escape(n)}</blockquote>" for n in comparison.notes]
+    for block in blocks(comparison):
+        if block.kind in ("h2", "h3"):
+            parts.append(f"<{block.kind}>{escape(block.text)}</{block.kind}>")
+        elif block.kind == "p":
+            parts.append(f"<p>{escape(block.text)}</p>")
+        elif block.kind == "figure":
+            parts.append(f"<figure>{block.svg}</figure>")
+        elif block.kind == "table":
+            header, body = _rows(block)
+            parts.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+                                   for row in body) + "</table>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def write_report(comparison: Comparison, path: Path) -> Path:
+    """Write the report; the format follows the suffix (.html, .htm or .md)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".html", ".htm", ".md"):
+        raise ShardscopeError(f"report {path}: name it .html or .md (got {suffix or 'no suffix'!r})")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".md":
+            text = to_markdown(comparison, path.with_name(f"{path.stem}_files"))
+        else:
+            text = to_html(comparison)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ShardscopeError(f"cannot write the report to {path}: {exc.strerror}") from None
+    return path
+
+
+def _stamp() -> str:
+    return f"written {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} by shardscope"

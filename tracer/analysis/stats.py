@@ -1,0 +1,298 @@
+"""Statistics that hold up, after Miller (2024), "Adding Error Bars to Evals: A Statistical
+Approach to Language Model Evaluations" (arXiv:2411.00640).
+
+What the paper recommends, and where it is here:
+
+- Report a standard error with every mean, and treat tasks (not episodes) as the unit that
+  was sampled: episodes of one task repeated over seeds are not independent, so standard
+  errors are clustered by task (:func:`estimate`, CR1 cluster-robust estimator).
+- Compare two models on the *same* tasks with paired differences: average each task's
+  repeats first (which removes within-task noise), then test the per-task differences
+  (:func:`paired_comparison`). Pairing removes the variance the models share.
+- Small samples: the normal approximation is poor, so below ``SMALL_SAMPLE`` tasks the
+  p-value comes from a sign-flip permutation test (exact up to 16 tasks) and the interval
+  from a bootstrap over tasks.
+- Power: :func:`minimum_detectable_effect` says how large a difference the sample at hand
+  can detect (80% power at alpha 0.05 by default); :func:`mde_for_rates` plans a sample.
+- Many comparisons: :func:`adjust_pvalues` (Holm by default, Benjamini-Hochberg on request).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+SMALL_SAMPLE = 30  # below this many paired tasks: permutation p-value, bootstrap interval
+EXACT_PERMUTATION = 16  # up to this many: enumerate every sign flip (2^16 = 65,536)
+RESAMPLES = 20_000
+METRICS = ("success", "score")
+SYSTEM_KEYS = ("model", "scaffold")  # what is being compared
+TASK_KEYS = ("suite", "task_id")  # the unit that was sampled
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its standard error and interval; ``clusters`` tasks, ``n`` episodes."""
+
+    mean: float
+    se: float
+    n: int
+    clusters: int
+    ci_low: float
+    ci_high: float
+    clustered: bool  # False when there were too few clusters to cluster by
+
+
+def clustered_se(values: np.ndarray, clusters: np.ndarray | None = None) -> tuple[float, bool]:
+    """Standard error of the mean of ``values``, cluster-robust (CR1) when ``clusters`` is
+    given and has two or more groups; else the plain sample SE. Returns (se, clustered)."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n < 2:
+        return math.nan, False
+    if clusters is not None:
+        labels = pd.factorize(np.asarray(clusters, dtype=object))[0]
+        groups = labels.max() + 1
+        if groups >= 2:
+            sums = np.bincount(labels, weights=x - x.mean())
+            return math.sqrt(groups / (groups - 1) * float(np.sum(sums**2))) / n, True
+    return float(x.std(ddof=1) / math.sqrt(n)), False
+
+
+def estimate(values: Sequence[float] | np.ndarray, clusters: Sequence[object] | None = None,
+             confidence: float = 0.95) -> Estimate:
+    """Mean, clustered SE and a t interval (degrees of freedom: clusters - 1)."""
+    x = np.asarray(values, dtype=float)
+    keep = ~np.isnan(x)
+    x = x[keep]
+    labels = None if clusters is None else np.asarray(clusters, dtype=object)[keep]
+    n = len(x)
+    if n == 0:
+        return Estimate(math.nan, math.nan, 0, 0, math.nan, math.nan, False)
+    se, clustered = clustered_se(x, labels)
+    groups = len(set(labels.tolist())) if labels is not None else n
+    mean = float(x.mean())
+    half = _t(confidence, (groups if clustered else n) - 1) * se if math.isfinite(se) else math.nan
+    return Estimate(mean, se, n, groups, mean - half, mean + half, clustered)
+
+
+def _t(confidence: float, df: int) -> float:
+    return float(sps.t.ppf(0.5 + confidence / 2, max(df, 1)))
+
+
+def metric_values(episodes: pd.DataFrame, metric: str) -> pd.Series:
+    """Per episode: 1/0 for ``success``, the checker's score (missing = 0) for ``score``."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    if metric == "success":
+        return (episodes["outcome"] == "success").astype(float)
+    return pd.to_numeric(episodes["score"], errors="coerce").fillna(0.0).astype(float)
+
+
+def finished(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Episodes with an outcome (a running episode has none yet)."""
+    return episodes[episodes["outcome"].notna()]
+
+
+def system_label(row: pd.Series | dict, keys: Sequence[str] = SYSTEM_KEYS) -> str:
+    return " · ".join(str(row[k]) for k in keys)
+
+
+def estimates(episodes: pd.DataFrame, metric: str = "success",
+              by: Sequence[str] = SYSTEM_KEYS, confidence: float = 0.95) -> pd.DataFrame:
+    """Per group in ``by``: episodes, tasks, mean of the metric, clustered SE, interval."""
+    data = finished(episodes)
+    rows = []
+    values = metric_values(data, metric)
+    task = data[list(TASK_KEYS)].astype(str).agg("/".join, axis=1) if len(data) else pd.Series()
+    for key, index in data.groupby(list(by), sort=True, dropna=False).groups.items():
+        key = key if isinstance(key, tuple) else (key,)
+        est = estimate(values.loc[index].to_numpy(), task.loc[index].to_numpy(), confidence)
+        rows.append({**dict(zip(by, key, strict=True)), "episodes": est.n, "tasks": est.clusters,
+                     "mean": est.mean, "se": est.se, "ci_low": est.ci_low,
+                     "ci_high": est.ci_high, "clustered": est.clustered})
+    return pd.DataFrame(rows, columns=[*by, "episodes", "tasks", "mean", "se", "ci_low",
+                                       "ci_high", "clustered"])
+
+
+# --- paired comparison ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairedComparison:
+    """System ``a`` minus system ``b`` on the tasks both ran (each task's seeds averaged)."""
+
+    a: str
+    b: str
+    metric: str
+    tasks: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    method: str
+    correlation: float  # of the two systems' per-task means: what pairing gains
+    mde: float  # smallest difference this sample detects with 80% power at alpha
+    p_adjusted: float = math.nan
+    alpha: float = 0.05
+
+    @property
+    def significant(self) -> bool:
+        p = self.p_adjusted if math.isfinite(self.p_adjusted) else self.p_value
+        return math.isfinite(p) and p < self.alpha
+
+
+def task_means(episodes: pd.DataFrame, metric: str = "success",
+               systems: Sequence[str] = SYSTEM_KEYS) -> pd.DataFrame:
+    """Tasks x systems table of the metric averaged over each task's repeats (seeds)."""
+    data = finished(episodes)
+    frame = data[list(TASK_KEYS)].astype(str).assign(
+        system=data.apply(system_label, axis=1, keys=systems) if len(data) else [],
+        value=metric_values(data, metric))
+    return frame.pivot_table(index=list(TASK_KEYS), columns="system", values="value",
+                             aggfunc="mean")
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, *, labels: tuple[str, str] = ("a", "b"),
+                      metric: str = "success", alpha: float = 0.05, power: float = 0.8,
+                      seed: int = 0) -> PairedComparison:
+    """Paired test of per-task values ``a`` and ``b`` (same tasks, same order; NaN pairs dropped)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    d = a - b
+    n = len(d)
+    base = dict(a=labels[0], b=labels[1], metric=metric, tasks=n, alpha=alpha,
+                mean_a=float(a.mean()) if n else math.nan, mean_b=float(b.mean()) if n else math.nan)
+    if n < 2:
+        return PairedComparison(**base, diff=float(d.mean()) if n else math.nan, se=math.nan,
+                                ci_low=math.nan, ci_high=math.nan, p_value=math.nan,
+                                method="too few paired tasks", correlation=math.nan, mde=math.nan)
+    diff, sd = float(d.mean()), float(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    if n < SMALL_SAMPLE:
+        p = sign_flip_pvalue(d, seed=seed)
+        low, high = bootstrap_interval(d, 1 - alpha, seed=seed)
+        method = f"sign-flip permutation ({'exact' if n <= EXACT_PERMUTATION else 'Monte Carlo'}) + bootstrap CI"
+    else:
+        p = _t_pvalue(diff, se, n - 1)
+        half = _t(1 - alpha, n - 1) * se
+        low, high, method = diff - half, diff + half, "paired t"
+    corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else math.nan
+    return PairedComparison(**base, diff=diff, se=se, ci_low=low, ci_high=high, p_value=p,
+                            method=method, correlation=corr,
+                            mde=minimum_detectable_effect(sd, n, alpha, power))
+
+
+def _t_pvalue(diff: float, se: float, df: int) -> float:
+    if se == 0:
+        return 1.0 if diff == 0 else 0.0
+    return float(2 * sps.t.sf(abs(diff / se), df))
+
+
+def sign_flip_pvalue(d: np.ndarray, *, seed: int = 0, resamples: int = RESAMPLES) -> float:
+    """Two-sided permutation p-value for mean(d) = 0, flipping the sign of each difference
+    (valid when, under the null, each task's difference is symmetric around 0)."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    observed = abs(d.mean())
+    if n <= EXACT_PERMUTATION:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+        means = np.abs(signs @ d) / n
+        return float(np.mean(means >= observed - 1e-12))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((-1.0, 1.0), size=(resamples, n))
+    means = np.abs(signs @ d) / n
+    return float((1 + np.sum(means >= observed - 1e-12)) / (resamples + 1))
+
+
+def bootstrap_interval(d: np.ndarray, confidence: float = 0.95, *, seed: int = 0,
+                       resamples: int = RESAMPLES) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(d), resampling tasks."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice(d, size=(resamples, len(d)), replace=True).mean(axis=1)
+    tail = (1 - confidence) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def minimum_detectable_effect(sd_diff: float, n: int, alpha: float = 0.05,
+                              power: float = 0.8) -> float:
+    """Smallest true mean difference a two-sided paired test on ``n`` tasks detects with
+    probability ``power``, given the SD of per-task differences (Miller 2024, sec. 5)."""
+    if n < 2 or not math.isfinite(sd_diff):
+        return math.nan
+    df = n - 1
+    return float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * sd_diff / math.sqrt(n))
+
+
+def mde_for_rates(n_tasks: int, base_rate: float, *, seeds: int = 1, correlation: float = 0.0,
+                  alpha: float = 0.05, power: float = 0.8) -> float:
+    """Plan a sample: the success-rate difference above ``base_rate`` detectable on
+    ``n_tasks`` tasks run ``seeds`` times each, if every task succeeds with the same
+    probability (between-task differences only add variance) and the two models' per-task
+    results correlate by ``correlation``. Solved with the variance at the alternative."""
+    delta = 0.1
+    for _ in range(100):
+        other = min(base_rate + delta, 1.0)
+        var_a, var_b = base_rate * (1 - base_rate) / seeds, other * (1 - other) / seeds
+        sd = math.sqrt(max(var_a + var_b - 2 * correlation * math.sqrt(var_a * var_b), 0.0))
+        new = minimum_detectable_effect(sd, n_tasks, alpha, power)
+        if abs(new - delta) < 1e-9:
+            break
+        delta = new
+    return delta
+
+
+def adjust_pvalues(p_values: Sequence[float], method: str = "holm") -> list[float]:
+    """Adjust for many comparisons: ``holm`` (family-wise error), ``bh`` (false discovery
+    rate, Benjamini-Hochberg) or ``none``. NaN stays NaN and does not count."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(len(p), math.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = len(valid)
+    if method == "none" or m == 0:
+        out[valid] = p[valid]
+        return out.tolist()
+    order = valid[np.argsort(p[valid], kind="stable")]
+    ranked = p[order]
+    if method == "holm":
+        adjusted = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    elif method == "bh":
+        adjusted = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
+    else:
+        raise ValueError(f"unknown correction {method!r}; choose holm, bh or none")
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.tolist()
+
+
+def compare_systems(episodes: pd.DataFrame, metric: str = "success", *,
+                    systems: Sequence[str] = SYSTEM_KEYS, alpha: float = 0.05,
+                    correction: str = "holm", only: Sequence[str] | None = None
+                    ) -> list[PairedComparison]:
+    """Every pair of systems (model · scaffold by default) on their shared tasks, with
+    p-values adjusted for the number of pairs. ``only`` restricts to these system labels."""
+    table = task_means(episodes, metric, systems)
+    labels = [c for c in table.columns if only is None or c in only]
+    if only is not None:
+        labels = [s for s in only if s in labels]
+    pairs = [
+        paired_comparison(table[x].to_numpy(), table[y].to_numpy(), labels=(x, y),
+                          metric=metric, alpha=alpha)
+        for x, y in itertools.combinations(labels, 2)
+    ]
+    adjusted = adjust_pvalues([c.p_value for c in pairs], correction)
+    return [PairedComparison(**{**c.__dict__, "p_adjusted": q}) for c, q in zip(pairs, adjusted, strict=True)]
+
+
+def comparisons_frame(comparisons: Sequence[PairedComparison]) -> pd.DataFrame:
+    columns = ["a", "b", "metric", "tasks", "mean_a", "mean_b", "diff", "se", "ci_low", "ci_high",
+               "p_value", "p_adjusted", "significant", "mde", "correlation", "method"]
+    return pd.DataFrame([{**c.__dict__, "significant": c.significant} for c in comparisons],
+                        columns=columns)

@@ -1,0 +1,325 @@
+"""Where trajectories part: episodes as action sequences, aligned, and their first divergence.
+
+An episode's trajectory is the action of each scaffold step, read from the store's ``steps``
+view: a tool call (tool name + normalized arguments), a final answer (normalized), a plan or
+note, an empty reply, or a protocol error. Two episodes of the same task (same seed) are
+aligned by weighted edit distance (an identical action costs 0, the same tool with other
+arguments 0.5, anything else 1); the first divergence is the first step where the actions
+differ, reported with the common actions before it and what each side did instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracer.analysis.stats import SYSTEM_KEYS, system_label
+
+SIMILAR_COST = 0.5  # same tool, other arguments (or: both answered, differently)
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What one step did. ``detail``: normalized arguments, answer, or error kind."""
+
+    kind: str  # tool | final | plan | note | none | error
+    tool: str | None = None
+    detail: str = ""
+    step_index: int = -1
+    text: str | None = None  # what the model wrote in that step (context, not compared)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.tool or ''}:{self.detail}"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "tool":
+            return f"{self.tool}({self.detail})"
+        if self.kind == "final":
+            return f"answer {self.detail!r}"
+        if self.kind == "error":
+            return f"protocol error: {self.detail}"
+        return self.kind
+
+    def similar(self, other: Action) -> bool:
+        return self.kind == other.kind and self.tool == other.tool
+
+
+def _normal_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SPACE.sub(" ", value.strip()).lower()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        number = float(value)
+        return int(number) if math.isfinite(number) and number.is_integer() else round(number, 9)
+    if isinstance(value, Mapping):
+        return {str(k): _normal_value(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_normal_value(v) for v in value]
+    return str(value)
+
+
+def normalize_arguments(arguments: Any) -> str:
+    """Canonical JSON of tool arguments: sorted keys, trimmed lower-case text, 2.0 == 2."""
+    return json.dumps(_normal_value(arguments), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def normalize_answer(answer: Any) -> str:
+    text = _SPACE.sub(" ", str(answer or "").strip()).lower().rstrip(".")
+    return text
+
+
+def _error_kind(message: str) -> str:
+    return re.split(r"[;:(]", message, maxsplit=1)[0].strip().lower()
+
+
+def action_of(action: Mapping[str, Any] | None, protocol_error: str | None = None,
+              step_index: int = -1, text: str | None = None) -> Action:
+    """One step's :class:`Action` from its recorded action JSON and protocol error."""
+    kind = (action or {}).get("type")
+    if kind == "tool":
+        calls = action.get("calls") or [{"tool": action.get("tool"), "arguments": action.get("arguments")}]
+        tools = "+".join(str(c.get("tool")) for c in calls)
+        detail = " + ".join(normalize_arguments(c.get("arguments") or {}) for c in calls)
+        return Action("tool", tools, detail, step_index, text)
+    if kind == "final":
+        return Action("final", None, normalize_answer(action.get("answer")), step_index, text)
+    if protocol_error:
+        return Action("error", None, _error_kind(protocol_error), step_index, text)
+    return Action(str(kind or "none"), None, "", step_index, text)
+
+
+def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
+    """Episode id -> its actions in step order, from a ``steps`` frame (with ``action_json``
+    or ``action``, ``protocol_error`` and ``output``)."""
+    column = "action_json" if "action_json" in steps else "action"
+    out: dict[str, list[Action]] = {}
+    for row in steps.sort_values(["episode_id", "step_index"]).itertuples(index=False):
+        raw = getattr(row, column)
+        parsed = json.loads(raw) if isinstance(raw, str) and raw else (raw if isinstance(raw, dict) else None)
+        error = row.protocol_error if isinstance(row.protocol_error, str) else None
+        text = row.output if isinstance(getattr(row, "output", None), str) else None
+        out.setdefault(row.episode_id, []).append(action_of(parsed, error, int(row.step_index), text))
+    return out
+
+
+# --- alignment --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Aligned:
+    """One column of an alignment: ``op`` is match, similar, substitute, delete (only in a)
+    or insert (only in b)."""
+
+    a: Action | None
+    b: Action | None
+    op: str
+
+
+def _cost(x: Action, y: Action) -> float:
+    if x.key == y.key:
+        return 0.0
+    return SIMILAR_COST if x.similar(y) else 1.0
+
+
+def _op(x: Action, y: Action) -> str:
+    return {0.0: "match", SIMILAR_COST: "similar"}.get(_cost(x, y), "substitute")
+
+
+def align(a: Sequence[Action], b: Sequence[Action]) -> list[Aligned]:
+    """Minimum-cost alignment. The common prefix and suffix are matched as they stand (so
+    ties never move the point where the sequences part); the middle is aligned by DP."""
+    prefix = 0
+    while prefix < min(len(a), len(b)) and a[prefix].key == b[prefix].key:
+        prefix += 1
+    suffix = 0
+    while (suffix < min(len(a), len(b)) - prefix
+           and a[len(a) - 1 - suffix].key == b[len(b) - 1 - suffix].key):
+        suffix += 1
+    head = [Aligned(x, y, "match") for x, y in zip(a[:prefix], b[:prefix], strict=True)]
+    tail = [Aligned(x, y, "match") for x, y in zip(a[len(a) - suffix:], b[len(b) - suffix:], strict=True)]
+    return head + _align_middle(a[prefix:len(a) - suffix], b[prefix:len(b) - suffix]) + tail
+
+
+def _align_middle(a: Sequence[Action], b: Sequence[Action]) -> list[Aligned]:
+    n, m = len(a), len(b)
+    cost = np.zeros((n + 1, m + 1))
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j - 1] + _cost(a[i - 1], b[j - 1]),
+                             cost[i - 1, j] + 1, cost[i, j - 1] + 1)
+    out: list[Aligned] = []
+    i, j = n, m
+    while i or j:  # trace back, preferring the diagonal
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + _cost(a[i - 1], b[j - 1]):
+            out.append(Aligned(a[i - 1], b[j - 1], _op(a[i - 1], b[j - 1])))
+            i, j = i - 1, j - 1
+        elif i and cost[i, j] == cost[i - 1, j] + 1:
+            out.append(Aligned(a[i - 1], None, "delete"))
+            i -= 1
+        else:
+            out.append(Aligned(None, b[j - 1], "insert"))
+            j -= 1
+    return out[::-1]
+
+
+def alignment_cost(alignment: Sequence[Aligned]) -> float:
+    return sum({"match": 0.0, "similar": SIMILAR_COST}.get(col.op, 1.0) for col in alignment)
+
+
+def distance(a: Sequence[Action], b: Sequence[Action]) -> float:
+    """Normalized edit distance: 0 identical, 1 nothing in common (cost / longer length)."""
+    longest = max(len(a), len(b))
+    return alignment_cost(align(a, b)) / longest if longest else 0.0
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where two trajectories part. ``position`` is the index of the first differing action
+    (None when identical); ``step_a``/``step_b`` are those actions' step indices."""
+
+    position: int | None
+    step_a: int | None
+    step_b: int | None
+    action_a: Action | None
+    action_b: Action | None
+    context: tuple[Action, ...]  # the shared actions just before the divergence (up to 3)
+    rejoined: bool  # an identical action follows the divergence
+    distance: float
+    alignment: tuple[Aligned, ...]
+
+
+def first_divergence(a: Sequence[Action], b: Sequence[Action], context: int = 3) -> Divergence:
+    alignment = align(a, b)
+    longest = max(len(a), len(b))
+    dist = alignment_cost(alignment) / longest if longest else 0.0
+    where = next((i for i, col in enumerate(alignment) if col.op != "match"), None)
+    if where is None:
+        return Divergence(None, None, None, None, None, tuple(a[-context:]), False, dist,
+                          tuple(alignment))
+    col = alignment[where]
+    rejoined = any(c.op == "match" for c in alignment[where + 1:])
+    shared = tuple(c.a for c in alignment[max(0, where - context):where] if c.a is not None)
+    return Divergence(where, col.a.step_index if col.a else None, col.b.step_index if col.b else None,
+                      col.a, col.b, shared, rejoined, dist, tuple(alignment))
+
+
+# --- pairs of episodes ------------------------------------------------------------------------
+PAIR_KEYS = ("suite", "task_id", "seed")
+
+
+def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
+                  systems: Sequence[str] = SYSTEM_KEYS) -> pd.DataFrame:
+    """Episodes of systems ``a`` and ``b`` on the same task and seed, side by side (the
+    latest episode of each when one was run more than once)."""
+    data = episodes[episodes["outcome"].notna()].copy()
+    data["system"] = data.apply(system_label, axis=1, keys=systems) if len(data) else []
+    data = data.sort_values("started_at")
+    cols = [*PAIR_KEYS, "episode_id", "outcome", "score", "steps", "final_answer"]
+    left = data[data.system == a].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
+    right = data[data.system == b].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
+    return left.merge(right, on=list(PAIR_KEYS), suffixes=("_a", "_b"))
+
+
+def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]]) -> pd.DataFrame:
+    """One row per pair of episodes: whether and where they part, on what, and if they rejoin."""
+    rows = []
+    for pair in pairs.to_dict("records"):
+        div = first_divergence(paths.get(pair["episode_id_a"], ()), paths.get(pair["episode_id_b"], ()))
+        rows.append({
+            **pair,
+            "diverged": div.position is not None,
+            "position": div.position, "step_a": div.step_a, "step_b": div.step_b,
+            "action_a": div.action_a.label if div.action_a else None,
+            "action_b": div.action_b.label if div.action_b else None,
+            "tool_a": _tool(div.action_a), "tool_b": _tool(div.action_b),
+            "rejoined": div.rejoined, "distance": div.distance,
+        })
+    columns = [*pairs.columns, "diverged", "position", "step_a", "step_b", "action_a", "action_b",
+               "tool_a", "tool_b", "rejoined", "distance"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _tool(action: Action | None) -> str | None:
+    if action is None:
+        return "(ended)"
+    return action.tool if action.kind == "tool" else f"({action.kind})"
+
+
+def divergence_summary(table: pd.DataFrame) -> dict[str, Any]:
+    """How early a pair of systems part, on which tools, how often they rejoin."""
+    if table.empty:
+        return {"pairs": 0}
+    parted = table[table.diverged]
+    where = Counter(zip(parted.tool_a, parted.tool_b, strict=True))
+    return {
+        "pairs": len(table),
+        "identical": int((~table.diverged).sum()),
+        "diverged": len(parted),
+        "median_first_divergence": float(parted.position.median()) if len(parted) else math.nan,
+        "mean_first_divergence": float(parted.position.mean()) if len(parted) else math.nan,
+        "at_first_step": int((parted.position == 0).sum()),
+        "rejoin_rate": float(parted.rejoined.mean()) if len(parted) else math.nan,
+        "mean_distance": float(table.distance.mean()),
+        "same_outcome": int((table.outcome_a == table.outcome_b).sum()),
+        "top_divergences": [{"a": x, "b": y, "pairs": n} for (x, y), n in where.most_common(5)],
+    }
+
+
+# --- tool-use profiles ------------------------------------------------------------------------
+def tool_profile(tool_calls: pd.DataFrame, systems: pd.Series | None = None) -> pd.DataFrame:
+    """Per system and tool: calls, share of the system's calls, error rate. ``systems`` maps
+    episode id -> system label (default: the tool call's model)."""
+    if tool_calls.empty:
+        return pd.DataFrame(columns=["system", "tool_name", "calls", "share", "error_rate"])
+    data = tool_calls.assign(
+        system=tool_calls.episode_id.map(systems) if systems is not None else tool_calls.model,
+        failed=~tool_calls.ok.fillna(False).astype(bool))
+    out = data.groupby(["system", "tool_name"]).agg(calls=("span_id", "size"),
+                                                    error_rate=("failed", "mean")).reset_index()
+    out["share"] = out.calls / out.groupby("system").calls.transform("sum")
+    return out[["system", "tool_name", "calls", "share", "error_rate"]].sort_values(
+        ["system", "calls"], ascending=[True, False], ignore_index=True)
+
+
+def repeated_runs(path: Sequence[Action], at_least: int = 2) -> int:
+    """How many times an identical tool call is repeated back to back (a loop)."""
+    loops, run = 0, 1
+    for previous, current in zip(path, path[1:]):
+        run = run + 1 if current.kind == "tool" and current.key == previous.key else 1
+        loops += run == at_least
+    return loops
+
+
+def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Action]],
+                      systems: Sequence[str] = SYSTEM_KEYS) -> pd.DataFrame:
+    """Per system: episodes, tool calls per episode, share of episodes with a repeated-call
+    loop, protocol errors per episode, and steps to success (mean and median)."""
+    data = episodes[episodes["outcome"].notna()].copy()
+    if data.empty:
+        return pd.DataFrame(columns=["system", "episodes", "tool_calls_per_episode",
+                                     "loop_share", "protocol_errors_per_episode",
+                                     "success_steps_mean", "success_steps_median"])
+    data["system"] = data.apply(system_label, axis=1, keys=systems)
+    path = data.episode_id.map(lambda e: paths.get(e, ()))
+    data["loops"] = path.map(repeated_runs)
+    data["errors"] = path.map(lambda p: sum(a.kind == "error" for a in p))
+    data["success_steps"] = data.steps.where(data.outcome == "success")
+    out = data.groupby("system").agg(
+        episodes=("episode_id", "size"), tool_calls_per_episode=("tool_calls", "mean"),
+        loop_share=("loops", lambda s: float((s > 0).mean())),
+        protocol_errors_per_episode=("errors", "mean"),
+        success_steps_mean=("success_steps", "mean"),
+        success_steps_median=("success_steps", "median"))
+    return out.reset_index()
