@@ -76,14 +76,21 @@ def test_a_bare_json_object_naming_an_offered_tool_is_a_call() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        '{"name": "delete_everything", "arguments": {}}',  # not an offered tool
         '{"name": "add"}',  # no arguments: a JSON answer, not a call
         "The answer is 5.",
-        'use {"name": "add"} like {"name": "nope", "arguments": {}}',
+        'use {"name": "add"} like {"title": "nope", "arguments": {}}',
+        '{"name": "add", "arguments": 5}',  # arguments that are no object: not a call
     ],
 )
 def test_other_text_is_left_alone(text: str) -> None:
     assert parse_text_tool_calls(text, TOOLS) == (text, ())
+
+
+def test_a_bare_call_of_a_tool_not_offered_is_still_a_call_attempt() -> None:
+    # Qwen2.5-Coder-0.5B writes {"name": "calculate", ...} when the tool is "calculator": a
+    # call with a wrong name (the scaffold says "unknown tool"), not a final answer.
+    rest, (call,) = parse_text_tool_calls('{"name": "calculate", "arguments": {"expression": "6*4"}}', TOOLS)
+    assert (rest, call.name, call.arguments, call.ok) == ("", "calculate", {"expression": "6*4"}, True)
 
 
 def test_no_tools_offered_means_no_bare_json_calls() -> None:

@@ -3,7 +3,8 @@
 Models without native tool calling (every GGUF run through llama.cpp) answer in the Hermes /
 Qwen2.5 convention: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``. As a
 fallback (Qwen2.5-Coder-0.5B mostly writes the JSON bare, often in a ```json fence), JSON
-objects with a ``name`` of an offered tool and ``arguments`` count too, wherever they are. A block that cannot be parsed becomes a ToolCall with ``error`` set and ``raw`` kept:
+objects with a ``name`` and ``arguments`` count too, wherever they are, when tools are offered
+(a name that is not an offered tool becomes the scaffold's "unknown tool" protocol error). A block that cannot be parsed becomes a ToolCall with ``error`` set and ``raw`` kept:
 it is reported, never dropped.
 """
 
@@ -106,7 +107,7 @@ def _bare_calls(text: str, tool_names: Collection[str], id_prefix: str) -> tuple
                 break  # the rest of the text is part of the broken call
             position = start + 1
             continue
-        if isinstance(obj, dict) and obj.get("name") in tool_names and {"arguments", "parameters"} & obj.keys():
+        if _looks_like_call(obj):
             calls.append(_call_from_object(obj, text[start:end], f"{id_prefix}_{len(calls)}"))
             spans.append((start, end))
         position = end
@@ -118,6 +119,17 @@ def _bare_calls(text: str, tool_names: Collection[str], id_prefix: str) -> tuple
         cursor = end
     rest.append(text[cursor:])
     return _EMPTY_FENCE.sub("", "".join(rest)).strip(), calls
+
+
+def _looks_like_call(obj: Any) -> bool:
+    """A JSON object with a string ``name`` and an ``arguments`` (or ``parameters``) object is
+    an attempt at a tool call even when the name is not an offered tool: the scaffold then
+    answers "unknown tool" (a recorded protocol error the model can recover from) instead of
+    taking the JSON for a final answer."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
+        return False
+    arguments = obj.get("arguments", obj.get("parameters"))
+    return isinstance(arguments, dict | str)
 
 
 def _strip_fence(text: str) -> str:
