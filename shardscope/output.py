@@ -19,6 +19,11 @@ from rich.table import Table
 _MAX_CELL = 80
 
 
+def console() -> Console:
+    """The console every command prints through (wide when piped)."""
+    return _console()
+
+
 def _console() -> Console:
     # Piped output (CI logs, files) gets a wide page instead of rich's 80-column default.
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)

@@ -87,15 +87,14 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
 
 
 def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
-    from rich.console import Console
-
+    from shardscope.output import console
     from tracer.analysis.cli import print_influence
     from tracer.analysis.compare import influence_for
     from tracer.analysis.load import Selection
 
     selection = Selection(suites=spec.suites, models=spec.models, scaffolds=spec.scaffolds,
                           run_ids=(run_id,))
-    print_influence(Console(), influence_for(store, selection))
+    print_influence(console(), influence_for(store, selection))
 
 
 def _resume_target(store: Store, requested: str) -> tuple[MatrixSpec, str, set[str]]:

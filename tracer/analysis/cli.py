@@ -11,6 +11,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from shardscope import output
 from tracer.analysis import load
 from tracer.analysis.compare import Comparison, compare
 from tracer.analysis.report import write_report
@@ -114,7 +115,7 @@ def compare_command(store: Store, selection: load.Selection, *, metric: str, alp
                     correction: str, report: Path | None, clusters: bool,
                     embedding: str) -> Comparison:
     """Compute the comparison, print it, and write the report when asked."""
-    console = Console()
+    console = output.console()
     result = compare(store, selection, metric=metric, alpha=alpha, correction=correction,
                      clusters=clusters, cluster_method=embedding)
     print_estimates(console, result)

@@ -110,8 +110,9 @@ def cluster_texts(frame: pd.DataFrame, text_column: str = "text", *, k: int | No
         return Clusters(method, 0, data.assign(cluster=[], distance=[]), empty, empty)
     texts = data[text_column].astype(str).tolist()
     vectors, used = embed(texts, method)
-    k = _choose_k(len(texts), k)
-    labels = _kmeans(vectors, k, seed)
+    k = _choose_k(len(set(texts)), k)  # identical texts cannot fill separate clusters
+    labels = np.unique(_kmeans(vectors, k, seed), return_inverse=True)[1]  # no empty cluster
+    k = int(labels.max()) + 1
     centroids = np.array([vectors[labels == j].mean(axis=0) for j in range(k)])
     centroids /= np.where(np.linalg.norm(centroids, axis=1, keepdims=True) == 0, 1,
                           np.linalg.norm(centroids, axis=1, keepdims=True))

@@ -52,7 +52,7 @@ class Comparison:
 def with_systems(episodes: pd.DataFrame) -> pd.DataFrame:
     if episodes.empty:
         return episodes.assign(system=pd.Series(dtype=str))
-    return episodes.assign(system=episodes.apply(stats.system_label, axis=1))
+    return episodes.assign(system=stats.system_column(episodes))
 
 
 def check_selection(episodes: pd.DataFrame, store: Store, selection: load.Selection) -> None:
@@ -109,7 +109,7 @@ def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
     success = stats.estimates(episodes, "success")
     score = stats.estimates(episodes, "score")[[*stats.SYSTEM_KEYS, "mean", "se"]]
     merged = success.merge(score, on=list(stats.SYSTEM_KEYS), suffixes=("", "_score"))
-    merged.insert(0, "system", merged.apply(stats.system_label, axis=1))
+    merged.insert(0, "system", stats.system_column(merged))
     return merged.rename(columns={"mean": "success_rate", "se": "success_se",
                                   "mean_score": "mean_score", "se_score": "score_se"})
 

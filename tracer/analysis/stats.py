@@ -104,6 +104,16 @@ def system_label(row: pd.Series | dict, keys: Sequence[str] = SYSTEM_KEYS) -> st
     return " · ".join(str(row[k]) for k in keys)
 
 
+def system_column(frame: pd.DataFrame, keys: Sequence[str] = SYSTEM_KEYS) -> pd.Series:
+    """``system_label`` of every row, vectorized."""
+    if frame.empty:
+        return pd.Series([], index=frame.index, dtype=object)
+    out = frame[keys[0]].astype(str)
+    for key in keys[1:]:
+        out = out + " · " + frame[key].astype(str)
+    return out
+
+
 def estimates(episodes: pd.DataFrame, metric: str = "success",
               by: Sequence[str] = SYSTEM_KEYS, confidence: float = 0.95) -> pd.DataFrame:
     """Per group in ``by``: episodes, tasks, mean of the metric, clustered SE, interval."""
@@ -154,10 +164,9 @@ def task_means(episodes: pd.DataFrame, metric: str = "success",
     """Tasks x systems table of the metric averaged over each task's repeats (seeds)."""
     data = finished(episodes)
     frame = data[list(TASK_KEYS)].astype(str).assign(
-        system=data.apply(system_label, axis=1, keys=systems) if len(data) else [],
+        system=system_column(data, systems),
         value=metric_values(data, metric))
-    return frame.pivot_table(index=list(TASK_KEYS), columns="system", values="value",
-                             aggfunc="mean")
+    return frame.groupby([*TASK_KEYS, "system"], sort=True)["value"].mean().unstack("system")
 
 
 def paired_comparison(a: np.ndarray, b: np.ndarray, *, labels: tuple[str, str] = ("a", "b"),

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracer.analysis.stats import SYSTEM_KEYS, system_label
+from tracer.analysis.stats import SYSTEM_KEYS, system_column
 
 SIMILAR_COST = 0.5  # same tool, other arguments (or: both answered, differently)
 _SPACE = re.compile(r"\s+")
@@ -186,8 +186,9 @@ def distance(a: Sequence[Action], b: Sequence[Action]) -> float:
 
 @dataclass(frozen=True)
 class Divergence:
-    """Where two trajectories part. ``position`` is the index of the first differing action
-    (None when identical); ``step_a``/``step_b`` are those actions' step indices."""
+    """Where two trajectories part. ``position`` is the number of actions they share before
+    they differ (None when identical); ``action_a``/``action_b`` are what each did there
+    (None: that episode had already ended) and ``step_a``/``step_b`` those steps' indices."""
 
     position: int | None
     step_a: int | None
@@ -208,11 +209,13 @@ def first_divergence(a: Sequence[Action], b: Sequence[Action], context: int = 3)
     if where is None:
         return Divergence(None, None, None, None, None, tuple(a[-context:]), False, dist,
                           tuple(alignment))
-    col = alignment[where]
+    # align() matches the common prefix as it stands, so column `where` is action `where`
+    # of both sequences (unless one ended there).
+    x = a[where] if where < len(a) else None
+    y = b[where] if where < len(b) else None
     rejoined = any(c.op == "match" for c in alignment[where + 1:])
-    shared = tuple(c.a for c in alignment[max(0, where - context):where] if c.a is not None)
-    return Divergence(where, col.a.step_index if col.a else None, col.b.step_index if col.b else None,
-                      col.a, col.b, shared, rejoined, dist, tuple(alignment))
+    return Divergence(where, x.step_index if x else None, y.step_index if y else None, x, y,
+                      tuple(a[max(0, where - context):where]), rejoined, dist, tuple(alignment))
 
 
 # --- pairs of episodes ------------------------------------------------------------------------
@@ -224,7 +227,7 @@ def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
     """Episodes of systems ``a`` and ``b`` on the same task and seed, side by side (the
     latest episode of each when one was run more than once)."""
     data = episodes[episodes["outcome"].notna()].copy()
-    data["system"] = data.apply(system_label, axis=1, keys=systems) if len(data) else []
+    data["system"] = system_column(data, systems)
     data = data.sort_values("started_at")
     cols = [*PAIR_KEYS, "episode_id", "outcome", "score", "steps", "final_answer"]
     left = data[data.system == a].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
@@ -311,7 +314,7 @@ def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Actio
         return pd.DataFrame(columns=["system", "episodes", "tool_calls_per_episode",
                                      "loop_share", "protocol_errors_per_episode",
                                      "success_steps_mean", "success_steps_median"])
-    data["system"] = data.apply(system_label, axis=1, keys=systems)
+    data["system"] = system_column(data, systems)
     path = data.episode_id.map(lambda e: paths.get(e, ()))
     data["loops"] = path.map(repeated_runs)
     data["errors"] = path.map(lambda p: sum(a.kind == "error" for a in p))
