@@ -113,6 +113,12 @@ def test_small_samples_use_the_exact_permutation_test() -> None:
     assert c.ci_low == 1.0 and c.ci_high == 1.0  # every bootstrap resample has the same mean
 
 
+def test_too_few_tasks_for_any_detectable_effect() -> None:
+    # With 4 tasks the smallest exact p-value is 2/16 > 0.05: no difference is detectable.
+    c = stats.paired_comparison(np.array([1.0, 1, 1, 1]), np.zeros(4))
+    assert c.p_value == pytest.approx(2 / 16) and math.isinf(c.mde) and not c.significant
+
+
 def test_identical_results_are_not_different() -> None:
     c = stats.paired_comparison(np.ones(40), np.ones(40))
     assert (c.diff, c.p_value, c.se) == (0.0, 1.0, 0.0)

@@ -21,7 +21,8 @@ from tracer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "ui" / "app.py"
-PAGES = ("app_pages/overview.py", "app_pages/runs.py", "app_pages/trace.py", "app_pages/sql.py")
+PAGES = ("app_pages/overview.py", "app_pages/runs.py", "app_pages/trace.py", "app_pages/sql.py",
+         "app_pages/compare.py", "app_pages/shards.py")
 
 
 def open_app(db: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None,

@@ -36,6 +36,9 @@ PAGES = {  # url path -> what the page must show
     "runs": ["Runs", "36 episodes match · showing 36", "Sort by"],
     "trace": ["Trace explorer", "Conversation", "Step 0", "Final answer:"],
     "sql": ["SQL console", "Views", "token_events", "Pick an example or write a query"],
+    "compare": ["Compare", "Outcomes and paired differences", "Where trajectories part",
+                "alpha · react-text", "beta · react-text", "First divergence at step 1"],
+    "shards": ["Shards", "No ablation episodes here yet", "shardscope ablate --db"],
 }
 
 

@@ -133,3 +133,57 @@ def result_chart(frame: pd.DataFrame, x: str, y: str, kind: str) -> alt.Chart:
         "T" if pd.api.types.is_datetime64_any_dtype(frame[x]) else "N")
     return mark.encode(x=alt.X(f"{x}:{x_type}", sort=None), y=alt.Y(f"{y}:Q"),
                        tooltip=list(frame.columns[:8])).properties(height=320)
+
+
+def differences(comparisons: pd.DataFrame, percent: bool = True) -> alt.Chart:
+    """Paired difference (a − b) per pair of systems with its 95% interval; zero marked."""
+    data = comparisons.assign(pair=comparisons["a"] + " − " + comparisons["b"],
+                              verdict=comparisons["significant"].map(
+                                  {True: "significant", False: "not significant"}))
+    fmt = "%" if percent else ".2f"
+    base = alt.Chart(data).encode(y=alt.Y("pair:N", title=None, sort=None))
+    rule = base.mark_rule(strokeWidth=2, color="#455a64").encode(
+        x=alt.X("ci_low:Q", title="paired difference (95% interval)", axis=alt.Axis(format=fmt)),
+        x2="ci_high:Q")
+    points = base.mark_point(filled=True, size=90).encode(
+        x="diff:Q",
+        color=alt.Color("verdict:N", title=None, scale=alt.Scale(
+            domain=["significant", "not significant"], range=["#c62828", "#1e88e5"])),
+        tooltip=["pair:N", alt.Tooltip("tasks:Q"), alt.Tooltip("diff:Q", format=".3f"),
+                 alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"),
+                 alt.Tooltip("p_value:Q", format=".4f"), alt.Tooltip("p_adjusted:Q", format=".4f"),
+                 alt.Tooltip("mde:Q", title="MDE", format=".3f"), "method:N"])
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 3]).encode(x="x:Q")
+    return (rule + points + zero).properties(height=_rows_height(len(data)))
+
+
+def tool_shares(profile: pd.DataFrame) -> alt.Chart:
+    """Share of each system's tool calls per tool, with the tool's error rate on hover."""
+    return alt.Chart(profile).mark_bar().encode(
+        y=alt.Y("system:N", title=None, sort=None),
+        x=alt.X("calls:Q", stack="normalize", title="share of tool calls", axis=alt.Axis(format="%")),
+        color=alt.Color("tool_name:N", title="tool"),
+        tooltip=["system:N", "tool_name:N", "calls:Q", alt.Tooltip("share:Q", format=".0%"),
+                 alt.Tooltip("error_rate:Q", title="error rate", format=".0%")],
+    ).properties(height=_rows_height(profile["system"].nunique()))
+
+
+def influence_map(influence: pd.DataFrame, value: str = "success_drop") -> alt.Chart:
+    """Shards (rows) x systems (columns), coloured by how much ablating the shard hurt; one
+    row of ``influence`` per cell (one ablation mode)."""
+    data = influence.assign(row=influence["task_id"] + " · " + influence["shard"],
+                            column=influence["model"] + " · " + influence["scaffold"])
+    title = {"success_drop": "success drop", "score_drop": "score drop",
+             "trajectory_change": "trajectory change"}[value]
+    return alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
+        x=alt.X("column:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=200)),
+        y=alt.Y("row:N", title="task · shard", sort=None),
+        color=alt.Color(f"{value}:Q", title=title,
+                        scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0)),
+        tooltip=["row:N", "column:N", "n:Q",
+                 alt.Tooltip("success_drop:Q", format=".0%"),
+                 alt.Tooltip("ci_low:Q", title="95% low", format=".0%"),
+                 alt.Tooltip("ci_high:Q", title="95% high", format=".0%"),
+                 alt.Tooltip("score_drop:Q", format=".2f"),
+                 alt.Tooltip("trajectory_change:Q", format=".2f")],
+    ).properties(height=_rows_height(data["row"].nunique(), 26) + 40)

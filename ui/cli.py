@@ -27,6 +27,7 @@ def streamlit_command(settings: Settings, open_browser: bool) -> list[str]:
         "--browser.gatherUsageStats", "false",  # no telemetry, no network
         "--browser.serverAddress", settings.ui_host,
         "--global.developmentMode", "false",
+        "--client.toolbarMode", "viewer",  # no "Deploy" button: this app serves a local store
         "--", "--db", str(Path(settings.db).expanduser().absolute()),
     ]
 

@@ -18,6 +18,9 @@ import streamlit as st
 
 from config.settings import load_settings
 from tracer import explore
+from tracer.analysis.clusters import Clusters
+from tracer.analysis.compare import Comparison, ablation_detail, answer_clusters, compare
+from tracer.analysis.load import Selection, systems_of
 from tracer.queries import Relation, describe_schema
 from tracer.store import Store
 
@@ -103,3 +106,30 @@ def schema(path: str, version: str) -> list[Relation]:
 def sql(path: str, version: str, text: str, max_rows: int) -> tuple[pd.DataFrame, bool]:
     """User SQL (sandboxed, read-only); ``version`` is the one when the user pressed Run."""
     return explore.sql_result(_store(path), text, max_rows)
+
+
+# --- comparison pages (tracer.analysis) -------------------------------------------------------
+@st.cache_data(show_spinner="Comparing…", max_entries=8)
+def comparison(path: str, version: str, selection: Selection, systems: tuple[str, ...],
+               metric: str) -> Comparison:
+    """Statistics, divergences and tool use of these systems (no clusters: see below)."""
+    return compare(_store(path), selection, metric=metric, clusters=False, systems=systems)
+
+
+@st.cache_data(show_spinner="Embedding answers…", max_entries=4)
+def clusters(path: str, version: str, selection: Selection, systems: tuple[str, ...],
+             method: str) -> Clusters:
+    result = compare(_store(path), selection, clusters=False, systems=systems)
+    return answer_clusters(result.episodes, method)
+
+
+@st.cache_data(show_spinner="Reading ablations…", max_entries=8)
+def ablations(path: str, version: str, selection: Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Shard influence and the ablated episodes beside their baselines."""
+    return ablation_detail(_store(path), selection)
+
+
+@st.cache_data(**_CACHE)
+def systems(path: str, version: str) -> pd.DataFrame:
+    """Suite x model x scaffold combinations with episodes (baselines and ablations)."""
+    return systems_of(_store(path))

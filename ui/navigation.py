@@ -1,5 +1,5 @@
 """The app's pages. A new page is a module under ``ui/app_pages/`` and one line in PAGES
-(the comparison pages, "Compare" and "Shards", slot in here)."""
+(the comparison pages, "Compare" and "Shards", live here too)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ PAGES: list[PageSpec] = [
     PageSpec("app_pages/overview.py", "Overview", ":material/grid_view:", "overview", default=True),
     PageSpec("app_pages/runs.py", "Runs", ":material/table_rows:", "runs"),
     PageSpec("app_pages/trace.py", "Trace explorer", ":material/account_tree:", "trace"),
+    PageSpec("app_pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    PageSpec("app_pages/shards.py", "Shards", ":material/extension:", "shards"),
     PageSpec("app_pages/sql.py", "SQL console", ":material/terminal:", "sql"),
 ]
 

@@ -23,6 +23,8 @@ def _fmt(value: Any, percent: bool = False) -> str:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
     if isinstance(value, float):
         return f"{value:.0%}" if percent else f"{value:.3g}"
     return str(value)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class Comparison:
     influence: pd.DataFrame  # per suite, shard, model, scaffold, mode (empty: no ablations)
     clusters: clustering.Clusters | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    paths: dict[str, list[trajectory.Action]] = field(default_factory=dict)  # episode -> actions
 
     @property
     def has_ablations(self) -> bool:
@@ -74,25 +76,30 @@ def check_selection(episodes: pd.DataFrame, store: Store, selection: load.Select
 
 def compare(store: Store, selection: load.Selection, *, metric: str = "success",
             alpha: float = 0.05, correction: str = "holm", clusters: bool = True,
-            cluster_method: str = "auto") -> Comparison:
-    """Everything the comparison shows, from one pass over the store."""
+            cluster_method: str = "auto", systems: Sequence[str] | None = None) -> Comparison:
+    """Everything the comparison shows, from one pass over the store. ``systems`` keeps
+    only these model · scaffold labels."""
     if metric not in stats.METRICS:
         raise ShardscopeError(f"unknown metric {metric!r}; choose from {', '.join(stats.METRICS)}")
     if correction not in ("holm", "bh", "none"):
         raise ShardscopeError(f"unknown correction {correction!r}; choose holm, bh or none")
     episodes = with_systems(stats.finished(load.episodes(store, selection)))
+    if systems is not None:
+        episodes = episodes[episodes.system.isin(list(systems))]
     check_selection(episodes, store, selection)
-    systems = tuple(sorted(episodes.system.unique()))
+    chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
+                   if s in set(episodes.system))
     ablation = load.ablation_episodes(store, selection)
     ids = list(episodes.episode_id) + list(ablation.episode_id)
     paths = trajectory.trajectories(load.steps_of(store, ids))
-    comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction)
+    comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction,
+                                        only=chosen)
     divergences = tuple(
-        _divergence(episodes, paths, a, b) for a, b in itertools.combinations(systems, 2))
+        _divergence(episodes, paths, a, b) for a, b in itertools.combinations(chosen, 2))
     calls = load.tool_calls_of(store, list(episodes.episode_id))
     notes = _notes(episodes, comparisons)
     return Comparison(
-        selection=selection, metric=metric, alpha=alpha, correction=correction, systems=systems,
+        selection=selection, metric=metric, alpha=alpha, correction=correction, systems=chosen,
         episodes=episodes,
         estimates=_estimates(episodes),
         comparisons=stats.comparisons_frame(comparisons),
@@ -102,6 +109,7 @@ def compare(store: Store, selection: load.Selection, *, metric: str = "success",
         influence=shard_influence(ablation, paths),
         clusters=answer_clusters(episodes, cluster_method) if clusters else None,
         notes=notes,
+        paths=paths,
     )
 
 
@@ -130,11 +138,21 @@ def shard_influence(ablation: pd.DataFrame, paths: dict) -> pd.DataFrame:
 
 def influence_for(store: Store, selection: load.Selection) -> pd.DataFrame:
     """Shard influence of the selection's ablation episodes against their baselines."""
+    return ablation_detail(store, selection)[0]
+
+
+def ablation_detail(store: Store, selection: load.Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Shard influence, and every ablated episode beside its baseline (for drilling down)."""
     ablation = load.ablation_episodes(store, selection)
     if ablation.empty:
-        return shard_influence(ablation, {})
-    return shard_influence(ablation, trajectory.trajectories(
-        load.steps_of(store, list(ablation.episode_id))))
+        return shard_influence(ablation, {}), influence.ablation_pairs(ablation)
+    paths = trajectory.trajectories(load.steps_of(store, list(ablation.episode_id)))
+    pairs = influence.ablation_pairs(ablation)
+    if not pairs.empty:
+        pairs = pairs.assign(trajectory_change=[
+            trajectory.distance(paths.get(b, ()), paths.get(a, ()))
+            for b, a in zip(pairs.base_episode_id, pairs.episode_id, strict=True)])
+    return shard_influence(ablation, paths), pairs
 
 
 def answer_clusters(episodes: pd.DataFrame, method: str = "auto") -> clustering.Clusters:

@@ -58,6 +58,17 @@ def ablation_episodes(store: Store, selection: Selection) -> pd.DataFrame:
     )
 
 
+def systems_of(store: Store) -> pd.DataFrame:
+    """Suite x model x scaffold with their finished baseline and ablation episode counts."""
+    if not store.exists():
+        return pd.DataFrame(columns=["suite", "model", "scaffold", "system", "episodes", "ablated"])
+    return read_frame(store, """
+        SELECT suite, model, scaffold, concat_ws(' · ', model, scaffold) AS system,
+               count(*) FILTER (WHERE ablation_shard IS NULL) AS episodes,
+               count(*) FILTER (WHERE ablation_shard IS NOT NULL) AS ablated
+        FROM episodes WHERE outcome IS NOT NULL GROUP BY ALL ORDER BY ALL""")
+
+
 def available(store: Store) -> dict[str, tuple[str, ...]]:
     """The suites, models and scaffolds the store has episodes of (for error messages)."""
     if not store.exists():

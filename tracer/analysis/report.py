@@ -167,6 +167,8 @@ def _cell(value: Any, column: str, percent: frozenset[str]) -> str:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞ (too few tasks)"
     if isinstance(value, float):
         return f"{value:.1%}" if column in percent else f"{value:.3g}"
     return str(value)

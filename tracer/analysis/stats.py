@@ -149,7 +149,7 @@ class PairedComparison:
     p_value: float
     method: str
     correlation: float  # of the two systems' per-task means: what pairing gains
-    mde: float  # smallest difference this sample detects with 80% power at alpha
+    mde: float  # smallest difference this sample detects with 80% power at alpha (inf: none)
     p_adjusted: float = math.nan
     alpha: float = 0.05
 
@@ -196,8 +196,17 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, *, labels: tuple[str, str] =
         low, high, method = diff - half, diff + half, "paired t"
     corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else math.nan
     return PairedComparison(**base, diff=diff, se=se, ci_low=low, ci_high=high, p_value=p,
-                            method=method, correlation=corr,
-                            mde=minimum_detectable_effect(sd, n, alpha, power))
+                            method=method, correlation=corr, mde=_mde(sd, n, alpha, power))
+
+
+def _mde(sd: float, n: int, alpha: float, power: float) -> float:
+    """MDE for the test actually used: infinite when an exact permutation test on ``n``
+    tasks cannot reach ``alpha`` at all; undefined when the differences do not vary."""
+    if n <= EXACT_PERMUTATION and 2 / 2**n > alpha:
+        return math.inf
+    if sd == 0:
+        return math.nan
+    return minimum_detectable_effect(sd, n, alpha, power)
 
 
 def _t_pvalue(diff: float, se: float, df: int) -> float:
