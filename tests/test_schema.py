@@ -34,3 +34,22 @@ def test_stale_views_are_replaced_by_the_next_writer(db_path: Path) -> None:
     columns = [d[0] for d in con.execute("SELECT * FROM episodes").description]
     con.close()
     assert "stale" not in columns and "outcome" in columns
+
+
+def _stale(db_path: Path) -> None:
+    with Store(db_path).writer():
+        pass
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE OR REPLACE VIEW episodes AS SELECT 1 AS stale")
+    con.execute("UPDATE shardscope_meta SET value = 'old' WHERE key = 'views_hash'")
+    con.close()
+
+
+def test_a_reader_of_a_store_written_by_another_version_gets_this_versions_views(db_path: Path) -> None:
+    # e.g. `shardscope compare` on a store a previous release wrote: no writer comes by.
+    _stale(db_path)
+    with Store(db_path).reader() as con:
+        columns = [d[0] for d in con.execute("SELECT * FROM episodes").description]
+        hash_now = con.execute("SELECT value FROM shardscope_meta WHERE key = 'views_hash'").fetchone()[0]
+    assert "stale" not in columns and "baseline_episode_key" in columns and hash_now == VIEWS_HASH
+

