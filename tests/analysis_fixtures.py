@@ -16,9 +16,10 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from config.settings import Settings
 from scaffolds.backends.scripted import Scripted, ScriptedBackend
@@ -41,22 +42,6 @@ DEPENDENCE_SPEC = MatrixSpec(suites=("toy",), models=("uses-a", "uses-b"), scaff
 
 def planted_step(task_id: str) -> int:
     return int(task_id[1:]) % STEPS
-
-
-@dataclass(frozen=True)
-class Task:
-    """A toy task whose prompt names it and states the two shards a and b."""
-
-    id: str
-    answer: str = "5"
-    shards: tuple[fakes.Shard, ...] = (fakes.Shard("a"), fakes.Shard("b"))
-
-    def instantiate(self, workdir: Path, ablation: Any = None) -> fakes.Instance:
-        facts = {"a": "a is 2.", "b": "b is 3."}
-        if ablation is not None:
-            facts[ablation.shard] = "" if ablation.mode == "removed" else f"{ablation.shard} is 7."
-        return fakes.Instance(f"Task {self.id}: {facts['a']} {facts['b']} What is a + b?",
-                              ablation=ablation)
 
 
 def _prompt(messages: Sequence[Any]) -> str:
@@ -108,7 +93,7 @@ def _reader(model: str, shard: str, assumed: int):  # noqa: ANN202
 
 
 def _resources(models: dict[str, TracedModel], tasks: int) -> Resources:
-    suite = fakes.Suite("toy", tuple(Task(f"t{i}") for i in range(tasks)))
+    suite = fakes.Suite("toy", tuple(fakes.NamedTask(f"t{i}") for i in range(tasks)))
     return Resources(suites={"toy": suite}, registry=fakes.Registry(),
                      open_model=lambda m: models[m], provider_of=lambda m: "scripted",
                      check=fakes.check, known_models=lambda: sorted(models))
@@ -132,3 +117,14 @@ def build_divergence_store(path: Path) -> Path:
 def build_dependence_store(path: Path) -> Path:
     policies = {"uses-a": _reader("uses-a", "a", 3), "uses-b": _reader("uses-b", "b", 2)}
     return _build(path, policies, DEPENDENCE_SPEC, DEPENDENCE_TASKS)
+
+
+# --- pytest fixtures (import them into a test module to use them; read-only stores) ---------
+@pytest.fixture(scope="session")
+def divergence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_divergence_store(tmp_path_factory.mktemp("divergence") / "div.duckdb")
+
+
+@pytest.fixture(scope="session")
+def dependence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_dependence_store(tmp_path_factory.mktemp("dependence") / "dep.duckdb")

@@ -75,6 +75,16 @@ class Task:
 
 
 @dataclass(frozen=True)
+class NamedTask(Task):
+    """A toy task whose prompt names it (``Task t0: a is 2. ...``), so a policy can tell tasks
+    apart; its shards a and b are removed or replaced (by 7) like :class:`Task`'s."""
+
+    def instantiate(self, workdir: Path, ablation: Any = None) -> Instance:
+        plain = super().instantiate(workdir, ablation)
+        return Instance(f"Task {self.id}: {plain.prompt}", ablation=ablation)
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     tasks: tuple[Task, ...] = field(default_factory=tuple)

@@ -12,22 +12,13 @@ import pytest
 
 from shardscope.errors import ShardscopeError, StoreNotFoundError
 from tests import analysis_fixtures as fx
+from tests.analysis_fixtures import dependence_store, divergence_store  # noqa: F401
 from tracer.analysis import load, report
 from tracer.analysis.compare import NothingToCompare, compare, influence_for
 from tracer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 LEAD, FOLLOW = "lead · react-tools", "follow · react-tools"
-
-
-@pytest.fixture(scope="module")
-def divergence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fx.build_divergence_store(tmp_path_factory.mktemp("div") / "div.duckdb")
-
-
-@pytest.fixture(scope="module")
-def dependence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fx.build_dependence_store(tmp_path_factory.mktemp("dep") / "dep.duckdb")
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,7 @@ def test_new_store_records_version_and_views(db_path: Path) -> None:
 
 
 def test_stale_views_are_replaced_by_the_next_writer(db_path: Path) -> None:
-    with Store(db_path).writer():
-        pass
-    con = duckdb.connect(str(db_path))
-    con.execute("CREATE OR REPLACE VIEW episodes AS SELECT 1 AS stale")
-    con.execute("UPDATE shardscope_meta SET value = 'old' WHERE key = 'views_hash'")
-    con.close()
+    _stale(db_path)
     with Store(db_path).writer():
         pass
     con = duckdb.connect(str(db_path), read_only=True)

@@ -9,21 +9,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests import analysis_fixtures as fx
+from tests.analysis_fixtures import dependence_store, divergence_store  # noqa: F401
 from tests.test_ui_app import charts, frame, open_app, texts
 from tests.ui_fixtures import fixture_store  # noqa: F401
 
 COMPARE, SHARDS = "app_pages/compare.py", "app_pages/shards.py"
 FOLLOW, LEAD = "follow · react-tools", "lead · react-tools"
-
-
-@pytest.fixture(scope="module")
-def divergence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fx.build_divergence_store(tmp_path_factory.mktemp("ui-div") / "div.duckdb")
-
-
-@pytest.fixture(scope="module")
-def dependence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return fx.build_dependence_store(tmp_path_factory.mktemp("ui-dep") / "dep.duckdb")
 
 
 def _aligned(at: AppTest):  # noqa: ANN202

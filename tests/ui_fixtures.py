@@ -54,16 +54,7 @@ SPEC = MatrixSpec(
 )
 
 
-@dataclass(frozen=True)
-class Task:
-    """A toy task whose prompt names it (fakes.Task prompts are all alike)."""
-
-    id: str
-    answer: str = "5"
-    shards: tuple[fakes.Shard, ...] = (fakes.Shard("a"), fakes.Shard("b"))
-
-    def instantiate(self, workdir: Path, ablation: Any = None) -> fakes.Instance:
-        return fakes.Instance(f"Task {self.id}: a is 2. b is 3. What is a + b?", ablation=ablation)
+Task = fakes.NamedTask
 
 
 def _task_of(messages: Sequence[Any]) -> str:

@@ -14,20 +14,12 @@ from rich.table import Table
 from shardscope import output
 from tracer.analysis import load
 from tracer.analysis.compare import Comparison, compare
-from tracer.analysis.report import write_report
+from tracer.analysis.report import format_value, write_report
 from tracer.store import Store
 
 
 def _fmt(value: Any, percent: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and math.isinf(value):
-        return "∞"
-    if isinstance(value, float):
-        return f"{value:.0%}" if percent else f"{value:.3g}"
-    return str(value)
+    return format_value(value, percent, digits=0)
 
 
 def _pm(mean: float, se: float) -> str:

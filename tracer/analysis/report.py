@@ -162,16 +162,21 @@ def _clusters(c: Comparison) -> list[Block]:
 
 
 # --- rendering --------------------------------------------------------------------------------
-def _cell(value: Any, column: str, percent: frozenset[str]) -> str:
+def format_value(value: Any, percent: bool = False, digits: int = 1) -> str:
+    """How the report and the terminal show one value (– missing, ∞ undetectable)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float) and math.isinf(value):
-        return "∞ (too few tasks)"
+        return "∞"
     if isinstance(value, float):
-        return f"{value:.1%}" if column in percent else f"{value:.3g}"
+        return f"{value:.{digits}%}" if percent else f"{value:.3g}"
     return str(value)
+
+
+def _cell(value: Any, column: str, percent: frozenset[str]) -> str:
+    return format_value(value, column in percent)
 
 
 def _rows(block: Block) -> tuple[list[str], list[list[str]]]:
