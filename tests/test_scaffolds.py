@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,104 @@ def test_unknown_scaffold_lists_known_ones() -> None:
 
     with pytest.raises(ConfigError, match="known scaffolds: plan-execute, react-text, react-tools"):
         get_scaffold("reflexion")
+
+
+def test_scaffold_hash_covers_the_text_tool_call_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    # protocol.py hands <tool_call> text to scaffolds/backends/text_tool_calls.py: a change
+    # there changes what every scaffold does with a model's text, so it changes the hash.
+    names = ("react-tools", "react-text", "plan-execute")
+    before = {n: get_scaffold(n).identity for n in names}
+    real = Path.read_text
+
+    def edited(target: str):  # noqa: ANN202
+        def read_text(self: Path, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+            text = real(self, *args, **kwargs)
+            return text + "\n# edited\n" if self.name == target else text
+        return read_text
+
+    monkeypatch.setattr(Path, "read_text", edited("openai_chat.py"))  # not scaffold code
+    assert {n: get_scaffold(n).identity for n in names} == before
+    monkeypatch.setattr(Path, "read_text", edited("text_tool_calls.py"))
+    after = {n: get_scaffold(n).identity for n in names}
+    assert all(after[n] != before[n] for n in names)
+
+
+# --- plan-execute beyond the happy path ----------------------------------------------------------
+def step_rows(store: Store):  # noqa: ANN201
+    return read_frame(store, "SELECT * FROM steps ORDER BY step_index")
+
+
+def test_plan_execute_replans_and_keeps_its_findings(db_path: Path) -> None:
+    store = run_one(db_path, "plan-execute", [
+        "1. Find out what a is",
+        "a is 2.",
+        "1. Add a and b",  # no final answer: a revised plan
+        Scripted(tool_calls=(ToolCall("c1", "add", {"a": 2, "b": 3}),)),
+        "Final Answer: 5",
+    ])
+    ep = episode(store)
+    assert (ep.outcome, ep.steps, ep.llm_calls, ep.tool_calls, ep.final_answer) == (
+        "success", 5, 5, 1, "5")
+    steps = step_rows(store)
+    assert list(steps.action_type) == ["plan", "note", "plan", "tool", "final"]
+    assert json.loads(steps.action[2])["plan"] == "1. Add a and b"
+    # The act after the re-plan works on the new plan and still sees the earlier finding.
+    assert "Plan:\n1. Add a and b" in steps.input[3] and "- step 1: a is 2." in steps.input[3]
+    assert "Carry out plan step 1: Add a and b" in steps.input[3]
+    assert "- step 1: add -> 5" in steps.input[4]  # the tool's result is a finding for the re-plan
+    tool = read_frame(store, "SELECT * FROM tool_calls").iloc[0]
+    assert (tool.step_index, tool.tool_name, tool.result, bool(tool.ok)) == (3, "add", "5", True)
+    spans = read_frame(store, "SELECT s.step_index, s.name, count(l.span_id) AS calls FROM spans s "
+                              "LEFT JOIN llm_calls l ON l.parent_span_id = s.span_id "
+                              "WHERE s.span_type = 'step' GROUP BY ALL ORDER BY s.step_index")
+    assert list(spans.name) == [f"step {i}" for i in range(5)] and set(spans.calls) == {1}
+    parent = read_frame(store, "SELECT s.step_index FROM spans s JOIN tool_calls t "
+                               "ON t.parent_span_id = s.span_id").step_index[0]
+    assert parent == 3
+
+
+def test_plan_execute_empty_plan_is_a_protocol_error(db_path: Path) -> None:
+    store = run_one(db_path, "plan-execute", ["   "])
+    ep = episode(store)
+    assert (ep.outcome, ep.steps, ep.error, ep.final_answer) == (
+        "protocol_error", 1, "empty plan", None)
+    step = step_rows(store).iloc[0]
+    assert (step.protocol_error, step.status_code) == ("empty plan", "ERROR")
+    assert step.action_type is None
+
+
+def test_plan_execute_broken_tool_calls_end_it_as_a_protocol_error(db_path: Path) -> None:
+    store = run_one(db_path, "plan-execute", [
+        "1. Add a and b\n2. Check the sum\n3. Report it",
+        '<tool_call>{"name": "add", "arguments": {"a": 2,</tool_call>',
+        '<tool_call>{"name": "multiply", "arguments": {"a": 2, "b": 3}}</tool_call>',
+        "never asked: two protocol errors in a row end the episode",
+    ], capabilities=TEXT_ONLY)
+    ep = episode(store)
+    assert (ep.outcome, ep.steps, ep.tool_calls, ep.tool_errors) == ("protocol_error", 3, 2, 2)
+    assert "malformed tool call" in ep.error and "unknown tool 'multiply'" in ep.error
+    steps = step_rows(store)
+    assert list(steps.action_type) == ["plan", "tool", "tool"]
+    assert steps.protocol_error[1].startswith("malformed tool call")
+    assert steps.protocol_error[2].startswith("unknown tool 'multiply'")
+    assert list(steps.status_code) == ["UNSET", "ERROR", "ERROR"]
+    tools = read_frame(store, "SELECT * FROM tool_calls ORDER BY step_index")
+    assert list(tools.tool_name) == ["add", "multiply"] and not tools.ok.any()
+    assert set(tools.error_type) == {"protocol_error"}
+    assert tools.arguments[0] == '{"name": "add", "arguments": {"a": 2,'  # the raw text is kept
+
+
+def test_plan_execute_budget_exhausted_mid_plan(db_path: Path) -> None:
+    store = run_one(db_path, "plan-execute", [
+        "1. Read a\n2. Read b\n3. Add them",
+        "a is 2.",
+        "b is 3.",
+        "never asked: the third step is over the budget",
+    ], params={"max_steps": 3})
+    ep = episode(store)
+    assert (ep.outcome, ep.steps, ep.llm_calls, ep.tool_calls, ep.final_answer) == (
+        "budget_exhausted", 3, 3, 0, None)
+    steps = step_rows(store)
+    assert list(steps.action_type) == ["plan", "note", "note"] and steps.protocol_error.isna().all()
+    assert "Carry out plan step 2: Read b" in steps.input[2]
+    assert "- step 1: a is 2." in steps.input[2]

@@ -68,13 +68,21 @@ class Scaffold(ABC):
         return dataclasses.asdict(self.params)
 
 
-_RUNTIME_FILES = ("base.py", "runtime.py", "protocol.py")
+# The code every scaffold's behaviour depends on besides its own module, relative to the
+# `scaffolds` package: the loop runtime and the parsers that read a model's text (protocol.py
+# hands `<tool_call>` blocks to the backends' text tool-call parser).
+_PACKAGE = Path(__file__).resolve().parents[1]
+_RUNTIME_FILES = (
+    "agents/base.py",
+    "agents/runtime.py",
+    "agents/protocol.py",
+    "backends/text_tool_calls.py",
+)
 
 
 def identity(cls: type[Scaffold], params: ScaffoldParams) -> str:
     """sha256 over the scaffold's code (its module + the shared runtime), prompts, params."""
-    here = Path(__file__).resolve().parent
-    code = [(here / name).read_text(encoding="utf-8") for name in _RUNTIME_FILES]
+    code = [(_PACKAGE / name).read_text(encoding="utf-8") for name in _RUNTIME_FILES]
     code.append(inspect.getsource(inspect.getmodule(cls)))  # type: ignore[arg-type]
     payload = json.dumps(
         {
