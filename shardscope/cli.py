@@ -147,20 +147,21 @@ ListOption = Optional[list[str]]
 
 @app.command()
 def run(
-    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s); repeat or comma-separate.")] = None,
+    ctx: typer.Context,
+    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s): arithmetic, docs, village, bugfix (or your own, setting `suites_dir`); repeat or comma-separate.")] = None,
     models: Annotated[ListOption, typer.Option("--models", "-m", help="Model id(s) from the catalog (`shardscope models`).")] = None,
     scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Scaffold(s): react-tools, react-text, plan-execute.")] = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Repeats of every task (seeds 0..N-1).")] = 1,
     tasks: Annotated[ListOption, typer.Option("--tasks", "-t", help="Only tasks whose id matches these patterns (e.g. 'arith-0*').")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many tasks per suite.")] = None,
     param: Annotated[ListOption, typer.Option("--param", "-p", help="Scaffold parameter, e.g. react-tools.max_steps=4; repeatable.")] = None,
-    concurrency: Annotated[ListOption, typer.Option("--concurrency", help="Episodes at once per provider, e.g. openai=8 (local models: 1).")] = None,
+    concurrency: Annotated[ListOption, typer.Option("--concurrency", help="Episodes at once per provider, as provider=N: llama_cpp (embedded local models; default 1), openai (also OpenAI-compatible servers), anthropic, gcp.gemini, ... (remote default 4), e.g. openai=8.")] = None,
     logprobs: Annotated[bool, typer.Option("--logprobs", help="Record token logprobs (local models run several times slower).")] = False,
-    ablate: Annotated[Optional[str], typer.Option("--ablate", help="Also run every shard removed, replaced, or both.")] = None,
+    ablate: Annotated[Optional[str], typer.Option("--ablate", metavar="MODE", help="Also run every task with each shard ablated; MODE is removed (the shard left out), replaced (by a plausible wrong value) or both.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="A label for the run.")] = None,
     resume: Annotated[
         Optional[str],
-        typer.Option("--resume", help="Finish an interrupted run: its id, or 'latest'. Runs only what is missing."),
+        typer.Option("--resume", help="Finish an interrupted run: its id, or 'latest'. Runs only what is missing, with the stored matrix (no other matrix options)."),
     ] = None,
     db: DbOption = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
@@ -171,14 +172,20 @@ def run(
 
         shardscope run -s arithmetic,village -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct -a react-tools --seeds 2
 
-    Ctrl-C stops cleanly; `shardscope run --resume latest` finishes only what is missing.
+    Ctrl-C (or SIGTERM) stops cleanly; `shardscope run --resume latest` finishes only what is
+    missing.
     """
     from scaffolds.runner import cli as run_cli
 
     settings = run_cli.settings_for(db)
     if resume is not None:
-        if any([suite, models, scaffolds, tasks, param, limit, ablate]):
-            raise ShardscopeError("--resume takes the matrix from the stored run; drop the other matrix options")
+        matrix = ("suite", "models", "scaffolds", "seeds", "tasks", "limit", "param", "concurrency",
+                  "logprobs", "ablate", "name")
+        # Set on the command line (or by environment), not left at its default.
+        given = [p.opts[0] for p in ctx.command.params if p.name in matrix
+                 and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"]
+        if given:
+            raise ShardscopeError(f"--resume takes the matrix from the stored run; drop {', '.join(given)}")
         spec = None
     else:
         missing = [flag for flag, value in (("--suite", suite), ("--models", models), ("--scaffolds", scaffolds)) if not value]

@@ -138,3 +138,35 @@ def test_ablation_expansion_links_to_the_baseline() -> None:
                                              Ablation("b", "removed"), Ablation("b", "replaced")}
     assert all(e.baseline_key == base.key for e in ablated)
     assert len({e.key for e in episodes}) == 5
+
+
+def test_summary_se_is_clustered_by_task_as_in_the_app(db_path: Path) -> None:
+    from tracer import SpanType
+    from tracer import attributes as A
+    from tracer.explore import episode_cube, model_summary
+
+    # Two seeds of three tasks: t0 succeeds twice, t1 never, t2 once (p = 1/2). Seeds of one
+    # task are not independent, so the SE is CR1 over tasks: sqrt(3/2 * (1 + 1 + 0)) / 6.
+    outcomes = {"t0": ("success", "success"), "t1": ("failure", "failure"),
+                "t2": ("success", "failure"),
+                "t3": ("success", "failure")}  # model "single": one task, the binomial fallback
+    tracing = setup_tracing(Settings(db=db_path), strict=True)
+    with tracing.inherit({A.RUN_ID: "r1"}):
+        for task, results in outcomes.items():
+            for seed, outcome in enumerate(results):
+                scaffold, model = ("s", "m") if task != "t3" else ("s", "single")
+                with tracing.inherit({A.EPISODE_ID: f"{model}-{task}-{seed}", A.MODEL_ID: model}):
+                    with tracing.span("invoke_agent s", SpanType.EPISODE, {
+                            A.SUITE_NAME: "toy", A.TASK_ID: task, A.SCAFFOLD_NAME: scaffold,
+                            A.SEED: seed, A.EPISODE_OUTCOME: outcome}):
+                        pass
+    tracing.shutdown()
+    store = Store(db_path)
+    cli = run_summary(store, "r1").set_index("model")
+    assert cli.loc["m", "success_se"] == pytest.approx(3 ** 0.5 / 6)
+    assert cli.loc["m", "success_se"] != pytest.approx((0.25 / 5) ** 0.5)  # not binomial
+    assert cli.loc["single", "success_se"] == pytest.approx(0.5) and cli.loc["m", "tasks"] == 3
+    app = model_summary(episode_cube(store, ["r1"]), by=("model", "scaffold")).set_index("model")
+    for model in ("m", "single"):
+        assert cli.loc[model, "success_rate"] == pytest.approx(app.loc[model, "success_rate"])
+        assert cli.loc[model, "success_se"] == pytest.approx(app.loc[model, "success_se"])

@@ -106,3 +106,50 @@ def test_runs_view(store: Store) -> None:
     run = read_frame(store, "SELECT * FROM runs").iloc[0]
     assert (run.run_id, run.status, run.planned_episodes, run.completed_episodes, run.successes) == (
         "run-1", "finished", 2, 1, 1)
+
+
+ATTEMPT_VIEWS = ("steps", "llm_calls", "tool_calls", "messages", "token_events", "llm_attempts")
+
+
+def _unfinished_attempt(tracing, model: TracedModel, episode_id: str) -> None:  # noqa: ANN001
+    """Spans of an attempt whose episode span never ended (the runner abandoned it)."""
+    with tracing.inherit({A.RUN_ID: "run-2", A.EPISODE_ID: episode_id, A.MODEL_ID: "toy"}):
+        with tracing.inherit({A.STEP_INDEX: 0}):
+            with tracing.span("step 0", SpanType.STEP):
+                asyncio.run(model.generate([Message("user", "2+2?")]))
+                with tracing.span("execute_tool calculator", SpanType.TOOL_CALL,
+                                  {A.GEN_AI_TOOL_NAME: "calculator"}):
+                    pass
+
+
+def test_abandoned_attempts_are_left_out_and_running_ones_kept(db_path: Path) -> None:
+    tracing = setup_tracing(Settings(db=db_path), strict=True)
+    backend = ScriptedBackend(model="toy-1", responses=[ServerError("boom", status_code=500), "4",
+                                                        ServerError("boom", status_code=500), "4"])
+    model = TracedModel(backend, tracing, model_id="toy", sleep=_nosleep)
+    _unfinished_attempt(tracing, model, "gone")
+    _unfinished_attempt(tracing, model, "live")
+    with tracing.inherit({A.RUN_ID: "run-2"}):
+        with tracing.span("abandoned_episode gone", SpanType.ABANDONED_EPISODE,
+                          {A.EPISODE_ID: "gone"}):
+            pass
+    tracing.shutdown()
+    store = Store(db_path)
+    for view in ATTEMPT_VIEWS:
+        ids = set(read_frame(store, f"SELECT DISTINCT episode_id FROM {view}").episode_id)
+        assert ids == {"live"}, view  # a live episode's steps are watched before it ends
+    raw = read_frame(store, "SELECT count(*) AS n FROM spans WHERE episode_id = 'gone'").n[0]
+    assert raw == 4  # step, chat, tool, marker: nothing is deleted
+    assert len(read_frame(store, "SELECT * FROM episodes")) == 0
+
+
+def test_spans_outside_any_episode_stay_in_the_views(db_path: Path) -> None:
+    # e.g. spans another OpenTelemetry SDK sent to `shardscope collect`: no episode id at all
+    tracing = setup_tracing(Settings(db=db_path), strict=True)
+    model = TracedModel(ScriptedBackend(model="toy-1", responses=["4"]), tracing, model_id="toy")
+    asyncio.run(model.generate([Message("user", "2+2?")]))
+    with tracing.span("abandoned_episode x", SpanType.ABANDONED_EPISODE, {A.EPISODE_ID: "x"}):
+        pass
+    tracing.shutdown()
+    calls = read_frame(Store(db_path), "SELECT episode_id FROM llm_calls")
+    assert len(calls) == 1 and calls.episode_id.isna().all()

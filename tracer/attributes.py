@@ -69,6 +69,9 @@ class SpanType:
     STEP: Final = "step"  # one loop iteration of a scaffold
     LLM_CALL: Final = "llm_call"  # chat {model}: one logical call, all its retry attempts
     TOOL_CALL: Final = "tool_call"  # execute_tool {tool}
+    # zero-length marker: this episode id's attempt was abandoned (interrupted or its process
+    # died); its spans stay stored, the views leave them out, ``--resume`` runs the task again
+    ABANDONED_EPISODE: Final = "abandoned_episode"
     SPAN: Final = "span"  # anything else
 
 
@@ -90,6 +93,7 @@ EPISODE_FINAL_ANSWER: Final = "shardscope.episode.final_answer"
 EPISODE_STEPS: Final = "shardscope.episode.steps"
 EPISODE_ERROR: Final = "shardscope.episode.error"
 EPISODE_CHECK_DETAIL: Final = "shardscope.episode.check_detail"
+EPISODE_ABANDONED_REASON: Final = "shardscope.episode.abandoned_reason"  # see AbandonReason
 SUITE_NAME: Final = "shardscope.suite.name"
 TASK_ID: Final = "shardscope.task.id"
 SCAFFOLD_NAME: Final = "shardscope.scaffold.name"
@@ -107,6 +111,14 @@ class Outcome:
     PROTOCOL_ERROR: Final = "protocol_error"  # model broke the scaffold's protocol
     BUDGET_EXHAUSTED: Final = "budget_exhausted"  # no final answer within steps/tokens
     ERROR: Final = "error"  # infrastructure failure (backend down after retries, ...)
+
+
+class AbandonReason:
+    """Values of ``shardscope.episode.abandoned_reason`` (on ``abandoned_episode`` markers)."""
+
+    CANCELLED: Final = "cancelled"  # the episode's task was cancelled (Ctrl-C under asyncio)
+    INTERRUPTED: Final = "interrupted"  # SystemExit (SIGTERM) or KeyboardInterrupt inside it
+    ORPHANED: Final = "orphaned"  # found by --resume: spans but no episode span (SIGKILL, crash)
 
 
 # Shards and ablation

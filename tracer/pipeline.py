@@ -73,6 +73,9 @@ class Sink(Protocol):
     def write(self, prepared: Any, stats: PipelineStats) -> None:
         """Deliver a prepared batch; raise on failure."""
 
+    # Optional: a sink with ``heartbeat_interval`` (seconds, or None) gets ``heartbeat(stats)``
+    # after that long without a batch, to show its process is alive (see DuckDBSink).
+
     def spill(self, prepared: Any, stats: PipelineStats) -> str | None:
         """Last resort at shutdown: persist the batch elsewhere; return where, or None."""
 
@@ -245,13 +248,18 @@ class ReliableSpanProcessor(SpanProcessor):
 
     def _write_loop(self) -> None:
         cond = self._cond
+        beat = getattr(self.sink, "heartbeat_interval", None)
         while True:
             with cond:
-                cond.wait_for(lambda: self._prepared or self._converter_finished)
-                if not self._prepared:
+                woke = cond.wait_for(lambda: self._prepared or self._converter_finished, beat)
+                if woke and not self._prepared:
                     break  # converter finished and nothing is left
-                prepared, count = self._prepared.pop(0)
+                batch = self._prepared.pop(0) if woke else None
                 cond.notify_all()
+            if batch is None:
+                self._heartbeat()
+                continue
+            prepared, count = batch
             self._deliver(prepared, count)
             with cond:
                 self._done += count
@@ -266,6 +274,13 @@ class ReliableSpanProcessor(SpanProcessor):
             self.sink.warm_up()
         except Exception as exc:
             self._record_error(exc)
+
+    def _heartbeat(self) -> None:
+        try:
+            self.sink.heartbeat(self.stats)  # type: ignore[attr-defined]
+        except Exception as exc:  # the store is busy or gone: the next batch will tell
+            self._record_error(exc)
+            log.warning("shardscope: heartbeat to %s failed: %s", self.sink.name, exc)
 
     def _idle(self) -> None:
         try:

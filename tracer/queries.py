@@ -187,13 +187,33 @@ def run_info(store: Store, run_id: str | None = None) -> dict[str, Any] | None:
     return dict(zip(names, row, strict=True)) if row else None
 
 
+# The success rate's standard error is clustered by task (CR1), exactly as the app computes
+# it (tracer.explore.clustered_se): seeds of one task are not independent draws. With fewer
+# than two tasks it falls back to the binomial sqrt(p(1-p)/(n-1)).
 SUMMARY_SQL = """
-SELECT model, scaffold,
+WITH eps AS (
+    SELECT * FROM episodes WHERE run_id = ? AND ablation_shard IS NULL),
+tasks AS (
+    SELECT model, scaffold, suite, task_id, count(*) AS n,
+           count(*) FILTER (WHERE outcome = 'success') AS s
+    FROM eps GROUP BY ALL),
+groups AS (
+    SELECT model, scaffold, sum(n) AS n, sum(s) / sum(n) AS p, count(*) AS clusters
+    FROM tasks GROUP BY ALL),
+se AS (
+    SELECT g.model, g.scaffold, any_value(g.clusters) AS tasks,
+           CASE WHEN any_value(g.clusters) < 2
+                THEN sqrt(any_value(g.p) * (1 - any_value(g.p)) / greatest(any_value(g.n) - 1, 1))
+                ELSE sqrt(any_value(g.clusters) / (any_value(g.clusters) - 1)
+                          * sum(pow(t.s - t.n * g.p, 2))) / any_value(g.n) END AS success_se
+    FROM groups g JOIN tasks t
+      ON t.model IS NOT DISTINCT FROM g.model AND t.scaffold IS NOT DISTINCT FROM g.scaffold
+    GROUP BY g.model, g.scaffold)
+SELECT e.model, e.scaffold,
        count(*) AS episodes,
+       any_value(se.tasks) AS tasks,
        avg(CASE WHEN outcome = 'success' THEN 1.0 ELSE 0.0 END) AS success_rate,
-       sqrt(avg(CASE WHEN outcome = 'success' THEN 1.0 ELSE 0.0 END)
-            * (1 - avg(CASE WHEN outcome = 'success' THEN 1.0 ELSE 0.0 END))
-            / greatest(count(*) - 1, 1)) AS success_se,
+       any_value(se.success_se) AS success_se,
        avg(score) AS mean_score,
        avg(steps) AS mean_steps,
        sum(input_tokens + output_tokens) AS tokens,
@@ -202,13 +222,36 @@ SELECT model, scaffold,
        count(*) FILTER (WHERE outcome = 'protocol_error') AS protocol_errors,
        count(*) FILTER (WHERE outcome = 'budget_exhausted') AS budget_exhausted,
        count(*) FILTER (WHERE outcome = 'error') AS errors
-FROM episodes
-WHERE run_id = ? AND ablation_shard IS NULL
-GROUP BY model, scaffold
-ORDER BY model, scaffold
+FROM eps e JOIN se
+  ON se.model IS NOT DISTINCT FROM e.model AND se.scaffold IS NOT DISTINCT FROM e.scaffold
+GROUP BY e.model, e.scaffold
+ORDER BY e.model, e.scaffold
 """
 
 
 def run_summary(store: Store, run_id: str) -> Any:
-    """Per model x scaffold: success rate (+ standard error), score, steps, tokens, cost, time."""
+    """Per model x scaffold: success rate (+ standard error clustered by task, as in the
+    app), score, steps, tokens, cost, time."""
     return read_frame(store, SUMMARY_SQL, [run_id])
+
+
+# Spans of a run's attempts that never became an episode and were never marked abandoned:
+# left behind by a process that died mid-episode (SIGKILL, a crash, a power cut).
+ORPHANS_SQL = """
+SELECT DISTINCT episode_id FROM spans
+WHERE run_id = ? AND episode_id IS NOT NULL
+  AND span_type NOT IN ('episode', 'abandoned_episode', 'run', 'run_start')
+  AND episode_id NOT IN (
+      SELECT episode_id FROM spans
+      WHERE span_type IN ('episode', 'abandoned_episode') AND episode_id IS NOT NULL)
+ORDER BY episode_id
+"""
+
+
+def orphan_episode_ids(store: Store, run_id: str) -> list[str]:
+    """Episode ids of ``run_id`` with stored spans but neither an episode nor an abandoned
+    marker: what ``--resume`` marks abandoned before it runs those tasks again."""
+    if not store.exists():
+        return []
+    with store.reader() as con:
+        return [r[0] for r in con.execute(ORPHANS_SQL, [run_id]).fetchall()]

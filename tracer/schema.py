@@ -58,6 +58,27 @@ def _json_attr(key: str, alias: str, table: str = "") -> str:
     return f"TRY_CAST({table}attributes->>'$.\"{key}\"' AS JSON) AS {alias}"
 
 
+# An attempt abandoned (interrupted, or its process killed) keeps its spans in `spans`; the
+# views below leave them out. An id is abandoned when an `abandoned_episode` marker names it
+# and no episode span does (a marker never hides an attempt that did finish). Both sides scan
+# one promoted column for a few thousand rows, so the filter is cheap on 1M spans.
+_ABANDONED = (
+    "SELECT episode_id FROM spans WHERE span_type = 'abandoned_episode' AND episode_id IS NOT NULL "
+    "EXCEPT SELECT episode_id FROM spans WHERE span_type = 'episode' AND episode_id IS NOT NULL"
+)
+
+
+def _kept(table: str = "") -> str:
+    """The condition that keeps a span of an attempt that was not abandoned."""
+    column = f"{table}episode_id"
+    return f"({column} IS NULL OR {column} NOT IN ({_ABANDONED}))"
+
+
+# A run with no end is `stale` once the process writing it has been silent this long. Every
+# writer records a `writer_stats` row with each batch and, when it has nothing to write, a
+# heartbeat every tracer.sinks.HEARTBEAT_S (10 s); six missed heartbeats mean it is gone.
+STALE_AFTER_S = 60
+
 VIEWS: dict[str, str] = {
     "episodes": f"""
 WITH llm AS (
@@ -135,7 +156,7 @@ SELECT s.episode_id, s.run_id, s.step_index, s.trace_id, s.span_id,
 FROM spans s
 LEFT JOIN llm l USING (episode_id, step_index)
 LEFT JOIN tools t USING (episode_id, step_index)
-WHERE s.span_type = 'step'
+WHERE s.span_type = 'step' AND {_kept("s.")}
 """,
     "llm_calls": f"""
 SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
@@ -160,7 +181,7 @@ SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
        {_json_attr("shardscope.llm.tool_call_errors", "tool_call_errors")},
        {_json_attr("shardscope.llm.raw_request", "raw_request")},
        {_json_attr("shardscope.llm.raw_response", "raw_response")}
-FROM spans WHERE span_type = 'llm_call'
+FROM spans WHERE span_type = 'llm_call' AND {_kept()}
 """,
     "tool_calls": f"""
 SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
@@ -175,14 +196,14 @@ SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
                 CASE WHEN status_code = 'ERROR' THEN status_message END) AS error_message,
        {_attr("shardscope.tool.output_truncated", "truncated", "BOOLEAN")},
        status_code, start_time AS started_at, duration_ms
-FROM spans WHERE span_type = 'tool_call'
+FROM spans WHERE span_type = 'tool_call' AND {_kept()}
 """,
-    "messages": """
+    "messages": f"""
 WITH calls AS (
     SELECT span_id, trace_id, run_id, episode_id, step_index, model_id, start_time,
            TRY_CAST(attributes->>'$."gen_ai.input.messages"' AS JSON) AS input_json,
            TRY_CAST(attributes->>'$."gen_ai.output.messages"' AS JSON) AS output_json
-    FROM spans WHERE span_type = 'llm_call'),
+    FROM spans WHERE span_type = 'llm_call' AND {_kept()}),
 flat AS (
     SELECT c.*, 'input' AS direction, m.message, m.position
     FROM calls c, unnest(json_extract(c.input_json, '$[*]')) WITH ORDINALITY AS m(message, position)
@@ -199,7 +220,7 @@ SELECT span_id, trace_id, run_id, episode_id, step_index, model_id AS model, dir
        start_time AS started_at
 FROM flat
 """,
-    "token_events": """
+    "token_events": f"""
 SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id AS model,
        TRY_CAST(e.attributes->>'$."shardscope.token.index"' AS INTEGER) AS token_index,
        e.attributes->>'$."shardscope.token.text"' AS token,
@@ -208,9 +229,9 @@ SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id A
        TRY_CAST(e.attributes->>'$."shardscope.token.top_logprobs"' AS JSON) AS top_logprobs,
        e.time
 FROM span_events e JOIN spans s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
-WHERE e.name = 'shardscope.token'
+WHERE e.name = 'shardscope.token' AND {_kept("s.")}
 """,
-    "llm_attempts": """
+    "llm_attempts": f"""
 SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id AS model,
        TRY_CAST(e.attributes->>'$."shardscope.attempt.number"' AS INTEGER) AS attempt,
        e.attributes->>'$."error.type"' AS error_type,
@@ -221,15 +242,17 @@ SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id A
        TRY_CAST(e.attributes->>'$."shardscope.attempt.duration_ms"' AS DOUBLE) AS duration_ms,
        e.time
 FROM span_events e JOIN spans s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
-WHERE e.name = 'shardscope.attempt.failed'
+WHERE e.name = 'shardscope.attempt.failed' AND {_kept("s.")}
 """,
-    "runs": """
+    "runs": f"""
 WITH starts AS (
     SELECT run_id, min(start_time) AS started_at, max(start_time) AS last_started_at,
            max(TRY_CAST(attributes->>'$."shardscope.run.planned_episodes"' AS BIGINT)) AS planned,
            count(*) AS starts,
            arg_max(attributes->>'$."shardscope.run.name"', start_time) AS name,
-           arg_max(TRY_CAST(attributes->>'$."shardscope.run.config"' AS JSON), start_time) AS config
+           arg_max(TRY_CAST(attributes->>'$."shardscope.run.config"' AS JSON), start_time)
+               AS config,
+           arg_max(writer_id, start_time) AS writer_id  -- the process writing it now
     FROM spans WHERE span_type = 'run_start' GROUP BY run_id),
 ends AS (
     SELECT run_id, max(end_time) AS ended_at,
@@ -240,15 +263,21 @@ eps AS (
            count(*) FILTER (WHERE outcome = 'success') AS successes,
            count(*) FILTER (WHERE outcome = 'error') AS errors,
            max(ended_at) AS last_episode_at
-    FROM episodes GROUP BY run_id)
+    FROM episodes GROUP BY run_id),
+writers AS (
+    SELECT writer_id, max(recorded_at) AS heard_at FROM writer_stats GROUP BY writer_id)
 SELECT s.run_id, s.name, s.started_at, e.ended_at,
-       CASE WHEN e.ended_at IS NULL OR e.ended_at < s.last_started_at THEN 'running'
-            ELSE coalesce(e.status, 'finished') END AS status,
+       CASE WHEN e.ended_at >= s.last_started_at THEN coalesce(e.status, 'finished')
+            WHEN coalesce(w.heard_at, greatest(s.last_started_at, x.last_episode_at))
+                 < now() - INTERVAL {STALE_AFTER_S} SECOND THEN 'stale'
+            ELSE 'running' END AS status,
        s.planned AS planned_episodes, coalesce(x.episodes, 0) AS completed_episodes,
        coalesce(x.successes, 0) AS successes, coalesce(x.errors, 0) AS errors,
        greatest(s.last_started_at, x.last_episode_at, e.ended_at) AS last_activity_at,
-       s.starts - 1 AS resumes, s.config
+       s.starts - 1 AS resumes, s.config,
+       w.heard_at AS writer_heard_at
 FROM starts s LEFT JOIN ends e USING (run_id) LEFT JOIN eps x USING (run_id)
+LEFT JOIN writers w ON w.writer_id = s.writer_id
 """,
 }
 
@@ -256,18 +285,24 @@ FROM starts s LEFT JOIN ends e USING (run_id) LEFT JOIN eps x USING (run_id)
 DESCRIPTIONS: dict[str, str] = {
     "spans": "Every span, raw: ids, timing, status, promoted typed columns, attributes as JSON.",
     "span_events": "Every span event (token stream, failed retry attempts, exceptions).",
-    "writer_stats": "Per writer process: spans written, backpressure, errors, spills, drops.",
+    "writer_stats": "Per writer process, a row with each batch and a heartbeat row every 10 s "
+    "when it has nothing to write: spans written, backpressure, errors, spills, drops.",
     "ingested_spills": "Spill files (written when the store was unreachable) already ingested.",
     "shardscope_meta": "Schema version and store metadata.",
     "episodes": "One row per task attempt: suite, task, scaffold (+hash), model, seed, outcome, "
     "score, steps, tokens, cost, duration, error.",
-    "steps": "One row per scaffold loop iteration: what went in, what came out, the action.",
+    "steps": "One row per scaffold loop iteration: what went in, what came out, the action. "
+    "Here and in the five views below, attempts abandoned unfinished (an abandoned_episode "
+    "marker, no episode) are left out; their spans stay in spans.",
     "llm_calls": "One row per logical LLM call (chat span) with GenAI attributes and messages.",
     "tool_calls": "One row per tool execution: tool, arguments, result, ok/error.",
     "messages": "Input and output messages of every LLM call, one row per message.",
     "token_events": "Streamed tokens of every LLM call: offset, text, logprob, top alternatives.",
     "llm_attempts": "Failed attempts of LLM calls that were retried (or failed for good).",
-    "runs": "One row per run of the matrix runner: planned vs completed episodes, status.",
+    "runs": "One row per run of the matrix runner: planned vs completed episodes, status: "
+    "finished, interrupted (Ctrl-C, SIGTERM), running, or stale (no end and the process "
+    f"writing it silent for over {STALE_AFTER_S} s: it died; `shardscope run --resume` "
+    "finishes it); writer_heard_at: when that process last wrote to the store.",
 }
 
 

@@ -29,6 +29,10 @@ INSERT_SPANS = insert_spans_sql("_shardscope_spans")
 # without letting readers in.
 MAX_HOLD_S = 0.5
 YIELD_EVERY = 64
+# A writer with nothing to write says it is alive this often (a `writer_stats` row), so the
+# `runs` view can tell a quiet run (a long model call) from one whose process died
+# (tracer.schema.STALE_AFTER_S).
+HEARTBEAT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class DuckDBSink:
 
     name = "duckdb"
     primary = True
+    heartbeat_interval: float | None = HEARTBEAT_S  # see ReliableSpanProcessor._write_loop
 
     def __init__(self, store: Store, service_name: str = "shardscope") -> None:
         self.store = store
@@ -55,6 +60,7 @@ class DuckDBSink:
         self.started_at = datetime.now(UTC)
         self._spill_seq = 0
         self._checked_spills = False
+        self._has_written = False
         self._writer: WriterSession | None = None
 
     def prepare(self, spans: Sequence[ReadableSpan]) -> PreparedBatch:
@@ -85,6 +91,7 @@ class DuckDBSink:
         if time.monotonic() - session.opened_at > MAX_HOLD_S:
             self.idle()  # a long burst lets waiting readers in at least this often
         self._checked_spills = True
+        self._has_written = True
         stats.add(
             spans_written=prepared.spans.num_rows,
             events_written=prepared.events.num_rows,
@@ -96,23 +103,40 @@ class DuckDBSink:
         for path in recovered:
             path.unlink(missing_ok=True)
 
+    def heartbeat(self, stats: PipelineStats) -> None:
+        """Record the current counters (a `writer_stats` row): this process is alive.
+
+        Called by the pipeline after ``heartbeat_interval`` seconds without a batch. A sink
+        that has written nothing yet, or whose store was deleted, stays silent: no store is
+        created for a heartbeat."""
+        if not self._has_written or not self.store.exists():
+            return
+        session = self._session()
+        try:
+            self._record_stats(session.connection, stats, None)
+        finally:
+            self.idle()
+
     def _record_stats(
-        self, con: duckdb.DuckDBPyConnection, stats: PipelineStats, batch: PreparedBatch
+        self, con: duckdb.DuckDBPyConnection, stats: PipelineStats, batch: PreparedBatch | None
     ) -> None:
         s = stats.snapshot()
+        spans, events = (batch.spans.num_rows, batch.events.num_rows) if batch else (0, 0)
+        dropped = batch.dropped if batch else {"attributes": 0, "events": 0, "links": 0}
         con.execute(
             "INSERT INTO writer_stats VALUES (?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "?, ?, ?, ?)",
             [
                 self.writer_id, os.getpid(), socket.gethostname(), self.service_name,
                 self.started_at,
-                s["spans_written"] + batch.spans.num_rows,
-                s["events_written"] + batch.events.num_rows,
-                s["batches"] + 1, s["backpressure_waits"], s["backpressure_seconds"],
+                s["spans_written"] + spans,
+                s["events_written"] + events,
+                s["batches"] + (1 if batch else 0), s["backpressure_waits"],
+                s["backpressure_seconds"],
                 s["write_errors"], s["spilled_spans"], s["recovered_spans"], s["lost_spans"],
-                s["sdk_dropped_attributes"] + batch.dropped["attributes"],
-                s["sdk_dropped_events"] + batch.dropped["events"],
-                s["sdk_dropped_links"] + batch.dropped["links"],
+                s["sdk_dropped_attributes"] + dropped["attributes"],
+                s["sdk_dropped_events"] + dropped["events"],
+                s["sdk_dropped_links"] + dropped["links"],
                 s["dropped_spans"], s["last_error"],
             ],
         )

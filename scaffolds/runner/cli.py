@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,13 @@ from scaffolds.runner.resources import default_resources
 from scaffolds.runner.runner import RunReport, Runner
 from shardscope.errors import ConfigError, ShardscopeError
 from tracer import setup_tracing
-from tracer.queries import completed_episode_keys, run_info, run_summary, stored_baseline_keys
+from tracer.queries import (
+    completed_episode_keys,
+    orphan_episode_ids,
+    run_info,
+    run_summary,
+    stored_baseline_keys,
+)
 from tracer.store import Store
 
 # The demo: every embedded model, two scaffolds, a few easy tasks of two suites; sized to
@@ -60,29 +67,38 @@ def scaffold_params(values: Sequence[str] | None) -> dict[str, dict[str, str]]:
 
 def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | None = None,
             progress: bool = True, show_influence: bool = False) -> int:
-    """Run (or resume) a matrix into the store; print the summary and where to look next."""
+    """Run (or resume) a matrix into the store; print the summary and where to look next.
+
+    Returns the exit code: 0, 130 after Ctrl-C, 128 + signal after SIGTERM."""
     store = Store(settings.db, settings.lock_timeout)
-    done: set[str] = set()
-    run_id = None
-    if resume_run is not None:
-        spec, run_id, done = _resume_target(store, resume_run)
+    target = _Resume(spec) if resume_run is None else _resume_target(store, resume_run)
+    spec = target.spec
     assert spec is not None
-    reused = stored_baseline_keys(store) - done if spec.reuse_baselines else set()
+    reused = stored_baseline_keys(store) - target.done if spec.reuse_baselines else set()
     tracing = setup_tracing(settings, install_signal_handlers=True, set_global=False)
     resources = default_resources(settings, tracing, logprobs=spec.logprobs)
     runner = Runner(tracing, resources, progress=progress and sys.stderr.isatty())
     report: RunReport | None = None
+    exit_code: int | None = None
     try:
-        report = asyncio.run(runner.run(spec, run_id=run_id, done_keys=done, reused_keys=reused))
+        report = asyncio.run(runner.run(spec, run_id=target.run_id, done_keys=target.done,
+                                        reused_keys=reused, orphans=target.orphans))
     except KeyboardInterrupt:
         report = runner.last_report
+    except SystemExit as exc:  # SIGTERM (tracer.setup): the run is marked interrupted
+        report = runner.last_report
+        exit_code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     finally:
         tracing.shutdown()
     if report is None:
+        if exit_code is not None:
+            return exit_code
         raise ShardscopeError("the run stopped before it started")
     _print_outcome(store, report)
     if (show_influence or spec.ablations) and store.exists():
         _print_influence(store, spec, report.run_id)
+    if exit_code is not None:
+        return exit_code
     return 130 if report.interrupted else 0
 
 
@@ -97,15 +113,28 @@ def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
     print_influence(console(), influence_for(store, selection))
 
 
-def _resume_target(store: Store, requested: str) -> tuple[MatrixSpec, str, set[str]]:
+@dataclass(frozen=True)
+class _Resume:
+    """What a (resumed) run starts from: its matrix, id, finished keys, orphaned attempts."""
+
+    spec: MatrixSpec | None
+    run_id: str | None = None
+    done: set[str] = field(default_factory=set)
+    orphans: tuple[str, ...] = ()
+
+
+def _resume_target(store: Store, requested: str) -> _Resume:
     if not store.exists():
         raise ConfigError(f"nothing to resume: no store at {store.path}")
     info = run_info(store, requested or None)
     if info is None:
         what = f"run {requested!r}" if requested else "any run"
         raise ConfigError(f"nothing to resume: {what} not found in {store.path}")
-    spec = MatrixSpec.from_json(info["config"])
-    return spec, info["run_id"], completed_episode_keys(store, info["run_id"])
+    run_id = info["run_id"]
+    # A killed process left its in-flight attempts' spans without an episode: they are
+    # marked abandoned (kept, but out of the views) before the tasks run again.
+    return _Resume(MatrixSpec.from_json(info["config"]), run_id,
+                   completed_episode_keys(store, run_id), tuple(orphan_episode_ids(store, run_id)))
 
 
 def _print_outcome(store: Store, report: RunReport) -> None:

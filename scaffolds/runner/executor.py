@@ -20,7 +20,12 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """asyncio in this process, one semaphore per key (provider); jobs start in order."""
+    """asyncio in this process, one semaphore per key (provider); jobs start in order.
+
+    A SystemExit or KeyboardInterrupt raised inside a job (SIGTERM becomes SystemExit, see
+    tracer.setup) stops the whole run like a cancellation: every other job is cancelled and
+    awaited, then ``run`` raises it. Left to escape its task, it would stop the event loop
+    with the other jobs still in flight."""
 
     def __init__(self, limit_for: Callable[[str], int]) -> None:
         self.limit_for = limit_for
@@ -32,18 +37,30 @@ class LocalExecutor:
         key: Callable[[Job], str],
     ) -> None:
         semaphores: dict[str, asyncio.Semaphore] = {}
+        exits: list[BaseException] = []
 
         async def one(job: Job) -> None:
             name = key(job)
             if name not in semaphores:
                 semaphores[name] = asyncio.Semaphore(self.limit_for(name))
-            async with semaphores[name]:
-                await work(job)
+            try:
+                async with semaphores[name]:
+                    await work(job)
+            except (SystemExit, KeyboardInterrupt) as exc:
+                exits.append(exc)
+                for task in tasks:
+                    if task is not asyncio.current_task():
+                        task.cancel()
 
         tasks = [asyncio.create_task(one(job)) for job in jobs]
         try:
             await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            if not exits:
+                raise
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        if exits:
+            raise exits[0]

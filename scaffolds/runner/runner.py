@@ -8,7 +8,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,11 +90,16 @@ class Runner:
         run_id: str | None = None,
         done_keys: set[str] | frozenset[str] = frozenset(),
         reused_keys: set[str] | frozenset[str] = frozenset(),
+        orphans: Sequence[str] = (),
     ) -> RunReport:
-        """Run what of ``spec`` is not in ``done_keys``; Ctrl-C stops cleanly (resumable).
+        """Run what of ``spec`` is not in ``done_keys``; Ctrl-C and SIGTERM stop cleanly
+        (resumable). A SystemExit (SIGTERM) or KeyboardInterrupt is raised again once every
+        in-flight attempt is abandoned and the run is marked interrupted.
 
         ``reused_keys`` are episodes another run already stored (baselines an ablation run
-        reuses): they are not part of this run at all."""
+        reuses): they are not part of this run at all. ``orphans`` are episode ids of an
+        earlier attempt of this run that left spans but no episode (its process was killed):
+        they are marked abandoned before anything runs."""
         scaffolds = self.validate(spec)
         hashes = {name: s.identity for name, s in scaffolds.items()}
         episodes = expand(spec, self.resources.suites, hashes)
@@ -109,8 +114,11 @@ class Runner:
                            reused=reused)
         self.last_report = report
         started = time.monotonic()
+        exiting: BaseException | None = None
         with self.tracing.inherit({A.RUN_ID: run_id}):
             self._mark_start(spec, run_id, len(episodes), resumed=bool(done_keys), reused=reused)
+            for episode_id in orphans:
+                mark_abandoned(self.tracing, episode_id, A.AbandonReason.ORPHANED)
             with self.tracing.span(f"run {run_id}", SpanType.RUN, {A.RUN_NAME: spec.name}) as span:
                 progress = Progress(len(todo), enabled=self.show_progress, skipped=report.skipped)
                 try:
@@ -119,13 +127,17 @@ class Runner:
                         key=lambda e: self.resources.provider_of(e.model),
                     )
                     span.set(A.RUN_STATUS, "finished")
-                except (asyncio.CancelledError, KeyboardInterrupt):
+                except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
                     report.interrupted = True
                     span.set(A.RUN_STATUS, "interrupted")
+                    # The program must still stop, once the run span says why it ended.
+                    exiting = None if isinstance(exc, asyncio.CancelledError) else exc
                 finally:
                     progress.close()
                     await self._close_models()
         report.seconds = time.monotonic() - started
+        if exiting is not None:
+            raise exiting
         return report
 
     def _mark_start(self, spec: MatrixSpec, run_id: str, planned: int, resumed: bool,
@@ -181,8 +193,10 @@ async def run_episode(
 ) -> str:
     """One task attempt inside its ``invoke_agent`` span; returns the outcome.
 
-    Cancellation (Ctrl-C) leaves the episode span unended, so an interrupted attempt never
-    shows up as an episode and ``--resume`` runs it again; its finished steps stay stored.
+    An interrupted attempt (cancellation, or SystemExit / KeyboardInterrupt raised inside it)
+    leaves the episode span unended, so it never shows up as an episode and ``--resume`` runs
+    it again; its finished steps stay stored and an ``abandoned_episode`` marker keeps them
+    out of the views.
     """
     suite = resources.suites[spec.suite]
     task = next(t for t in suite.tasks if t.id == spec.task_id)
@@ -215,8 +229,9 @@ async def run_episode(
             with tempfile.TemporaryDirectory(prefix="shardscope-episode-") as workdir:
                 outcome = await _attempt(spec, scaffold, task, tracing, resources, model_factory,
                                          span, Path(workdir))
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
             scope.abandon()
+            mark_abandoned(tracing, episode_id, _abandon_reason(exc), spec.key)
             raise
         except BaseException as exc:
             scope.__exit__(type(exc), exc, exc.__traceback__)
@@ -234,7 +249,7 @@ async def _attempt(
         model = model_factory()
         episode = Episode(model, tracing, instance, resources.registry, scaffold.params, seed=spec.seed)
         result = await scaffold.run(episode)
-    except (asyncio.CancelledError, KeyboardInterrupt):
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # infrastructure failure: record it, the run goes on
         span.set_many({A.EPISODE_OUTCOME: Outcome.ERROR, A.EPISODE_ERROR: f"{type(exc).__name__}: {exc}",
@@ -253,6 +268,23 @@ async def _attempt(
         }
     )
     return outcome
+
+
+def mark_abandoned(tracing: Tracing, episode_id: str, reason: str,
+                   episode_key: str | None = None) -> None:
+    """Record that the attempt ``episode_id`` was abandoned: its spans stay stored, the views
+    leave them out (unless an episode span with that id exists after all)."""
+    attributes = {A.EPISODE_ID: episode_id, A.EPISODE_ABANDONED_REASON: reason}
+    if episode_key is not None:
+        attributes[A.EPISODE_KEY] = episode_key
+    with tracing.span(f"abandoned_episode {episode_id}", SpanType.ABANDONED_EPISODE, attributes):
+        pass
+
+
+def _abandon_reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return A.AbandonReason.CANCELLED
+    return A.AbandonReason.INTERRUPTED
 
 
 def _judge(result: Any, task: Any, instance: Any, resources: Resources) -> tuple[str, float, str | None]:
