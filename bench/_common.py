@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,10 +45,6 @@ def make_spans(n: int, events_per_span: int = 0) -> list[ReadableSpan]:
             for k in range(events_per_span):
                 s.add_event("shardscope.token", {A.TOKEN_INDEX: k, A.TOKEN_TEXT: "tok"})
     return collect.spans
-
-
-def median_of(rounds: int, fn: Callable[[], float]) -> float:
-    return statistics.median(fn() for _ in range(rounds))
 
 
 def timed(fn: Callable[[], Any]) -> float:

@@ -172,9 +172,9 @@ def _time(fn: Callable[[Store], Any], path: Path) -> float:
 
 
 def measure(path: Path, rounds: int) -> float:
-    from tracer import explore
+    from tracer.page_loads import page_loaders
 
-    pages = explore.page_loaders()
+    pages = page_loaders()
     times: dict[str, list[float]] = {name: [] for name in pages}
     base: list[float] = []
     for _ in range(rounds):

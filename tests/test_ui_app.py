@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -18,6 +20,7 @@ from tests.ui_fixtures import empty_store, fixture_store, missing_store  # noqa:
 from tracer import explore
 from tracer.queries import read_frame
 from tracer.store import Store
+from ui.charts import OUTCOME_COLORS
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "ui" / "app.py"
@@ -64,6 +67,27 @@ def episode_id(db: Path, **where: str) -> str:
 
 
 # --- overview -------------------------------------------------------------------------------
+# The outcome of every episode of a model on a task, whatever the scaffold and seed (the
+# fixture's policies, tests/ui_fixtures.py): each heatmap cell holds 2 episodes (2 seeds).
+TASK_OUTCOMES = {"alpha": {"t0": "success", "t1": "success", "t2": "success"},
+                 "beta": {"t0": "failure", "t1": "protocol_error", "t2": "budget_exhausted"},
+                 "gamma": {"t0": "error", "t1": "success", "t2": "success"}}
+CELL_OUTCOMES = {(f"{model} · {scaffold}", f"toy/{task}"): outcome
+                 for model, tasks in TASK_OUTCOMES.items() for task, outcome in tasks.items()
+                 for scaffold in F.SCAFFOLDS}
+
+
+def heatmap(at: AppTest) -> tuple[dict, pd.DataFrame]:
+    """The outcome heatmap as sent to the browser: its Vega-Lite spec, and its rows (the
+    Arrow dataset the spec names) indexed by cell (row, task)."""
+    specs = [(c, json.loads(c.proto.spec)) for c in charts(at)]
+    ((chart, spec),) = [(c, s) for c, s in specs if s.get("mark", {}).get("type") == "rect"]
+    (dataset,) = chart.proto.datasets
+    assert spec["data"] == {"name": dataset.name}
+    cells = pa.ipc.open_stream(dataset.data.data).read_all().to_pandas()
+    return spec, cells.set_index(["row", "task"])
+
+
 def test_overview_headline_rates_and_charts(fixture_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(fixture_store, monkeypatch)
     assert texts(at.title) == ["Overview"]
@@ -79,6 +103,28 @@ def test_overview_headline_rates_and_charts(fixture_store: Path, monkeypatch: py
     assert table.loc["gamma", "success_se"] == pytest.approx(1 / 3)
     assert len(charts(at)) == 6  # error bars, outcome shares, heatmap, tokens, cost, time
     assert not at.error and "Outcomes: models x tasks" in texts(at.subheader)
+    spec, cells = heatmap(at)  # coloured by success rate unless asked otherwise
+    assert spec["encoding"]["color"]["field"] == "success_rate"
+    assert spec["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    assert sorted(cells.index) == sorted(CELL_OUTCOMES) and (cells.episodes == 2).all()
+    assert cells.success_rate.to_dict() == {c: float(o == "success") for c, o in CELL_OUTCOMES.items()}
+    assert cells.top_outcome.to_dict() == CELL_OUTCOMES
+
+
+def test_overview_heatmap_coloured_by_most_frequent_outcome(fixture_store: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_app(fixture_store, monkeypatch)
+    at.segmented_control(key="overview_heatmap_colour").set_value("most frequent outcome").run()
+    assert not at.exception and "colour: most frequent outcome of the cell" in " ".join(texts(at.caption))
+    spec, cells = heatmap(at)
+    colour = spec["encoding"]["color"]
+    assert (colour["field"], colour["type"]) == ("top_outcome", "nominal")
+    palette = dict(zip(colour["scale"]["domain"], colour["scale"]["range"], strict=True))
+    drawn = {cell: palette[outcome] for cell, outcome in cells.top_outcome.items()}
+    assert drawn == {cell: OUTCOME_COLORS[o] for cell, o in CELL_OUTCOMES.items()}
+    assert drawn[("beta · react-text", "toy/t1")] == "#ef6c00"  # protocol_error: orange
+    at.segmented_control(key="overview_heatmap_colour").set_value("success rate").run()
+    assert heatmap(at)[0]["encoding"]["color"]["field"] == "success_rate"
 
 
 def test_overview_filters_and_grouping(fixture_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,6 +132,8 @@ def test_overview_filters_and_grouping(fixture_store: Path, monkeypatch: pytest.
     at.multiselect(key="overview_models").set_value(["beta"]).run()
     assert metrics(at)["Episodes"] == "12" and metrics(at)["Success rate"] == "0% ± 0%"
     assert "No cost recorded" in " ".join(texts(at.caption))
+    _, cells = heatmap(at)
+    assert cells.top_outcome.to_dict() == {c: o for c, o in CELL_OUTCOMES.items() if c[0].startswith("beta")}
     at.multiselect(key="overview_models").set_value([]).run()
     at.segmented_control(key="overview_group").set_value("model · scaffold").run()
     table = frame(at, "model · scaffold", "success_rate")

@@ -1,4 +1,5 @@
-"""tracer.explore on stores written by the real runner: every number the app shows."""
+"""tracer.explore and tracer.episode_trace on stores written by the real runner: every number
+the app shows."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from scaffolds.runner.runner import Runner
 from shardscope.errors import QueryError
 from tests import ui_fixtures as F
 from tests.ui_fixtures import empty_store, fixture_store, missing_store  # noqa: F401
-from tracer import explore, setup_tracing
+from tracer import episode_trace, explore, setup_tracing
 from tracer.queries import read_frame
 from tracer.store import Store
 
@@ -156,13 +157,14 @@ def _episode(store: Store, **where: str) -> str:
 
 def test_trace_tree_and_conversation_of_a_tool_episode(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    trace = explore.load_trace(store, _episode(store, models="alpha", scaffolds="react-tools"))
+    ok = _episode(store, models="alpha", scaffolds="react-tools")
+    trace = episode_trace.load_trace(store, ok)
     assert trace is not None and trace.episode["outcome"] == "success"
     spans = trace.spans
     assert list(spans.span_type) == ["episode", "step", "llm_call", "tool_call", "step", "llm_call"]
     assert list(spans.depth) == [0, 1, 2, 2, 1, 2]
     assert spans.offset_ms.iloc[0] == 0 and (spans.offset_ms >= 0).all()
-    steps = explore.conversation(trace)
+    steps = episode_trace.conversation(trace)
     assert [s.index for s in steps] == [0, 1]
     first, last = steps
     assert [m.role for m in first.fed_in] == ["system", "user"]
@@ -177,45 +179,46 @@ def test_trace_tree_and_conversation_of_a_tool_episode(fixture_store: Path) -> N
 
 def test_trace_of_failed_episodes(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    rejected = explore.load_trace(store, _episode(store, models="gamma", tasks="t0"))
+    rejected = episode_trace.load_trace(store, _episode(store, models="gamma", tasks="t0"))
     assert rejected is not None and rejected.episode["outcome"] == "error"
     assert rejected.llm_calls.status_code[0] == "ERROR" and rejected.llm_calls.error_type[0] == "bad_request"
     assert rejected.attempts.error_type.tolist() == ["bad_request"]
-    retried = explore.load_trace(store, _episode(store, models="gamma", tasks="t1"))
+    retried = episode_trace.load_trace(store, _episode(store, models="gamma", tasks="t1"))
     assert retried is not None and retried.episode["outcome"] == "success"
     assert retried.attempts.error_type.tolist() == ["server_error"]
-    assert explore.conversation(retried)[0].attempts[0]["status_code"] == 503
-    broken = explore.load_trace(store, _episode(store, models="beta", tasks="t1", scaffolds="react-text"))
+    assert episode_trace.conversation(retried)[0].attempts[0]["status_code"] == 503
+    text_protocol = _episode(store, models="beta", tasks="t1", scaffolds="react-text")
+    broken = episode_trace.load_trace(store, text_protocol)
     assert broken is not None
-    errors = [s.protocol_error for s in explore.conversation(broken)]
+    errors = [s.protocol_error for s in episode_trace.conversation(broken)]
     assert errors == ["no 'Action:' or 'Final Answer:' line"] * 2
-    assert explore.load_trace(store, "no-such-episode") is None
+    assert episode_trace.load_trace(store, "no-such-episode") is None
 
 
 def test_token_stream_with_and_without_logprobs(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    alpha = explore.load_trace(store, _episode(store, models="alpha", scaffolds="react-text"))
+    alpha = episode_trace.load_trace(store, _episode(store, models="alpha", scaffolds="react-text"))
     assert alpha is not None
-    tokens = explore.token_stream(store, alpha.llm_calls.span_id[0])
+    tokens = episode_trace.token_stream(store, alpha.llm_calls.span_id[0])
     assert "".join(tokens.token).strip().startswith("Thought: I should add.")
     assert tokens.logprob.notna().all() and list(tokens.token_index) == list(range(len(tokens)))
     assert tokens.probability.iloc[1] == pytest.approx(math.exp(-0.1))
-    beta = explore.load_trace(store, _episode(store, models="beta", tasks="t0"))
+    beta = episode_trace.load_trace(store, _episode(store, models="beta", tasks="t0"))
     assert beta is not None
-    plain = explore.token_stream(store, beta.llm_calls.span_id[0])
+    plain = episode_trace.token_stream(store, beta.llm_calls.span_id[0])
     assert len(plain) > 0 and plain.logprob.isna().all()
 
 
 def test_span_detail_and_trace_page(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    page = explore.load_trace_page(store)
+    page = episode_trace.load_trace_page(store)
     assert len(page.picker) == 36 and page.trace is not None
     assert page.trace.episode["episode_id"] == page.picker.episode_id[0]  # the latest
     call = page.trace.llm_calls.span_id[0]
-    detail = explore.span_detail(store, call)
+    detail = episode_trace.span_detail(store, call)
     assert detail is not None and detail.attributes["shardscope.span.type"] == "llm_call"
     assert detail.resource["service.name"] == "shardscope"
-    assert explore.span_detail(store, "0000000000000000") is None
+    assert episode_trace.span_detail(store, "0000000000000000") is None
 
 
 def test_example_queries_answer_on_the_fixture(fixture_store: Path) -> None:

@@ -1,11 +1,13 @@
-"""What the app shows, as plain functions over a :class:`Store` (the CLI can use them too).
+"""What the app shows of the store as a whole, as plain functions over a :class:`Store` (the
+CLI can use them too): the summary and runs, filters, the overview's cube, the episode table
+and the SQL console. One episode's trace is in :mod:`tracer.episode_trace`.
 
 Every function that reads opens one read-only connection under the store's shared lock,
 runs its queries and closes it: nothing is held between calls, so a run writing the store is
 never kept waiting for long and no reader ever meets a lock error. Each page of the app
-loads through one bundle (``store_summary``, ``episode_cube``, ``episode_table``,
-``load_trace_page``, ...); the pure functions over the returned frames (``outcome_matrix``,
-``model_summary``, ``span_tree``, ``conversation``) hold the statistics and shaping.
+loads through one bundle (``store_summary``, ``episode_cube``, ``episode_table``, ...); the
+pure functions over the returned frames (``outcome_matrix``, ``model_summary``) hold the
+statistics.
 
 Costs on a store of 1M spans (bench/ui_load.py, fresh connection each time): reading the
 ``episodes`` view's JSON-derived columns (suite, task, scaffold, outcome) of all ~20k
@@ -16,11 +18,10 @@ columns or one episode's rows, in tens of milliseconds.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import duckdb
 import pandas as pd
 
 from tracer.attributes import Outcome
-from tracer.queries import describe_schema, run_sql
+from tracer.queries import run_sql
 from tracer.store import Store
 
 OUTCOMES = (Outcome.SUCCESS, Outcome.FAILURE, Outcome.PROTOCOL_ERROR, Outcome.BUDGET_EXHAUSTED,
@@ -37,7 +38,9 @@ OUTCOMES = (Outcome.SUCCESS, Outcome.FAILURE, Outcome.PROTOCOL_ERROR, Outcome.BU
 Z95 = 1.959964
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+def query_frame(con: duckdb.DuckDBPyConnection, sql: str,
+                params: Sequence[Any] = ()) -> pd.DataFrame:
+    """One query's rows on an open connection, as a frame."""
     return con.execute(sql, list(params)).df()
 
 
@@ -231,7 +234,7 @@ def episode_cube(store: Store, runs: Sequence[str | None] | None = None) -> pd.D
     """
     condition, params = _run_condition(runs)
     with store.reader() as con:
-        return _frame(con, CUBE_SQL.format(runs=condition), params * 2)
+        return query_frame(con, CUBE_SQL.format(runs=condition), params * 2)
 
 
 class CubeCache:
@@ -383,13 +386,15 @@ def episode_table(store: Store, flt: EpisodeFilter = EpisodeFilter(), *, sort: s
     if sort not in SORTS:
         raise ValueError(f"cannot sort episodes by {sort!r}; choose from {', '.join(SORTS)}")
     with store.reader() as con:
-        found = facets_of(_frame(con, FACETS_SQL)) if with_facets else None
-        rows, total = _episode_rows(con, flt, sort, descending, limit, offset)
+        found = facets_of(query_frame(con, FACETS_SQL)) if with_facets else None
+        rows, total = episode_rows(con, flt, sort, descending, limit, offset)
     return EpisodePage(rows, total, limit, offset, found)
 
 
-def _episode_rows(con: duckdb.DuckDBPyConnection, flt: EpisodeFilter, sort: str, descending: bool,
-                  limit: int, offset: int, *, count: bool = True) -> tuple[pd.DataFrame, int]:
+def episode_rows(con: duckdb.DuckDBPyConnection, flt: EpisodeFilter, sort: str, descending: bool,
+                 limit: int, offset: int, *, count: bool = True) -> tuple[pd.DataFrame, int]:
+    """One sorted page of episode rows on an open connection, and the number matching
+    (-1 without ``count``)."""
     # Only the rows shown pay for all their columns: the sorted ids of the page first, then
     # those episodes; their cost from their own LLM calls (the view would decode them all).
     where, params = flt.where()
@@ -399,10 +404,10 @@ def _episode_rows(con: duckdb.DuckDBPyConnection, flt: EpisodeFilter, sort: str,
     ids = [r[0] for r in con.execute(
         f"SELECT episode_id, {sort_expr} FROM episodes WHERE {where} ORDER BY {order} "
         "LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()]
-    rows = _frame(con, f"SELECT {_EPISODE_SELECT} FROM episodes WHERE episode_id IN "
-                  "(SELECT unnest(?))", [ids])
-    costs = _frame(con, "SELECT episode_id, sum(cost_usd) AS cost_usd FROM llm_calls WHERE "
-                   "episode_id IN (SELECT unnest(?)) GROUP BY episode_id", [ids])
+    rows = query_frame(con, f"SELECT {_EPISODE_SELECT} FROM episodes WHERE episode_id IN "
+                       "(SELECT unnest(?))", [ids])
+    costs = query_frame(con, "SELECT episode_id, sum(cost_usd) AS cost_usd FROM llm_calls WHERE "
+                        "episode_id IN (SELECT unnest(?)) GROUP BY episode_id", [ids])
     rows = rows.merge(costs, on="episode_id", how="left")
     rows = rows.set_index("episode_id").loc[ids].reset_index()  # the sorted order
     return rows[list(EPISODE_COLUMNS)], int(total)
@@ -411,246 +416,7 @@ def _episode_rows(con: duckdb.DuckDBPyConnection, flt: EpisodeFilter, sort: str,
 def facets(store: Store) -> Facets:
     """The distinct runs, suites, tasks, scaffolds, models and outcomes of the store."""
     with store.reader() as con:
-        return facets_of(_frame(con, FACETS_SQL))
-
-
-def _picker(rows: pd.DataFrame) -> pd.DataFrame:
-    out = rows[["episode_id"]].copy()
-    out["label"] = [episode_label(r) for r in rows.to_dict("records")]
-    return out
-
-
-def find_episodes(store: Store, flt: EpisodeFilter = EpisodeFilter(), limit: int = 200) -> pd.DataFrame:
-    """The latest episodes of the filter, each with a readable label (for pickers)."""
-    return _picker(episode_table(store, flt, limit=limit).rows)
-
-
-def episode_label(row: dict[str, Any]) -> str:
-    seed = "" if pd.isna(row.get("seed")) else f" seed {int(row['seed'])}"
-    return (f"{row.get('model')} · {row.get('scaffold')} · {row.get('suite')}/{row.get('task_id')}"
-            f"{seed} · {row.get('outcome')} · {row.get('episode_id')}")
-
-
-# --- trace explorer ---------------------------------------------------------------------------
-SPANS_SQL = """
-SELECT span_id, parent_span_id, name, span_type, kind, start_ns, end_ns, duration_ms,
-       status_code, status_message, error_type, step_index, tool_name, model_id,
-       input_tokens, output_tokens, events_count
-FROM spans WHERE trace_id = ? AND episode_id = ? ORDER BY start_ns, span_id
-"""
-LLM_SQL = """
-SELECT span_id, step_index, request_model, response_model, input_tokens, output_tokens,
-       time_to_first_token_s, tokens_per_second, attempts, cost_usd, status_code,
-       status_message, error_type, duration_ms, events_count,
-       CAST(finish_reasons AS VARCHAR) AS finish_reasons,
-       CAST(system_instructions AS VARCHAR) AS system_instructions,
-       CAST(input_messages AS VARCHAR) AS input_messages,
-       CAST(output_messages AS VARCHAR) AS output_messages,
-       CAST(tool_call_errors AS VARCHAR) AS tool_call_errors
-FROM llm_calls WHERE episode_id = ? ORDER BY started_at, span_id
-"""
-STEPS_SQL = """
-SELECT step_index, span_id, input, output, CAST(action AS VARCHAR) AS action, action_type,
-       action_tool, protocol_error, llm_calls, tool_calls, input_tokens, output_tokens,
-       status_code, duration_ms
-FROM steps WHERE episode_id = ? ORDER BY step_index
-"""
-TOOLS_SQL = """
-SELECT span_id, step_index, tool_name, call_id, arguments, result, ok, error_type,
-       error_message, truncated, duration_ms
-FROM tool_calls WHERE episode_id = ? ORDER BY started_at, span_id
-"""
-ATTEMPTS_SQL = """
-SELECT span_id, step_index, attempt, error_type, error_message, status_code, retry_after_s,
-       wait_s, duration_ms
-FROM llm_attempts WHERE episode_id = ? ORDER BY time
-"""
-
-
-@dataclass(frozen=True)
-class EpisodeTrace:
-    """One episode, everything the trace explorer shows (span attributes are fetched apart)."""
-
-    episode: dict[str, Any]
-    spans: pd.DataFrame  # depth-first tree order, with depth, label, offset_ms
-    steps: pd.DataFrame
-    llm_calls: pd.DataFrame
-    tool_calls: pd.DataFrame
-    attempts: pd.DataFrame
-
-
-def load_trace(store: Store, episode_id: str) -> EpisodeTrace | None:
-    """The episode's row, span tree, steps, LLM calls, tool calls and failed attempts."""
-    with store.reader() as con:
-        return _trace(con, episode_id)
-
-
-def _trace(con: duckdb.DuckDBPyConnection, episode_id: str) -> EpisodeTrace | None:
-    found = _frame(con, "SELECT * FROM episodes WHERE episode_id = ?", [episode_id])
-    if found.empty:
-        return None
-    episode = found.iloc[0].to_dict()
-    # Episodes of a run share its trace: the episode's spans are those carrying its id.
-    spans = _frame(con, SPANS_SQL, [episode["trace_id"], episode_id])
-    parts = [_frame(con, sql, [episode_id]) for sql in (STEPS_SQL, LLM_SQL, TOOLS_SQL, ATTEMPTS_SQL)]
-    return EpisodeTrace(episode, span_tree(spans, root=episode["span_id"]), *parts)
-
-
-@dataclass(frozen=True)
-class TracePage:
-    picker: pd.DataFrame  # the latest episodes: episode_id, label
-    trace: EpisodeTrace | None  # the chosen episode (the latest when none was chosen)
-
-
-def load_trace_page(store: Store, episode_id: str | None = None, picker_limit: int = 200) -> TracePage:
-    """The Trace explorer's data through one connection: the picker and one episode's trace."""
-    with store.reader() as con:
-        rows, _ = _episode_rows(con, EpisodeFilter(), "started_at", True, picker_limit, 0,
-                                count=False)
-        picker = _picker(rows)
-        chosen = episode_id or (picker["episode_id"].iloc[0] if len(picker) else None)
-        return TracePage(picker, _trace(con, chosen) if chosen else None)
-
-
-def span_tree(spans: pd.DataFrame, root: str | None = None) -> pd.DataFrame:
-    """Spans in depth-first order (children by start time) with depth, an indented label and
-    the start offset from the root in milliseconds. Orphans (parent not in the frame) are roots."""
-    if spans.empty:
-        return spans.assign(depth=[], label=[], offset_ms=[], end_offset_ms=[])
-    ids = set(spans["span_id"])
-    children: dict[str | None, list[int]] = {}
-    for i, parent in enumerate(spans["parent_span_id"]):
-        key = parent if parent in ids and spans["span_id"].iat[i] != root else None
-        children.setdefault(key, []).append(i)
-    order: list[tuple[int, int]] = []
-    stack = [(i, 0) for i in reversed(children.get(None, []))]
-    while stack:
-        i, depth = stack.pop()
-        order.append((i, depth))
-        stack.extend((c, depth + 1) for c in reversed(children.get(spans["span_id"].iat[i], [])))
-    out = spans.iloc[[i for i, _ in order]].reset_index(drop=True)
-    out["depth"] = [d for _, d in order]
-    out["label"] = ["\u2003" * d + n for d, n in zip(out["depth"], out["name"], strict=True)]
-    start = int(spans["start_ns"].min())
-    out["offset_ms"] = (out["start_ns"] - start) / 1e6
-    out["end_offset_ms"] = (out["end_ns"] - start) / 1e6
-    return out
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """One message as the model saw it (GenAI ``parts`` flattened for display)."""
-
-    role: str
-    text: str = ""
-    tool_calls: tuple[dict[str, Any], ...] = ()  # {id, name, arguments}
-    tool_results: tuple[dict[str, Any], ...] = ()  # {id, response}
-
-
-def parse_messages(value: Any) -> list[ChatMessage]:
-    """GenAI messages (JSON text or list) as ChatMessages; plain text is one user message."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return [ChatMessage("user", value)]
-    if isinstance(value, str):  # a JSON string: a text transcript (text protocols)
-        return [ChatMessage("user", value)]
-    if isinstance(value, dict):
-        value = [value]
-    return [_message(m) for m in value if isinstance(m, dict)]
-
-
-def _message(raw: dict[str, Any]) -> ChatMessage:
-    texts, calls, results = [], [], []
-    for part in raw.get("parts") or []:
-        kind = part.get("type")
-        if kind == "text":
-            texts.append(str(part.get("content", "")))
-        elif kind == "tool_call":
-            calls.append({"id": part.get("id"), "name": part.get("name"),
-                          "arguments": part.get("arguments")})
-        elif kind == "tool_call_response":
-            results.append({"id": part.get("id"), "response": part.get("response")})
-        else:
-            texts.append(json.dumps(part, ensure_ascii=False))
-    if "content" in raw and not texts:  # the shape with a plain content string
-        texts.append(str(raw["content"]))
-    return ChatMessage(str(raw.get("role", "?")), "".join(texts), tuple(calls), tuple(results))
-
-
-@dataclass(frozen=True)
-class StepView:
-    """One loop iteration as the model lived it: what it was given, what it said, what ran."""
-
-    index: int
-    fed_in: list[ChatMessage]
-    output: list[ChatMessage]
-    action: dict[str, Any] | None
-    protocol_error: str | None
-    llm_calls: list[dict[str, Any]] = field(default_factory=list)  # rows of trace.llm_calls
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # rows of trace.tool_calls
-    attempts: list[dict[str, Any]] = field(default_factory=list)  # failed attempts
-
-
-def conversation(trace: EpisodeTrace) -> list[StepView]:
-    """The episode step by step: input fed in, the model's output, tool calls and results."""
-    def by_step(frame: pd.DataFrame) -> dict[int, list[dict[str, Any]]]:
-        out: dict[int, list[dict[str, Any]]] = {}
-        for row in frame.to_dict("records"):
-            out.setdefault(_int(row.get("step_index")), []).append(row)
-        return out
-
-    llm, tools, attempts = by_step(trace.llm_calls), by_step(trace.tool_calls), by_step(trace.attempts)
-    views = []
-    for step in trace.steps.to_dict("records"):
-        index = _int(step["step_index"])
-        calls = llm.get(index, [])
-        output = [m for c in calls for m in parse_messages(c.get("output_messages"))]
-        if not output and isinstance(step.get("output"), str):
-            output = [ChatMessage("assistant", step["output"])]
-        action = json.loads(step["action"]) if isinstance(step.get("action"), str) else None
-        error = step.get("protocol_error")
-        views.append(StepView(index, parse_messages(step.get("input")), output, action,
-                              error if isinstance(error, str) else None, calls,
-                              tools.get(index, []), attempts.get(index, [])))
-    return views
-
-
-def _int(value: Any) -> int:
-    return -1 if value is None or pd.isna(value) else int(value)
-
-
-def token_stream(store: Store, span_id: str) -> pd.DataFrame:
-    """The streamed tokens of one LLM call: index, text, offset, logprob, probability."""
-    with store.reader() as con:
-        frame = _frame(con, "SELECT token_index, token, offset_ms, logprob, "
-                       "CAST(top_logprobs AS VARCHAR) AS top_logprobs FROM token_events "
-                       "WHERE span_id = ? ORDER BY token_index", [span_id])
-    frame["probability"] = frame["logprob"].map(lambda v: math.exp(v) if pd.notna(v) else None)
-    return frame
-
-
-@dataclass(frozen=True)
-class SpanDetail:
-    attributes: dict[str, Any]
-    resource: dict[str, Any]
-    events: pd.DataFrame  # name, time, attributes (token events are shown in the token view)
-
-
-def span_detail(store: Store, span_id: str) -> SpanDetail | None:
-    """A span's raw attributes, resource and non-token events."""
-    with store.reader() as con:
-        row = con.execute("SELECT CAST(attributes AS VARCHAR), CAST(resource AS VARCHAR) "
-                          "FROM spans WHERE span_id = ? LIMIT 1", [span_id]).fetchone()
-        if row is None:
-            return None
-        events = _frame(con, "SELECT seq, name, time, CAST(attributes AS VARCHAR) AS attributes "
-                        "FROM span_events WHERE span_id = ? AND name <> 'shardscope.token' "
-                        "ORDER BY seq", [span_id])
-    return SpanDetail(json.loads(row[0] or "{}"), json.loads(row[1] or "{}"), events)
+        return facets_of(query_frame(con, FACETS_SQL))
 
 
 # --- SQL console ------------------------------------------------------------------------------
@@ -701,30 +467,3 @@ def sql_result(store: Store, sql: str, max_rows: int = 10_000) -> tuple[pd.DataF
     table = run_sql(store, sql, max_rows=max_rows + 1)
     truncated = table.num_rows > max_rows
     return table.slice(0, max_rows).to_pandas(), truncated
-
-
-# --- what each page loads in its default state (bench/ui_load.py times these) ----------------
-def page_loaders() -> dict[str, Callable[[Store], Any]]:
-    """Per page of the app, the loads it makes when opened with no filter or selection (the
-    sidebar's summary included; the SQL console runs nothing until asked)."""
-
-    def overview(store: Store) -> Any:  # opens on the latest run
-        summary = store_summary(store)
-        return summary, episode_cube(store, [summary.runs[0].run_id])
-
-    def overview_all_runs(store: Store) -> Any:
-        return store_summary(store), episode_cube(store)
-
-    def runs(store: Store) -> Any:
-        return store_summary(store), episode_table(store, with_facets=True)
-
-    def trace(store: Store) -> Any:
-        summary, page = store_summary(store), load_trace_page(store)
-        assert page.trace is not None
-        return summary, page, token_stream(store, page.trace.llm_calls["span_id"].iloc[0])
-
-    def sql(store: Store) -> Any:
-        return store_summary(store), describe_schema(store)
-
-    return {"overview": overview, "overview, all runs": overview_all_runs, "runs": runs,
-            "trace": trace, "sql": sql}

@@ -45,18 +45,27 @@ def success_rates(summary: pd.DataFrame, group: str) -> alt.Chart:
     return (bars + points).properties(height=_rows_height(len(summary)))
 
 
-def outcome_heatmap(matrix: pd.DataFrame) -> alt.Chart:
-    """Rows: model (· scaffold); columns: tasks; colour: success rate; tooltip: outcomes."""
+def outcome_heatmap(matrix: pd.DataFrame, colour_by: str = "success_rate") -> alt.Chart:
+    """Rows: model (· scaffold); columns: tasks; colour: the cell's success rate, or with
+    ``colour_by="top_outcome"`` its most frequent outcome; tooltip: each outcome's count."""
     data = matrix.copy()
     several = data["scaffold"].nunique() > 1
     data["row"] = data["model"] + (" · " + data["scaffold"] if several else "")
     data["task"] = data["suite"] + "/" + data["task_id"]
     outcome_columns = [o for o in (*OUTCOMES, "unknown") if o in data]
+    colours = {
+        "success_rate": alt.Color("success_rate:Q", title="success",
+                                  scale=alt.Scale(domain=[0, 1], scheme="redyellowgreen")),
+        "top_outcome": alt.Color("top_outcome:N", title="most common",
+                                 scale=_scale(OUTCOME_COLORS, list(data["top_outcome"].unique()))),
+    }
+    if colour_by not in colours:
+        raise ValueError(f"cannot colour the heatmap by {colour_by!r}; choose from "
+                         f"{', '.join(colours)}")
     return alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
         x=alt.X("task:N", title="task", sort=None, axis=alt.Axis(labelLimit=120)),
         y=alt.Y("row:N", title=None, sort=None),
-        color=alt.Color("success_rate:Q", title="success",
-                        scale=alt.Scale(domain=[0, 1], scheme="redyellowgreen")),
+        color=colours[colour_by],
         tooltip=[alt.Tooltip("row:N", title="model"), alt.Tooltip("task:N"),
                  alt.Tooltip("episodes:Q"), alt.Tooltip("success_rate:Q", format=".0%"),
                  alt.Tooltip("top_outcome:N", title="most common")]

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from config.settings import load_settings
-from tracer import explore
+from tracer import episode_trace, explore
 from tracer.analysis.clusters import Clusters
 from tracer.analysis.compare import Comparison, ablation_detail, answer_clusters, compare
 from tracer.analysis.load import Selection, systems_of
@@ -83,18 +83,18 @@ def episodes(path: str, version: str, flt: explore.EpisodeFilter, sort: str, des
 
 
 @st.cache_data(**_CACHE)
-def trace_page(path: str, version: str, episode_id: str | None) -> explore.TracePage:
-    return explore.load_trace_page(_store(path), episode_id)
+def trace_page(path: str, version: str, episode_id: str | None) -> episode_trace.TracePage:
+    return episode_trace.load_trace_page(_store(path), episode_id)
 
 
 @st.cache_data(**_CACHE)
 def tokens(path: str, version: str, span_id: str) -> pd.DataFrame:
-    return explore.token_stream(_store(path), span_id)
+    return episode_trace.token_stream(_store(path), span_id)
 
 
 @st.cache_data(**_CACHE)
-def span_detail(path: str, version: str, span_id: str) -> explore.SpanDetail | None:
-    return explore.span_detail(_store(path), span_id)
+def span_detail(path: str, version: str, span_id: str) -> episode_trace.SpanDetail | None:
+    return episode_trace.span_detail(_store(path), span_id)
 
 
 @st.cache_data(**_CACHE)

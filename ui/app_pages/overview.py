@@ -98,12 +98,17 @@ def _success(frame, label: str) -> None:  # noqa: ANN001
     })
 
 
+HEATMAP_COLOURS = {"success rate": "success_rate", "most frequent outcome": "top_outcome"}
+
+
 def _matrix(cube, flt: explore.EpisodeFilter) -> None:  # noqa: ANN001
     st.subheader("Outcomes: models x tasks")
     matrix = explore.outcome_matrix(cube, flt)
-    st.caption(f"{matrix['task_id'].nunique():,} tasks · colour: success rate of the cell; "
+    colour = st.segmented_control("Colour by", list(HEATMAP_COLOURS), default="success rate",
+                                  key="overview_heatmap_colour") or "success rate"
+    st.caption(f"{matrix['task_id'].nunique():,} tasks · colour: {colour} of the cell; "
                "hover for each outcome's count")
-    st.altair_chart(charts.outcome_heatmap(matrix), width="stretch")
+    st.altair_chart(charts.outcome_heatmap(matrix, HEATMAP_COLOURS[colour]), width="stretch")
 
 
 def _resources(frame, label: str) -> None:  # noqa: ANN001

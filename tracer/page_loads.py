@@ -1,0 +1,38 @@
+"""What each page of the app loads in its default state, as plain calls (bench/ui_load.py
+times these against a plain count on the same store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tracer.episode_trace import load_trace_page, token_stream
+from tracer.explore import episode_cube, episode_table, store_summary
+from tracer.queries import describe_schema
+from tracer.store import Store
+
+
+def page_loaders() -> dict[str, Callable[[Store], Any]]:
+    """Per page of the app, the loads it makes when opened with no filter or selection (the
+    sidebar's summary included; the SQL console runs nothing until asked)."""
+
+    def overview(store: Store) -> Any:  # opens on the latest run
+        summary = store_summary(store)
+        return summary, episode_cube(store, [summary.runs[0].run_id])
+
+    def overview_all_runs(store: Store) -> Any:
+        return store_summary(store), episode_cube(store)
+
+    def runs(store: Store) -> Any:
+        return store_summary(store), episode_table(store, with_facets=True)
+
+    def trace(store: Store) -> Any:
+        summary, page = store_summary(store), load_trace_page(store)
+        assert page.trace is not None
+        return summary, page, token_stream(store, page.trace.llm_calls["span_id"].iloc[0])
+
+    def sql(store: Store) -> Any:
+        return store_summary(store), describe_schema(store)
+
+    return {"overview": overview, "overview, all runs": overview_all_runs, "runs": runs,
+            "trace": trace, "sql": sql}
