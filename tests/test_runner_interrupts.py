@@ -439,3 +439,19 @@ def test_run_help_names_suites_providers_and_ablation_modes() -> None:
     assert all(p in lines["--concurrency"] for p in providers), lines["--concurrency"]
     modes = ("removed", "replaced", "both")
     assert all(mode in lines["--ablate"] for mode in modes), lines["--ablate"]
+
+
+def test_resume_refuses_a_run_that_is_still_running(db_path: Path) -> None:
+    # A run whose writer was heard just now (another process is on it): resuming would run
+    # its missing tasks twice.
+    spec = MatrixSpec(suites=("toy",), models=("toy-a",), scaffolds=("react-tools",))
+    tracing = setup_tracing(Settings(db=db_path), strict=True)
+    with tracing.inherit({A.RUN_ID: "r-live"}):
+        with tracing.span("run start r-live", SpanType.RUN_START,
+                          {A.RUN_CONFIG: spec.to_json(), A.RUN_PLANNED_EPISODES: 2}):
+            pass
+    tracing.shutdown()
+    assert read_frame(Store(db_path), "SELECT status FROM runs").status[0] == "running"
+    out = shardscope("run", "--resume", "latest", "--db", str(db_path), "--no-progress")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: run r-live is still running")

@@ -14,6 +14,7 @@ from scaffolds.runner.matrix import MatrixSpec
 from scaffolds.runner.resources import default_resources
 from scaffolds.runner.runner import RunReport, Runner
 from shardscope.errors import ConfigError, ShardscopeError
+from tracer.schema import STALE_AFTER_S
 from tracer import setup_tracing
 from tracer.queries import (
     completed_episode_keys,
@@ -131,6 +132,11 @@ def _resume_target(store: Store, requested: str) -> _Resume:
         what = f"run {requested!r}" if requested else "any run"
         raise ConfigError(f"nothing to resume: {what} not found in {store.path}")
     run_id = info["run_id"]
+    if info["status"] == "running":
+        raise ConfigError(
+            f"run {run_id} is still running (its writer was heard within the last "
+            f"{STALE_AFTER_S:.0f} s): resuming it now would run its tasks twice. Stop it first "
+            "(Ctrl-C), or if its process was killed, retry once the run shows as 'stale'")
     # A killed process left its in-flight attempts' spans without an episode: they are
     # marked abandoned (kept, but out of the views) before the tasks run again.
     return _Resume(MatrixSpec.from_json(info["config"]), run_id,
