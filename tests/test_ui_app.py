@@ -297,3 +297,26 @@ def test_live_run_appears_without_lock_errors(tmp_path: Path, monkeypatch: pytes
     assert writer.returncode == 0, writer.stderr.read() if writer.stderr else ""
     assert seen == sorted(seen) and any(0 < c < 32 for c in seen), seen
     assert metrics(at)["Episodes"] == "32"
+
+
+def test_a_killed_run_shows_as_stale_with_how_to_resume_it(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from config.settings import Settings
+    from tests.test_runner_interrupts import backdate_writers
+    from tracer import SpanType, setup_tracing
+    from tracer import attributes as A
+    from tracer.schema import STALE_AFTER_S
+
+    db = F.build_store(tmp_path / "stale.duckdb")  # one finished run ...
+    tracing = setup_tracing(Settings(db=db), strict=True)  # ... and one whose process died
+    with tracing.inherit({A.RUN_ID: "r-dead"}):
+        with tracing.span("run start r-dead", SpanType.RUN_START,
+                          {A.RUN_CONFIG: F.SPEC.to_json(), A.RUN_PLANNED_EPISODES: 36}):
+            pass
+    tracing.shutdown()
+    backdate_writers(Store(db), STALE_AFTER_S + 5)
+    at = open_app(db, monkeypatch)
+    warning = " ".join(texts(at.warning))
+    assert "stopped without ending" in warning and "shardscope run --resume r-dead" in warning
+    bars = [p.proto.text for p in at.get("progress")]  # the sidebar's latest run and Running
+    assert bars.count("**r-dead** — stale — 0 / 36 episodes") == 2

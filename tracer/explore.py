@@ -66,7 +66,7 @@ class RunProgress:
 
     run_id: str
     name: str | None
-    status: str  # running | finished | interrupted | failed
+    status: str  # running | stale (no end, writer silent: killed?) | finished | interrupted | failed
     planned: int | None
     completed: int
     started_at: Any = None
@@ -98,6 +98,11 @@ class StoreSummary:
     @property
     def running(self) -> tuple[RunProgress, ...]:
         return tuple(r for r in self.runs if r.status == "running")
+
+    @property
+    def stale(self) -> tuple[RunProgress, ...]:
+        """Runs that never ended and whose writer went silent: killed, resumable."""
+        return tuple(r for r in self.runs if r.status == "stale")
 
 
 # Without the outcome counts the runs view never reads an episode's attributes: ~5x cheaper

@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pandas as pd
 
+from tracer.explore import EpisodeFilter
 from tracer.queries import read_frame
 from tracer.store import Store
 
-
-@dataclass(frozen=True)
-class Selection:
-    """Which episodes to compare: every field narrows; empty means all."""
-
-    suites: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()
-    scaffolds: tuple[str, ...] = ()
-    run_ids: tuple[str, ...] = ()
-    tasks: tuple[str, ...] = ()
-
-    def where(self, alias: str = "") -> tuple[str, list[str]]:
-        prefix = f"{alias}." if alias else ""
-        clauses, params = ["TRUE"], []
-        for column, values in (("suite", self.suites), ("model", self.models),
-                               ("scaffold", self.scaffolds), ("run_id", self.run_ids),
-                               ("task_id", self.tasks)):
-            if values:
-                clauses.append(f"{prefix}{column} IN ({', '.join('?' for _ in values)})")
-                params.extend(values)
-        return " AND ".join(clauses), params
+# Which episodes to compare: the app's episode filter (every field narrows; empty means all).
+Selection = EpisodeFilter
 
 
 def episodes(store: Store, selection: Selection, *, ablations: bool = False) -> pd.DataFrame:

@@ -47,15 +47,19 @@ def render() -> None:
 
 
 def _running(summary: explore.StoreSummary, cube) -> None:  # noqa: ANN001
-    if not summary.running:
+    if not summary.running and not summary.stale:
         return
     st.subheader("Running")
     tallies = explore.run_outcomes(cube).set_index("run_id")
-    for run in summary.running:
+    for run in (*summary.running, *summary.stale):
         counts = tallies.loc[run.run_id].to_dict() if run.run_id in tallies.index else None
         if counts:
             counts.pop("episodes", None)
         widgets.run_progress(run, counts)
+        if run.status == "stale":
+            st.warning(f"Run {run.label} stopped without ending (its process was killed?). "
+                       f"Finish what is missing with `shardscope run --resume {run.run_id}`.",
+                       icon=":material/warning:")
 
 
 def _headline(cube, flt: explore.EpisodeFilter) -> None:  # noqa: ANN001
