@@ -13,6 +13,7 @@ import pytest
 from shardscope.errors import ShardscopeError, StoreNotFoundError
 from tests import analysis_fixtures as fx
 from tests.analysis_fixtures import dependence_store, divergence_store  # noqa: F401
+from tests.ui_fixtures import fixture_store  # noqa: F401
 from tracer.analysis import load, report
 from tracer.analysis.compare import NothingToCompare, compare, influence_for
 from tracer.store import Store
@@ -165,3 +166,29 @@ def test_minilm_embeddings_load_offline_and_separate_meanings() -> None:
     assert result.method == "minilm"
     assert result.occupancy.max(axis=1).tolist() == [1.0, 1.0]
     assert result.occupancy.idxmax(axis=1)["x"] != result.occupancy.idxmax(axis=1)["y"]
+
+
+def test_the_lean_episode_read_agrees_with_the_episodes_view(dependence_store: Path,
+                                                             fixture_store: Path) -> None:  # noqa: F811
+    from tracer.queries import read_frame
+
+    for db in (dependence_store, fixture_store):  # ablations; failed, errored, retried episodes
+        store = Store(db)
+        lean = load.episodes(store, load.Selection(), ablations=True).set_index("episode_id")
+        view = read_frame(store, "SELECT * FROM episodes").set_index("episode_id")
+        assert set(lean.index) == set(view.index) and len(lean) > 0
+        columns = [c for c in lean.columns if c in view.columns]
+        assert len(columns) >= 18
+        left, right = lean.loc[view.index, columns], view[columns]
+        differ = [c for c in columns if not left[c].astype(str).equals(right[c].astype(str))]
+        assert differ == (["steps"] if db == fixture_store else []), differ
+        # steps: the view counts step spans where an episode recorded none (it errored); the
+        # comparison fills those from the steps it reads (compare._with_counts)
+        unrecorded = left.steps.isna()
+        assert (unrecorded == (view.loc[left.index, "outcome"] == "error")).all()
+        steps = load.steps_of(store, list(view.index))
+        expected = read_frame(store, "SELECT episode_id, step_index, CAST(action AS VARCHAR) AS a, "
+                                     "protocol_error, output FROM steps ORDER BY ALL")
+        got = steps.sort_values(["episode_id", "step_index"]).reset_index(drop=True)
+        assert len(got) == len(expected)
+        assert got.protocol_error.fillna("").tolist() == expected.protocol_error.fillna("").tolist()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tracer.analysis.compare import ablation_detail, compare
+from tracer.analysis.load import Selection, systems_of
 from tracer.episode_trace import load_trace_page, token_stream
 from tracer.explore import episode_cube, episode_table, store_summary
 from tracer.queries import describe_schema
@@ -34,5 +36,17 @@ def page_loaders() -> dict[str, Callable[[Store], Any]]:
     def sql(store: Store) -> Any:
         return store_summary(store), describe_schema(store)
 
+    def compare_page(store: Store) -> Any:  # the first suite, two models under one scaffold
+        summary, systems = store_summary(store), systems_of(store)
+        here = systems[systems.suite == systems.suite.min()]
+        scaffold = here.groupby("scaffold").model.nunique().idxmax()
+        chosen = tuple(here[here.scaffold == scaffold].system[:2])
+        return summary, compare(store, Selection(suites=(here.suite.iloc[0],)), clusters=False,
+                                systems=chosen)
+
+    def shards(store: Store) -> Any:
+        summary, systems = store_summary(store), systems_of(store)
+        return summary, ablation_detail(store, Selection(suites=(systems.suite.min(),)))
+
     return {"overview": overview, "overview, all runs": overview_all_runs, "runs": runs,
-            "trace": trace, "sql": sql}
+            "trace": trace, "compare": compare_page, "shards": shards, "sql": sql}

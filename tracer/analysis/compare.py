@@ -57,7 +57,7 @@ def with_systems(episodes: pd.DataFrame) -> pd.DataFrame:
     return episodes.assign(system=stats.system_column(episodes))
 
 
-def check_selection(episodes: pd.DataFrame, store: Store, selection: load.Selection) -> None:
+def check_selection(episodes: pd.DataFrame, store: load.Source, selection: load.Selection) -> None:
     """A clear error when there is nothing (or one system only) to compare."""
     if episodes.empty:
         known = load.available(store)
@@ -83,20 +83,21 @@ def compare(store: Store, selection: load.Selection, *, metric: str = "success",
         raise ShardscopeError(f"unknown metric {metric!r}; choose from {', '.join(stats.METRICS)}")
     if correction not in ("holm", "bh", "none"):
         raise ShardscopeError(f"unknown correction {correction!r}; choose holm, bh or none")
-    episodes = with_systems(stats.finished(load.episodes(store, selection)))
-    if systems is not None:
-        episodes = episodes[episodes.system.isin(list(systems))]
-    check_selection(episodes, store, selection)
+    with store.reader() as con:  # one connection for every read of the comparison
+        episodes = with_systems(load.episodes(con, selection, systems=systems))
+        check_selection(episodes, con, selection)
+        ablation = load.ablation_episodes(con, selection)
+        ids = list(episodes.episode_id) + list(ablation.episode_id)
+        steps = load.steps_of(con, ids)
+        calls = load.tool_calls_of(con, list(episodes.episode_id))
     chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
                    if s in set(episodes.system))
-    ablation = load.ablation_episodes(store, selection)
-    ids = list(episodes.episode_id) + list(ablation.episode_id)
-    paths = trajectory.trajectories(load.steps_of(store, ids))
+    paths = trajectory.trajectories(steps)
+    episodes = _with_counts(episodes, steps, calls)
     comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction,
                                         only=chosen)
     divergences = tuple(
         _divergence(episodes, paths, a, b) for a, b in itertools.combinations(chosen, 2))
-    calls = load.tool_calls_of(store, list(episodes.episode_id))
     notes = _notes(episodes, comparisons)
     return Comparison(
         selection=selection, metric=metric, alpha=alpha, correction=correction, systems=chosen,
@@ -111,6 +112,16 @@ def compare(store: Store, selection: load.Selection, *, metric: str = "success",
         notes=notes,
         paths=paths,
     )
+
+
+def _with_counts(episodes: pd.DataFrame, steps: pd.DataFrame, calls: pd.DataFrame) -> pd.DataFrame:
+    """Steps (where the episode did not record them: it failed) and tool calls per episode."""
+    recorded = steps.groupby("episode_id").size()
+    made = calls.groupby("episode_id").size()
+    ids = episodes.episode_id
+    return episodes.assign(
+        steps=episodes.steps.fillna(ids.map(recorded)).fillna(0).astype(int),
+        tool_calls=ids.map(made).fillna(0).astype(int))
 
 
 def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -143,10 +154,12 @@ def influence_for(store: Store, selection: load.Selection) -> pd.DataFrame:
 
 def ablation_detail(store: Store, selection: load.Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shard influence, and every ablated episode beside its baseline (for drilling down)."""
-    ablation = load.ablation_episodes(store, selection)
-    if ablation.empty:
+    with store.reader() as con:
+        ablation = load.ablation_episodes(con, selection)
+        steps = load.steps_of(con, list(ablation.episode_id)) if len(ablation) else None
+    if steps is None:
         return shard_influence(ablation, {}), influence.ablation_pairs(ablation)
-    paths = trajectory.trajectories(load.steps_of(store, list(ablation.episode_id)))
+    paths = trajectory.trajectories(steps)
     pairs = influence.ablation_pairs(ablation)
     if not pairs.empty:
         pairs = pairs.assign(trajectory_change=[

@@ -120,7 +120,7 @@ def estimates(episodes: pd.DataFrame, metric: str = "success",
     data = finished(episodes)
     rows = []
     values = metric_values(data, metric)
-    task = data[list(TASK_KEYS)].astype(str).agg("/".join, axis=1) if len(data) else pd.Series()
+    task = system_column(data, TASK_KEYS)
     for key, index in data.groupby(list(by), sort=True, dropna=False).groups.items():
         key = key if isinstance(key, tuple) else (key,)
         est = estimate(values.loc[index].to_numpy(), task.loc[index].to_numpy(), confidence)

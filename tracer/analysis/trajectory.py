@@ -16,9 +16,11 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from tracer.analysis.stats import SYSTEM_KEYS, system_column
@@ -88,30 +90,48 @@ def _error_kind(message: str) -> str:
 def action_of(action: Mapping[str, Any] | None, protocol_error: str | None = None,
               step_index: int = -1, text: str | None = None) -> Action:
     """One step's :class:`Action` from its recorded action JSON and protocol error."""
+    kind, tool, detail = _classify(action, protocol_error)
+    return Action(kind, tool, detail, step_index, text)
+
+
+@lru_cache(maxsize=65_536)
+def _classify_json(raw: str | None, protocol_error: str | None) -> tuple[str, str | None, str]:
+    # Steps repeat the same actions across seeds and models: parse each distinct one once.
+    return _classify(orjson.loads(raw) if raw else None, protocol_error)
+
+
+def _classify(action: Mapping[str, Any] | None, protocol_error: str | None
+              ) -> tuple[str, str | None, str]:
     kind = (action or {}).get("type")
     if kind == "tool":
         calls = action.get("calls") or [{"tool": action.get("tool"), "arguments": action.get("arguments")}]
         tools = "+".join(str(c.get("tool")) for c in calls)
         detail = " + ".join(normalize_arguments(c.get("arguments") or {}) for c in calls)
-        return Action("tool", tools, detail, step_index, text)
+        return "tool", tools, detail
     if kind == "final":
-        return Action("final", None, normalize_answer(action.get("answer")), step_index, text)
+        return "final", None, normalize_answer(action.get("answer"))
     if protocol_error:
-        return Action("error", None, _error_kind(protocol_error), step_index, text)
-    return Action(str(kind or "none"), None, "", step_index, text)
+        return "error", None, _error_kind(protocol_error)
+    return str(kind or "none"), None, ""
 
 
 def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
     """Episode id -> its actions in step order, from a ``steps`` frame (with ``action_json``
     or ``action``, ``protocol_error`` and ``output``)."""
     column = "action_json" if "action_json" in steps else "action"
+    ordered = steps.sort_values(["episode_id", "step_index"], kind="stable")
+    outputs = ordered["output"] if "output" in ordered else [None] * len(ordered)
     out: dict[str, list[Action]] = {}
-    for row in steps.sort_values(["episode_id", "step_index"]).itertuples(index=False):
-        raw = getattr(row, column)
-        parsed = json.loads(raw) if isinstance(raw, str) and raw else (raw if isinstance(raw, dict) else None)
-        error = row.protocol_error if isinstance(row.protocol_error, str) else None
-        text = row.output if isinstance(getattr(row, "output", None), str) else None
-        out.setdefault(row.episode_id, []).append(action_of(parsed, error, int(row.step_index), text))
+    for episode, index, raw, error, text in zip(
+            ordered["episode_id"], ordered["step_index"], ordered[column],
+            ordered["protocol_error"], outputs, strict=True):
+        error = error if isinstance(error, str) else None
+        if isinstance(raw, dict):
+            kind, tool, detail = _classify(raw, error)
+        else:
+            kind, tool, detail = _classify_json(raw if isinstance(raw, str) else None, error)
+        out.setdefault(episode, []).append(
+            Action(kind, tool, detail, int(index), text if isinstance(text, str) else None))
     return out
 
 
