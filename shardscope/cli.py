@@ -294,7 +294,7 @@ def demo(
     """Run the demo matrix on the three embedded local models (no keys, no network).
 
     SmolLM2-135M-Instruct, Qwen2.5-Coder-0.5B-Instruct and Gemma-3-270M (a base model) under
-    the same two scaffolds on a few tasks: about ten minutes on 2 cores. Then prints the
+    the same two scaffolds on a few tasks: six to ten minutes on 2 cores. Then prints the
     comparison and how to open the UI and query the store.
     """
     from scaffolds.runner import cli as run_cli
