@@ -143,28 +143,39 @@ def status(
 
 
 ListOption = Optional[list[str]]
+# Matrix options shared by `run` and `ablate`.
+SuitesOption = Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s): arithmetic, docs, village, bugfix (or your own, setting `suites_dir`); repeat or comma-separate.")]
+ModelsOption = Annotated[ListOption, typer.Option("--models", "-m", help="Model id(s) from the catalog (`shardscope models`).")]
+ScaffoldsOption = Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Scaffold(s): react-tools, react-text, plan-execute.")]
+SeedsOption = Annotated[int, typer.Option("--seeds", min=1, help="Repeats of every task (seeds 0..N-1).")]
+TasksOption = Annotated[ListOption, typer.Option("--tasks", "-t", help="Only tasks whose id matches these patterns (e.g. 'arith-0*').")]
+LimitOption = Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many tasks per suite.")]
+ParamOption = Annotated[ListOption, typer.Option("--param", "-p", help="Scaffold parameter, e.g. react-tools.max_steps=4; repeatable.")]
+ConcurrencyOption = Annotated[ListOption, typer.Option("--concurrency", help="Episodes at once per provider, as provider=N: llama_cpp (embedded local models; default 1), openai (also OpenAI-compatible servers), anthropic, gcp.gemini, ... (remote default 4), e.g. openai=8.")]
+NameOption = Annotated[Optional[str], typer.Option("--name", help="A label for the run.")]
+ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")]
 
 
 @app.command()
 def run(
     ctx: typer.Context,
-    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s): arithmetic, docs, village, bugfix (or your own, setting `suites_dir`); repeat or comma-separate.")] = None,
-    models: Annotated[ListOption, typer.Option("--models", "-m", help="Model id(s) from the catalog (`shardscope models`).")] = None,
-    scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Scaffold(s): react-tools, react-text, plan-execute.")] = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Repeats of every task (seeds 0..N-1).")] = 1,
-    tasks: Annotated[ListOption, typer.Option("--tasks", "-t", help="Only tasks whose id matches these patterns (e.g. 'arith-0*').")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many tasks per suite.")] = None,
-    param: Annotated[ListOption, typer.Option("--param", "-p", help="Scaffold parameter, e.g. react-tools.max_steps=4; repeatable.")] = None,
-    concurrency: Annotated[ListOption, typer.Option("--concurrency", help="Episodes at once per provider, as provider=N: llama_cpp (embedded local models; default 1), openai (also OpenAI-compatible servers), anthropic, gcp.gemini, ... (remote default 4), e.g. openai=8.")] = None,
+    suite: SuitesOption = None,
+    models: ModelsOption = None,
+    scaffolds: ScaffoldsOption = None,
+    seeds: SeedsOption = 1,
+    tasks: TasksOption = None,
+    limit: LimitOption = None,
+    param: ParamOption = None,
+    concurrency: ConcurrencyOption = None,
     logprobs: Annotated[bool, typer.Option("--logprobs", help="Record token logprobs (local models run several times slower).")] = False,
     ablate: Annotated[Optional[str], typer.Option("--ablate", metavar="MODE", help="Also run every task with each shard ablated; MODE is removed (the shard left out), replaced (by a plausible wrong value) or both.")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="A label for the run.")] = None,
+    name: NameOption = None,
     resume: Annotated[
         Optional[str],
         typer.Option("--resume", help="Finish an interrupted run: its id, or 'latest'. Runs only what is missing, with the stored matrix (no other matrix options)."),
     ] = None,
     db: DbOption = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Run task suites x scaffolds x models x seeds, tracing every step into the store.
 
@@ -204,19 +215,19 @@ def run(
 
 @app.command()
 def ablate(
-    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s); repeat or comma-separate.")] = None,
-    models: Annotated[ListOption, typer.Option("--models", "-m", help="Model id(s) from the catalog.")] = None,
-    scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Scaffold(s) to hold fixed.")] = None,
+    suite: SuitesOption = None,
+    models: ModelsOption = None,
+    scaffolds: ScaffoldsOption = None,
     mode: Annotated[str, typer.Option("--mode", help="removed, replaced (by a plausible wrong value) or both.")] = "both",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Repeats of every task (seeds 0..N-1).")] = 1,
-    tasks: Annotated[ListOption, typer.Option("--tasks", "-t", help="Only tasks whose id matches these patterns.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many tasks per suite.")] = None,
-    param: Annotated[ListOption, typer.Option("--param", "-p", help="Scaffold parameter, e.g. react-tools.max_steps=4.")] = None,
-    concurrency: Annotated[ListOption, typer.Option("--concurrency", help="Episodes at once per provider, e.g. openai=8.")] = None,
+    seeds: SeedsOption = 1,
+    tasks: TasksOption = None,
+    limit: LimitOption = None,
+    param: ParamOption = None,
+    concurrency: ConcurrencyOption = None,
     rerun_baselines: Annotated[bool, typer.Option("--rerun-baselines", help="Run the baselines again even when identical ones are stored.")] = False,
-    name: Annotated[Optional[str], typer.Option("--name", help="A label for the run.")] = None,
+    name: NameOption = None,
     db: DbOption = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Measure which shards each model depends on: re-run tasks with each declared shard
     removed or replaced, same models and scaffold, each linked to its baseline episode.
@@ -289,7 +300,7 @@ def compare(
 @app.command()
 def demo(
     db: DbOption = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Run the demo matrix on the three embedded local models (no keys, no network).
 
