@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from tracer.analysis.stats import cr1_se
 from tracer.attributes import Outcome
 from tracer.queries import run_sql
 from tracer.store import Store
@@ -308,11 +309,10 @@ def clustered_se(successes: pd.Series, episodes: pd.Series) -> float:
     if n == 0:
         return math.nan
     p = float(successes.sum()) / n
-    clusters = int((episodes > 0).sum())
-    if clusters < 2:
+    present = episodes > 0
+    if int(present.sum()) < 2:
         return math.sqrt(p * (1 - p) / max(n - 1, 1))
-    residual = ((successes - episodes * p) ** 2).sum()
-    return math.sqrt(clusters / (clusters - 1) * residual) / n
+    return cr1_se((successes - episodes * p)[present].to_numpy(dtype=float), n)
 
 
 def model_summary(cube: pd.DataFrame, flt: EpisodeFilter = EpisodeFilter(),

@@ -119,8 +119,8 @@ def comparison(path: str, version: str, selection: Selection, systems: tuple[str
 @st.cache_data(show_spinner="Embedding answers…", max_entries=4)
 def clusters(path: str, version: str, selection: Selection, systems: tuple[str, ...],
              method: str) -> Clusters:
-    result = compare(_store(path), selection, clusters=False, systems=systems)
-    return answer_clusters(result.episodes, method)
+    # The episodes come from the comparison the page has just shown (cached): not read again.
+    return answer_clusters(comparison(path, version, selection, systems, "success").episodes, method)
 
 
 @st.cache_data(show_spinner="Reading ablations…", max_entries=8)

@@ -141,10 +141,7 @@ def _divergence(episodes: pd.DataFrame, paths: dict, a: str, b: str) -> PairDive
 
 def shard_influence(ablation: pd.DataFrame, paths: dict) -> pd.DataFrame:
     """Influence per suite x shard x model x scaffold x mode (each task's shards by name)."""
-    pairs = influence.ablation_pairs(ablation)
-    if pairs.empty:
-        return influence.shard_influence(pairs)
-    return influence.shard_influence(pairs, paths, trajectory.distance)
+    return influence.shard_influence(influence.ablation_pairs(ablation, paths, trajectory.distance))
 
 
 def influence_for(store: Store, selection: load.Selection) -> pd.DataFrame:
@@ -157,15 +154,9 @@ def ablation_detail(store: Store, selection: load.Selection) -> tuple[pd.DataFra
     with store.reader() as con:
         ablation = load.ablation_episodes(con, selection)
         steps = load.steps_of(con, list(ablation.episode_id)) if len(ablation) else None
-    if steps is None:
-        return shard_influence(ablation, {}), influence.ablation_pairs(ablation)
-    paths = trajectory.trajectories(steps)
-    pairs = influence.ablation_pairs(ablation)
-    if not pairs.empty:
-        pairs = pairs.assign(trajectory_change=[
-            trajectory.distance(paths.get(b, ()), paths.get(a, ()))
-            for b, a in zip(pairs.base_episode_id, pairs.episode_id, strict=True)])
-    return shard_influence(ablation, paths), pairs
+    paths = trajectory.trajectories(steps) if steps is not None else {}
+    pairs = influence.ablation_pairs(ablation, paths, trajectory.distance)
+    return influence.shard_influence(pairs), pairs
 
 
 def answer_clusters(episodes: pd.DataFrame, method: str = "auto") -> clustering.Clusters:

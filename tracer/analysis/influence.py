@@ -20,8 +20,11 @@ from tracer.analysis.stats import estimate
 Distance = Callable[[Sequence[Any], Sequence[Any]], float]
 
 
-def ablation_pairs(episodes: pd.DataFrame) -> pd.DataFrame:
-    """Each ablated episode next to its baseline (joined on the baseline's episode key)."""
+def ablation_pairs(episodes: pd.DataFrame, trajectories: Mapping[str, Sequence[Any]] | None = None,
+                   distance: Distance | None = None) -> pd.DataFrame:
+    """Each ablated episode next to its baseline (joined on the baseline's episode key), with
+    ``trajectory_change`` between them when ``trajectories`` (episode_id -> actions) and
+    ``distance`` are given (else NaN)."""
     if episodes.empty or "ablation_shard" not in episodes:
         return pd.DataFrame()
     base = episodes[episodes.ablation_shard.isna()]
@@ -34,24 +37,27 @@ def ablation_pairs(episodes: pd.DataFrame) -> pd.DataFrame:
                      "outcome": "base_outcome", "score": "base_score"}),
         on="baseline_episode_key", how="inner",
     )
+    if trajectories is not None and distance is not None:
+        change = [distance(trajectories.get(b, ()), trajectories.get(a, ()))
+                  for b, a in zip(pairs.base_episode_id, pairs.episode_id, strict=True)]
+    else:
+        change = np.nan
     return pairs.assign(
         shard=pairs.ablation_shard, mode=pairs.ablation_mode,
         base_success=(pairs.base_outcome == "success").astype(float),
         ablated_success=(pairs.outcome == "success").astype(float),
         ablated_score=pairs.score.astype(float),
         base_score=pairs.base_score.astype(float),
+        trajectory_change=change,
     )
 
 
 def shard_influence(
     pairs: pd.DataFrame,
-    trajectories: Mapping[str, Sequence[Any]] | None = None,
-    distance: Distance | None = None,
     by: Sequence[str] = ("suite", "task_id", "shard", "model", "scaffold", "mode"),
 ) -> pd.DataFrame:
-    """One row per group in ``by``: n pairs, influence on success and score (mean drop,
-    SE clustered by task, 95% interval), and the mean trajectory change when
-    ``trajectories`` (episode_id -> actions) and ``distance`` are given."""
+    """One row per group in ``by`` of :func:`ablation_pairs`: n pairs, influence on success
+    and score (mean drop, SE clustered by task, 95% interval), mean trajectory change."""
     columns = [*by, "n", "tasks", "success_drop", "success_drop_se", "ci_low", "ci_high",
                "score_drop", "score_drop_se", "trajectory_change"]
     if pairs.empty:
@@ -60,13 +66,6 @@ def shard_influence(
         success_drop=pairs.base_success - pairs.ablated_success,
         score_drop=pairs.base_score.fillna(0) - pairs.ablated_score.fillna(0),
     )
-    if trajectories is not None and distance is not None:
-        data["trajectory_change"] = [
-            distance(trajectories.get(b, ()), trajectories.get(a, ()))
-            for b, a in zip(data.base_episode_id, data.episode_id, strict=True)
-        ]
-    else:
-        data["trajectory_change"] = np.nan
     rows = []
     for key, group in data.groupby(list(by), dropna=False, sort=True):
         tasks = (group.suite.astype(str) + "/" + group.task_id.astype(str)).to_numpy()

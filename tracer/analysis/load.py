@@ -109,9 +109,7 @@ def systems_of(store: Source) -> pd.DataFrame:
 
 def available(store: Source) -> dict[str, tuple[str, ...]]:
     """The suites, models and scaffolds the store has episodes of (for error messages)."""
-    if isinstance(store, Store) and not store.exists():
-        return {"suites": (), "models": (), "scaffolds": ()}
-    frame = _frame(store, f"SELECT DISTINCT suite, model, scaffold FROM ({EPISODES_SQL})")
+    frame = systems_of(store)
     return {f"{c}s": tuple(sorted(str(v) for v in frame[c].dropna().unique()))
             for c in ("suite", "model", "scaffold")}
 

@@ -49,6 +49,13 @@ class Estimate:
     clustered: bool  # False when there were too few clusters to cluster by
 
 
+def cr1_se(residual_sums: np.ndarray, n: float) -> float:
+    """The CR1 cluster-robust standard error of a mean over ``n`` observations, from each
+    cluster's sum of residuals (x - mean): sqrt(G/(G-1) * sum_g r_g^2) / n, G >= 2."""
+    groups = len(residual_sums)
+    return math.sqrt(groups / (groups - 1) * float(np.sum(np.square(residual_sums)))) / n
+
+
 def clustered_se(values: np.ndarray, clusters: np.ndarray | None = None) -> tuple[float, bool]:
     """Standard error of the mean of ``values``, cluster-robust (CR1) when ``clusters`` is
     given and has two or more groups; else the plain sample SE. Returns (se, clustered)."""
@@ -60,8 +67,7 @@ def clustered_se(values: np.ndarray, clusters: np.ndarray | None = None) -> tupl
         labels = pd.factorize(np.asarray(clusters, dtype=object))[0]
         groups = labels.max() + 1
         if groups >= 2:
-            sums = np.bincount(labels, weights=x - x.mean())
-            return math.sqrt(groups / (groups - 1) * float(np.sum(sums**2))) / n, True
+            return cr1_se(np.bincount(labels, weights=x - x.mean()), n), True
     return float(x.std(ddof=1) / math.sqrt(n)), False
 
 
