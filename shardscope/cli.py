@@ -156,6 +156,14 @@ NameOption = Annotated[Optional[str], typer.Option("--name", help="A label for t
 ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")]
 
 
+def _require_matrix(suite: ListOption, models: ListOption, scaffolds: ListOption, hint: str) -> None:
+    """A matrix needs suites, models and scaffolds: name the missing options."""
+    missing = [flag for flag, value in (("--suite", suite), ("--models", models),
+                                        ("--scaffolds", scaffolds)) if not value]
+    if missing:
+        raise ShardscopeError(f"missing {', '.join(missing)} ({hint})")
+
+
 @app.command()
 def run(
     ctx: typer.Context,
@@ -199,9 +207,7 @@ def run(
             raise ShardscopeError(f"--resume takes the matrix from the stored run; drop {', '.join(given)}")
         spec = None
     else:
-        missing = [flag for flag, value in (("--suite", suite), ("--models", models), ("--scaffolds", scaffolds)) if not value]
-        if missing:
-            raise ShardscopeError(f"missing {', '.join(missing)} (see `shardscope run --help`, or try `shardscope demo`)")
+        _require_matrix(suite, models, scaffolds, "see `shardscope run --help`, or try `shardscope demo`")
         spec = run_cli.build_spec(
             suites=suite, models=models, scaffolds=scaffolds, seeds=seeds, tasks=tasks, limit=limit,
             params=param, concurrency=concurrency, logprobs=logprobs, ablate=ablate, name=name,
@@ -243,9 +249,7 @@ def ablate(
     """
     from scaffolds.runner import cli as run_cli
 
-    missing = [flag for flag, value in (("--suite", suite), ("--models", models), ("--scaffolds", scaffolds)) if not value]
-    if missing:
-        raise ShardscopeError(f"missing {', '.join(missing)} (see `shardscope ablate --help`)")
+    _require_matrix(suite, models, scaffolds, "see `shardscope ablate --help`")
     if mode not in ("removed", "replaced", "both"):
         raise ShardscopeError(f"--mode must be removed, replaced or both, got {mode!r}")
     settings = run_cli.settings_for(db)

@@ -14,7 +14,6 @@ from scaffolds.runner.matrix import MatrixSpec
 from scaffolds.runner.resources import default_resources
 from scaffolds.runner.runner import RunReport, Runner
 from shardscope.errors import ConfigError, ShardscopeError
-from tracer.schema import STALE_AFTER_S
 from tracer import setup_tracing
 from tracer.queries import (
     completed_episode_keys,
@@ -23,6 +22,7 @@ from tracer.queries import (
     run_summary,
     stored_baseline_keys,
 )
+from tracer.schema import STALE_AFTER_S
 from tracer.store import Store
 
 # The demo: every embedded model, two scaffolds, a few easy tasks of two suites; sized to

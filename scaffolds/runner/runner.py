@@ -105,9 +105,8 @@ class Runner:
         episodes = expand(spec, self.resources.suites, hashes)
         if not episodes:
             raise ConfigError("the matrix has no episodes: no task matched --tasks / --limit")
-        reused = len(episodes)
-        episodes = [e for e in episodes if e.key not in reused_keys]
-        reused -= len(episodes)
+        kept = [e for e in episodes if e.key not in reused_keys]
+        reused, episodes = len(episodes) - len(kept), kept
         todo = [e for e in episodes if e.key not in done_keys]
         run_id = run_id or _new_run_id()
         report = RunReport(run_id, planned=len(episodes), skipped=len(episodes) - len(todo),
@@ -249,9 +248,8 @@ async def _attempt(
         model = model_factory()
         episode = Episode(model, tracing, instance, resources.registry, scaffold.params, seed=spec.seed)
         result = await scaffold.run(episode)
-    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # infrastructure failure: record it, the run goes on
+    except Exception as exc:  # infrastructure failure: record it, the run goes on (an
+        # interruption is a BaseException: it passes through to run_episode)
         span.set_many({A.EPISODE_OUTCOME: Outcome.ERROR, A.EPISODE_ERROR: f"{type(exc).__name__}: {exc}",
                        A.EPISODE_SCORE: 0.0})
         span.fail(getattr(exc, "error_type", type(exc).__name__), str(exc))
