@@ -8,7 +8,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
-from tracer import attributes as A
+from shardscope.tracer import attributes as A
 
 ATTRIBUTES: dict[str, Any] = {
     A.SPAN_TYPE: "llm_call",

@@ -26,10 +26,10 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import make_spans, timed  # noqa: E402
-from tracer.pipeline import ReliableSpanProcessor  # noqa: E402
-from tracer.schema import TABLES_V1  # noqa: E402
-from tracer.sinks import DuckDBSink  # noqa: E402
-from tracer.store import Store  # noqa: E402
+from shardscope.tracer.pipeline import ReliableSpanProcessor  # noqa: E402
+from shardscope.tracer.schema import TABLES_V1  # noqa: E402
+from shardscope.tracer.sinks import DuckDBSink  # noqa: E402
+from shardscope.tracer.store import Store  # noqa: E402
 
 
 def ours(spans: list, directory: Path, tag: str) -> float:

@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from config.catalog import load_catalog, open_model  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from scaffolds.backends.local import llama_thread  # noqa: E402
-from scaffolds.types import GenerationConfig, Message  # noqa: E402
-from tracer import setup_tracing  # noqa: E402
+from shardscope.config.catalog import load_catalog, open_model  # noqa: E402
+from shardscope.config.settings import Settings  # noqa: E402
+from shardscope.scaffolds.backends.local import llama_thread  # noqa: E402
+from shardscope.scaffolds.types import GenerationConfig, Message  # noqa: E402
+from shardscope.tracer.setup import setup_tracing  # noqa: E402
 
 MODEL_ID = "smollm2-135m-instruct"
 PROMPT = [

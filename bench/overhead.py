@@ -29,9 +29,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import ATTRIBUTES, timed  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from tracer import SpanType, setup_tracing  # noqa: E402
-from tracer import attributes as A  # noqa: E402
+from shardscope.config.settings import Settings  # noqa: E402
+from shardscope.tracer.setup import setup_tracing  # noqa: E402
+from shardscope.tracer.attributes import SpanType  # noqa: E402
+from shardscope.tracer import attributes as A  # noqa: E402
 
 
 class NullExporter(SpanExporter):

@@ -4,7 +4,7 @@ Generates (or reuses, with ``--store PATH``) a store of about 1,000,000 spans, ~
 episodes, through the real tracing pipeline (``setup_tracing`` + ``Tracing.span``, the same
 span shapes and attributes as the runner: run, episodes, steps, LLM calls with streamed
 token events carrying logprobs, tool calls). Then, for every page of the app, it times
-exactly the ``tracer.explore`` calls the page makes in its default state (cold: no Streamlit
+exactly the ``shardscope.tracer.explore`` calls the page makes in its default state (cold: no Streamlit
 cache, a fresh ``Store`` object each round, so a connection is opened per call as in the
 app), and the same for a plain ``SELECT count(*) FROM spans`` through the same read path.
 Rounds alternate page and baseline; medians are compared.
@@ -27,11 +27,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from config.settings import Settings  # noqa: E402
-from tracer import SpanType, setup_tracing  # noqa: E402
-from tracer import attributes as A  # noqa: E402
-from tracer.spans import Tracing  # noqa: E402
-from tracer.store import Store  # noqa: E402
+from shardscope.config.settings import Settings  # noqa: E402
+from shardscope.tracer.setup import setup_tracing  # noqa: E402
+from shardscope.tracer.attributes import SpanType  # noqa: E402
+from shardscope.tracer import attributes as A  # noqa: E402
+from shardscope.tracer.spans import Tracing  # noqa: E402
+from shardscope.tracer.store import Store  # noqa: E402
 
 MODELS = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m",
           "gpt-4o-mini", "claude-haiku")
@@ -158,7 +159,7 @@ def generate(path: Path, seeds: int) -> None:
 
 
 def _baseline(store: Store) -> None:
-    from tracer.queries import read_frame
+    from shardscope.tracer.queries import read_frame
 
     read_frame(store, "SELECT count(*) FROM spans")
 
@@ -172,7 +173,7 @@ def _time(fn: Callable[[Store], Any], path: Path) -> float:
 
 
 def measure(path: Path, rounds: int) -> float:
-    from tracer.page_loads import page_loaders
+    from shardscope.tracer.page_loads import page_loaders
 
     pages = page_loaders()
     times: dict[str, list[float]] = {name: [] for name in pages}
@@ -196,7 +197,7 @@ def measure(path: Path, rounds: int) -> float:
 
 def _live_refresh(store: Store) -> None:
     """What the Overview reads on a live refresh: the summary, and the running run's cube."""
-    from tracer import explore
+    from shardscope.tracer import explore
 
     summary = explore.store_summary(store)
     explore.episode_cube(store, [r.run_id for r in summary.running])
@@ -214,7 +215,7 @@ def main() -> None:
             started = time.perf_counter()
             generate(path, args.seeds)
             print(f"generated {path} in {time.perf_counter() - started:.0f}s")
-        from tracer.queries import read_frame
+        from shardscope.tracer.queries import read_frame
 
         counts = read_frame(Store(path), "SELECT (SELECT count(*) FROM spans) spans, "
                             "(SELECT count(*) FROM span_events) events, "

@@ -20,13 +20,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from config import CONFIG_DIR
-from shardscope.errors import ConfigError
+from shardscope.config import CONFIG_DIR
+from shardscope.config.errors import ConfigError
 
 if TYPE_CHECKING:
-    from scaffolds.backends.base import Backend
-    from scaffolds.backends.traced import TracedModel
-    from tracer.spans import Tracing
+    from shardscope.scaffolds.backends.base import Backend
+    from shardscope.scaffolds.backends.traced import TracedModel
+    from shardscope.tracer.spans import Tracing
 
 BUILTIN_CATALOG = CONFIG_DIR / "models.toml"
 BACKENDS = ("local", "openai", "anthropic", "litellm", "openai-compatible", "scripted")
@@ -80,10 +80,10 @@ class ModelEntry:
 
     @property
     def price(self) -> Any:
-        """A :class:`~scaffolds.backends.traced.Price`, or None when the catalog has none."""
+        """A :class:`~shardscope.scaffolds.backends.traced.Price`, or None when the catalog has none."""
         if self.price_input_per_million is None and self.price_output_per_million is None:
             return None
-        from scaffolds.backends.traced import Price
+        from shardscope.scaffolds.backends.traced import Price
 
         return Price(self.price_input_per_million or 0.0, self.price_output_per_million or 0.0)
 
@@ -97,8 +97,8 @@ class ModelEntry:
         return _DEFAULT_KEY_ENV.get(self.backend)
 
     def weights_spec(self) -> Any:
-        """A local entry's :class:`~scaffolds.backends.local_weights.WeightsSpec`."""
-        from scaffolds.backends.local_weights import WeightsSpec
+        """A local entry's :class:`~shardscope.scaffolds.backends.local_weights.WeightsSpec`."""
+        from shardscope.scaffolds.backends.local_weights import WeightsSpec
 
         options = self.options
         extra = {k: options[k] for k in ("sha256", "size", "install") if k in options}
@@ -147,7 +147,7 @@ def load_catalog(extra: Path | None = None, *, builtin: Path = BUILTIN_CATALOG) 
     ``extra`` None means the ``models_file`` setting (``SHARDSCOPE_MODELS_FILE``, config file).
     """
     if extra is None:
-        from config.settings import load_settings
+        from shardscope.config.settings import load_settings
 
         extra = load_settings().models_file
     raw: dict[str, dict[str, Any]] = {}
@@ -243,7 +243,7 @@ def _float(value: Any) -> float | None:
 def _provider(backend: str, model: str) -> str:
     if backend != "litellm":
         return _DEFAULT_PROVIDER[backend]
-    from scaffolds.backends.litellm_chat import GENAI_PROVIDER  # a plain dict: no LiteLLM import
+    from shardscope.scaffolds.backends.litellm_chat import GENAI_PROVIDER  # a plain dict: no LiteLLM import
 
     prefix = model.split("/", 1)[0] if "/" in model else ""
     return GENAI_PROVIDER.get(prefix, prefix or "litellm")
@@ -308,7 +308,7 @@ def probe(base_url: str, timeout_s: float = 0.3) -> tuple[bool, str]:
 
 def build_backend(entry: ModelEntry, *, logprobs: bool = False) -> Backend:
     """The backend an entry describes. ``logprobs`` matters for local models (slower)."""
-    from scaffolds.backends.factory import build
+    from shardscope.scaffolds.backends.factory import build
 
     return build(entry, logprobs=logprobs)
 
@@ -323,7 +323,7 @@ def open_model(
     **traced: Any,
 ) -> TracedModel:
     """The entry's backend wrapped in a :class:`TracedModel` with the catalog's price."""
-    from scaffolds.backends.traced import TracedModel
+    from shardscope.scaffolds.backends.traced import TracedModel
 
     return TracedModel(
         build_backend(entry, logprobs=logprobs),

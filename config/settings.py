@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from shardscope.errors import ConfigError
+from shardscope.config.errors import ConfigError
 
 EXPORTER_NAMES = ("duckdb", "otlp", "console")
 _TRUE = {"1", "true", "yes", "on"}

@@ -5,12 +5,16 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from shardscope import __version__
-from shardscope.errors import ShardscopeError
+from shardscope.config.errors import ShardscopeError
+
+if TYPE_CHECKING:
+    from shardscope.commands.run import MatrixOptions
+    from shardscope.tracer.store import Store
 
 app = typer.Typer(
     name="shardscope",
@@ -42,12 +46,10 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def _store(db: Path | None):  # noqa: ANN202 - tracer.Store, imported lazily for a fast --help
-    from config.settings import load_settings
-    from tracer.store import Store
+def _store(db: Path | None) -> Store:
+    from shardscope.commands.store import open_store
 
-    settings = load_settings(db=db)
-    return Store(settings.db, settings.lock_timeout)
+    return open_store(db)
 
 
 def _version_callback(value: bool) -> None:
@@ -100,33 +102,10 @@ def query(
 
         shardscope query --schema
     """
-    from shardscope import output as out
-    from tracer.queries import describe_schema, run_sql
+    from shardscope.commands.store import QueryOptions, query_command
 
-    store = _store(db)
-    if schema:
-        out.print_schema(describe_schema(store))
-        return
-    text = _sql_text(sql, file)
-    limit = max_rows if max_rows is not None else (200 if output is OutputFormat.table else None)
-    table = run_sql(store, text, max_rows=limit + 1 if limit else None)
-    truncated = limit is not None and table.num_rows > limit
-    if truncated:
-        table = table.slice(0, limit)
-    out.print_table(table, output.value, truncated=truncated)
-
-
-def _sql_text(sql: str | None, file: Path | None) -> str:
-    if file is not None:
-        return file.read_text(encoding="utf-8")
-    if sql == "-":
-        return sys.stdin.read()
-    if not sql:
-        raise ShardscopeError(
-            "no SQL given: pass it as an argument, with --file, or '-' for stdin "
-            "(see `shardscope query --help`)"
-        )
-    return sql
+    options = QueryOptions(sql, file, output.value, schema, max_rows)
+    raise typer.Exit(query_command(_store(db), options))
 
 
 @app.command()
@@ -136,11 +115,9 @@ def status(
 ) -> None:
     """Show the store: schema version, counts, every writer's pipeline counters, and any
     lost, dropped or spilled spans."""
-    from shardscope import output as out
-    from tracer.queries import store_status
+    from shardscope.commands.store import status_command
 
-    out.print_status(store_status(_store(db)), as_json=as_json)
-
+    raise typer.Exit(status_command(_store(db), as_json=as_json))
 
 ListOption = Optional[list[str]]
 # Matrix options shared by `run` and `ablate`.
@@ -156,10 +133,9 @@ NameOption = Annotated[Optional[str], typer.Option("--name", help="A label for t
 ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")]
 
 
-def _require_matrix(suite: ListOption, models: ListOption, scaffolds: ListOption, hint: str) -> None:
+def _require_matrix(options: MatrixOptions, hint: str) -> None:
     """A matrix needs suites, models and scaffolds: name the missing options."""
-    missing = [flag for flag, value in (("--suite", suite), ("--models", models),
-                                        ("--scaffolds", scaffolds)) if not value]
+    missing = options.missing()
     if missing:
         raise ShardscopeError(f"missing {', '.join(missing)} ({hint})")
 
@@ -194,7 +170,7 @@ def run(
     Ctrl-C (or SIGTERM) stops cleanly; `shardscope run --resume latest` finishes only what is
     missing.
     """
-    from scaffolds.runner import cli as run_cli
+    from shardscope.commands import run as run_cli
 
     settings = run_cli.settings_for(db)
     if resume is not None:
@@ -207,11 +183,12 @@ def run(
             raise ShardscopeError(f"--resume takes the matrix from the stored run; drop {', '.join(given)}")
         spec = None
     else:
-        _require_matrix(suite, models, scaffolds, "see `shardscope run --help`, or try `shardscope demo`")
-        spec = run_cli.build_spec(
+        options = run_cli.MatrixOptions(
             suites=suite, models=models, scaffolds=scaffolds, seeds=seeds, tasks=tasks, limit=limit,
             params=param, concurrency=concurrency, logprobs=logprobs, ablate=ablate, name=name,
         )
+        _require_matrix(options, "see `shardscope run --help`, or try `shardscope demo`")
+        spec = run_cli.build_spec(options)
     code = run_cli.execute(
         spec, settings, resume_run=None if resume is None else ("" if resume == "latest" else resume),
         progress=progress,
@@ -247,17 +224,18 @@ def ablate(
 
         shardscope ablate -s arithmetic -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct -a react-tools --limit 4
     """
-    from scaffolds.runner import cli as run_cli
+    from shardscope.commands import run as run_cli
 
-    _require_matrix(suite, models, scaffolds, "see `shardscope ablate --help`")
-    if mode not in ("removed", "replaced", "both"):
-        raise ShardscopeError(f"--mode must be removed, replaced or both, got {mode!r}")
-    settings = run_cli.settings_for(db)
-    spec = run_cli.build_spec(
+    options = run_cli.MatrixOptions(
         suites=suite, models=models, scaffolds=scaffolds, seeds=seeds, tasks=tasks, limit=limit,
         params=param, concurrency=concurrency, logprobs=False, ablate=mode,
         name=name or "ablate", reuse_baselines=not rerun_baselines,
     )
+    _require_matrix(options, "see `shardscope ablate --help`")
+    if mode not in ("removed", "replaced", "both"):
+        raise ShardscopeError(f"--mode must be removed, replaced or both, got {mode!r}")
+    settings = run_cli.settings_for(db)
+    spec = run_cli.build_spec(options)
     raise typer.Exit(run_cli.execute(spec, settings, progress=progress, show_influence=True))
 
 
@@ -288,9 +266,9 @@ def compare(
 
         shardscope compare -s arithmetic -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct -o report.html
     """
-    from scaffolds.runner.cli import split_list
-    from tracer.analysis.cli import compare_command
-    from tracer.analysis.load import Selection
+    from shardscope.commands.options import split_list
+    from shardscope.commands.compare import compare_command
+    from shardscope.analysis.load import Selection
 
     if embedding not in ("auto", "minilm", "tfidf"):
         raise ShardscopeError(f"--embedding must be auto, minilm or tfidf, got {embedding!r}")
@@ -312,7 +290,7 @@ def demo(
     the same two scaffolds on a few tasks: six to ten minutes on 2 cores. Then prints the
     comparison and how to open the UI and query the store.
     """
-    from scaffolds.runner import cli as run_cli
+    from shardscope.commands import run as run_cli
 
     raise typer.Exit(run_cli.execute(run_cli.DEMO, run_cli.settings_for(db), progress=progress))
 
@@ -332,7 +310,7 @@ def models(
     the environment (hosted models) or its endpoint answers (OpenAI-compatible servers).
     Add your own models in a TOML file: see docs/models.md.
     """
-    from scaffolds.backends.cli import models_command
+    from shardscope.commands.models import models_command
 
     raise typer.Exit(models_command(json_output=as_json, catalog_file=catalog))
 
@@ -358,7 +336,7 @@ def ui(
     Safe while runs are writing: the app refreshes as episodes land, with no lock error.
     A missing or empty store shows how to fill it (`shardscope demo`). Ctrl-C stops.
     """
-    from ui.cli import ui_command
+    from shardscope.commands.ui import ui_command
 
     raise typer.Exit(ui_command(db, host, port, open_browser))
 
@@ -375,26 +353,9 @@ def collect(
     Malformed bodies get HTTP 400 with the reason; invalid spans are reported in OTLP's
     partial_success; valid spans are stored before the response. Ctrl-C stops.
     """
-    from config.settings import load_settings
-    from tracer.collector import Collector, serve
+    from shardscope.commands.collect import collect_command
 
-    settings = load_settings(db=db)
-    collector = Collector(_store(db))
-    try:
-        server = serve(collector, host, port)
-    except OSError as exc:
-        collector.close()
-        raise ShardscopeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    typer.echo(f"collecting OTLP traces on http://{host}:{server.server_port}/v1/traces into {settings.db}")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        collector.close()
-        typer.echo(f"stopped: {collector.accepted} spans stored, {collector.rejected} rejected")
-
+    raise typer.Exit(collect_command(_store(db), host, port))
 
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""

@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings
-from scaffolds.backends.scripted import Scripted, ScriptedBackend
-from scaffolds.backends.traced import TracedModel
-from scaffolds.runner.matrix import MatrixSpec
-from scaffolds.runner.runner import Resources, Runner
-from scaffolds.types import ToolCall
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
+from shardscope.scaffolds.backends.traced import TracedModel
+from shardscope.scaffolds.runner.matrix import MatrixSpec
+from shardscope.scaffolds.runner.runner import Resources, Runner
+from shardscope.scaffolds.types import ToolCall
 from tests import fakes
-from tracer import setup_tracing
+from shardscope.tracer.setup import setup_tracing
 
 STEPS = 5  # tool calls before the answer
 DIVERGENCE_TASKS = 20

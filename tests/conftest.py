@@ -23,8 +23,8 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tracing(db_path: Path) -> Iterator["TracingSession"]:  # noqa: F821
-    from config.settings import Settings
-    from tracer import setup_tracing
+    from shardscope.config.settings import Settings
+    from shardscope.tracer.setup import setup_tracing
 
     session = setup_tracing(Settings(db=db_path, flush_interval=0.1), strict=True)
     yield session

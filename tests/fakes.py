@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scaffolds.backends.traced import TracedModel
-from scaffolds.runner.runner import Resources
-from scaffolds.types import ToolSpec
+from shardscope.scaffolds.backends.traced import TracedModel
+from shardscope.scaffolds.runner.runner import Resources
+from shardscope.scaffolds.types import ToolSpec
 
 
 @dataclass(frozen=True)

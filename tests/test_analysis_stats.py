@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tracer.analysis import stats
+from shardscope.analysis import stats
 
 ALPHA = 0.05
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.errors import ShardscopeError, StoreNotFoundError
+from shardscope.config.errors import ShardscopeError, StoreNotFoundError
 from tests import analysis_fixtures as fx
 from tests.analysis_fixtures import dependence_store, divergence_store  # noqa: F401
 from tests.ui_fixtures import fixture_store  # noqa: F401
-from tracer.analysis import load, report
-from tracer.analysis.compare import NothingToCompare, compare, influence_for
-from tracer.store import Store
+from shardscope.analysis import load, report
+from shardscope.analysis.compare import NothingToCompare, compare, influence_for
+from shardscope.tracer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 LEAD, FOLLOW = "lead · react-tools", "follow · react-tools"
@@ -136,7 +136,7 @@ def test_compare_command_prints_and_writes_the_report(divergence_store: Path, tm
 def test_clusters_separate_models_that_answer_differently() -> None:
     import pandas as pd
 
-    from tracer.analysis.clusters import cluster_texts
+    from shardscope.analysis.clusters import cluster_texts
 
     fruit = ["apples and pears are fruit", "ripe apples, sweet pears", "pears and apples again",
              "a basket of apples and pears"]
@@ -155,7 +155,7 @@ def test_clusters_separate_models_that_answer_differently() -> None:
 def test_minilm_embeddings_load_offline_and_separate_meanings() -> None:
     import pandas as pd
 
-    from tracer.analysis.clusters import cluster_texts
+    from shardscope.analysis.clusters import cluster_texts
 
     # No shared words inside a group: only a model of meaning puts them together.
     fruit = ["apples are tasty", "I like to eat pears", "bananas grow on trees", "a ripe mango"]
@@ -170,7 +170,7 @@ def test_minilm_embeddings_load_offline_and_separate_meanings() -> None:
 
 def test_the_lean_episode_read_agrees_with_the_episodes_view(dependence_store: Path,
                                                              fixture_store: Path) -> None:  # noqa: F811
-    from tracer.queries import read_frame
+    from shardscope.tracer.queries import read_frame
 
     for db in (dependence_store, fixture_store):  # ablations; failed, errored, retried episodes
         store = Store(db)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tracer.analysis import trajectory as T
+from shardscope.analysis import trajectory as T
 
 
 def tool(name: str, step: int = -1, **args: object) -> T.Action:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracer import attributes as A
+from shardscope.tracer import attributes as A
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "attributes.md").read_text(encoding="utf-8")
 

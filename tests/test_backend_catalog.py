@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from config.catalog import build_backend, load_catalog, open_model, probe
-from scaffolds.backends.cli import models_command
-from scaffolds.backends.errors import AuthenticationError
-from scaffolds.backends.local_weights import sha256_of
-from shardscope.errors import ConfigError
+from shardscope.config.catalog import build_backend, load_catalog, open_model, probe
+from shardscope.commands.models import models_command
+from shardscope.scaffolds.backends.errors import AuthenticationError
+from shardscope.scaffolds.backends.local_weights import sha256_of
+from shardscope.config.errors import ConfigError
 
 EMBEDDED = ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from config.catalog import open_model
-from scaffolds.backends.errors import (
+from shardscope.config.catalog import open_model
+from shardscope.scaffolds.backends.errors import (
     AuthenticationError,
     BadRequestError,
     CallTimeoutError,
@@ -20,9 +20,9 @@ from scaffolds.backends.errors import (
     RateLimitError,
     ServerError,
 )
-from scaffolds.backends.provider_errors import error_for_status, parse_retry_after
-from scaffolds.backends.traced import RetryPolicy
-from scaffolds.types import GenerationConfig, Message
+from shardscope.scaffolds.backends.provider_errors import error_for_status, parse_retry_after
+from shardscope.scaffolds.backends.traced import RetryPolicy
+from shardscope.scaffolds.types import GenerationConfig, Message
 from tests.servers import fake_provider as fp
 from tests.servers.backend_helpers import RecordingSleep, fake_catalog, rows
 

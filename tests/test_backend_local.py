@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from config.catalog import build_backend, load_catalog, open_model
-from scaffolds.backends.errors import BadRequestError, CallTimeoutError
-from scaffolds.backends.traced import RetryPolicy
-from scaffolds.types import GenerationConfig, Message, ToolSpec
+from shardscope.config.catalog import build_backend, load_catalog, open_model
+from shardscope.scaffolds.backends.errors import BadRequestError, CallTimeoutError
+from shardscope.scaffolds.backends.traced import RetryPolicy
+from shardscope.scaffolds.types import GenerationConfig, Message, ToolSpec
 from tests.servers.backend_helpers import rows
 
 pytestmark = pytest.mark.llm

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from config.catalog import load_catalog, open_model
-from scaffolds.types import GenerationConfig, Message
+from shardscope.config.catalog import load_catalog, open_model
+from shardscope.scaffolds.types import GenerationConfig, Message
 from tests.servers.backend_helpers import rows
 
 pytestmark = pytest.mark.llm

@@ -11,13 +11,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from config.catalog import open_model
-from config.settings import Settings
-from scaffolds.backends.errors import AuthenticationError
-from scaffolds.types import GenerationConfig, Message
+from shardscope.config.catalog import open_model
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.errors import AuthenticationError
+from shardscope.scaffolds.types import GenerationConfig, Message
 from tests.servers import fake_provider as fp
 from tests.servers.backend_helpers import RecordingSleep, fake_catalog
-from tracer import setup_tracing
+from shardscope.tracer.setup import setup_tracing
 
 PLAIN_KEY_ENTRY = """backend = "litellm"
 model = "openai/gpt-fake"

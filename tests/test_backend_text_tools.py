@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from scaffolds.backends.local_prompt import PromptFormat, tools_block
-from scaffolds.backends.text_tool_calls import parse_text_tool_calls
-from scaffolds.types import Message, ToolCall, ToolSpec
+from shardscope.scaffolds.backends.local_prompt import PromptFormat, tools_block
+from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
+from shardscope.scaffolds.types import Message, ToolCall, ToolSpec
 
 TOOLS = {"add", "search"}
 ADD = ToolSpec("add", "Add two integers.", {"type": "object", "properties": {"a": {"type": "integer"}}})

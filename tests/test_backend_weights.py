@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from scaffolds.backends import local_weights
-from scaffolds.backends.errors import MissingDependencyError, ModelIntegrityError
-from scaffolds.backends.local import LocalBackend
-from scaffolds.backends.local_weights import WeightsSpec, resolve, verify
-from scaffolds.types import Message
+from shardscope.scaffolds.backends import local_weights
+from shardscope.scaffolds.backends.errors import MissingDependencyError, ModelIntegrityError
+from shardscope.scaffolds.backends.local import LocalBackend
+from shardscope.scaffolds.backends.local_weights import WeightsSpec, resolve, verify
+from shardscope.scaffolds.types import Message
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +125,7 @@ def test_a_missing_package_names_what_to_install() -> None:
 
 
 def test_the_local_backend_never_loads_a_mismatching_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from scaffolds.backends import local
+    from shardscope.scaffolds.backends import local
 
     model = tmp_path / "tampered.gguf"
     model.write_bytes(b"not the pinned weights")

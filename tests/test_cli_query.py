@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from tracer import SpanType, setup_tracing
-from tracer import attributes as A
+from shardscope.config.settings import Settings
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer import attributes as A
 
 ROOT = Path(__file__).resolve().parents[1]
 

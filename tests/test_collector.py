@@ -16,9 +16,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from tracer import Store
-from tracer.collector import Collector, serve
-from tracer.queries import read_frame
+from shardscope.tracer.store import Store
+from shardscope.tracer.collector import Collector, serve
+from shardscope.tracer.queries import read_frame
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from config.settings import Settings
-from tracer import SpanType, setup_tracing
-from tracer import attributes as A
+from shardscope.config.settings import Settings
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer import attributes as A
 
 
 class _Receiver(BaseHTTPRequestHandler):

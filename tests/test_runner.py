@@ -11,17 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from scaffolds.backends.scripted import ScriptedBackend
-from scaffolds.backends.traced import TracedModel
-from scaffolds.runner.matrix import MatrixSpec, expand
-from scaffolds.tasks import Ablation
-from scaffolds.runner.runner import Runner
-from shardscope.errors import ConfigError
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.scripted import ScriptedBackend
+from shardscope.scaffolds.backends.traced import TracedModel
+from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
+from shardscope.scaffolds.tasks import Ablation
+from shardscope.scaffolds.runner.runner import Runner
+from shardscope.config.errors import ConfigError
 from tests import fakes
 from tests.helpers.toy_run import policy
-from tracer import Store, setup_tracing
-from tracer.queries import completed_episode_keys, read_frame, run_summary
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
+from shardscope.tracer.queries import completed_episode_keys, read_frame, run_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,9 +142,9 @@ def test_ablation_expansion_links_to_the_baseline() -> None:
 
 
 def test_summary_se_is_clustered_by_task_as_in_the_app(db_path: Path) -> None:
-    from tracer import SpanType
-    from tracer import attributes as A
-    from tracer.explore import episode_cube, model_summary
+    from shardscope.tracer.attributes import SpanType
+    from shardscope.tracer import attributes as A
+    from shardscope.tracer.explore import episode_cube, model_summary
 
     # Two seeds of three tasks: t0 succeeds twice, t1 never, t2 once (p = 1/2). Seeds of one
     # task are not independent, so the SE is CR1 over tasks: sqrt(3/2 * (1 + 1 + 0)) / 6.

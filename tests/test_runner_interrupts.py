@@ -14,19 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from scaffolds.backends.errors import ServerError
-from scaffolds.backends.scripted import Scripted, ScriptedBackend
-from scaffolds.backends.traced import TracedModel
-from scaffolds.runner.matrix import MatrixSpec
-from scaffolds.runner.runner import DEFAULT_CONCURRENCY, Runner, mark_abandoned
-from scaffolds.types import ToolCall
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.errors import ServerError
+from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
+from shardscope.scaffolds.backends.traced import TracedModel
+from shardscope.scaffolds.runner.matrix import MatrixSpec
+from shardscope.scaffolds.runner.runner import DEFAULT_CONCURRENCY, Runner, mark_abandoned
+from shardscope.scaffolds.types import ToolCall
 from tests import fakes
-from tracer import SpanType, Store, setup_tracing
-from tracer import attributes as A
-from tracer.queries import completed_episode_keys, orphan_episode_ids, read_frame
-from tracer.schema import STALE_AFTER_S
-from tracer.sinks import DuckDBSink
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer import attributes as A
+from shardscope.tracer.queries import completed_episode_keys, orphan_episode_ids, read_frame
+from shardscope.tracer.schema import STALE_AFTER_S
+from shardscope.tracer.sinks import DuckDBSink
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = MatrixSpec(suites=("toy",), models=("toy-a", "toy-b"), scaffolds=("react-tools",), seeds=2)
@@ -209,7 +211,7 @@ def test_exit_inside_an_episode_abandons_it_and_interrupts_the_run(
 def test_execute_turns_system_exit_into_an_interrupted_run_and_its_exit_code(
     db_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from scaffolds.runner import cli as run_cli
+    from shardscope.commands import run as run_cli
 
     def resources(settings, tracing, logprobs=False):  # noqa: ANN001, ANN202
         policy = toy_policy(raise_at_answer=SystemExit(143))

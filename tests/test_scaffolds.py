@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from scaffolds.agents.base import get_scaffold
-from scaffolds.backends.base import Capabilities
-from scaffolds.backends.errors import AuthenticationError
-from scaffolds.backends.scripted import Scripted, ScriptedBackend
-from scaffolds.backends.traced import TracedModel
-from scaffolds.runner.matrix import MatrixSpec
-from scaffolds.runner.runner import Runner
-from scaffolds.types import ToolCall
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.agents.base import get_scaffold
+from shardscope.scaffolds.backends.base import Capabilities
+from shardscope.scaffolds.backends.errors import AuthenticationError
+from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
+from shardscope.scaffolds.backends.traced import TracedModel
+from shardscope.scaffolds.runner.matrix import MatrixSpec
+from shardscope.scaffolds.runner.runner import Runner
+from shardscope.scaffolds.types import ToolCall
 from tests import fakes
-from tracer import Store, setup_tracing
-from tracer.queries import read_frame
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
+from shardscope.tracer.queries import read_frame
 
 TEXT_ONLY = Capabilities(tools=False, streaming=True, logprobs=False)
 
@@ -161,14 +162,14 @@ def test_scaffold_hash_changes_with_parameters_and_not_otherwise() -> None:
      ({"max_steps": 0}, "must be >= 1")],
 )
 def test_bad_scaffold_parameters(overrides: dict, fragment: str) -> None:
-    from shardscope.errors import ConfigError
+    from shardscope.config.errors import ConfigError
 
     with pytest.raises(ConfigError, match=fragment):
         get_scaffold("react-tools", overrides)
 
 
 def test_unknown_scaffold_lists_known_ones() -> None:
-    from shardscope.errors import ConfigError
+    from shardscope.config.errors import ConfigError
 
     with pytest.raises(ConfigError, match="known scaffolds: plan-execute, react-text, react-tools"):
         get_scaffold("reflexion")

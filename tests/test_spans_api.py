@@ -7,10 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from config.settings import Settings
-from tracer import SpanType, Store, setup_tracing
-from tracer import attributes as A
-from tracer.queries import read_frame
+from shardscope.config.settings import Settings
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer import attributes as A
+from shardscope.tracer.queries import read_frame
 
 
 def test_inherited_attributes_reach_nested_spans(db_path: Path) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tracer import Store
-from tracer.queries import run_sql
+from shardscope.tracer.store import Store
+from shardscope.tracer.queries import run_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,8 +60,8 @@ def test_reader_process_queries_while_writer_writes(db_path: Path) -> None:
 
 _READER = """
 import sys, time
-from tracer import Store
-from tracer.queries import run_sql
+from shardscope.tracer.store import Store
+from shardscope.tracer.queries import run_sql
 store = Store(sys.argv[1])
 for _ in range(50):
     table = run_sql(store, "SELECT count(*) AS n FROM spans")
@@ -133,7 +133,7 @@ def test_store_lock_error_never_reaches_a_reader(db_path: Path) -> None:
 
 _HOLDER = """
 import sys, time
-from tracer import Store
+from shardscope.tracer.store import Store
 store = Store(sys.argv[1])
 with store.writer() as con:
     print("holding", flush=True)

@@ -7,10 +7,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shardscope.errors import QueryError, StoreError, StoreNotFoundError, StoreVersionError
-from tracer import SpanType, Store, setup_tracing
-from tracer.queries import run_sql
-from config.settings import Settings
+from shardscope.config.errors import QueryError, StoreError, StoreNotFoundError, StoreVersionError
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.queries import run_sql
+from shardscope.config.settings import Settings
 
 
 def _store_with_one_span(db: Path) -> Store:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from scaffolds.tasks import Check, check, get_suite
-from scaffolds.tasks.checks import check_exact, check_numeric, check_regex, last_number
+from shardscope.scaffolds.tasks import Check, check, get_suite
+from shardscope.scaffolds.tasks.checks import check_exact, check_numeric, check_regex, last_number
 
 
 @pytest.mark.parametrize(

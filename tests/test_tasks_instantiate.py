@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from scaffolds.tasks import Ablation, AblationError, get_suite
-from scaffolds.tasks.instantiate import tidy
+from shardscope.scaffolds.tasks import Ablation, AblationError, get_suite
+from shardscope.scaffolds.tasks.instantiate import tidy
 
 
 def test_facts_fill_the_prompt_and_removal_tidies_it(tmp_path: Path) -> None:

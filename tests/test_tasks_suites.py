@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from scaffolds.tasks import (
+from shardscope.scaffolds.tasks import (
     Ablation,
     Suite,
     Task,
@@ -19,7 +19,7 @@ from scaffolds.tasks import (
     check,
     load_suites,
 )
-from scaffolds.tools import default_registry
+from shardscope.scaffolds.tools import default_registry
 
 MINIMUM_TASKS = {"arithmetic": 12, "docs": 10, "village": 10, "bugfix": 8}
 SUITES = load_suites()

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from config import CONFIG_DIR
+from shardscope.config import CONFIG_DIR
 
 GENERATOR = CONFIG_DIR / "data" / "village" / "generate.py"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from config import CONFIG_DIR
-from scaffolds.tasks.world import read_corpus
-from scaffolds.tools import ToolContext, default_registry
+from shardscope.config import CONFIG_DIR
+from shardscope.scaffolds.tasks.world import read_corpus
+from shardscope.scaffolds.tools import ToolContext, default_registry
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scaffolds.tools import ToolContext, default_registry
+from shardscope.scaffolds.tools import ToolContext, default_registry
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scaffolds.tools import (
+from shardscope.scaffolds.tools import (
     Tool,
     ToolContext,
     ToolRegistry,
@@ -15,8 +15,8 @@ from scaffolds.tools import (
     UnknownToolError,
     default_registry,
 )
-from scaffolds.types import ToolSpec
-from shardscope.errors import ConfigError
+from shardscope.scaffolds.types import ToolSpec
+from shardscope.config.errors import ConfigError
 
 BUILTIN = [
     "calculator",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from scaffolds.tools import ToolContext, default_registry
+from shardscope.scaffolds.tools import ToolContext, default_registry
 
 
 def _run(workdir: Path, **kwargs):

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from scaffolds.tools import ToolContext, default_registry
+from shardscope.scaffolds.tools import ToolContext, default_registry
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_files_outside_the_dataset_cannot_be_read(sql, tmp_path: Path) -> None:
 def test_the_connection_is_locked_even_past_the_statement_filter(
     sql, statement: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from scaffolds.tools import sql as sql_module
+    from shardscope.scaffolds.tools import sql as sql_module
 
     monkeypatch.setattr(sql_module, "_refusal", lambda query: None)
     result = sql(statement)

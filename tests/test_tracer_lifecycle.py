@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.errors import StoreNotFoundError
-from tracer import Store
-from tracer.queries import read_frame
+from shardscope.config.errors import StoreNotFoundError
+from shardscope.tracer.store import Store
+from shardscope.tracer.queries import read_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = "tests.helpers.lifecycle_writer"

@@ -10,10 +10,12 @@ import duckdb
 import pytest
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from config.settings import Settings
-from tracer import SpanType, Store, setup_tracing
-from tracer.queries import store_status
-from tracer.sinks import ExporterSink, spill_dir
+from shardscope.config.settings import Settings
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.queries import store_status
+from shardscope.tracer.sinks import ExporterSink, spill_dir
 
 
 def _count(db: Path, table: str = "spans") -> int:

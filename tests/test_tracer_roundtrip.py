@@ -7,9 +7,10 @@ from pathlib import Path
 
 import duckdb
 
-from config.settings import Settings
-from tracer import SpanType, setup_tracing
-from tracer.encoding import from_json
+from shardscope.config.settings import Settings
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.encoding import from_json
 
 BIG = "x" * 5_000_000 + "end"
 VALUES = {

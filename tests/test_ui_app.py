@@ -17,10 +17,10 @@ from streamlit.testing.v1 import AppTest
 
 from tests import ui_fixtures as F
 from tests.ui_fixtures import empty_store, fixture_store, missing_store  # noqa: F401
-from tracer import explore
-from tracer.queries import read_frame
-from tracer.store import Store
-from ui.charts import OUTCOME_COLORS
+from shardscope.tracer import explore
+from shardscope.tracer.queries import read_frame
+from shardscope.tracer.store import Store
+from shardscope.ui.charts import OUTCOME_COLORS
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "ui" / "app.py"
@@ -301,11 +301,12 @@ def test_live_run_appears_without_lock_errors(tmp_path: Path, monkeypatch: pytes
 
 def test_a_killed_run_shows_as_stale_with_how_to_resume_it(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from config.settings import Settings
+    from shardscope.config.settings import Settings
     from tests.test_runner_interrupts import backdate_writers
-    from tracer import SpanType, setup_tracing
-    from tracer import attributes as A
-    from tracer.schema import STALE_AFTER_S
+    from shardscope.tracer.setup import setup_tracing
+    from shardscope.tracer.attributes import SpanType
+    from shardscope.tracer import attributes as A
+    from shardscope.tracer.schema import STALE_AFTER_S
 
     db = F.build_store(tmp_path / "stale.duckdb")  # one finished run ...
     tracing = setup_tracing(Settings(db=db), strict=True)  # ... and one whose process died

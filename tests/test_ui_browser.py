@@ -55,7 +55,7 @@ def serve() -> Iterator[Callable[[Path], str]]:
 
     def start(db: Path) -> str:
         port = _free_port()
-        code = ("import sys; from pathlib import Path; from ui.cli import ui_command; "
+        code = ("import sys; from pathlib import Path; from shardscope.commands.ui import ui_command; "
                 f"sys.exit(ui_command(Path({str(db)!r}), None, {port}, False))")
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import load_settings
-from shardscope.errors import ShardscopeError
-from ui.cli import APP, streamlit_command, ui_command
+from shardscope.config.settings import load_settings
+from shardscope.config.errors import ShardscopeError
+from shardscope.commands.ui import APP, streamlit_command, ui_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
 def test_serves_the_app_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     db = tmp_path / "not-yet.duckdb"
-    code = ("import sys; from pathlib import Path; from ui.cli import ui_command; "
+    code = ("import sys; from pathlib import Path; from shardscope.commands.ui import ui_command; "
             f"sys.exit(ui_command(Path({str(db)!r}), None, {port}, False))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

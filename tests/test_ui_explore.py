@@ -1,4 +1,4 @@
-"""tracer.explore and tracer.episode_trace on stores written by the real runner: every number
+"""shardscope.tracer.explore and tracer.episode_trace on stores written by the real runner: every number
 the app shows."""
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from config.settings import Settings
-from scaffolds.runner.runner import Runner
-from shardscope.errors import QueryError
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.runner.runner import Runner
+from shardscope.config.errors import QueryError
 from tests import ui_fixtures as F
 from tests.ui_fixtures import empty_store, fixture_store, missing_store  # noqa: F401
-from tracer import episode_trace, explore, setup_tracing
-from tracer.queries import read_frame
-from tracer.store import Store
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer import episode_trace
+from shardscope.tracer import explore
+from shardscope.tracer.queries import read_frame
+from shardscope.tracer.store import Store
 
 
 def test_summary_counts_and_run_progress(fixture_store: Path) -> None:

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from scaffolds.backends.errors import ServerError
-from scaffolds.backends.scripted import Scripted, ScriptedBackend
-from scaffolds.backends.traced import Price, TracedModel
-from scaffolds.types import Message, ToolCall
-from tracer import SpanType, Store, setup_tracing
-from tracer import attributes as A
-from tracer.queries import read_frame
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.errors import ServerError
+from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
+from shardscope.scaffolds.backends.traced import Price, TracedModel
+from shardscope.scaffolds.types import Message, ToolCall
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer import attributes as A
+from shardscope.tracer.queries import read_frame
 
 
 async def _nosleep(_: float) -> None:

@@ -24,16 +24,16 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings
-from scaffolds.backends.errors import BadRequestError, ServerError
-from scaffolds.backends.scripted import Scripted, ScriptedBackend
-from scaffolds.backends.traced import Price, TracedModel
-from scaffolds.runner.matrix import MatrixSpec
-from scaffolds.runner.runner import Resources, Runner
-from scaffolds.types import ToolCall
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.errors import BadRequestError, ServerError
+from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
+from shardscope.scaffolds.backends.traced import Price, TracedModel
+from shardscope.scaffolds.runner.matrix import MatrixSpec
+from shardscope.scaffolds.runner.runner import Resources, Runner
+from shardscope.scaffolds.types import ToolCall
 from tests import fakes
-from tracer import setup_tracing
-from tracer.store import Store
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
 
 MODELS = ("alpha", "beta", "gamma")
 TASKS = ("t0", "t1", "t2")

@@ -1,18 +1,6 @@
-"""Tracing core: OpenTelemetry setup, attribute names, the DuckDB store and its queries."""
+"""Tracing core: OpenTelemetry setup, attribute names, the span pipeline, the DuckDB store,
+its schema and its query functions, and the OTLP collector.
 
-from tracer import attributes
-from tracer.attributes import Outcome, SpanType
-from tracer.setup import TracingSession, setup_tracing
-from tracer.spans import TracedSpan, Tracing
-from tracer.store import Store
-
-__all__ = [
-    "Outcome",
-    "SpanType",
-    "Store",
-    "TracedSpan",
-    "Tracing",
-    "TracingSession",
-    "attributes",
-    "setup_tracing",
-]
+Import the module you need (``shardscope.tracer.attributes``, ``shardscope.tracer.store``,
+...): this package imports nothing, so reading attribute names never loads DuckDB.
+"""

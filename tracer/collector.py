@@ -33,9 +33,9 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from tracer.pipeline import ReliableSpanProcessor
-from tracer.sinks import DuckDBSink
-from tracer.store import Store
+from shardscope.tracer.pipeline import ReliableSpanProcessor
+from shardscope.tracer.sinks import DuckDBSink
+from shardscope.tracer.store import Store
 
 log = logging.getLogger("shardscope.collector")
 MAX_BODY_BYTES = 64 * 1024 * 1024

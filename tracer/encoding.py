@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 from opentelemetry.sdk.trace import ReadableSpan
 
-from tracer import attributes as A
+from shardscope.tracer import attributes as A
 
 BYTES_KEY = "$bytes"
 

@@ -1,7 +1,7 @@
 """One episode's trace, as the Trace explorer shows it: its span tree, its conversation step
 by step, the token stream of an LLM call and a span's raw attributes.
 
-Like :mod:`tracer.explore`, every function that reads opens one read-only connection under the
+Like :mod:`shardscope.tracer.explore`, every function that reads opens one read-only connection under the
 store's shared lock and closes it; each reads one episode's (or one span's) rows, in tens of
 milliseconds on a store of 1M spans (bench/ui_load.py).
 """
@@ -16,8 +16,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from tracer.explore import EpisodeFilter, episode_rows, query_frame
-from tracer.store import Store
+from shardscope.tracer.explore import EpisodeFilter, episode_rows, query_frame
+from shardscope.tracer.store import Store
 
 SPANS_SQL = """
 SELECT span_id, parent_span_id, name, span_type, kind, start_ns, end_ns, duration_ms,

@@ -1,6 +1,6 @@
 """What the app shows of the store as a whole, as plain functions over a :class:`Store` (the
 CLI can use them too): the summary and runs, filters, the overview's cube, the episode table
-and the SQL console. One episode's trace is in :mod:`tracer.episode_trace`.
+and the SQL console. One episode's trace is in :mod:`shardscope.tracer.episode_trace`.
 
 Every function that reads opens one read-only connection under the store's shared lock,
 runs its queries and closes it: nothing is held between calls, so a run writing the store is
@@ -29,10 +29,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from tracer.analysis.stats import cr1_se
-from tracer.attributes import Outcome
-from tracer.queries import run_sql
-from tracer.store import Store
+from shardscope.analysis.stats import cr1_se
+from shardscope.tracer.attributes import Outcome
+from shardscope.tracer.queries import run_sql
+from shardscope.tracer.store import Store
 
 OUTCOMES = (Outcome.SUCCESS, Outcome.FAILURE, Outcome.PROTOCOL_ERROR, Outcome.BUDGET_EXHAUSTED,
             Outcome.ERROR)

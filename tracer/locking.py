@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from shardscope.errors import StoreBusyError
+from shardscope.config.errors import StoreBusyError
 
 
 class StoreLock:

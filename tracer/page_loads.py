@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tracer.analysis.compare import ablation_detail, compare
-from tracer.analysis.load import Selection, systems_of
-from tracer.episode_trace import load_trace_page, token_stream
-from tracer.explore import episode_cube, episode_table, store_summary
-from tracer.queries import describe_schema
-from tracer.store import Store
+from shardscope.analysis.compare import ablation_detail, compare
+from shardscope.analysis.load import Selection, systems_of
+from shardscope.tracer.episode_trace import load_trace_page, token_stream
+from shardscope.tracer.explore import episode_cube, episode_table, store_summary
+from shardscope.tracer.queries import describe_schema
+from shardscope.tracer.store import Store
 
 
 def page_loaders() -> dict[str, Callable[[Store], Any]]:

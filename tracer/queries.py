@@ -8,10 +8,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shardscope.errors import QueryError
-from tracer.schema import DESCRIPTIONS, VIEWS, stored_version
-from tracer.sinks import spill_dir
-from tracer.store import Store
+from shardscope.config.errors import QueryError
+from shardscope.tracer.schema import DESCRIPTIONS, VIEWS, stored_version
+from shardscope.tracer.sinks import spill_dir
+from shardscope.tracer.store import Store
 
 _HINTS = (
     ("Catalog Error", "run `shardscope query --schema` for the tables and views"),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from shardscope.errors import StoreVersionError
+from shardscope.config.errors import StoreVersionError
 
 SCHEMA_VERSION = 1
 

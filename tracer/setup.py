@@ -15,13 +15,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from config.settings import Settings, load_settings
+from shardscope.config.settings import Settings, load_settings
 from shardscope import __version__
-from tracer.pipeline import ReliableSpanProcessor, Sink
-from tracer.redact import Redactor
-from tracer.sinks import DuckDBSink, ExporterSink
-from tracer.spans import ContextAttributesProcessor, SpanPolicy, Tracing
-from tracer.store import Store
+from shardscope.tracer.pipeline import ReliableSpanProcessor, Sink
+from shardscope.tracer.redact import Redactor
+from shardscope.tracer.sinks import DuckDBSink, ExporterSink
+from shardscope.tracer.spans import ContextAttributesProcessor, SpanPolicy, Tracing
+from shardscope.tracer.store import Store
 
 log = logging.getLogger("shardscope.tracer")
 

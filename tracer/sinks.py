@@ -1,4 +1,4 @@
-"""Sinks for :class:`tracer.pipeline.ReliableSpanProcessor`: the DuckDB store, any SpanExporter."""
+"""Sinks for :class:`shardscope.tracer.pipeline.ReliableSpanProcessor`: the DuckDB store, any SpanExporter."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from tracer.encoding import SpanBatch, insert_spans_sql
-from tracer.pipeline import PipelineStats
-from tracer.store import Store, WriterSession
+from shardscope.tracer.encoding import SpanBatch, insert_spans_sql
+from shardscope.tracer.pipeline import PipelineStats
+from shardscope.tracer.store import Store, WriterSession
 
 log = logging.getLogger("shardscope.tracer")
 INSERT_SPANS = insert_spans_sql("_shardscope_spans")

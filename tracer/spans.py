@@ -1,7 +1,7 @@
 """shardscope's span API: typed spans, inherited context attributes, content policy, redaction.
 
 Scaffolds, backends and the runner create spans only through :class:`Tracing` (see
-``tracer.setup``), never by calling the SDK directly, so that every span says what it is
+``shardscope.tracer.setup``), never by calling the SDK directly, so that every span says what it is
 (``shardscope.span.type``), inherits the run / episode / step it belongs to, drops message
 content when content capture is off, and never carries a secret.
 """
@@ -22,9 +22,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from tracer import attributes as A
-from tracer.encoding import to_json
-from tracer.redact import Redactor
+from shardscope.tracer import attributes as A
+from shardscope.tracer.encoding import to_json
+from shardscope.tracer.redact import Redactor
 
 # Message content: recorded by default (it is the point of this product), dropped when
 # capture_content is off.

@@ -2,7 +2,7 @@
 
 Writers (the span pipeline of every run process) and readers (the UI, ``shardscope query``,
 analysis code) open the file only for the length of one write or one query, behind
-:class:`tracer.locking.StoreLock`. See the README's "Concurrency" section.
+:class:`shardscope.tracer.locking.StoreLock`. See the README's "Concurrency" section.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 import duckdb
 
 from shardscope import __version__
-from shardscope.errors import StoreBusyError, StoreError, StoreNotFoundError
-from tracer.locking import StoreLock
-from tracer.schema import SCHEMA_VERSION, VIEWS_HASH, check_readable, migrate, stored_version
-from tracer.schema import _stored_views_hash as stored_views_hash
+from shardscope.config.errors import StoreBusyError, StoreError, StoreNotFoundError
+from shardscope.tracer.locking import StoreLock
+from shardscope.tracer.schema import SCHEMA_VERSION, VIEWS_HASH, check_readable, migrate, stored_version
+from shardscope.tracer.schema import _stored_views_hash as stored_views_hash
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from shardscope.errors import StoreError
-from ui import navigation, sidebar
+from shardscope.config.errors import StoreError
+from shardscope.ui import navigation, sidebar
 
 st.set_page_config(page_title="shardscope", page_icon=":material/scatter_plot:", layout="wide")
 page = navigation.navigation()

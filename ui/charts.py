@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from tracer.explore import OUTCOMES
+from shardscope.tracer.explore import OUTCOMES
 
 OUTCOME_COLORS = {
     "success": "#2e7d32", "failure": "#c62828", "protocol_error": "#ef6c00",

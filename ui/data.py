@@ -1,6 +1,6 @@
 """The app's access to the store: which store, its version token, and cached loaders.
 
-Every loader is a ``tracer.explore`` function behind ``st.cache_data`` keyed on the store path
+Every loader is a ``shardscope.tracer.explore`` function behind ``st.cache_data`` keyed on the store path
 and its version token (size + mtime of the file and its WAL, computed on every rerun without
 opening the store), so a cached answer is reused exactly until a writer commits. Loaders open
 and close their own read-only connection: the app never holds the store between reruns.
@@ -16,13 +16,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from config.settings import load_settings
-from tracer import episode_trace, explore
-from tracer.analysis.clusters import Clusters
-from tracer.analysis.compare import Comparison, ablation_detail, answer_clusters, compare
-from tracer.analysis.load import Selection, systems_of
-from tracer.queries import Relation, describe_schema
-from tracer.store import Store
+from shardscope.config.settings import load_settings
+from shardscope.tracer import episode_trace
+from shardscope.tracer import explore
+from shardscope.analysis.clusters import Clusters
+from shardscope.analysis.compare import Comparison, ablation_detail, answer_clusters, compare
+from shardscope.analysis.load import Selection, systems_of
+from shardscope.tracer.queries import Relation, describe_schema
+from shardscope.tracer.store import Store
 
 ENV_DB = "SHARDSCOPE_DB"  # the setting's variable: `shardscope ui` passes --db as well
 _CACHE = {"show_spinner": False, "max_entries": 16}

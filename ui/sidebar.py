@@ -11,8 +11,8 @@ import time
 
 import streamlit as st
 
-from tracer import explore
-from ui import data, widgets
+from shardscope.tracer import explore
+from shardscope.ui import data, widgets
 
 REFRESH_SECONDS = 2.0
 _RENDERED = "_shardscope_rendered_version"

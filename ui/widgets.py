@@ -7,9 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from tracer import explore
-from ui import data
-from ui.charts import OUTCOME_COLORS
+from shardscope.tracer import explore
+from shardscope.ui import data
+from shardscope.ui.charts import OUTCOME_COLORS
 
 DEMO_HELP = """\
 Create one with the demo (three small local models, no API keys, no network; ~10 minutes):

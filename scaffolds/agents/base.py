@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from shardscope.errors import ConfigError
+from shardscope.config.errors import ConfigError
 
 EndReason = Literal["final_answer", "protocol_error", "budget_exhausted"]
 
@@ -58,7 +58,7 @@ class Scaffold(ABC):
 
     @abstractmethod
     async def run(self, episode: Any) -> EpisodeResult:
-        """Run one episode (an :class:`scaffolds.agents.runtime.Episode`)."""
+        """Run one episode (an :class:`shardscope.scaffolds.agents.runtime.Episode`)."""
 
     @property
     def identity(self) -> str:
@@ -145,6 +145,6 @@ def make_params(cls: type[Scaffold], overrides: Mapping[str, Any]) -> ScaffoldPa
 
 def _load_builtins() -> None:
     # Importing the modules registers them; done lazily so importing base stays cheap.
-    from scaffolds.agents import plan_execute, react_text, react_tools  # noqa: F401
+    from shardscope.scaffolds.agents import plan_execute, react_text, react_tools  # noqa: F401
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams, register
-from scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
-from scaffolds.agents.runtime import Episode
-from scaffolds.types import Message
+from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams, register
+from shardscope.scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
+from shardscope.scaffolds.agents.runtime import Episode
+from shardscope.scaffolds.types import Message
 
 _ITEM = re.compile(r"^\s*(?:\d+[.):]|[-*•])\s*(.+)$", re.MULTILINE)
 _FINAL = re.compile(r"final\s*answer\s*[:：]", re.IGNORECASE)

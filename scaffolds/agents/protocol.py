@@ -2,7 +2,7 @@
 
 Two formats: the ReAct text protocol (``Action:`` / ``Action Input:`` / ``Final Answer:``)
 and JSON tool calls in ``<tool_call>...</tool_call>`` blocks (what Qwen-style chat templates
-teach models; parsed by :mod:`scaffolds.backends.text_tool_calls`). A call that cannot be parsed is returned as a ToolCall with ``error`` set,
+teach models; parsed by :mod:`shardscope.scaffolds.backends.text_tool_calls`). A call that cannot be parsed is returned as a ToolCall with ``error`` set,
 never dropped: the scaffold records it as a protocol error.
 """
 
@@ -12,8 +12,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from scaffolds.backends.text_tool_calls import parse_text_tool_calls
-from scaffolds.types import ToolCall
+from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
+from shardscope.scaffolds.types import ToolCall
 
 _FINAL = re.compile(r"final\s*answer\s*[:：]\s*", re.IGNORECASE)
 _ACTION = re.compile(r"^\s*action\s*[:：]\s*(?P<name>.*)$", re.IGNORECASE | re.MULTILINE)

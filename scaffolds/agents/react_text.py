@@ -6,10 +6,10 @@ models and for base models with no chat template (which simply continue the text
 
 from __future__ import annotations
 
-from scaffolds.agents.base import EpisodeResult, Scaffold, register
-from scaffolds.agents.protocol import parse_react
-from scaffolds.agents.runtime import Episode
-from scaffolds.types import Message
+from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, register
+from shardscope.scaffolds.agents.protocol import parse_react
+from shardscope.scaffolds.agents.runtime import Episode
+from shardscope.scaffolds.types import Message
 
 STOP = ("\nObservation:", "Observation:")
 

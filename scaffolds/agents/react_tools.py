@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams, register
-from scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
-from scaffolds.agents.runtime import Episode
-from scaffolds.types import Message, ToolCall
+from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams, register
+from shardscope.scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
+from shardscope.scaffolds.agents.runtime import Episode
+from shardscope.scaffolds.types import Message, ToolCall
 
 
 @dataclass(frozen=True)

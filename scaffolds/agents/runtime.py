@@ -15,12 +15,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from scaffolds.agents.base import EndReason, EpisodeResult, ScaffoldParams
-from scaffolds.backends.traced import TracedModel
-from scaffolds.types import GenerationConfig, Message, ModelOutput, ToolCall, ToolSpec
-from tracer import SpanType
-from tracer import attributes as A
-from tracer.spans import TracedSpan, Tracing
+from shardscope.scaffolds.agents.base import EndReason, EpisodeResult, ScaffoldParams
+from shardscope.scaffolds.backends.traced import TracedModel
+from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, ToolCall, ToolSpec
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer import attributes as A
+from shardscope.tracer.spans import TracedSpan, Tracing
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from scaffolds.backends.base import Backend, Capabilities
-from scaffolds.backends.errors import (
+from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.scaffolds.backends.errors import (
     AuthenticationError,
     BackendConnectionError,
     BackendError,
@@ -24,9 +24,9 @@ from scaffolds.backends.errors import (
     MalformedResponseError,
     StreamInterruptedError,
 )
-from scaffolds.backends.log_redaction import protect_logs
-from scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
-from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolCall, ToolSpec, Usage
+from shardscope.scaffolds.backends.log_redaction import protect_logs
+from shardscope.scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
+from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolCall, ToolSpec, Usage
 
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}

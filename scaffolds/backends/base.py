@@ -1,10 +1,10 @@
 """The one small interface every model backend implements.
 
 A backend turns our message list (+ tool specs + generation config) into a
-:class:`~scaffolds.types.ModelOutput`, optionally as a stream of chunks. It holds only the
+:class:`~shardscope.scaffolds.types.ModelOutput`, optionally as a stream of chunks. It holds only the
 translation to and from its provider's wire format: no tracing, no retries (those live in
-:mod:`scaffolds.backends.traced`, once, for every backend), and it raises the normalized
-errors of :mod:`scaffolds.backends.errors`.
+:mod:`shardscope.scaffolds.backends.traced`, once, for every backend), and it raises the normalized
+errors of :mod:`shardscope.scaffolds.backends.errors`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
+from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
 
 @dataclass(frozen=True)

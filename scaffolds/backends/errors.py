@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shardscope.errors import ShardscopeError
+from shardscope.config.errors import ShardscopeError
 
 
 class BackendError(ShardscopeError):

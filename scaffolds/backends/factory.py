@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from scaffolds.backends.base import Backend, Capabilities
+from shardscope.scaffolds.backends.base import Backend, Capabilities
 
 if TYPE_CHECKING:
-    from config.catalog import ModelEntry
+    from shardscope.config.catalog import ModelEntry
 
 
 def _capabilities(entry: ModelEntry, **defaults: bool) -> Capabilities:
@@ -16,7 +16,7 @@ def _capabilities(entry: ModelEntry, **defaults: bool) -> Capabilities:
 
 
 def _openai(entry: ModelEntry, logprobs: bool) -> Backend:
-    from scaffolds.backends.openai_chat import OpenAIBackend
+    from shardscope.scaffolds.backends.openai_chat import OpenAIBackend
 
     return OpenAIBackend(
         entry.model,
@@ -29,7 +29,7 @@ def _openai(entry: ModelEntry, logprobs: bool) -> Backend:
 
 
 def _openai_compatible(entry: ModelEntry, logprobs: bool) -> Backend:
-    from scaffolds.backends.openai_chat import OpenAIBackend
+    from shardscope.scaffolds.backends.openai_chat import OpenAIBackend
 
     return OpenAIBackend(
         entry.model,
@@ -43,7 +43,7 @@ def _openai_compatible(entry: ModelEntry, logprobs: bool) -> Backend:
 
 
 def _anthropic(entry: ModelEntry, logprobs: bool) -> Backend:
-    from scaffolds.backends.anthropic_messages import AnthropicBackend
+    from shardscope.scaffolds.backends.anthropic_messages import AnthropicBackend
 
     return AnthropicBackend(
         entry.model,
@@ -55,7 +55,7 @@ def _anthropic(entry: ModelEntry, logprobs: bool) -> Backend:
 
 
 def _litellm(entry: ModelEntry, logprobs: bool) -> Backend:
-    from scaffolds.backends.litellm_chat import LiteLLMBackend
+    from shardscope.scaffolds.backends.litellm_chat import LiteLLMBackend
 
     return LiteLLMBackend(
         entry.model,
@@ -67,7 +67,7 @@ def _litellm(entry: ModelEntry, logprobs: bool) -> Backend:
 
 
 def _local(entry: ModelEntry, logprobs: bool) -> Backend:
-    from scaffolds.backends.local import LocalBackend
+    from shardscope.scaffolds.backends.local import LocalBackend
 
     options = entry.options
     return LocalBackend(
@@ -85,7 +85,7 @@ def _local(entry: ModelEntry, logprobs: bool) -> Backend:
 
 
 def _scripted(entry: ModelEntry, logprobs: bool) -> Backend:
-    from scaffolds.backends.scripted import ScriptedBackend
+    from shardscope.scaffolds.backends.scripted import ScriptedBackend
 
     return ScriptedBackend(model=entry.model, responses=list(entry.options.get("responses", ())))
 

@@ -4,7 +4,7 @@
 This is the one module that imports LiteLLM. It sets ``LITELLM_LOCAL_MODEL_COST_MAP`` first
 (otherwise LiteLLM downloads a price map at import), and turns LiteLLM's retries and the
 underlying SDK's off (``num_retries=0``, ``max_retries=0``): tenacity in
-:mod:`scaffolds.backends.traced` is the one retry layer.
+:mod:`shardscope.scaffolds.backends.traced` is the one retry layer.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from scaffolds.backends import openai_wire as wire
-from scaffolds.backends.base import Backend, Capabilities
-from scaffolds.backends.openai_chat import NO_KEY
-from scaffolds.backends.errors import (
+from shardscope.scaffolds.backends import openai_wire as wire
+from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.scaffolds.backends.openai_chat import NO_KEY
+from shardscope.scaffolds.backends.errors import (
     AuthenticationError,
     BackendConnectionError,
     BackendError,
@@ -26,9 +26,9 @@ from scaffolds.backends.errors import (
     MalformedResponseError,
     StreamInterruptedError,
 )
-from scaffolds.backends.log_redaction import protect_logs
-from scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
-from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
+from shardscope.scaffolds.backends.log_redaction import protect_logs
+from shardscope.scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
+from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
 # LiteLLM's provider names -> gen_ai.provider.name values of the GenAI conventions.
 GENAI_PROVIDER = {

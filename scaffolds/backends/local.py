@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaffolds.backends.base import Backend, Capabilities
-from scaffolds.backends.errors import BackendError, BadRequestError, ModelIntegrityError
-from scaffolds.backends.local_prompt import PromptFormat, RenderedPrompt
-from scaffolds.backends.local_weights import WeightsSpec, resolve
-from scaffolds.backends.provider_errors import require
-from scaffolds.backends.text_tool_calls import parse_text_tool_calls
-from scaffolds.types import (
+from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.scaffolds.backends.errors import BackendError, BadRequestError, ModelIntegrityError
+from shardscope.scaffolds.backends.local_prompt import PromptFormat, RenderedPrompt
+from shardscope.scaffolds.backends.local_weights import WeightsSpec, resolve
+from shardscope.scaffolds.backends.provider_errors import require
+from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
+from shardscope.scaffolds.types import (
     GenerationConfig,
     Message,
     ModelOutput,

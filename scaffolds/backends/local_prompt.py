@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scaffolds.backends.base import render_transcript
-from scaffolds.types import Message, ToolCall, ToolSpec
+from shardscope.scaffolds.backends.base import render_transcript
+from shardscope.scaffolds.types import Message, ToolCall, ToolSpec
 
 TOOLS_PREAMBLE = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaffolds.backends.errors import MissingDependencyError, ModelIntegrityError
+from shardscope.scaffolds.backends.errors import MissingDependencyError, ModelIntegrityError
 
 _CHUNK = 4 << 20
 _verified_this_process: dict[str, tuple[int, int, str]] = {}

@@ -3,7 +3,7 @@
 LiteLLM, ``openai`` and ``anthropic`` log requests, responses and error bodies at DEBUG; a
 provider that echoes a key (a 401 body quoting it) would put it in a log line. Building a
 hosted backend adds a filter to those SDK loggers that removes its key and anything shaped
-like a credential (:class:`tracer.redact.Redactor`) from every record they emit.
+like a credential (:class:`shardscope.tracer.redact.Redactor`) from every record they emit.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from scaffolds.backends.provider_errors import scrub
-from tracer.redact import Redactor
+from shardscope.scaffolds.backends.provider_errors import scrub
+from shardscope.tracer.redact import Redactor
 
 SDK_LOGGER_PREFIXES = ("LiteLLM", "litellm", "openai", "anthropic", "httpx", "httpcore")
 _secrets: set[str] = set()

@@ -2,7 +2,7 @@
 
 ``openai-compatible`` is the same wire format at any base URL (vLLM, Ollama, the llama.cpp
 server); only its provider name, key and capabilities come from the catalog. The SDK's own
-retries are off (``max_retries=0``): :mod:`scaffolds.backends.traced` is the one retry layer.
+retries are off (``max_retries=0``): :mod:`shardscope.scaffolds.backends.traced` is the one retry layer.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from scaffolds.backends import openai_wire as wire
-from scaffolds.backends.base import Backend, Capabilities
-from scaffolds.backends.errors import (
+from shardscope.scaffolds.backends import openai_wire as wire
+from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.scaffolds.backends.errors import (
     AuthenticationError,
     BackendConnectionError,
     BackendError,
@@ -24,9 +24,9 @@ from scaffolds.backends.errors import (
     MalformedResponseError,
     StreamInterruptedError,
 )
-from scaffolds.backends.log_redaction import protect_logs
-from scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
-from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
+from shardscope.scaffolds.backends.log_redaction import protect_logs
+from shardscope.scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
+from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
 NO_KEY = "no-key-required"  # local OpenAI-compatible servers accept any key
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scaffolds.backends.errors import MalformedResponseError, StreamInterruptedError
-from scaffolds.types import (
+from shardscope.scaffolds.backends.errors import MalformedResponseError, StreamInterruptedError
+from shardscope.scaffolds.types import (
     GenerationConfig,
     Message,
     ModelOutput,

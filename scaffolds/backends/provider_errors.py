@@ -2,7 +2,7 @@
 
 Provider modules map their SDK's exceptions through :func:`error_for_status`, so a 429 is a
 :class:`RateLimitError` whichever SDK raised it, and the one retry layer in
-:mod:`scaffolds.backends.traced` decides the same way for all of them.
+:mod:`shardscope.scaffolds.backends.traced` decides the same way for all of them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from scaffolds.backends.errors import (
+from shardscope.scaffolds.backends.errors import (
     AuthenticationError,
     BackendError,
     BadRequestError,

@@ -14,9 +14,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from scaffolds.backends.base import Backend, Capabilities
-from scaffolds.backends.errors import BackendError, ScriptExhaustedError
-from scaffolds.types import (
+from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.scaffolds.backends.errors import BackendError, ScriptExhaustedError
+from shardscope.scaffolds.types import (
     GenerationConfig,
     Message,
     ModelOutput,

@@ -15,7 +15,7 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from scaffolds.types import ToolCall
+from shardscope.scaffolds.types import ToolCall
 
 _BLOCK = re.compile(r"<tool_call>(.*?)(</tool_call>|\Z)", re.S)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)

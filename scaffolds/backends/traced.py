@@ -21,11 +21,11 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from scaffolds.backends.base import Backend
-from scaffolds.backends.errors import BackendError, CallTimeoutError, StreamInterruptedError
-from scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
-from tracer import attributes as A
-from tracer.spans import TracedSpan, Tracing
+from shardscope.scaffolds.backends.base import Backend
+from shardscope.scaffolds.backends.errors import BackendError, CallTimeoutError, StreamInterruptedError
+from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
+from shardscope.tracer import attributes as A
+from shardscope.tracer.spans import TracedSpan, Tracing
 
 
 @dataclass(frozen=True)

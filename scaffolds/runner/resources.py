@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.settings import Settings
-from scaffolds.runner.runner import Resources
-from tracer.spans import Tracing
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.runner.runner import Resources
+from shardscope.tracer.spans import Tracing
 
 
 def default_resources(settings: Settings, tracing: Tracing, *, logprobs: bool = False) -> Resources:
-    from config.catalog import load_catalog, open_model
-    from scaffolds.tasks import check, load_suites
-    from scaffolds.tools import default_registry
+    from shardscope.config.catalog import load_catalog, open_model
+    from shardscope.scaffolds.tasks import check, load_suites
+    from shardscope.scaffolds.tools import default_registry
 
     catalog = load_catalog(settings.models_file)
     suites = load_suites(settings.suites_dir) if settings.suites_dir else load_suites()

@@ -5,10 +5,10 @@ ablation)`` builds one episode's world with a shard removed or replaced; ``check
 answer, instance)`` judges the result.
 """
 
-from scaffolds.tasks.checks import check
-from scaffolds.tasks.errors import AblationError, SuiteError, UnknownSuiteError, UnknownTaskError
-from scaffolds.tasks.loader import SUITES_DIR, get_suite, load_suite, load_suites
-from scaffolds.tasks.model import (
+from shardscope.scaffolds.tasks.checks import check
+from shardscope.scaffolds.tasks.errors import AblationError, SuiteError, UnknownSuiteError, UnknownTaskError
+from shardscope.scaffolds.tasks.loader import SUITES_DIR, get_suite, load_suite, load_suites
+from shardscope.scaffolds.tasks.model import (
     ABLATION_MODES,
     SHARD_KINDS,
     Ablation,
@@ -21,7 +21,7 @@ from scaffolds.tasks.model import (
     TaskInstance,
     World,
 )
-from scaffolds.tasks.reference import apply_reference_fix
+from shardscope.scaffolds.tasks.reference import apply_reference_fix
 
 __all__ = [
     "ABLATION_MODES",

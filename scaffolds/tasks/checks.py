@@ -10,8 +10,8 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from scaffolds.tasks.model import Check, CheckResult, Task, TaskInstance
-from scaffolds.tools.pytest_runner import describe_failure, run_pytest
+from shardscope.scaffolds.tasks.model import Check, CheckResult, Task, TaskInstance
+from shardscope.scaffolds.tools.pytest_runner import describe_failure, run_pytest
 
 _NUMBER = re.compile(
     r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,]*\d)|(?<![\w.])-?\.\d+"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shardscope.errors import ConfigError
+from shardscope.config.errors import ConfigError
 
 
 class SuiteError(ConfigError):

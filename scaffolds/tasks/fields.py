@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scaffolds.tasks.errors import SuiteError
+from shardscope.scaffolds.tasks.errors import SuiteError
 
 
 def display(path: Path) -> str:

@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scaffolds.tasks import world as W
-from scaffolds.tasks.errors import AblationError, SuiteError
-from scaffolds.tasks.model import ABLATION_MODES, Ablation, Edit, Shard, Task, TaskInstance
-from scaffolds.tools import ToolContext
+from shardscope.scaffolds.tasks import world as W
+from shardscope.scaffolds.tasks.errors import AblationError, SuiteError
+from shardscope.scaffolds.tasks.model import ABLATION_MODES, Ablation, Edit, Shard, Task, TaskInstance
+from shardscope.scaffolds.tools import ToolContext
 
 FILES_DIR = "files"  # the tools' workdir, inside the instance root
 DATASET_FILE = "dataset/dataset.duckdb"

@@ -9,11 +9,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from config import CONFIG_DIR
-from scaffolds.tasks import world as W
-from scaffolds.tasks.errors import SuiteError, UnknownSuiteError
-from scaffolds.tasks.fields import Fields, Where, display
-from scaffolds.tasks.model import CHECK_TYPES, SHARD_KINDS, Check, Edit, Shard, Suite, Task, World
+from shardscope.config import CONFIG_DIR
+from shardscope.scaffolds.tasks import world as W
+from shardscope.scaffolds.tasks.errors import SuiteError, UnknownSuiteError
+from shardscope.scaffolds.tasks.fields import Fields, Where, display
+from shardscope.scaffolds.tasks.model import CHECK_TYPES, SHARD_KINDS, Check, Edit, Shard, Suite, Task, World
 
 SUITES_DIR = CONFIG_DIR / "suites"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -79,7 +79,7 @@ def get_suite(name: str, directory: Path | str | None = None) -> Suite:
 
 
 def _builtin_tools() -> frozenset[str]:
-    from scaffolds.tools import default_registry
+    from shardscope.scaffolds.tools import default_registry
 
     return frozenset(default_registry().names())
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from scaffolds.tools import ToolContext
+    from shardscope.scaffolds.tools import ToolContext
 
 ShardKind = Literal["fact", "document", "rows", "tool_result", "file"]
 AblationMode = Literal["removed", "replaced"]
@@ -117,7 +117,7 @@ class Task:
 
     def shard(self, name: str) -> Shard:
         """The shard called ``name``; AblationError listing the task's shards if none."""
-        from scaffolds.tasks.errors import AblationError
+        from shardscope.scaffolds.tasks.errors import AblationError
 
         for shard in self.shards:
             if shard.name == name:
@@ -127,7 +127,7 @@ class Task:
 
     def instantiate(self, workdir: Path, ablation: Ablation | None = None) -> TaskInstance:
         """Build this task's world for one episode under ``workdir``, ``ablation`` applied."""
-        from scaffolds.tasks.instantiate import instantiate
+        from shardscope.scaffolds.tasks.instantiate import instantiate
 
         return instantiate(self, Path(workdir), ablation)
 
@@ -142,7 +142,7 @@ class Suite:
 
     def task(self, task_id: str) -> Task:
         """The task with id ``task_id``; UnknownTaskError if there is none."""
-        from scaffolds.tasks.errors import UnknownTaskError
+        from shardscope.scaffolds.tasks.errors import UnknownTaskError
 
         for task in self.tasks:
             if task.id == task_id:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from scaffolds.tasks import world as W
-from scaffolds.tasks.model import Edit, Task, TaskInstance
+from shardscope.scaffolds.tasks import world as W
+from shardscope.scaffolds.tasks.model import Edit, Task, TaskInstance
 
 
 def apply_reference_fix(task: Task, instance: TaskInstance) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from scaffolds.tasks.model import Edit
+from shardscope.scaffolds.tasks.model import Edit
 
 SCHEMA_FILE = "schema.sql"
 _CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)

@@ -4,7 +4,7 @@
 write_file, list_files, run_tests. See docs/tools.md.
 """
 
-from scaffolds.tools.base import (
+from shardscope.scaffolds.tools.base import (
     DEFAULT_MAX_OUTPUT_CHARS,
     Tool,
     ToolContext,
@@ -12,7 +12,7 @@ from scaffolds.tools.base import (
     UnknownToolError,
     truncate,
 )
-from scaffolds.tools.registry import ToolRegistry, default_registry
+from shardscope.scaffolds.tools.registry import ToolRegistry, default_registry
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT_CHARS",

@@ -17,8 +17,8 @@ from typing import Any
 
 import jsonschema
 
-from scaffolds.types import ToolSpec
-from shardscope.errors import ConfigError
+from shardscope.scaffolds.types import ToolSpec
+from shardscope.config.errors import ConfigError
 
 DEFAULT_MAX_OUTPUT_CHARS = 4000
 

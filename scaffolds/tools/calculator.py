@@ -12,8 +12,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from scaffolds.tools.base import Tool, ToolContext, ToolResult
-from scaffolds.types import ToolSpec
+from shardscope.scaffolds.tools.base import Tool, ToolContext, ToolResult
+from shardscope.scaffolds.types import ToolSpec
 
 MAX_EXPRESSION_CHARS = 500
 MAX_NODES = 200

@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from scaffolds.tools.base import Tool, ToolContext, ToolResult
-from scaffolds.types import ToolSpec
+from shardscope.scaffolds.tools.base import Tool, ToolContext, ToolResult
+from shardscope.scaffolds.types import ToolSpec
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(

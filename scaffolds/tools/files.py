@@ -10,8 +10,8 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from scaffolds.tools.base import Tool, ToolContext, ToolResult, truncate
-from scaffolds.types import ToolSpec
+from shardscope.scaffolds.tools.base import Tool, ToolContext, ToolResult, truncate
+from shardscope.scaffolds.types import ToolSpec
 
 MAX_WRITE_CHARS = 200_000
 MAX_READ_BYTES = 2_000_000

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from scaffolds.tools.base import Tool, ToolContext, ToolResult, truncate
-from scaffolds.tools.files import PathRefused, confined_path
-from scaffolds.tools.sandbox import Completed, child_env, run_limited
-from scaffolds.types import ToolSpec
+from shardscope.scaffolds.tools.base import Tool, ToolContext, ToolResult, truncate
+from shardscope.scaffolds.tools.files import PathRefused, confined_path
+from shardscope.scaffolds.tools.sandbox import Completed, child_env, run_limited
+from shardscope.scaffolds.types import ToolSpec
 
 
 def pytest_argv(target: str | None, extra: tuple[str, ...] = ()) -> list[str]:

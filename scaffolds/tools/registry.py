@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from scaffolds.tools.base import Tool, UnknownToolError
-from scaffolds.types import ToolSpec
+from shardscope.scaffolds.tools.base import Tool, UnknownToolError
+from shardscope.scaffolds.types import ToolSpec
 
 
 class ToolRegistry:
@@ -43,11 +43,11 @@ class ToolRegistry:
 
 def default_registry() -> ToolRegistry:
     """A registry holding every built-in tool."""
-    from scaffolds.tools.calculator import Calculator
-    from scaffolds.tools.docs import ReadDoc, SearchDocs
-    from scaffolds.tools.files import ListFiles, ReadFile, WriteFile
-    from scaffolds.tools.pytest_runner import RunTests
-    from scaffolds.tools.sql import SqlQuery
+    from shardscope.scaffolds.tools.calculator import Calculator
+    from shardscope.scaffolds.tools.docs import ReadDoc, SearchDocs
+    from shardscope.scaffolds.tools.files import ListFiles, ReadFile, WriteFile
+    from shardscope.scaffolds.tools.pytest_runner import RunTests
+    from shardscope.scaffolds.tools.sql import SqlQuery
 
     return ToolRegistry(
         [

@@ -12,8 +12,8 @@ from typing import Any
 
 import duckdb
 
-from scaffolds.tools.base import Tool, ToolContext, ToolResult, truncate
-from scaffolds.types import ToolSpec
+from shardscope.scaffolds.tools.base import Tool, ToolContext, ToolResult, truncate
+from shardscope.scaffolds.types import ToolSpec
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 MAX_QUERY_CHARS = 5000

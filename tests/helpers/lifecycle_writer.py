@@ -16,8 +16,9 @@ import argparse
 import sys
 import time
 
-from config.settings import load_settings
-from tracer import SpanType, setup_tracing
+from shardscope.config.settings import load_settings
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.attributes import SpanType
 
 
 def main() -> int:

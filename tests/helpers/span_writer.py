@@ -11,9 +11,10 @@ import argparse
 import sys
 import time
 
-from config.settings import Settings
-from tracer import SpanType, setup_tracing
-from tracer import attributes as A
+from shardscope.config.settings import Settings
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer import attributes as A
 
 
 def main() -> int:

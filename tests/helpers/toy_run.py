@@ -13,16 +13,16 @@ import asyncio
 import sys
 import time
 
-from config.settings import Settings
-from scaffolds.backends.scripted import Scripted, ScriptedBackend
-from scaffolds.backends.traced import TracedModel
-from scaffolds.runner.matrix import MatrixSpec
-from scaffolds.runner.runner import Runner
-from scaffolds.types import ToolCall
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
+from shardscope.scaffolds.backends.traced import TracedModel
+from shardscope.scaffolds.runner.matrix import MatrixSpec
+from shardscope.scaffolds.runner.runner import Runner
+from shardscope.scaffolds.types import ToolCall
 from tests import fakes
-from tracer import setup_tracing
-from tracer.queries import completed_episode_keys, orphan_episode_ids, run_info
-from tracer.store import Store
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.queries import completed_episode_keys, orphan_episode_ids, run_info
+from shardscope.tracer.store import Store
 
 
 def policy(delay: float, busy: bool = False):  # noqa: ANN201

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from config.catalog import Catalog, load_catalog
-from tracer.queries import read_frame
-from tracer.store import Store
+from shardscope.config.catalog import Catalog, load_catalog
+from shardscope.tracer.queries import read_frame
+from shardscope.tracer.store import Store
 
 
 class RecordingSleep:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from tracer.analysis import trajectory
-from tracer.analysis.compare import Comparison, NothingToCompare
-from tracer.analysis.load import Selection
-from ui import charts, data, navigation, widgets
+from shardscope.analysis import trajectory
+from shardscope.analysis.compare import Comparison, NothingToCompare
+from shardscope.analysis.load import Selection
+from shardscope.ui import charts, data, navigation, widgets
 
 MAX_SYSTEMS = 4
 OPS = {"match": "same", "substitute": "different", "delete": "only left", "insert": "only right"}

@@ -7,8 +7,8 @@ import dataclasses
 
 import streamlit as st
 
-from tracer import explore
-from ui import charts, data, widgets
+from shardscope.tracer import explore
+from shardscope.ui import charts, data, widgets
 
 
 def render() -> None:

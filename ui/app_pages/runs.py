@@ -6,8 +6,8 @@ import dataclasses
 
 import streamlit as st
 
-from tracer import explore
-from ui import data, navigation, widgets
+from shardscope.tracer import explore
+from shardscope.ui import data, navigation, widgets
 
 SORT_LABELS = {"started_at": "start time", "duration_s": "duration", "tokens": "tokens",
                "steps": "steps", "cost_usd": "cost", "score": "score", "outcome": "outcome",

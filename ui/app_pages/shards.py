@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from tracer.analysis.load import Selection
-from ui import charts, data, navigation, widgets
+from shardscope.analysis.load import Selection
+from shardscope.ui import charts, data, navigation, widgets
 
 VALUES = {"success_drop": "success drop", "score_drop": "score drop",
           "trajectory_change": "trajectory change"}

@@ -1,6 +1,6 @@
 """SQL console: the views with their columns, example queries that answer comparison
 questions, results as a table and a chart, CSV download. Read-only and sandboxed: it runs
-through ``tracer.queries.run_sql``, which cannot change the store or touch other files."""
+through ``shardscope.tracer.queries.run_sql``, which cannot change the store or touch other files."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from shardscope.errors import QueryError
-from tracer import explore
-from ui import charts, data, widgets
+from shardscope.config.errors import QueryError
+from shardscope.tracer import explore
+from shardscope.ui import charts, data, widgets
 
 EXAMPLES = {q.title: q.sql.strip() for q in explore.EXAMPLE_QUERIES}
 SQL_KEY = "sql_text"

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from tracer import episode_trace
-from ui import charts, conversation, data, widgets
+from shardscope.tracer import episode_trace
+from shardscope.ui import charts, conversation, data, widgets
 
 
 def render() -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from tracer.analysis.stats import SYSTEM_KEYS, system_column
+from shardscope.analysis.stats import SYSTEM_KEYS, system_column
 
 SIMILAR_COST = 0.5  # same tool, other arguments (or: both answered, differently)
 _SPACE = re.compile(r"\s+")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracer.analysis.stats import estimate
+from shardscope.analysis.stats import estimate
 
 Distance = Callable[[Sequence[Any], Sequence[Any]], float]
 

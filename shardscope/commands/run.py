@@ -1,4 +1,4 @@
-"""`shardscope run` and `shardscope demo`: build the matrix, run it, print the comparison."""
+"""`shardscope run`, `ablate` and `demo`: build the matrix, run it, print the comparison."""
 
 from __future__ import annotations
 
@@ -9,21 +9,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings, load_settings
-from scaffolds.runner.matrix import MatrixSpec
-from scaffolds.runner.resources import default_resources
-from scaffolds.runner.runner import RunReport, Runner
-from shardscope.errors import ConfigError, ShardscopeError
-from tracer import setup_tracing
-from tracer.queries import (
+from shardscope.config.settings import Settings, load_settings
+from shardscope.scaffolds.runner.matrix import MatrixSpec
+from shardscope.scaffolds.runner.resources import default_resources
+from shardscope.scaffolds.runner.runner import RunReport, Runner
+from shardscope.commands.options import parse_assignments, scaffold_params, split_list, whole_number
+from shardscope.config.errors import ConfigError, ShardscopeError
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.queries import (
     completed_episode_keys,
     orphan_episode_ids,
     run_info,
     run_summary,
     stored_baseline_keys,
 )
-from tracer.schema import STALE_AFTER_S
-from tracer.store import Store
+from shardscope.tracer.schema import STALE_AFTER_S
+from shardscope.tracer.store import Store
 
 # The demo: every embedded model, two scaffolds, a few easy tasks of two suites; sized to
 # finish within ten minutes on 2 cores (measured: 6 min 9 s and 6 min 18 s, see README "Performance").
@@ -35,35 +36,6 @@ DEMO = MatrixSpec(
     limit_tasks=3,
     name="demo",
 )
-
-
-def split_list(values: Sequence[str] | None) -> tuple[str, ...]:
-    """Options may be repeated or comma-separated: ``-m a,b -m c`` is (a, b, c)."""
-    out: list[str] = []
-    for value in values or ():
-        out.extend(v.strip() for v in value.split(",") if v.strip())
-    return tuple(out)
-
-
-def parse_assignments(values: Sequence[str] | None, what: str) -> dict[str, str]:
-    parsed: dict[str, str] = {}
-    for value in values or ():
-        key, sep, val = value.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{what} must look like key=value, got {value!r}")
-        parsed[key.strip()] = val.strip()
-    return parsed
-
-
-def scaffold_params(values: Sequence[str] | None) -> dict[str, dict[str, str]]:
-    """``--param react-tools.max_steps=4`` -> {"react-tools": {"max_steps": "4"}}."""
-    params: dict[str, dict[str, str]] = {}
-    for key, value in parse_assignments(values, "--param").items():
-        scaffold, dot, name = key.partition(".")
-        if not dot or not name:
-            raise ConfigError(f"--param must look like scaffold.parameter=value, got {key}={value}")
-        params.setdefault(scaffold, {})[name] = value
-    return params
 
 
 def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | None = None,
@@ -104,10 +76,10 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
 
 
 def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
-    from shardscope.output import console
-    from tracer.analysis.cli import print_influence
-    from tracer.analysis.compare import influence_for
-    from tracer.analysis.load import Selection
+    from shardscope.commands.output import console
+    from shardscope.commands.compare import print_influence
+    from shardscope.analysis.compare import influence_for
+    from shardscope.analysis.load import Selection
 
     selection = Selection(suites=spec.suites, models=spec.models, scaffolds=spec.scaffolds,
                           run_ids=(run_id,))
@@ -144,35 +116,52 @@ def _resume_target(store: Store, requested: str) -> _Resume:
 
 
 def _print_outcome(store: Store, report: RunReport) -> None:
-    from shardscope import output
+    from shardscope.commands import output
 
     summary = run_summary(store, report.run_id) if store.exists() else None
     output.print_run_report(report, summary, store.path)
 
 
-def build_spec(**options: Any) -> MatrixSpec:
+@dataclass(frozen=True)
+class MatrixOptions:
+    """The matrix options of ``run`` and ``ablate`` as typed on the command line."""
+
+    suites: Sequence[str] | None
+    models: Sequence[str] | None
+    scaffolds: Sequence[str] | None
+    seeds: int = 1
+    tasks: Sequence[str] | None = None
+    limit: int | None = None
+    params: Sequence[str] | None = None
+    concurrency: Sequence[str] | None = None
+    logprobs: bool = False
+    ablate: str | None = None
+    reuse_baselines: bool = False
+    name: str | None = None
+
+    def missing(self) -> list[str]:
+        """The flags a matrix cannot do without that were not given."""
+        return [flag for flag, value in (("--suite", self.suites), ("--models", self.models),
+                                         ("--scaffolds", self.scaffolds)) if not value]
+
+
+def build_spec(options: MatrixOptions) -> MatrixSpec:
+    """The run's matrix from its command-line options (each checked, with the flag named)."""
     return MatrixSpec(
-        suites=split_list(options["suites"]),
-        models=split_list(options["models"]),
-        scaffolds=split_list(options["scaffolds"]),
-        seeds=options["seeds"],
-        tasks=split_list(options["tasks"]),
-        limit_tasks=options["limit"],
-        scaffold_params=scaffold_params(options["params"]),
-        concurrency={k: _int(v, "--concurrency") for k, v in
-                     parse_assignments(options["concurrency"], "--concurrency").items()},
-        logprobs=options["logprobs"],
-        ablations=options.get("ablate") or "",
-        reuse_baselines=bool(options.get("reuse_baselines")),
-        name=options.get("name") or "",
+        suites=split_list(options.suites),
+        models=split_list(options.models),
+        scaffolds=split_list(options.scaffolds),
+        seeds=options.seeds,
+        tasks=split_list(options.tasks),
+        limit_tasks=options.limit,
+        scaffold_params=scaffold_params(options.params),
+        concurrency={k: whole_number(v, "--concurrency") for k, v in
+                     parse_assignments(options.concurrency, "--concurrency").items()},
+        logprobs=options.logprobs,
+        ablations=options.ablate or "",
+        reuse_baselines=options.reuse_baselines,
+        name=options.name or "",
     )
-
-
-def _int(value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{what} values must be whole numbers, got {value!r}") from None
 
 
 def settings_for(db: Path | None) -> Settings:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 
-from shardscope.errors import ShardscopeError
-from tracer.analysis import clusters as clustering
-from tracer.analysis import influence, load, stats, trajectory
-from tracer.store import Store
+from shardscope.config.errors import ShardscopeError
+from shardscope.analysis import clusters as clustering
+from shardscope.analysis import influence, load, stats, trajectory
+from shardscope.tracer.store import Store
 
 
 class NothingToCompare(ShardscopeError):

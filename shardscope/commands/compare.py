@@ -1,5 +1,5 @@
 """`shardscope compare` and the influence table `shardscope ablate` prints: the terminal face
-of :mod:`tracer.analysis.compare`."""
+of :mod:`shardscope.analysis.compare`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from shardscope import output
-from tracer.analysis import load
-from tracer.analysis.compare import Comparison, compare
-from tracer.analysis.report import format_value, write_report
-from tracer.store import Store
+from shardscope.commands import output
+from shardscope.analysis import load
+from shardscope.analysis.compare import Comparison, compare
+from shardscope.analysis.report import format_value, write_report
+from shardscope.tracer.store import Store
 
 
 def _fmt(value: Any, percent: bool = False) -> str:

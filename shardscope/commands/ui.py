@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -10,10 +11,17 @@ import sys
 import threading
 from pathlib import Path
 
-from config.settings import Settings, load_settings
-from shardscope.errors import ShardscopeError
+from shardscope.config.settings import Settings, load_settings
+from shardscope.config.errors import ShardscopeError
 
-APP = Path(__file__).with_name("app.py")
+def app_path() -> Path:
+    """The Streamlit script, wherever the ``shardscope.ui`` package lives (wheel or editable)."""
+    spec = importlib.util.find_spec("shardscope.ui")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / "app.py"
+
+
+APP = app_path()
 
 
 def streamlit_command(settings: Settings, open_browser: bool) -> list[str]:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 def catalog_rows(catalog_file: Path | None = None) -> list[dict[str, Any]]:
     """One dict per catalog entry: identity, prices, capabilities, availability and reason."""
-    from config.catalog import load_catalog
+    from shardscope.config.catalog import load_catalog
 
     rows = []
     for entry in load_catalog(catalog_file):

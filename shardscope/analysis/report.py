@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from shardscope.errors import ShardscopeError
-from tracer.analysis import svg
-from tracer.analysis.compare import Comparison
+from shardscope.config.errors import ShardscopeError
+from shardscope.analysis import svg
+from shardscope.analysis.compare import Comparison
 
 PERCENT = {"success_rate", "success_se", "ci_low", "ci_high", "mean_a", "mean_b", "diff", "se",
            "mde", "share", "error_rate", "loop_share", "rejoin_rate", "success_drop",

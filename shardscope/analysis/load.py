@@ -12,10 +12,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from tracer import attributes as A
-from tracer.explore import EpisodeFilter
-from tracer.queries import read_frame
-from tracer.store import Store
+from shardscope.tracer import attributes as A
+from shardscope.tracer.explore import EpisodeFilter
+from shardscope.tracer.queries import read_frame
+from shardscope.tracer.store import Store
 
 Source = Store | duckdb.DuckDBPyConnection
 

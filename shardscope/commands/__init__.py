@@ -1,0 +1,1 @@
+"""The bodies of the `shardscope` commands: typed options in, exit code out (the top floor)."""
