@@ -25,11 +25,11 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import make_spans, timed  # noqa: E402
-from shardscope.tracer.pipeline import ReliableSpanProcessor  # noqa: E402
-from shardscope.tracer.schema import TABLES_V1  # noqa: E402
-from shardscope.tracer.sinks import DuckDBSink  # noqa: E402
-from shardscope.tracer.store import Store  # noqa: E402
+from bench._common import make_spans, timed
+from shardscope.tracer.pipeline import ReliableSpanProcessor
+from shardscope.tracer.schema import TABLES_V1
+from shardscope.tracer.sinks import DuckDBSink
+from shardscope.tracer.store import Store
 
 
 def ours(spans: list, directory: Path, tag: str) -> float:
@@ -66,7 +66,7 @@ def baseline(rows: tuple[dict, pa.Schema, dict, pa.Schema], directory: Path, tag
 
     def run() -> None:
         connection = duckdb.connect(str(path))
-        spans_table = pa.table(span_columns, schema=span_schema)
+        spans_table = pa.table(span_columns, schema=span_schema)  # noqa: F841 - read by name by DuckDB
         events_table = pa.table(event_columns, schema=event_schema)
         connection.execute("INSERT INTO spans BY NAME SELECT * FROM spans_table")
         if events_table.num_rows:

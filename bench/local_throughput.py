@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shardscope.config.catalog import load_catalog, open_model  # noqa: E402
-from shardscope.config.settings import Settings  # noqa: E402
-from shardscope.scaffolds.backends.local import llama_thread  # noqa: E402
-from shardscope.scaffolds.types import GenerationConfig, Message  # noqa: E402
-from shardscope.tracer.setup import setup_tracing  # noqa: E402
+from shardscope.config.catalog import load_catalog, open_model
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.local import llama_thread
+from shardscope.scaffolds.types import GenerationConfig, Message
+from shardscope.tracer.setup import setup_tracing
 
 MODEL_ID = "smollm2-135m-instruct"
 PROMPT = [
@@ -39,12 +39,12 @@ PROMPT = [
 ]
 
 
-def raw_run(llama, tokens: list[int], kwargs: dict) -> tuple[int, float]:  # noqa: ANN001
+def raw_run(llama, tokens: list[int], kwargs: dict) -> tuple[int, float]:
     """Raw llama-cpp-python: (output tokens, seconds). Runs on the llama.cpp thread."""
     return llama_thread().submit(_raw_run, llama, tokens, kwargs).result()
 
 
-def _raw_run(llama, tokens: list[int], kwargs: dict) -> tuple[int, float]:  # noqa: ANN001
+def _raw_run(llama, tokens: list[int], kwargs: dict) -> tuple[int, float]:
     started = time.perf_counter()
     chunks = 0
     finish = None
@@ -58,7 +58,7 @@ def _raw_run(llama, tokens: list[int], kwargs: dict) -> tuple[int, float]:  # no
     return kwargs["max_tokens"], elapsed
 
 
-def traced_run(loop, model, tracing, config: GenerationConfig) -> tuple[int, float, float]:  # noqa: ANN001
+def traced_run(loop, model, tracing, config: GenerationConfig) -> tuple[int, float, float]:
     """Ours: (output tokens, seconds including writing the span to DuckDB, seconds without)."""
     started = time.perf_counter()
     output = loop.run_until_complete(model.generate(PROMPT, (), config, stream=True))

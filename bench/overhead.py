@@ -28,15 +28,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import ATTRIBUTES, timed  # noqa: E402
-from shardscope.config.settings import Settings  # noqa: E402
-from shardscope.tracer.setup import setup_tracing  # noqa: E402
-from shardscope.tracer.attributes import SpanType  # noqa: E402
-from shardscope.tracer import attributes as A  # noqa: E402
+from bench._common import ATTRIBUTES, timed
+from shardscope.config.settings import Settings
+from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.setup import setup_tracing
 
 
 class NullExporter(SpanExporter):
-    def export(self, spans):  # noqa: ANN001, ANN201
+    def export(self, spans):
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

@@ -27,12 +27,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shardscope.config.settings import Settings  # noqa: E402
-from shardscope.tracer.setup import setup_tracing  # noqa: E402
-from shardscope.tracer.attributes import SpanType  # noqa: E402
-from shardscope.tracer import attributes as A  # noqa: E402
-from shardscope.tracer.spans import Tracing  # noqa: E402
-from shardscope.tracer.store import Store  # noqa: E402
+from shardscope.config.settings import Settings
+from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.spans import Tracing
+from shardscope.tracer.store import Store
 
 MODELS = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m",
           "gpt-4o-mini", "claude-haiku")
@@ -133,7 +133,7 @@ def _llm(tracing: Tracing, conversation: list[dict[str, Any]], model: str, last:
 def generate(path: Path, seeds: int) -> None:
     """Write the bench store: one finished run, and one still running (its run span open)."""
     tracing = setup_tracing(Settings(db=path, flush_interval=0.5))
-    runs = (("bench-finished", range(0, seeds - 2)), ("bench-running", range(seeds - 2, seeds)))
+    runs = (("bench-finished", range(seeds - 2)), ("bench-running", range(seeds - 2, seeds)))
     for run_id, run_seeds in runs:
         planned = len(SUITES) * TASKS_PER_SUITE * len(SCAFFOLDS) * len(MODELS) * len(run_seeds)
         if run_id == "bench-running":

@@ -243,7 +243,9 @@ def _float(value: Any) -> float | None:
 def _provider(backend: str, model: str) -> str:
     if backend != "litellm":
         return _DEFAULT_PROVIDER[backend]
-    from shardscope.scaffolds.backends.litellm_chat import GENAI_PROVIDER  # a plain dict: no LiteLLM import
+    from shardscope.scaffolds.backends.litellm_chat import (
+        GENAI_PROVIDER,  # a plain dict: no LiteLLM import
+    )
 
     prefix = model.split("/", 1)[0] if "/" in model else ""
     return GENAI_PROVIDER.get(prefix, prefix or "litellm")

@@ -62,7 +62,7 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (values are coerced like any other source)."""
         coerced = {k: _coerce(k, v, "argument") for k, v in changes.items() if v is not None}
-        source = {**self.source, **{k: "argument" for k in coerced}}
+        source = {**self.source, **dict.fromkeys(coerced, "argument")}
         return dataclasses.replace(self, **coerced, source=source)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -40,7 +40,7 @@ DbOption = Annotated[
 ]
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -266,9 +266,9 @@ def compare(
 
         shardscope compare -s arithmetic -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct -o report.html
     """
-    from shardscope.commands.options import split_list
-    from shardscope.commands.compare import compare_command
     from shardscope.analysis.load import Selection
+    from shardscope.commands.compare import compare_command
+    from shardscope.commands.options import split_list
 
     if embedding not in ("auto", "minilm", "tfidf"):
         raise ShardscopeError(f"--embedding must be auto, minilm or tfidf, got {embedding!r}")

@@ -27,8 +27,8 @@ from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.runner import Resources, Runner
 from shardscope.scaffolds.types import ToolCall
-from tests import fakes
 from shardscope.tracer.setup import setup_tracing
+from tests import fakes
 
 STEPS = 5  # tool calls before the answer
 DIVERGENCE_TASKS = 20
@@ -61,12 +61,12 @@ def _call(step: int, a: int, b: int) -> Scripted:
     return Scripted(tool_calls=(ToolCall(f"call-{step}", "add", {"a": a, "b": b}),))
 
 
-def lead(messages, tools, config):  # noqa: ANN001, ANN201
+def lead(messages, tools, config):
     task, step = int(_task(messages)[1:]), _done(messages)
     return _call(step, task, step) if step < STEPS else "Final Answer: 5"
 
 
-def follow(messages, tools, config):  # noqa: ANN001, ANN201
+def follow(messages, tools, config):
     task, step = int(_task(messages)[1:]), _done(messages)
     if step == task % STEPS:
         if task % 2:
@@ -80,8 +80,8 @@ def _unlucky(model: str, messages: Sequence[Any], seed: int | None) -> bool:
     return digest[0] % 10 == 0
 
 
-def _reader(model: str, shard: str, assumed: int):  # noqa: ANN202
-    def policy(messages, tools, config):  # noqa: ANN001, ANN202
+def _reader(model: str, shard: str, assumed: int):
+    def policy(messages, tools, config):
         found = re.search(rf"\b{shard} is (\d+)", _prompt(messages))
         if found is None:
             return f"Final Answer: I do not know {shard}"

@@ -13,7 +13,7 @@ os.environ.setdefault("SHARDSCOPE_STRICT_TRACING", "1")
 # LiteLLM must never fetch its price map from the network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.ui_fixtures", "tests.analysis_fixtures"]
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def tracing(db_path: Path) -> Iterator["TracingSession"]:  # noqa: F821
+def tracing(db_path: Path) -> Iterator[TracingSession]:  # noqa: F821
     from shardscope.config.settings import Settings
     from shardscope.tracer.setup import setup_tracing
 

@@ -30,7 +30,7 @@ def simulate(rng: np.random.Generator, rates: dict[str, np.ndarray], seeds: int 
     return pd.DataFrame(rows)
 
 
-def rejection_rate(rng: np.random.Generator, make_rates, simulations: int, seeds: int = 1) -> float:  # noqa: ANN001
+def rejection_rate(rng: np.random.Generator, make_rates, simulations: int, seeds: int = 1) -> float:
     rejected = 0
     for _ in range(simulations):
         (comparison,) = stats.compare_systems(simulate(rng, make_rates(rng), seeds))

@@ -10,24 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.config.errors import ShardscopeError, StoreNotFoundError
-from tests import analysis_fixtures as fx
-from tests.analysis_fixtures import dependence_store, divergence_store  # noqa: F401
-from tests.ui_fixtures import fixture_store  # noqa: F401
 from shardscope.analysis import load, report
 from shardscope.analysis.compare import NothingToCompare, compare, influence_for
+from shardscope.config.errors import ShardscopeError, StoreNotFoundError
 from shardscope.tracer.store import Store
+from tests import analysis_fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
 LEAD, FOLLOW = "lead · react-tools", "follow · react-tools"
 
 
 @pytest.fixture(scope="module")
-def divergence(divergence_store: Path):  # noqa: ANN201
+def divergence(divergence_store: Path):
     return compare(Store(divergence_store), load.Selection(), clusters=False)
 
 
-def test_planted_divergence_step_is_found_exactly(divergence) -> None:  # noqa: ANN001
+def test_planted_divergence_step_is_found_exactly(divergence) -> None:
     (pair,) = divergence.divergences
     assert (pair.a, pair.b) == (FOLLOW, LEAD)
     table = pair.table
@@ -37,7 +35,7 @@ def test_planted_divergence_step_is_found_exactly(divergence) -> None:  # noqa: 
     assert exact.mean() >= 0.95, table[~exact][["task_id", "seed", "position", "step_a", "step_b"]]
 
 
-def test_divergence_context_rejoin_and_summary(divergence) -> None:  # noqa: ANN001
+def test_divergence_context_rejoin_and_summary(divergence) -> None:
     table = divergence.divergences[0].table.set_index(["task_id", "seed"])
     even, odd = table.loc[("t2", 0)], table.loc[("t3", 0)]
     # t2: follow adds other numbers at step 2 (same tool: a 'similar' step), then rejoins.
@@ -52,7 +50,7 @@ def test_divergence_context_rejoin_and_summary(divergence) -> None:  # noqa: ANN
     assert summary["same_outcome"] == 40  # both always answer 5
 
 
-def test_estimates_and_profiles_from_the_store(divergence) -> None:  # noqa: ANN001
+def test_estimates_and_profiles_from_the_store(divergence) -> None:
     est = divergence.estimates.set_index("system")
     assert list(est.index) == [FOLLOW, LEAD]
     assert (est.loc[LEAD, "success_rate"], est.loc[LEAD, "tasks"], est.loc[LEAD, "episodes"]) == (1.0, 20, 40)
@@ -169,7 +167,7 @@ def test_minilm_embeddings_load_offline_and_separate_meanings() -> None:
 
 
 def test_the_lean_episode_read_agrees_with_the_episodes_view(dependence_store: Path,
-                                                             fixture_store: Path) -> None:  # noqa: F811
+                                                             fixture_store: Path) -> None:
     from shardscope.tracer.queries import read_frame
 
     for db in (dependence_store, fixture_store):  # ablations; failed, errored, retried episodes

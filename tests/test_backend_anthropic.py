@@ -31,14 +31,14 @@ CONVERSATION = [
 
 
 @pytest.fixture
-def model(fake_provider, tmp_path: Path, tracing, monkeypatch):  # noqa: ANN001, ANN201
+def model(fake_provider, tmp_path: Path, tracing, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-shapes-0123456789abcdef")
     catalog = fake_catalog(tmp_path, fake_provider.base_url)
     return open_model(catalog.get("fake-anthropic"), tracing, sleep=RecordingSleep())
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_request_translates_system_tools_and_tool_results(model, fake_provider, stream) -> None:  # noqa: ANN001
+def test_request_translates_system_tools_and_tool_results(model, fake_provider, stream) -> None:
     config = GenerationConfig(temperature=0.2, max_tokens=None, stop=("END",))
     asyncio.run(model.generate(CONVERSATION, [WEATHER], config, stream=stream))
     (sent,) = fake_provider.requests
@@ -66,7 +66,7 @@ def test_request_translates_system_tools_and_tool_results(model, fake_provider, 
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_text_answer_and_its_span(model, fake_provider, tracing, db_path, stream) -> None:  # noqa: ANN001
+def test_text_answer_and_its_span(model, fake_provider, tracing, db_path, stream) -> None:
     fake_provider.script(fp.ok("It is snowing in Oslo."))
     output = asyncio.run(model.generate(CONVERSATION[:2], (), GenerationConfig(), stream=stream))
     tracing.shutdown()
@@ -88,7 +88,7 @@ def test_text_answer_and_its_span(model, fake_provider, tracing, db_path, stream
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_tool_use_becomes_a_tool_call(model, fake_provider, stream) -> None:  # noqa: ANN001
+def test_tool_use_becomes_a_tool_call(model, fake_provider, stream) -> None:
     fake_provider.script(fp.tool("weather", {"city": "Tromsø", "units": "metric"}, text="Let me look."))
     output = asyncio.run(model.generate(CONVERSATION[:2], [WEATHER], GenerationConfig(), stream=stream))
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.config.catalog import build_backend, load_catalog, open_model, probe
 from shardscope.commands.models import models_command
+from shardscope.config.catalog import build_backend, load_catalog, open_model, probe
+from shardscope.config.errors import ConfigError
 from shardscope.scaffolds.backends.errors import AuthenticationError
 from shardscope.scaffolds.backends.local_weights import sha256_of
-from shardscope.config.errors import ConfigError
 
 EMBEDDED = ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"]
 
@@ -163,7 +163,7 @@ def test_local_backends_follow_the_catalog_capabilities() -> None:
     assert gemma.capabilities.logprobs is True  # a per-run option
 
 
-def test_open_model_carries_id_price_and_logprobs(tracing, monkeypatch) -> None:  # noqa: ANN001
+def test_open_model_carries_id_price_and_logprobs(tracing, monkeypatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-catalog-0123456789")
     model = open_model(load_catalog().get("claude-3-5-haiku"), tracing)
     assert (model.model_id, model.price.output_per_million, model.logprobs) == ("claude-3-5-haiku", 4.0, False)

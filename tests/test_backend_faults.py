@@ -37,11 +37,11 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def catalog(fake_provider: fp.FakeProvider, tmp_path: Path, keys: None):  # noqa: ANN201
+def catalog(fake_provider: fp.FakeProvider, tmp_path: Path, keys: None):
     return fake_catalog(tmp_path, fake_provider.base_url)
 
 
-def call(model, *, stream: bool = False, config: GenerationConfig | None = None):  # noqa: ANN001, ANN201
+def call(model, *, stream: bool = False, config: GenerationConfig | None = None):
     return asyncio.run(model.generate(MESSAGES, (), config or GenerationConfig(timeout_s=5), stream=stream))
 
 
@@ -57,7 +57,7 @@ def the_call(db_path: Path) -> dict:
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("model_id", HOSTED)
 def test_rate_limit_waits_for_retry_after_then_succeeds(
-    model_id, stream, catalog, fake_provider, tracing, db_path  # noqa: ANN001
+    model_id, stream, catalog, fake_provider, tracing, db_path
 ) -> None:
     fake_provider.script(fp.status(429, "slow down", retry_after="1"), fp.ok("Hello after waiting."))
     sleep = RecordingSleep()
@@ -75,7 +75,7 @@ def test_rate_limit_waits_for_retry_after_then_succeeds(
 
 
 @pytest.mark.parametrize("model_id", HOSTED)
-def test_server_errors_are_retried_with_backoff(model_id, catalog, fake_provider, tracing, db_path) -> None:  # noqa: ANN001
+def test_server_errors_are_retried_with_backoff(model_id, catalog, fake_provider, tracing, db_path) -> None:
     fake_provider.script(fp.status(500), fp.status(503), fp.ok("Recovered."))
     sleep = RecordingSleep()
     policy = RetryPolicy(max_attempts=4, initial_wait_s=0.5)
@@ -91,7 +91,7 @@ def test_server_errors_are_retried_with_backoff(model_id, catalog, fake_provider
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("model_id", HOSTED)
-def test_overloaded_529_is_retried(model_id, stream, catalog, fake_provider, tracing, db_path) -> None:  # noqa: ANN001
+def test_overloaded_529_is_retried(model_id, stream, catalog, fake_provider, tracing, db_path) -> None:
     fake_provider.script(fp.status(529, "Overloaded"), fp.ok("Capacity again."))
     output = call(open_model(catalog.get(model_id), tracing, sleep=RecordingSleep()), stream=stream)
     tracing.shutdown()
@@ -99,7 +99,7 @@ def test_overloaded_529_is_retried(model_id, stream, catalog, fake_provider, tra
     assert [(a["error_type"], a["status_code"]) for a in attempts(db_path)] == [("overloaded", 529)]
 
 
-def test_anthropic_overloaded_error_event_mid_stream_is_retried(catalog, fake_provider, tracing, db_path) -> None:  # noqa: ANN001
+def test_anthropic_overloaded_error_event_mid_stream_is_retried(catalog, fake_provider, tracing, db_path) -> None:
     fake_provider.script(fp.error_event("overloaded_error", after=4), fp.ok("Second try worked."))
     model = open_model(catalog.get("fake-anthropic"), tracing, sleep=RecordingSleep())
     output = call(model, stream=True)
@@ -113,7 +113,7 @@ def test_anthropic_overloaded_error_event_mid_stream_is_retried(catalog, fake_pr
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("model_id", HOSTED)
-def test_per_call_timeout_then_give_up(model_id, stream, catalog, fake_provider, tracing, db_path) -> None:  # noqa: ANN001
+def test_per_call_timeout_then_give_up(model_id, stream, catalog, fake_provider, tracing, db_path) -> None:
     fake_provider.script(fp.slow(1.5), fp.slow(1.5))
     model = open_model(catalog.get(model_id), tracing, sleep=RecordingSleep(), retry=RetryPolicy(max_attempts=2))
     started = time.perf_counter()
@@ -131,7 +131,7 @@ def test_per_call_timeout_then_give_up(model_id, stream, catalog, fake_provider,
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("model_id", HOSTED)
-def test_malformed_json_is_retried(model_id, stream, catalog, fake_provider, tracing, db_path) -> None:  # noqa: ANN001
+def test_malformed_json_is_retried(model_id, stream, catalog, fake_provider, tracing, db_path) -> None:
     fake_provider.script(fp.malformed(), fp.ok("Valid now."))
     output = call(open_model(catalog.get(model_id), tracing, sleep=RecordingSleep()), stream=stream)
     tracing.shutdown()
@@ -143,7 +143,7 @@ def test_malformed_json_is_retried(model_id, stream, catalog, fake_provider, tra
 
 @pytest.mark.parametrize("fault", [fp.cut, fp.no_end], ids=["connection-cut", "no-terminal-event"])
 @pytest.mark.parametrize("model_id", HOSTED)
-def test_stream_cut_mid_way_is_retried(model_id, fault, catalog, fake_provider, tracing, db_path) -> None:  # noqa: ANN001
+def test_stream_cut_mid_way_is_retried(model_id, fault, catalog, fake_provider, tracing, db_path) -> None:
     fake_provider.script(fault(after=3), fp.ok("The full answer arrives."))
     output = call(open_model(catalog.get(model_id), tracing, sleep=RecordingSleep()), stream=True)
     tracing.shutdown()
@@ -157,7 +157,7 @@ def test_stream_cut_mid_way_is_retried(model_id, fault, catalog, fake_provider, 
 
 
 @pytest.mark.parametrize("model_id", HOSTED)
-def test_authentication_error_fails_at_once(model_id, catalog, fake_provider, tracing, db_path) -> None:  # noqa: ANN001
+def test_authentication_error_fails_at_once(model_id, catalog, fake_provider, tracing, db_path) -> None:
     fake_provider.script(fp.status(401, "invalid x-api-key"))
     sleep = RecordingSleep()
     with pytest.raises(AuthenticationError) as raised:
@@ -174,14 +174,14 @@ def test_authentication_error_fails_at_once(model_id, catalog, fake_provider, tr
 
 @pytest.mark.parametrize(("code", "error"), [(400, BadRequestError), (422, BadRequestError), (404, ModelNotFoundError)])
 @pytest.mark.parametrize("model_id", ["fake-openai", "fake-anthropic"])
-def test_bad_request_and_unknown_model_fail_at_once(model_id, code, error, catalog, fake_provider, tracing) -> None:  # noqa: ANN001
+def test_bad_request_and_unknown_model_fail_at_once(model_id, code, error, catalog, fake_provider, tracing) -> None:
     fake_provider.script(fp.status(code, "no such thing"))
     with pytest.raises(error):
         call(open_model(catalog.get(model_id), tracing, sleep=RecordingSleep()))
     assert len(fake_provider.requests) == 1
 
 
-def test_gives_up_after_the_last_attempt(catalog, fake_provider, tracing, db_path) -> None:  # noqa: ANN001
+def test_gives_up_after_the_last_attempt(catalog, fake_provider, tracing, db_path) -> None:
     fake_provider.script(*[fp.status(500)] * 3)
     model = open_model(catalog.get("fake-openai"), tracing, sleep=RecordingSleep(), retry=RetryPolicy(max_attempts=3))
     with pytest.raises(ServerError):
@@ -194,7 +194,7 @@ def test_gives_up_after_the_last_attempt(catalog, fake_provider, tracing, db_pat
     assert (row["status_code"], row["error_type"], row["attempts"]) == ("ERROR", "server_error", 3)
 
 
-def test_a_retry_after_beyond_the_policy_fails_at_once(catalog, fake_provider, tracing) -> None:  # noqa: ANN001
+def test_a_retry_after_beyond_the_policy_fails_at_once(catalog, fake_provider, tracing) -> None:
     fake_provider.script(fp.status(429, retry_after="3600"))
     sleep = RecordingSleep()
     with pytest.raises(RateLimitError) as raised:

@@ -29,11 +29,11 @@ ADD = ToolSpec(
 
 
 @pytest.fixture(scope="module")
-def catalog():  # noqa: ANN201
+def catalog():
     return load_catalog(None)
 
 
-def test_smollm2_streams_tokens_into_the_store(catalog, smollm2_path, tracing, db_path) -> None:  # noqa: ANN001
+def test_smollm2_streams_tokens_into_the_store(catalog, smollm2_path, tracing, db_path) -> None:
     model = open_model(catalog.get("smollm2-135m-instruct"), tracing)
     output = asyncio.run(model.generate(QUESTION, (), CONFIG))
     tracing.shutdown()
@@ -55,7 +55,7 @@ def test_smollm2_streams_tokens_into_the_store(catalog, smollm2_path, tracing, d
     assert all(t["logprob"] is None for t in tokens)  # logprobs are off unless asked for
 
 
-def test_logprobs_are_a_per_run_option(catalog, smollm2_path, tracing, db_path) -> None:  # noqa: ANN001
+def test_logprobs_are_a_per_run_option(catalog, smollm2_path, tracing, db_path) -> None:
     entry = catalog.get("smollm2-135m-instruct")
     model = open_model(entry, tracing, logprobs=True, top_logprobs=3)
     output = asyncio.run(model.generate(QUESTION, (), GenerationConfig(temperature=0.0, max_tokens=4, seed=3)))
@@ -71,12 +71,12 @@ def test_logprobs_are_a_per_run_option(catalog, smollm2_path, tracing, db_path) 
     assert model.backend.load() is not build_backend(entry).load()
 
 
-def test_a_model_is_loaded_once_per_process(catalog, smollm2_path) -> None:  # noqa: ANN001
+def test_a_model_is_loaded_once_per_process(catalog, smollm2_path) -> None:
     entry = catalog.get("smollm2-135m-instruct")
     assert build_backend(entry).load() is build_backend(entry).load()
 
 
-def test_the_event_loop_stays_free_while_tokens_are_computed(catalog, smollm2_path) -> None:  # noqa: ANN001
+def test_the_event_loop_stays_free_while_tokens_are_computed(catalog, smollm2_path) -> None:
     backend = build_backend(catalog.get("smollm2-135m-instruct"))
     backend.load()
 
@@ -102,7 +102,7 @@ def test_the_event_loop_stays_free_while_tokens_are_computed(catalog, smollm2_pa
     assert ticks >= max(3, elapsed / 0.005 * 0.3)  # the loop kept ticking during generation
 
 
-def test_a_timed_out_generation_stops_and_frees_the_model(catalog, smollm2_path, tracing) -> None:  # noqa: ANN001
+def test_a_timed_out_generation_stops_and_frees_the_model(catalog, smollm2_path, tracing) -> None:
     model = open_model(catalog.get("smollm2-135m-instruct"), tracing, retry=RetryPolicy(max_attempts=1))
     model.backend.load()
     long = GenerationConfig(temperature=0.0, max_tokens=400, seed=1, timeout_s=0.2)
@@ -113,7 +113,7 @@ def test_a_timed_out_generation_stops_and_frees_the_model(catalog, smollm2_path,
     assert output.text and time.perf_counter() - started < 5  # not stuck behind the old one
 
 
-def test_qwen_calls_a_tool_in_text_and_gets_a_real_tool_call(catalog, tracing, db_path) -> None:  # noqa: ANN001
+def test_qwen_calls_a_tool_in_text_and_gets_a_real_tool_call(catalog, tracing, db_path) -> None:
     model = open_model(catalog.get("qwen2.5-coder-0.5b-instruct"), tracing)
     assert model.capabilities.tools is True
     conversation = [Message("system", "You are a helpful assistant."),
@@ -142,7 +142,7 @@ def test_qwen_calls_a_tool_in_text_and_gets_a_real_tool_call(catalog, tracing, d
     assert {"type": "tool_call", "id": call.id, "name": "add", "arguments": {"a": 17, "b": 25}} in parts
 
 
-def test_gemma_base_model_continues_a_transcript(catalog, tracing, db_path) -> None:  # noqa: ANN001
+def test_gemma_base_model_continues_a_transcript(catalog, tracing, db_path) -> None:
     model = open_model(catalog.get("gemma-3-270m"), tracing)
     assert (model.capabilities.chat_template, model.capabilities.tools) == (False, False)
     prompt = [Message("user", "Question: What is the capital of France?\nAnswer:")]

@@ -21,7 +21,7 @@ CONFIG = GenerationConfig(temperature=0.0, max_tokens=8, seed=7, timeout_s=120)
 
 
 @pytest.fixture
-def catalog(llama_server, tmp_path: Path):  # noqa: ANN001, ANN201
+def catalog(llama_server, tmp_path: Path):
     path = tmp_path / "models.toml"
     path.write_text(f"""
 [models.llama-server]
@@ -41,7 +41,7 @@ base_url = "{llama_server.base_url}"
     return load_catalog(path)
 
 
-def test_the_endpoint_is_available_and_provider_is_openai(catalog) -> None:  # noqa: ANN001
+def test_the_endpoint_is_available_and_provider_is_openai(catalog) -> None:
     entry = catalog.get("llama-server")
     assert entry.availability()[0] is True
     assert entry.provider == "openai"
@@ -49,7 +49,7 @@ def test_the_endpoint_is_available_and_provider_is_openai(catalog) -> None:  # n
 
 
 @pytest.mark.parametrize("model_id", ["llama-server", "llama-server-litellm"])
-def test_chat_through_the_sdk(model_id, catalog, llama_server, tracing, db_path) -> None:  # noqa: ANN001
+def test_chat_through_the_sdk(model_id, catalog, llama_server, tracing, db_path) -> None:
     model = open_model(catalog.get(model_id), tracing)
     output = asyncio.run(model.generate(MESSAGES, (), CONFIG, stream=False))
     tracing.shutdown()
@@ -71,7 +71,7 @@ def test_chat_through_the_sdk(model_id, catalog, llama_server, tracing, db_path)
 
 
 @pytest.mark.parametrize("model_id", ["llama-server", "llama-server-litellm"])
-def test_streaming_records_each_token_and_time_to_first_token(model_id, catalog, tracing, db_path) -> None:  # noqa: ANN001
+def test_streaming_records_each_token_and_time_to_first_token(model_id, catalog, tracing, db_path) -> None:
     model = open_model(catalog.get(model_id), tracing)
     output = asyncio.run(model.generate(MESSAGES, (), CONFIG, stream=True))
     tracing.shutdown()
@@ -88,7 +88,7 @@ def test_streaming_records_each_token_and_time_to_first_token(model_id, catalog,
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-def test_logprobs_and_top_alternatives(stream, catalog, tracing, db_path) -> None:  # noqa: ANN001
+def test_logprobs_and_top_alternatives(stream, catalog, tracing, db_path) -> None:
     model = open_model(catalog.get("llama-server"), tracing, logprobs=True, top_logprobs=2)
     output = asyncio.run(model.generate(MESSAGES, (), CONFIG, stream=stream))
     tracing.shutdown()

@@ -15,9 +15,9 @@ from shardscope.config.catalog import open_model
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.errors import AuthenticationError
 from shardscope.scaffolds.types import GenerationConfig, Message
+from shardscope.tracer.setup import setup_tracing
 from tests.servers import fake_provider as fp
 from tests.servers.backend_helpers import RecordingSleep, fake_catalog
-from shardscope.tracer.setup import setup_tracing
 
 PLAIN_KEY_ENTRY = """backend = "litellm"
 model = "openai/gpt-fake"

@@ -116,7 +116,7 @@ def smollm2_format() -> PromptFormat:
     return PromptFormat(SMOLLM2_TEMPLATE, bos_token="<|im_start|>", eos_token="<|im_end|>")
 
 
-def test_template_without_tool_support_gets_the_tools_in_its_system_prompt(smollm2_format) -> None:  # noqa: ANN001
+def test_template_without_tool_support_gets_the_tools_in_its_system_prompt(smollm2_format) -> None:
     conversation = [
         Message("system", "Be exact."),
         Message("user", "2+3?"),
@@ -135,7 +135,7 @@ def test_template_without_tool_support_gets_the_tools_in_its_system_prompt(smoll
     assert prompt.stop == ("<|im_end|>",) and prompt.rendering == "chat_template"
 
 
-def test_without_tools_the_template_renders_as_llama_cpp_would(smollm2_format) -> None:  # noqa: ANN001
+def test_without_tools_the_template_renders_as_llama_cpp_would(smollm2_format) -> None:
     prompt = smollm2_format.render([Message("user", "Hi")], (), chat=True)
     assert prompt.text == (
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"

@@ -24,8 +24,8 @@ def test_ablate_links_each_ablation_to_its_baseline_and_reuses_baselines(
                        "-a", "react-tools", "--tasks", TASK, "--mode", "removed", *SMALL,
                        "--no-progress")
     assert first.returncode == 0, first.stderr
-    shards = frame(db, f"SELECT shards FROM (SELECT attributes->>'$.\"shardscope.task.shards\"' "
-                       f"AS shards FROM spans WHERE span_type = 'episode' LIMIT 1)").shards[0]
+    shards = frame(db, "SELECT shards FROM (SELECT attributes->>'$.\"shardscope.task.shards\"' "
+                       "AS shards FROM spans WHERE span_type = 'episode' LIMIT 1)").shards[0]
     n_shards = shards.count('"')  // 2
     episodes = frame(db, "SELECT * FROM episodes")
     base = episodes[episodes.ablation_shard.isna()]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from shardscope.config.settings import Settings
-from shardscope.tracer.setup import setup_tracing
-from shardscope.tracer.attributes import SpanType
 from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.setup import setup_tracing
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shardscope.tracer.store import Store
 from shardscope.tracer.queries import read_frame
+from shardscope.tracer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m-instruct"

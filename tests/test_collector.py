@@ -16,9 +16,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from shardscope.tracer.store import Store
 from shardscope.tracer.collector import Collector, serve
 from shardscope.tracer.queries import read_frame
+from shardscope.tracer.store import Store
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def _count(db: Path) -> int:
     return int(read_frame(Store(db), "SELECT count(*) AS n FROM spans").n[0])
 
 
-def test_any_otel_sdk_can_export_into_the_store(collector, db_path: Path) -> None:  # noqa: ANN001
+def test_any_otel_sdk_can_export_into_the_store(collector, db_path: Path) -> None:
     url, _ = collector
     provider = TracerProvider(resource=Resource.create({"service.name": "someone-elses-agent"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
@@ -45,11 +45,10 @@ def test_any_otel_sdk_can_export_into_the_store(collector, db_path: Path) -> Non
     with tracer.start_as_current_span("invoke_agent planner", attributes={
         "gen_ai.operation.name": "invoke_agent", "shardscope.span.type": "episode",
         "shardscope.episode.outcome": "success", "shardscope.model.id": "ext-model",
-    }):
-        with tracer.start_as_current_span("chat ext", attributes={
-            "gen_ai.usage.input_tokens": 12, "shardscope.span.type": "llm_call", "list": [1, 2],
-        }) as span:
-            span.add_event("shardscope.token", {"shardscope.token.text": "hi"})
+    }), tracer.start_as_current_span("chat ext", attributes={
+        "gen_ai.usage.input_tokens": 12, "shardscope.span.type": "llm_call", "list": [1, 2],
+    }) as span:
+        span.add_event("shardscope.token", {"shardscope.token.text": "hi"})
     provider.shutdown()
     store = Store(db_path)
     rows = read_frame(store, "SELECT name, span_type, input_tokens, parent_span_id, resource FROM spans ORDER BY name")
@@ -72,7 +71,7 @@ def _json_payload(trace_id: str = "0af7651916cd43dd8448eb211c80319c", span_id: s
             "status": {"code": 2, "message": "boom"}}]}]}]}
 
 
-def test_otlp_json_and_gzip(collector, db_path: Path) -> None:  # noqa: ANN001
+def test_otlp_json_and_gzip(collector, db_path: Path) -> None:
     url, _ = collector
     response = httpx.post(f"{url}/v1/traces", json=_json_payload())
     assert response.status_code == 200, response.text
@@ -97,7 +96,7 @@ def test_otlp_json_and_gzip(collector, db_path: Path) -> None:  # noqa: ANN001
     ],
 )
 def test_bad_payloads_are_refused_clearly_and_lose_nothing(
-    collector, db_path: Path, body: bytes, headers: dict, status: int, fragment: str,  # noqa: ANN001
+    collector, db_path: Path, body: bytes, headers: dict, status: int, fragment: str,
 ) -> None:
     url, _ = collector
     assert httpx.post(f"{url}/v1/traces", json=_json_payload()).status_code == 200
@@ -106,7 +105,7 @@ def test_bad_payloads_are_refused_clearly_and_lose_nothing(
     assert _count(db_path) == 1
 
 
-def test_invalid_spans_are_rejected_one_by_one(collector, db_path: Path) -> None:  # noqa: ANN001
+def test_invalid_spans_are_rejected_one_by_one(collector, db_path: Path) -> None:
     url, _ = collector
     payload = _json_payload()
     good = payload["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
@@ -122,7 +121,7 @@ def test_invalid_spans_are_rejected_one_by_one(collector, db_path: Path) -> None
     assert _count(db_path) == 1
 
 
-def test_wrong_path_is_404(collector) -> None:  # noqa: ANN001
+def test_wrong_path_is_404(collector) -> None:
     url, _ = collector
     response = httpx.post(f"{url}/v1/logs", json={})
     assert response.status_code == 404 and "/v1/traces" in response.json()["error"]

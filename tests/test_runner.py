@@ -11,23 +11,23 @@ from pathlib import Path
 
 import pytest
 
+from shardscope.config.errors import ConfigError
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.scripted import ScriptedBackend
 from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
-from shardscope.scaffolds.tasks import Ablation
 from shardscope.scaffolds.runner.runner import Runner
-from shardscope.config.errors import ConfigError
-from tests import fakes
-from tests.helpers.toy_run import policy
+from shardscope.scaffolds.tasks import Ablation
+from shardscope.tracer.queries import completed_episode_keys, read_frame, run_summary
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
-from shardscope.tracer.queries import completed_episode_keys, read_frame, run_summary
+from tests import fakes
+from tests.helpers.toy_run import policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_runner(db: Path, delay: float = 0.0, tasks: int = 2):  # noqa: ANN201
+def make_runner(db: Path, delay: float = 0.0, tasks: int = 2):
     tracing = setup_tracing(Settings(db=db, flush_interval=0.1), strict=True)
     models = {n: TracedModel(ScriptedBackend(model=n, policy=policy(delay)), tracing, model_id=n)
               for n in ("toy-a", "toy-b")}
@@ -82,7 +82,7 @@ def test_bad_matrix_values() -> None:
 def test_cancelled_run_resumes_without_duplicates_or_losses(db_path: Path) -> None:
     tracing, runner = make_runner(db_path, delay=0.05, tasks=3)
 
-    async def run_then_cancel():  # noqa: ANN202
+    async def run_then_cancel():
         task = asyncio.create_task(runner.run(SPEC))
         while runner.last_report is None or runner.last_report.ran < 4:
             await asyncio.sleep(0.01)
@@ -142,8 +142,8 @@ def test_ablation_expansion_links_to_the_baseline() -> None:
 
 
 def test_summary_se_is_clustered_by_task_as_in_the_app(db_path: Path) -> None:
-    from shardscope.tracer.attributes import SpanType
     from shardscope.tracer import attributes as A
+    from shardscope.tracer.attributes import SpanType
     from shardscope.tracer.explore import episode_cube, model_summary
 
     # Two seeds of three tasks: t0 succeeds twice, t1 never, t2 once (p = 1/2). Seeds of one

@@ -21,14 +21,14 @@ from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.runner import DEFAULT_CONCURRENCY, Runner, mark_abandoned
 from shardscope.scaffolds.types import ToolCall
-from tests import fakes
-from shardscope.tracer.setup import setup_tracing
-from shardscope.tracer.store import Store
-from shardscope.tracer.attributes import SpanType
 from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import SpanType
 from shardscope.tracer.queries import completed_episode_keys, orphan_episode_ids, read_frame
 from shardscope.tracer.schema import STALE_AFTER_S
+from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.sinks import DuckDBSink
+from shardscope.tracer.store import Store
+from tests import fakes
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = MatrixSpec(suites=("toy",), models=("toy-a", "toy-b"), scaffolds=("react-tools",), seeds=2)
@@ -40,11 +40,11 @@ async def _nosleep(_: float) -> None:
     return None
 
 
-def toy_policy(hang_s: float = 0.0, raise_at_answer: BaseException | None = None):  # noqa: ANN201
+def toy_policy(hang_s: float = 0.0, raise_at_answer: BaseException | None = None):
     """2 + 3 with the add tool; the answering call hangs ``hang_s`` or raises (once)."""
     pending = [raise_at_answer] if raise_at_answer is not None else []
 
-    def answer(messages, tools, config):  # noqa: ANN001, ANN202
+    def answer(messages, tools, config):
         if len(messages) <= 2:
             return Scripted(tool_calls=(ToolCall("c", "add", {"a": 2, "b": 3}),))
         if pending:
@@ -54,7 +54,7 @@ def toy_policy(hang_s: float = 0.0, raise_at_answer: BaseException | None = None
     return answer
 
 
-def make_runner(db: Path, b_policy, first_b_fails: bool = False):  # noqa: ANN001, ANN201
+def make_runner(db: Path, b_policy, first_b_fails: bool = False):
     tracing = setup_tracing(Settings(db=db, flush_interval=0.1), strict=True)
     fails = [ServerError("busy", status_code=503)] if first_b_fails else []
     backends = {
@@ -119,7 +119,7 @@ def test_cancelled_attempts_are_kept_marked_and_left_out_of_the_views(db_path: P
     # (a tool call, an LLM call with a failed attempt before it, streamed tokens) was stored.
     tracing, runner, backends = make_runner(db_path, toy_policy(hang_s=30), first_b_fails=True)
 
-    async def run_then_cancel():  # noqa: ANN202
+    async def run_then_cancel():
         task = asyncio.create_task(runner.run(SPEC))
         # toy-a done; each toy-b attempt made its two calls (one retried) and hangs in the 2nd
         while runner.last_report is None or runner.last_report.ran < 6 \
@@ -166,7 +166,7 @@ def test_a_running_attempt_stays_visible(db_path: Path) -> None:
     tracing, runner, backends = make_runner(db_path, toy_policy(hang_s=30))
     spec = MatrixSpec(suites=("toy",), models=("toy-b",), scaffolds=("react-tools",))
 
-    async def look_while_running():  # noqa: ANN202
+    async def look_while_running():
         task = asyncio.create_task(runner.run(spec))
         while len(backends["toy-b"].calls) < 3 * 2:
             await asyncio.sleep(0.01)
@@ -213,7 +213,7 @@ def test_execute_turns_system_exit_into_an_interrupted_run_and_its_exit_code(
 ) -> None:
     from shardscope.commands import run as run_cli
 
-    def resources(settings, tracing, logprobs=False):  # noqa: ANN001, ANN202
+    def resources(settings, tracing, logprobs=False):
         policy = toy_policy(raise_at_answer=SystemExit(143))
         models = {n: TracedModel(ScriptedBackend(model=n, policy=policy), tracing, model_id=n)
                   for n in ("toy-a", "toy-b")}
@@ -375,9 +375,8 @@ def test_a_quiet_live_writer_heartbeats_and_its_run_stays_running(
     tracing = setup_tracing(Settings(db=db_path, flush_interval=0.1), strict=True)
     store = Store(db_path)
     try:
-        with tracing.inherit({A.RUN_ID: "r1"}):
-            with tracing.span("run start", SpanType.RUN_START):
-                pass
+        with tracing.inherit({A.RUN_ID: "r1"}), tracing.span("run start", SpanType.RUN_START):
+            pass
         tracing.force_flush()
         backdate_writers(store, STALE_AFTER_S + 5)  # as if a model call had been silent that long
         assert run_status(store) == "stale"
@@ -448,10 +447,9 @@ def test_resume_refuses_a_run_that_is_still_running(db_path: Path) -> None:
     # its missing tasks twice.
     spec = MatrixSpec(suites=("toy",), models=("toy-a",), scaffolds=("react-tools",))
     tracing = setup_tracing(Settings(db=db_path), strict=True)
-    with tracing.inherit({A.RUN_ID: "r-live"}):
-        with tracing.span("run start r-live", SpanType.RUN_START,
-                          {A.RUN_CONFIG: spec.to_json(), A.RUN_PLANNED_EPISODES: 2}):
-            pass
+    with tracing.inherit({A.RUN_ID: "r-live"}), tracing.span("run start r-live", SpanType.RUN_START,
+                      {A.RUN_CONFIG: spec.to_json(), A.RUN_PLANNED_EPISODES: 2}):
+        pass
     tracing.shutdown()
     assert read_frame(Store(db_path), "SELECT status FROM runs").status[0] == "running"
     out = shardscope("run", "--resume", "latest", "--db", str(db_path), "--no-progress")

@@ -17,10 +17,10 @@ from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.runner import Runner
 from shardscope.scaffolds.types import ToolCall
-from tests import fakes
+from shardscope.tracer.queries import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
-from shardscope.tracer.queries import read_frame
+from tests import fakes
 
 TEXT_ONLY = Capabilities(tools=False, streaming=True, logprobs=False)
 
@@ -40,7 +40,7 @@ def run_one(db: Path, scaffold: str, responses: list, *, capabilities: Capabilit
     return Store(db)
 
 
-def episode(store: Store):  # noqa: ANN201
+def episode(store: Store):
     rows = read_frame(store, "SELECT * FROM episodes")
     assert len(rows) == 1
     return rows.iloc[0]
@@ -182,8 +182,8 @@ def test_scaffold_hash_covers_the_text_tool_call_parser(monkeypatch: pytest.Monk
     before = {n: get_scaffold(n).identity for n in names}
     real = Path.read_text
 
-    def edited(target: str):  # noqa: ANN202
-        def read_text(self: Path, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+    def edited(target: str):
+        def read_text(self: Path, *args, **kwargs) -> str:
             text = real(self, *args, **kwargs)
             return text + "\n# edited\n" if self.name == target else text
         return read_text
@@ -196,7 +196,7 @@ def test_scaffold_hash_covers_the_text_tool_call_parser(monkeypatch: pytest.Monk
 
 
 # --- plan-execute beyond the happy path ----------------------------------------------------------
-def step_rows(store: Store):  # noqa: ANN201
+def step_rows(store: Store):
     return read_frame(store, "SELECT * FROM steps ORDER BY step_index")
 
 

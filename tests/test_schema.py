@@ -6,8 +6,8 @@ from pathlib import Path
 
 import duckdb
 
-from shardscope.tracer.store import Store
 from shardscope.tracer.schema import SCHEMA_VERSION, VIEWS, VIEWS_HASH
+from shardscope.tracer.store import Store
 
 
 def test_new_store_records_version_and_views(db_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.config.settings import Settings, load_settings
 from shardscope.config.errors import ConfigError
+from shardscope.config.settings import Settings, load_settings
 
 
 def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

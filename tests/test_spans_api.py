@@ -8,20 +8,19 @@ import pandas as pd
 import pytest
 
 from shardscope.config.settings import Settings
+from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.queries import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
-from shardscope.tracer.attributes import SpanType
-from shardscope.tracer import attributes as A
-from shardscope.tracer.queries import read_frame
 
 
 def test_inherited_attributes_reach_nested_spans(db_path: Path) -> None:
     tracing = setup_tracing(Settings(db=db_path), strict=True)
-    with tracing.inherit({A.RUN_ID: "r"}):
-        with tracing.span("outer", SpanType.EPISODE, {A.EPISODE_ID: "own"}):
-            with tracing.inherit({A.EPISODE_ID: "e", A.STEP_INDEX: 3}):
-                with tracing.span("inner", SpanType.STEP):
-                    pass
+    with tracing.inherit({A.RUN_ID: "r"}), tracing.span("outer", SpanType.EPISODE, {A.EPISODE_ID: "own"}):
+        with tracing.inherit({A.EPISODE_ID: "e", A.STEP_INDEX: 3}):
+            with tracing.span("inner", SpanType.STEP):
+                pass
     with tracing.span("outside", SpanType.SPAN):
         pass
     tracing.shutdown()
@@ -55,12 +54,11 @@ def test_secrets_are_redacted_everywhere(db_path: Path, monkeypatch: pytest.Monk
     key = "sk-live-0123456789abcdefghijkl"
     monkeypatch.setenv("MY_PROVIDER_API_KEY", "plainsecretvalue42")
     tracing = setup_tracing(Settings(db=db_path), strict=True)
-    with pytest.raises(RuntimeError):
-        with tracing.span("chat m", SpanType.LLM_CALL, {
-            A.GEN_AI_INPUT_MESSAGES: [{"role": "user", "parts": [{"type": "text", "content": f"use {key}"}]}],
-        }) as span:
-            span.set(A.STEP_OUTPUT, "the key is plainsecretvalue42")
-            raise RuntimeError(f"provider rejected Bearer {key}")
+    with pytest.raises(RuntimeError), tracing.span("chat m", SpanType.LLM_CALL, {
+        A.GEN_AI_INPUT_MESSAGES: [{"role": "user", "parts": [{"type": "text", "content": f"use {key}"}]}],
+    }) as span:
+        span.set(A.STEP_OUTPUT, "the key is plainsecretvalue42")
+        raise RuntimeError(f"provider rejected Bearer {key}")
     tracing.shutdown()
     con_text = read_frame(Store(db_path), """
         SELECT string_agg(coalesce(s.attributes::VARCHAR, '') || coalesce(s.status_message, '')

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shardscope.tracer.store import Store
 from shardscope.tracer.queries import run_sql
+from shardscope.tracer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_reader_process_queries_while_writer_writes(db_path: Path) -> None:
         [sys.executable, "-c", _READER, str(db_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
-    out, err = writer.communicate(timeout=300)
+    _out, err = writer.communicate(timeout=300)
     assert writer.returncode == 0, err
     assert reader.returncode == 0, reader.stderr
     counts = [int(x) for x in reader.stdout.split()]

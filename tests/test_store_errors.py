@@ -8,11 +8,11 @@ import duckdb
 import pytest
 
 from shardscope.config.errors import QueryError, StoreError, StoreNotFoundError, StoreVersionError
-from shardscope.tracer.setup import setup_tracing
-from shardscope.tracer.store import Store
+from shardscope.config.settings import Settings
 from shardscope.tracer.attributes import SpanType
 from shardscope.tracer.queries import run_sql
-from shardscope.config.settings import Settings
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
 
 
 def _store_with_one_span(db: Path) -> Store:
@@ -70,9 +70,8 @@ def test_unwritable_store_location(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     store = Store(blocker / "sub" / "store.duckdb")  # parent is a file: cannot be created
-    with pytest.raises(StoreError, match="cannot create the directory"):
-        with store.writer():
-            pass
+    with pytest.raises(StoreError, match="cannot create the directory"), store.writer():
+        pass
 
 
 def test_store_from_a_newer_schema_is_refused(db_path: Path) -> None:
@@ -86,7 +85,7 @@ def test_store_from_a_newer_schema_is_refused(db_path: Path) -> None:
     with tracing.span("refused", SpanType.SPAN):
         pass
     for processor in tracing.processors:
-        processor._shutdown_timeout = 0.5  # noqa: SLF001
+        processor._shutdown_timeout = 0.5
     tracing.shutdown()
     stats = tracing.stats()["duckdb"]
     assert stats["spans_written"] == 0 and stats["spilled_spans"] == 1

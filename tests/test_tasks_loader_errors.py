@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.scaffolds.tasks import SuiteError, UnknownSuiteError, get_suite, load_suite, load_suites
 from shardscope.config.errors import ConfigError
+from shardscope.scaffolds.tasks import (
+    SuiteError,
+    UnknownSuiteError,
+    get_suite,
+    load_suite,
+    load_suites,
+)
 
 VALID = """
 [suite]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shardscope.config.errors import ConfigError
 from shardscope.scaffolds.tools import (
     Tool,
     ToolContext,
@@ -16,7 +17,6 @@ from shardscope.scaffolds.tools import (
     default_registry,
 )
 from shardscope.scaffolds.types import ToolSpec
-from shardscope.config.errors import ConfigError
 
 BUILTIN = [
     "calculator",

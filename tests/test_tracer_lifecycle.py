@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from shardscope.config.errors import StoreNotFoundError
-from shardscope.tracer.store import Store
 from shardscope.tracer.queries import read_frame
+from shardscope.tracer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = "tests.helpers.lifecycle_writer"

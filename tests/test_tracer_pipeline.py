@@ -11,11 +11,11 @@ import pytest
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from shardscope.config.settings import Settings
-from shardscope.tracer.setup import setup_tracing
-from shardscope.tracer.store import Store
 from shardscope.tracer.attributes import SpanType
 from shardscope.tracer.queries import store_status
+from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.sinks import ExporterSink, spill_dir
+from shardscope.tracer.store import Store
 
 
 def _count(db: Path, table: str = "spans") -> int:
@@ -86,7 +86,7 @@ def test_unreachable_store_spills_and_next_writer_recovers(db_path: Path) -> Non
     settings = Settings(db=db_path, lock_timeout=0.2, flush_interval=0.05)
     tracing = setup_tracing(settings, strict=False)
     for processor in tracing.processors:
-        processor._shutdown_timeout = 0.5  # noqa: SLF001 - keep the test short
+        processor._shutdown_timeout = 0.5
     blocker_ready, release = threading.Event(), threading.Event()
 
     def hold_lock() -> None:
@@ -124,7 +124,7 @@ class _FailingExporter(SpanExporter):
     def __init__(self) -> None:
         self.calls = 0
 
-    def export(self, spans):  # noqa: ANN001, ANN201
+    def export(self, spans):
         self.calls += 1
         return SpanExportResult.FAILURE
 
@@ -154,7 +154,7 @@ def test_strict_mode_surfaces_sink_bugs(db_path: Path) -> None:
     tracing = setup_tracing(Settings(db=db_path, flush_interval=0.05), strict=True)
     sink = tracing.processors[0].sink
 
-    def broken(spans):  # noqa: ANN001, ANN202
+    def broken(spans):
         raise ValueError("conversion bug")
 
     sink.prepare = broken  # type: ignore[method-assign]

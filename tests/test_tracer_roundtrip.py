@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 
 from shardscope.config.settings import Settings
-from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.attributes import SpanType
 from shardscope.tracer.encoding import from_json
+from shardscope.tracer.setup import setup_tracing
 
 BIG = "x" * 5_000_000 + "end"
 VALUES = {

@@ -15,12 +15,11 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests import ui_fixtures as F
-from tests.ui_fixtures import empty_store, fixture_store, missing_store  # noqa: F401
 from shardscope.tracer import explore
 from shardscope.tracer.queries import read_frame
 from shardscope.tracer.store import Store
 from shardscope.ui.charts import OUTCOME_COLORS
+from tests import ui_fixtures as F
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "ui" / "app.py"
@@ -45,11 +44,11 @@ def metrics(at: AppTest, sidebar: bool = False) -> dict[str, str]:
     return {m.label: m.value for m in where.metric}
 
 
-def texts(elements) -> list[str]:  # noqa: ANN001
+def texts(elements) -> list[str]:
     return [e.value for e in elements]
 
 
-def frame(at: AppTest, *columns: str):  # noqa: ANN201
+def frame(at: AppTest, *columns: str):
     """The first table shown with these columns (display-only tables carry no key)."""
     for element in at.dataframe:
         if set(columns) <= set(element.value.columns):
@@ -302,18 +301,17 @@ def test_live_run_appears_without_lock_errors(tmp_path: Path, monkeypatch: pytes
 def test_a_killed_run_shows_as_stale_with_how_to_resume_it(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from shardscope.config.settings import Settings
-    from tests.test_runner_interrupts import backdate_writers
-    from shardscope.tracer.setup import setup_tracing
-    from shardscope.tracer.attributes import SpanType
     from shardscope.tracer import attributes as A
+    from shardscope.tracer.attributes import SpanType
     from shardscope.tracer.schema import STALE_AFTER_S
+    from shardscope.tracer.setup import setup_tracing
+    from tests.test_runner_interrupts import backdate_writers
 
     db = F.build_store(tmp_path / "stale.duckdb")  # one finished run ...
     tracing = setup_tracing(Settings(db=db), strict=True)  # ... and one whose process died
-    with tracing.inherit({A.RUN_ID: "r-dead"}):
-        with tracing.span("run start r-dead", SpanType.RUN_START,
-                          {A.RUN_CONFIG: F.SPEC.to_json(), A.RUN_PLANNED_EPISODES: 36}):
-            pass
+    with tracing.inherit({A.RUN_ID: "r-dead"}), tracing.span("run start r-dead", SpanType.RUN_START,
+                      {A.RUN_CONFIG: F.SPEC.to_json(), A.RUN_PLANNED_EPISODES: 36}):
+        pass
     tracing.shutdown()
     backdate_writers(Store(db), STALE_AFTER_S + 5)
     at = open_app(db, monkeypatch)

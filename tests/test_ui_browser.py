@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui_fixtures import fixture_store  # noqa: F401
-
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -82,7 +80,7 @@ def serve() -> Iterator[Callable[[Path], str]]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path):  # noqa: ANN201
+def browser(tmp_path: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -98,12 +96,12 @@ def browser(tmp_path: Path):  # noqa: ANN201
     driver.quit()
 
 
-def _text(driver) -> str:  # noqa: ANN001
+def _text(driver) -> str:
     """The page's visible text, whitespace collapsed (wrapped lines, metric layout)."""
     return " ".join(driver.execute_script("return document.body.innerText").split())
 
 
-def _settled(driver, expected: list[str], timeout: float = 60) -> str:  # noqa: ANN001
+def _settled(driver, expected: list[str], timeout: float = 60) -> str:
     """Page text once every expected string is there, the script has stopped running and
     the text stayed the same for half a second."""
     deadline, previous = time.monotonic() + timeout, None
@@ -118,12 +116,12 @@ def _settled(driver, expected: list[str], timeout: float = 60) -> str:  # noqa: 
         time.sleep(0.5)
 
 
-def _exceptions(driver) -> list[str]:  # noqa: ANN001
+def _exceptions(driver) -> list[str]:
     return driver.execute_script(
         "return [...document.querySelectorAll('[data-testid=\"stException\"]')].map(e => e.innerText)")
 
 
-def test_every_page_renders_in_chromium(fixture_store: Path, serve, browser) -> None:  # noqa: ANN001
+def test_every_page_renders_in_chromium(fixture_store: Path, serve, browser) -> None:
     url = serve(fixture_store)
     SHOTS.mkdir(parents=True, exist_ok=True)
     for path, expected in PAGES.items():
@@ -142,7 +140,7 @@ def test_every_page_renders_in_chromium(fixture_store: Path, serve, browser) -> 
 
 
 @pytest.mark.slow
-def test_page_fills_in_while_a_run_writes(tmp_path: Path, serve, browser) -> None:  # noqa: ANN001
+def test_page_fills_in_while_a_run_writes(tmp_path: Path, serve, browser) -> None:
     db = tmp_path / "live.duckdb"
     url = serve(db)
     browser.get(url)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.config.settings import load_settings
-from shardscope.config.errors import ShardscopeError
 from shardscope.commands.ui import APP, streamlit_command, ui_command
+from shardscope.config.errors import ShardscopeError
+from shardscope.config.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,15 +9,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests import analysis_fixtures as fx
-from tests.analysis_fixtures import dependence_store, divergence_store  # noqa: F401
 from tests.test_ui_app import charts, frame, open_app, texts
-from tests.ui_fixtures import fixture_store  # noqa: F401
 
 COMPARE, SHARDS = "app_pages/compare.py", "app_pages/shards.py"
 FOLLOW, LEAD = "follow · react-tools", "lead · react-tools"
 
 
-def _aligned(at: AppTest):  # noqa: ANN202
+def _aligned(at: AppTest):
     return frame(at, "step", "alignment", "first divergence")
 
 
@@ -61,7 +59,7 @@ def test_compare_clusters_on_demand(divergence_store: Path, monkeypatch: pytest.
     assert not at.exception
 
 
-def test_compare_on_the_ui_fixture_with_failed_episodes(fixture_store: Path,  # noqa: F811
+def test_compare_on_the_ui_fixture_with_failed_episodes(fixture_store: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(fixture_store, monkeypatch, COMPARE)
     at.multiselect(key="compare_systems").set_value(
@@ -78,7 +76,7 @@ def test_shards_map_ranking_and_drill_down(dependence_store: Path, monkeypatch: 
     assert len(charts(at)) == 1  # the influence map
     ranking = frame(at, "model", "shard", "success_drop", "ci_low")
     top = ranking.sort_values("success_drop", ascending=False).groupby("model").head(1)
-    assert set(zip(top.model, top.shard)) == {("uses-a", "a"), ("uses-b", "b")}
+    assert set(zip(top.model, top.shard, strict=True)) == {("uses-a", "a"), ("uses-b", "b")}
     pairs = frame(at, "base_outcome", "outcome", "base_episode_id", "episode_id")
     assert len(pairs) == 2 * fx.DEPENDENCE_TASKS * 3 * 2 * 2  # models x tasks x seeds x shards x modes
     at.segmented_control(key="shards_mode").set_value("removed").run()

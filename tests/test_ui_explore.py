@@ -11,16 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from shardscope.config.errors import QueryError
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.runner.runner import Runner
-from shardscope.config.errors import QueryError
-from tests import ui_fixtures as F
-from tests.ui_fixtures import empty_store, fixture_store, missing_store  # noqa: F401
-from shardscope.tracer.setup import setup_tracing
-from shardscope.tracer import episode_trace
-from shardscope.tracer import explore
+from shardscope.tracer import episode_trace, explore
 from shardscope.tracer.queries import read_frame
+from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
+from tests import ui_fixtures as F
 
 
 def test_summary_counts_and_run_progress(fixture_store: Path) -> None:

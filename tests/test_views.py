@@ -12,11 +12,11 @@ from shardscope.scaffolds.backends.errors import ServerError
 from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
 from shardscope.scaffolds.backends.traced import Price, TracedModel
 from shardscope.scaffolds.types import Message, ToolCall
+from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.queries import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
-from shardscope.tracer.attributes import SpanType
-from shardscope.tracer import attributes as A
-from shardscope.tracer.queries import read_frame
 
 
 async def _nosleep(_: float) -> None:
@@ -113,7 +113,7 @@ def test_runs_view(store: Store) -> None:
 ATTEMPT_VIEWS = ("steps", "llm_calls", "tool_calls", "messages", "token_events", "llm_attempts")
 
 
-def _unfinished_attempt(tracing, model: TracedModel, episode_id: str) -> None:  # noqa: ANN001
+def _unfinished_attempt(tracing, model: TracedModel, episode_id: str) -> None:
     """Spans of an attempt whose episode span never ended (the runner abandoned it)."""
     with tracing.inherit({A.RUN_ID: "run-2", A.EPISODE_ID: episode_id, A.MODEL_ID: "toy"}):
         with tracing.inherit({A.STEP_INDEX: 0}):
@@ -131,10 +131,9 @@ def test_abandoned_attempts_are_left_out_and_running_ones_kept(db_path: Path) ->
     model = TracedModel(backend, tracing, model_id="toy", sleep=_nosleep)
     _unfinished_attempt(tracing, model, "gone")
     _unfinished_attempt(tracing, model, "live")
-    with tracing.inherit({A.RUN_ID: "run-2"}):
-        with tracing.span("abandoned_episode gone", SpanType.ABANDONED_EPISODE,
-                          {A.EPISODE_ID: "gone"}):
-            pass
+    with tracing.inherit({A.RUN_ID: "run-2"}), tracing.span("abandoned_episode gone", SpanType.ABANDONED_EPISODE,
+                      {A.EPISODE_ID: "gone"}):
+        pass
     tracing.shutdown()
     store = Store(db_path)
     for view in ATTEMPT_VIEWS:

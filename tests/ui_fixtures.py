@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,9 @@ from shardscope.scaffolds.backends.traced import Price, TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.runner import Resources, Runner
 from shardscope.scaffolds.types import ToolCall
-from tests import fakes
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
+from tests import fakes
 
 MODELS = ("alpha", "beta", "gamma")
 TASKS = ("t0", "t1", "t2")
@@ -78,12 +77,12 @@ def _final(native: bool, answer: str) -> str:
     return f"Final Answer: {answer}" if native else f"I now know the final answer\nFinal Answer: {answer}"
 
 
-def alpha(messages, tools, config):  # noqa: ANN001, ANN201
+def alpha(messages, tools, config):
     native = bool(tools)
     return _final(native, "5") if _observed(messages) else _tool(native, len(messages))
 
 
-def beta(messages, tools, config):  # noqa: ANN001, ANN201
+def beta(messages, tools, config):
     native, task = bool(tools), _task_of(messages)
     if task == "t1":
         return ""  # neither a tool call nor an answer: a protocol error every time
@@ -98,7 +97,7 @@ class Gamma:
     def __init__(self) -> None:
         self.failed_once: set[str] = set()
 
-    def __call__(self, messages, tools, config):  # noqa: ANN001, ANN204
+    def __call__(self, messages, tools, config):
         native, task = bool(tools), _task_of(messages)
         key = f"{task}/{native}/{config.seed}"
         if task == "t0":

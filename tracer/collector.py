@@ -213,7 +213,7 @@ def serve(collector: Collector, host: str = "127.0.0.1", port: int = 4318) -> Th
     class Handler(BaseHTTPRequestHandler):
         server_version = "shardscope-collector"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             if self.path.split("?")[0] != "/v1/traces":
                 self._reply(404, {"error": f"no endpoint {self.path}; POST OTLP traces to /v1/traces"})
                 return

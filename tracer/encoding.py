@@ -189,22 +189,22 @@ class SpanBatch:
         # new tuples and wrap attributes in a proxy, which doubled the cost of this loop.
         # The SDK is pinned; tests cover this against it.
         c = self.spans
-        ctx = span._context  # noqa: SLF001 (the same for every private read below)
+        ctx = span._context
         trace_id = format(ctx.trace_id, "032x")
         span_id = format(ctx.span_id, "016x")
-        start = span._start_time or 0  # noqa: SLF001
-        end = span._end_time or start  # noqa: SLF001
-        parent = span._parent  # noqa: SLF001
-        status = span._status  # noqa: SLF001
-        attributes = span._attributes  # noqa: SLF001
-        events = span._events  # noqa: SLF001
-        links = span._links  # noqa: SLF001
-        scope = span._instrumentation_scope  # noqa: SLF001
+        start = span._start_time or 0
+        end = span._end_time or start
+        parent = span._parent
+        status = span._status
+        attributes = span._attributes
+        events = span._events
+        links = span._links
+        scope = span._instrumentation_scope
         c["trace_id"].append(trace_id)
         c["span_id"].append(span_id)
         c["parent_span_id"].append(format(parent.span_id, "016x") if parent else None)
-        c["name"].append(span._name)  # noqa: SLF001
-        c["kind"].append(span._kind.name)  # noqa: SLF001
+        c["name"].append(span._name)
+        c["kind"].append(span._kind.name)
         c["start_time"].append(start // 1000)
         c["end_time"].append(end // 1000)
         c["start_ns"].append(start)
@@ -215,7 +215,7 @@ class SpanBatch:
         c["attributes"].append(encode_attributes(_plain_attributes(attributes)))
         c["events_count"].append(len(events) if events else 0)
         c["links"].append(_encode([_link(link) for link in links]) if links else None)
-        c["resource"].append(self._resource_json(span._resource))  # noqa: SLF001
+        c["resource"].append(self._resource_json(span._resource))
         c["scope_name"].append(scope.name if scope else None)
         c["scope_version"].append(scope.version if scope else None)
         dropped = (
@@ -243,7 +243,7 @@ class SpanBatch:
             timestamp = event.timestamp
             ev["time"].append(timestamp // 1000)
             ev["time_ns"].append(timestamp)
-            attrs = event._attributes  # noqa: SLF001 - see SpanBatch.add
+            attrs = event._attributes
             ev["attributes"].append(encode_attributes(_plain_attributes(attrs)) if attrs else "{}")
             ev["dropped_attributes"].append(getattr(attrs, "dropped", 0) or 0)
 

@@ -22,7 +22,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +291,7 @@ def outcome_matrix(cube: pd.DataFrame, flt: EpisodeFilter = EpisodeFilter()) -> 
     out.columns.name = None
     outcome_columns = [c for c in out.columns if c not in keys]
     out["episodes"] = out[outcome_columns].sum(axis=1).astype(int)
-    successes = out[Outcome.SUCCESS] if Outcome.SUCCESS in out else 0
+    successes = out.get(Outcome.SUCCESS, 0)
     out["success_rate"] = successes / out["episodes"]
     out["top_outcome"] = out[outcome_columns].idxmax(axis=1) if len(out) else []
     return out.sort_values(keys, ignore_index=True)

@@ -15,8 +15,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from shardscope.config.settings import Settings, load_settings
 from shardscope import __version__
+from shardscope.config.settings import Settings, load_settings
 from shardscope.tracer.pipeline import ReliableSpanProcessor, Sink
 from shardscope.tracer.redact import Redactor
 from shardscope.tracer.sinks import DuckDBSink, ExporterSink

@@ -14,6 +14,7 @@ import json
 import time
 import traceback
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -56,7 +57,7 @@ _REDACTED_ATTRIBUTES = CONTENT_ATTRIBUTES | {
 }
 
 _INHERITED: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "shardscope_inherited", default={}
+    "shardscope_inherited", default=MappingProxyType({})
 )
 
 
@@ -101,7 +102,7 @@ class SpanPolicy:
 class TracedSpan:
     """A live span with shardscope's helpers; wraps an SDK span."""
 
-    __slots__ = ("span", "_policy")
+    __slots__ = ("_policy", "span")
 
     def __init__(self, span: Span, policy: SpanPolicy) -> None:
         self.span = span
@@ -218,7 +219,7 @@ class Tracing:
 class _SpanScope:
     """Context manager behind :meth:`Tracing.span` (a class: cheaper than a generator)."""
 
-    __slots__ = ("_tracing", "_name", "_attrs", "_kind", "_span", "_token")
+    __slots__ = ("_attrs", "_kind", "_name", "_span", "_token", "_tracing")
 
     def __init__(self, tracing: Tracing, name: str, attrs: dict[str, Any], kind: SpanKind) -> None:
         self._tracing = tracing

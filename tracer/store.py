@@ -19,7 +19,13 @@ import duckdb
 from shardscope import __version__
 from shardscope.config.errors import StoreBusyError, StoreError, StoreNotFoundError
 from shardscope.tracer.locking import StoreLock
-from shardscope.tracer.schema import SCHEMA_VERSION, VIEWS_HASH, check_readable, migrate, stored_version
+from shardscope.tracer.schema import (
+    SCHEMA_VERSION,
+    VIEWS_HASH,
+    check_readable,
+    migrate,
+    stored_version,
+)
 from shardscope.tracer.schema import _stored_views_hash as stored_views_hash
 
 logger = logging.getLogger(__name__)

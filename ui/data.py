@@ -16,12 +16,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from shardscope.config.settings import load_settings
-from shardscope.tracer import episode_trace
-from shardscope.tracer import explore
 from shardscope.analysis.clusters import Clusters
 from shardscope.analysis.compare import Comparison, ablation_detail, answer_clusters, compare
 from shardscope.analysis.load import Selection, systems_of
+from shardscope.config.settings import load_settings
+from shardscope.tracer import episode_trace, explore
 from shardscope.tracer.queries import Relation, describe_schema
 from shardscope.tracer.store import Store
 

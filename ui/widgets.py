@@ -118,4 +118,4 @@ def fmt_rate(rate: float, se: float) -> str:
     return f"{rate:.0%} ± {se:.0%}" if se == se else f"{rate:.0%}"
 
 
-__all__ = ["OUTCOME_COLORS", "ready_store", "filter_bar", "run_progress", "outcome_badge"]
+__all__ = ["OUTCOME_COLORS", "filter_bar", "outcome_badge", "ready_store", "run_progress"]

@@ -4,7 +4,9 @@ answer. Every model call is one step of the episode."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams, register
 from shardscope.scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
@@ -26,7 +28,7 @@ class PlanAndExecute(Scaffold):
     name = "plan-execute"
     description = "Plan, execute each plan step with at most one tool call, re-plan or answer."
     Params = PlanParams
-    prompts = {
+    prompts: ClassVar[Mapping[str, str]] = {
         "system": "You are a careful problem solver who plans before acting.",
         "plan": (
             "Task: {task}\n\nTools you will be able to use:\n{tools}\n\n"

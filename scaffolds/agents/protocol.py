@@ -2,8 +2,9 @@
 
 Two formats: the ReAct text protocol (``Action:`` / ``Action Input:`` / ``Final Answer:``)
 and JSON tool calls in ``<tool_call>...</tool_call>`` blocks (what Qwen-style chat templates
-teach models; parsed by :mod:`shardscope.scaffolds.backends.text_tool_calls`). A call that cannot be parsed is returned as a ToolCall with ``error`` set,
-never dropped: the scaffold records it as a protocol error.
+teach models; parsed by :mod:`shardscope.scaffolds.backends.text_tool_calls`). A call that
+cannot be parsed is returned as a ToolCall with ``error`` set, never dropped: the scaffold
+records it as a protocol error.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ models and for base models with no chat template (which simply continue the text
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, register
 from shardscope.scaffolds.agents.protocol import parse_react
 from shardscope.scaffolds.agents.runtime import Episode
@@ -18,7 +21,7 @@ STOP = ("\nObservation:", "Observation:")
 class TextReAct(Scaffold):
     name = "react-text"
     description = "Text-protocol ReAct over one transcript; also works for base models."
-    prompts = {
+    prompts: ClassVar[Mapping[str, str]] = {
         "instructions": (
             "Answer the question. You can use these tools:\n{tools}\n\n"
             "Use exactly this format:\n"

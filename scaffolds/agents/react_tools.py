@@ -7,7 +7,9 @@ scaffold parses. A reply without a tool call is the final answer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams, register
 from shardscope.scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
@@ -25,7 +27,7 @@ class ToolCallingReAct(Scaffold):
     name = "react-tools"
     description = "Tool-calling ReAct loop (native tool calls, or <tool_call> JSON in text)."
     Params = ReactToolsParams
-    prompts = {
+    prompts: ClassVar[Mapping[str, str]] = {
         "system": (
             "You are a careful assistant solving a task with tools. Call a tool whenever you "
             "need to look something up or compute something. When you know the answer, reply "
@@ -71,7 +73,7 @@ class ToolCallingReAct(Scaffold):
                 fed_in = [m.to_genai() for m in new]
         return episode.finish(None)
 
-    async def _observe(self, step, call: ToolCall, native: bool) -> Message:  # noqa: ANN001
+    async def _observe(self, step, call: ToolCall, native: bool) -> Message:
         outcome = await step.run_tool(call)
         if native:
             return Message("tool", outcome.output, tool_call_id=call.id, name=call.name)

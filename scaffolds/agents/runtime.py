@@ -18,8 +18,8 @@ from typing import Any
 from shardscope.scaffolds.agents.base import EndReason, EpisodeResult, ScaffoldParams
 from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, ToolCall, ToolSpec
-from shardscope.tracer.attributes import SpanType
 from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import SpanType
 from shardscope.tracer.spans import TracedSpan, Tracing
 
 
@@ -113,14 +113,13 @@ class Episode:
         """One loop iteration. ``fed_in`` is what this iteration gives the model anew."""
         index = self.steps_done
         self.steps_done += 1
-        with self.tracing.inherit({A.STEP_INDEX: index}):
-            with self.tracing.span(
-                f"step {index}", SpanType.STEP, {A.STEP_INDEX: index, A.STEP_INPUT: fed_in}
-            ) as span:
-                step = Step(self, span, index)
-                yield step
-                if not step.had_protocol_error:
-                    self.consecutive_protocol_errors = 0
+        with self.tracing.inherit({A.STEP_INDEX: index}), self.tracing.span(
+            f"step {index}", SpanType.STEP, {A.STEP_INDEX: index, A.STEP_INPUT: fed_in}
+        ) as span:
+            step = Step(self, span, index)
+            yield step
+            if not step.had_protocol_error:
+                self.consecutive_protocol_errors = 0
 
 
 class Step:

@@ -8,6 +8,7 @@ in a user turn, and stop reasons are normalized to ``stop`` / ``length`` / ``too
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,8 +26,21 @@ from shardscope.scaffolds.backends.errors import (
     StreamInterruptedError,
 )
 from shardscope.scaffolds.backends.log_redaction import protect_logs
-from shardscope.scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
-from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolCall, ToolSpec, Usage
+from shardscope.scaffolds.backends.provider_errors import (
+    error_for_status,
+    error_kind,
+    require,
+    scrub,
+)
+from shardscope.scaffolds.types import (
+    GenerationConfig,
+    Message,
+    ModelOutput,
+    StreamChunk,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
@@ -268,7 +282,7 @@ class AnthropicBackend(Backend):
                 kind=error_kind(exc.body),
                 hint=f"check {self.api_key_env}",
             )
-        if isinstance(exc, sdk.APIResponseValidationError) or isinstance(exc, ValueError):
+        if isinstance(exc, (sdk.APIResponseValidationError, ValueError)):
             return MalformedResponseError(f"anthropic: malformed response: {text}")
         cause = scrub(_message(exc.__cause__), self._api_key) if exc.__cause__ else text
         if streaming:
@@ -282,10 +296,8 @@ class AnthropicBackend(Backend):
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            try:
+            with contextlib.suppress(RuntimeError):
                 await client.close()
-            except RuntimeError:
-                pass
 
 
 def _message(exc: BaseException) -> str:

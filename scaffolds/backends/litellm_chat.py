@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 from shardscope.scaffolds.backends import openai_wire as wire
 from shardscope.scaffolds.backends.base import Backend, Capabilities
-from shardscope.scaffolds.backends.openai_chat import NO_KEY
 from shardscope.scaffolds.backends.errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -27,7 +26,13 @@ from shardscope.scaffolds.backends.errors import (
     StreamInterruptedError,
 )
 from shardscope.scaffolds.backends.log_redaction import protect_logs
-from shardscope.scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
+from shardscope.scaffolds.backends.openai_chat import NO_KEY
+from shardscope.scaffolds.backends.provider_errors import (
+    error_for_status,
+    error_kind,
+    require,
+    scrub,
+)
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
 # LiteLLM's provider names -> gen_ai.provider.name values of the GenAI conventions.

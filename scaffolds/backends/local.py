@@ -17,8 +17,8 @@ import asyncio
 import dataclasses
 import itertools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,7 +297,7 @@ class LocalBackend(Backend):
                         finish = chunk["choices"][0].get("finish_reason") or finish
                         put(chunk)
                 put(_Done(finish, max(counter.calls - 1, 0)))
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
+            except BaseException as exc:
                 put(_Failed(exc))
 
         llama_thread().submit(work)

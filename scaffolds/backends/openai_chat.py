@@ -25,7 +25,12 @@ from shardscope.scaffolds.backends.errors import (
     StreamInterruptedError,
 )
 from shardscope.scaffolds.backends.log_redaction import protect_logs
-from shardscope.scaffolds.backends.provider_errors import error_for_status, error_kind, require, scrub
+from shardscope.scaffolds.backends.provider_errors import (
+    error_for_status,
+    error_kind,
+    require,
+    scrub,
+)
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
 NO_KEY = "no-key-required"  # local OpenAI-compatible servers accept any key
@@ -133,7 +138,7 @@ class OpenAIBackend(Backend):
                 kind=error_kind(exc.body),
                 hint=f"check {self.api_key_env}" if self.api_key_env else "",
             )
-        if isinstance(exc, sdk.APIResponseValidationError) or isinstance(exc, json.JSONDecodeError):
+        if isinstance(exc, (sdk.APIResponseValidationError, json.JSONDecodeError)):
             return MalformedResponseError(f"{self.provider}: malformed response: {text}")
         cause = scrub(_message(exc.__cause__), self._api_key) if exc.__cause__ else text
         if streaming:

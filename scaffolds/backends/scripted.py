@@ -61,7 +61,8 @@ class ScriptedBackend(Backend):
     model: str = "scripted"
     responses: Iterable[Scripted | str | BackendError] = ()
     policy: Policy | None = None
-    capabilities: Capabilities = Capabilities(tools=True, streaming=True, logprobs=True)
+    capabilities: Capabilities = field(
+        default_factory=lambda: Capabilities(tools=True, streaming=True, logprobs=True))
     provider: str = "scripted"
     in_process: bool = True
     calls: list[ScriptedCall] = field(default_factory=list)

@@ -4,8 +4,9 @@ Models without native tool calling (every GGUF run through llama.cpp) answer in 
 Qwen2.5 convention: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``. As a
 fallback (Qwen2.5-Coder-0.5B mostly writes the JSON bare, often in a ```json fence), JSON
 objects with a ``name`` and ``arguments`` count too, wherever they are, when tools are offered
-(a name that is not an offered tool becomes the scaffold's "unknown tool" protocol error). A block that cannot be parsed becomes a ToolCall with ``error`` set and ``raw`` kept:
-it is reported, never dropped.
+(a name that is not an offered tool becomes the scaffold's "unknown tool" protocol error). A
+block that cannot be parsed becomes a ToolCall with ``error`` set and ``raw`` kept: it is
+reported, never dropped.
 """
 
 from __future__ import annotations

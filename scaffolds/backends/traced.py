@@ -22,7 +22,11 @@ from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from shardscope.scaffolds.backends.base import Backend
-from shardscope.scaffolds.backends.errors import BackendError, CallTimeoutError, StreamInterruptedError
+from shardscope.scaffolds.backends.errors import (
+    BackendError,
+    CallTimeoutError,
+    StreamInterruptedError,
+)
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 from shardscope.tracer import attributes as A
 from shardscope.tracer.spans import TracedSpan, Tracing
@@ -79,7 +83,7 @@ class TracedModel:
         self._sleep = sleep
 
     @property
-    def capabilities(self):  # noqa: ANN201 - mirrors Backend.capabilities
+    def capabilities(self):
         return self.backend.capabilities
 
     async def generate(
@@ -275,7 +279,7 @@ class TracedModel:
         await self.backend.aclose()
 
 
-def _is_retryable_here(policy: RetryPolicy):  # noqa: ANN202
+def _is_retryable_here(policy: RetryPolicy):
     def check(exc: BaseException) -> bool:
         if not isinstance(exc, BackendError) or not exc.retryable:
             return False

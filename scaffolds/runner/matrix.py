@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shardscope.scaffolds.tasks.model import Ablation
 from shardscope.config.errors import ConfigError
+from shardscope.scaffolds.tasks.model import Ablation
 
 
 @dataclass(frozen=True)

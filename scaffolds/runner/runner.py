@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shardscope.config.errors import ConfigError
 from shardscope.scaffolds.agents.base import Scaffold, get_scaffold
 from shardscope.scaffolds.agents.runtime import Episode
 from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.executor import LocalExecutor
 from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec, expand
 from shardscope.scaffolds.runner.progress import Progress
-from shardscope.config.errors import ConfigError
-from shardscope.tracer.attributes import Outcome, SpanType
 from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import Outcome, SpanType
 from shardscope.tracer.spans import Tracing
 
 DEFAULT_CONCURRENCY = {"llama_cpp": 1, "scripted": 8}

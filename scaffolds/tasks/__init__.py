@@ -6,7 +6,12 @@ answer, instance)`` judges the result.
 """
 
 from shardscope.scaffolds.tasks.checks import check
-from shardscope.scaffolds.tasks.errors import AblationError, SuiteError, UnknownSuiteError, UnknownTaskError
+from shardscope.scaffolds.tasks.errors import (
+    AblationError,
+    SuiteError,
+    UnknownSuiteError,
+    UnknownTaskError,
+)
 from shardscope.scaffolds.tasks.loader import SUITES_DIR, get_suite, load_suite, load_suites
 from shardscope.scaffolds.tasks.model import (
     ABLATION_MODES,

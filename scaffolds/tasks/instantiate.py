@@ -8,7 +8,14 @@ from typing import Any
 
 from shardscope.scaffolds.tasks import world as W
 from shardscope.scaffolds.tasks.errors import AblationError, SuiteError
-from shardscope.scaffolds.tasks.model import ABLATION_MODES, Ablation, Edit, Shard, Task, TaskInstance
+from shardscope.scaffolds.tasks.model import (
+    ABLATION_MODES,
+    Ablation,
+    Edit,
+    Shard,
+    Task,
+    TaskInstance,
+)
 from shardscope.scaffolds.tools import ToolContext
 
 FILES_DIR = "files"  # the tools' workdir, inside the instance root

@@ -13,7 +13,16 @@ from shardscope.config import CONFIG_DIR
 from shardscope.scaffolds.tasks import world as W
 from shardscope.scaffolds.tasks.errors import SuiteError, UnknownSuiteError
 from shardscope.scaffolds.tasks.fields import Fields, Where, display
-from shardscope.scaffolds.tasks.model import CHECK_TYPES, SHARD_KINDS, Check, Edit, Shard, Suite, Task, World
+from shardscope.scaffolds.tasks.model import (
+    CHECK_TYPES,
+    SHARD_KINDS,
+    Check,
+    Edit,
+    Shard,
+    Suite,
+    Task,
+    World,
+)
 
 SUITES_DIR = CONFIG_DIR / "suites"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

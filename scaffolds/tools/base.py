@@ -17,8 +17,8 @@ from typing import Any
 
 import jsonschema
 
-from shardscope.scaffolds.types import ToolSpec
 from shardscope.config.errors import ConfigError
+from shardscope.scaffolds.types import ToolSpec
 
 DEFAULT_MAX_OUTPUT_CHARS = 4000
 

@@ -17,8 +17,10 @@ from shardscope.scaffolds.types import ToolSpec
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
-    "a an and are as at be by did do does for from has have how in is it its many much of on "
-    "or that the their there this to was what when where which who whom why with".split()
+    """
+    a an and are as at be by did do does for from has have how in is it its many much of
+    on or that the their there this to was what when where which who whom why with
+""".split()
 )
 K1, B = 1.5, 0.75
 SNIPPET_CHARS = 160

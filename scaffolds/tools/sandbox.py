@@ -7,6 +7,7 @@ up to a cap instead of this process's memory; only the head and tail are read ba
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -40,7 +41,7 @@ class Completed:
         return "MemoryError" in self.output or "Cannot allocate memory" in self.output
 
 
-def _limits(memory_mb: int, cpu_s: int):  # noqa: ANN202 - preexec_fn
+def _limits(memory_mb: int, cpu_s: int):
     def apply() -> None:
         # Runs in the child between fork and exec: only async-signal-tolerant calls here.
         memory = memory_mb * 1024 * 1024
@@ -86,14 +87,12 @@ def run_limited(
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     proc.wait()
 
 
-def _read_back(sink) -> tuple[str, int]:  # noqa: ANN001 - a binary file object
+def _read_back(sink) -> tuple[str, int]:
     size = sink.seek(0, os.SEEK_END)
     sink.seek(0)
     if size <= 2 * _READ_BACK:

@@ -19,9 +19,11 @@ import pandas as pd
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 # Words too common to name a cluster by.
-_STOP = frozenset("""the and for are was were with that this from what when which will would
-there their them then than have has had not but you your she her his him its they our can
-into only also each other more most some such very just over about after before""".split())
+_STOP = frozenset("""
+    the and for are was were with that this from what when which will would there their
+    them then than have has had not but you your she her his him its they our can into
+    only also each other more most some such very just over about after before
+""".split())
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def _kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 50) ->
 def _choose_k(n: int, requested: int | None) -> int:
     if requested:
         return max(1, min(requested, n))
-    return max(1, min(8, int(round(np.sqrt(n / 2)))))
+    return max(1, min(8, round(np.sqrt(n / 2))))
 
 
 def cluster_texts(frame: pd.DataFrame, text_column: str = "text", *, k: int | None = None,

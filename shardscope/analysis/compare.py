@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from shardscope.config.errors import ShardscopeError
 from shardscope.analysis import clusters as clustering
 from shardscope.analysis import influence, load, stats, trajectory
+from shardscope.config.errors import ShardscopeError
 from shardscope.tracer.store import Store
 
 

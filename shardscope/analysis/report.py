@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from shardscope.config.errors import ShardscopeError
 from shardscope.analysis import svg
 from shardscope.analysis.compare import Comparison
+from shardscope.config.errors import ShardscopeError
 
 PERCENT = {"success_rate", "success_se", "ci_low", "ci_high", "mean_a", "mean_b", "diff", "se",
            "mde", "share", "error_rate", "loop_share", "rejoin_rate", "success_drop",
@@ -189,7 +189,7 @@ def _rows(block: Block) -> tuple[list[str], list[list[str]]]:
 
 def to_markdown(comparison: Comparison, figures: Path | None = None) -> str:
     """Markdown; charts are written as SVG files under ``figures`` (skipped when None)."""
-    lines = [f"# shardscope comparison", "", f"_{_stamp()}_", ""]
+    lines = ["# shardscope comparison", "", f"_{_stamp()}_", ""]
     for note in comparison.notes:
         lines.append(f"> {note}")
     for block in blocks(comparison):

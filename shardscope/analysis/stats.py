@@ -184,8 +184,8 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, *, labels: tuple[str, str] =
     a, b = a[keep], b[keep]
     d = a - b
     n = len(d)
-    base = dict(a=labels[0], b=labels[1], metric=metric, tasks=n, alpha=alpha,
-                mean_a=float(a.mean()) if n else math.nan, mean_b=float(b.mean()) if n else math.nan)
+    base = {"a": labels[0], "b": labels[1], "metric": metric, "tasks": n, "alpha": alpha,
+                "mean_a": float(a.mean()) if n else math.nan, "mean_b": float(b.mean()) if n else math.nan}
     if n < 2:
         return PairedComparison(**base, diff=float(d.mean()) if n else math.nan, se=math.nan,
                                 ci_low=math.nan, ci_high=math.nan, p_value=math.nan,
@@ -289,7 +289,7 @@ def adjust_pvalues(p_values: Sequence[float], method: str = "holm") -> list[floa
     if method == "holm":
         adjusted = np.maximum.accumulate((m - np.arange(m)) * ranked)
     elif method == "bh":
-        adjusted = np.minimum.accumulate((m / np.arange(m, 0, -1) * ranked[::-1]))[::-1]
+        adjusted = np.minimum.accumulate(m / np.arange(m, 0, -1) * ranked[::-1])[::-1]
     else:
         raise ValueError(f"unknown correction {method!r}; choose holm, bh or none")
     out[order] = np.minimum(adjusted, 1.0)

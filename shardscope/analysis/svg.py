@@ -31,8 +31,8 @@ def forest(rows: Sequence[Interval], *, title: str, lo: float | None = None,
            width: int = 640) -> str:
     """One row per estimate: a dot and its interval on a shared axis (+ optional zero line)."""
     finite = [v for r in rows for v in (r.value, r.low, r.high) if math.isfinite(v)]
-    lo = min(finite + [0.0]) if lo is None else lo
-    hi = max(finite + [1.0 if percent else 0.0]) if hi is None else hi
+    lo = min([*finite, 0.0]) if lo is None else lo
+    hi = max([*finite, 1.0 if percent else 0.0]) if hi is None else hi
     if hi <= lo:
         hi = lo + 1
     label_w, pad, row_h = 230, 70, 26

@@ -10,6 +10,7 @@ differ, reported with the common actions before it and what each side did instea
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -319,7 +320,7 @@ def tool_profile(tool_calls: pd.DataFrame, systems: pd.Series | None = None) -> 
 def repeated_runs(path: Sequence[Action], at_least: int = 2) -> int:
     """How many times an identical tool call is repeated back to back (a loop)."""
     loops, run = 0, 1
-    for previous, current in zip(path, path[1:]):
+    for previous, current in itertools.pairwise(path):
         run = run + 1 if current.kind == "tool" and current.key == previous.key else 1
         loops += run == at_least
     return loops

@@ -11,10 +11,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from shardscope.commands import output
 from shardscope.analysis import load
 from shardscope.analysis.compare import Comparison, compare
 from shardscope.analysis.report import format_value, write_report
+from shardscope.commands import output
 from shardscope.tracer.store import Store
 
 

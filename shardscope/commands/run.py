@@ -7,15 +7,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from shardscope.commands.options import parse_assignments, scaffold_params, split_list, whole_number
+from shardscope.config.errors import ConfigError, ShardscopeError
 from shardscope.config.settings import Settings, load_settings
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.resources import default_resources
-from shardscope.scaffolds.runner.runner import RunReport, Runner
-from shardscope.commands.options import parse_assignments, scaffold_params, split_list, whole_number
-from shardscope.config.errors import ConfigError, ShardscopeError
-from shardscope.tracer.setup import setup_tracing
+from shardscope.scaffolds.runner.runner import Runner, RunReport
 from shardscope.tracer.queries import (
     completed_episode_keys,
     orphan_episode_ids,
@@ -24,6 +22,7 @@ from shardscope.tracer.queries import (
     stored_baseline_keys,
 )
 from shardscope.tracer.schema import STALE_AFTER_S
+from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
 
 # The demo: every embedded model, two scaffolds, a few easy tasks of two suites; sized to
@@ -76,10 +75,10 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
 
 
 def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
-    from shardscope.commands.output import console
-    from shardscope.commands.compare import print_influence
     from shardscope.analysis.compare import influence_for
     from shardscope.analysis.load import Selection
+    from shardscope.commands.compare import print_influence
+    from shardscope.commands.output import console
 
     selection = Selection(suites=spec.suites, models=spec.models, scaffolds=spec.scaffolds,
                           run_ids=(run_id,))

@@ -11,8 +11,9 @@ import sys
 import threading
 from pathlib import Path
 
-from shardscope.config.settings import Settings, load_settings
 from shardscope.config.errors import ShardscopeError
+from shardscope.config.settings import Settings, load_settings
+
 
 def app_path() -> Path:
     """The Streamlit script, wherever the ``shardscope.ui`` package lives (wheel or editable)."""

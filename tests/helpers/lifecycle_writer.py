@@ -17,8 +17,8 @@ import sys
 import time
 
 from shardscope.config.settings import load_settings
-from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.setup import setup_tracing
 
 
 def main() -> int:

@@ -12,9 +12,9 @@ import sys
 import time
 
 from shardscope.config.settings import Settings
-from shardscope.tracer.setup import setup_tracing
-from shardscope.tracer.attributes import SpanType
 from shardscope.tracer import attributes as A
+from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.setup import setup_tracing
 
 
 def main() -> int:

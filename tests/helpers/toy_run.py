@@ -19,16 +19,16 @@ from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.runner import Runner
 from shardscope.scaffolds.types import ToolCall
-from tests import fakes
-from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.queries import completed_episode_keys, orphan_episode_ids, run_info
+from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
+from tests import fakes
 
 
-def policy(delay: float, busy: bool = False):  # noqa: ANN201
+def policy(delay: float, busy: bool = False):
     """Answers 2 + 3 with the add tool; ``busy`` spends the delay computing in Python on the
     main thread (a signal then lands inside an episode) instead of awaiting it."""
-    def answer(messages, tools, config):  # noqa: ANN001, ANN202
+    def answer(messages, tools, config):
         wait = delay
         if busy:
             deadline = time.perf_counter() + delay
@@ -66,14 +66,14 @@ def main() -> int:
         orphans = orphan_episode_ids(Store(args.db), run_id)
         spec = MatrixSpec.from_json(info["config"])
     runner = Runner(tracing, fakes.resources(models, tasks=args.tasks), progress=False)
-    original = runner._episode  # noqa: SLF001
+    original = runner._episode
 
-    async def announce(episode, scaffold, spec_, report, progress):  # noqa: ANN001, ANN202
+    async def announce(episode, scaffold, spec_, report, progress):
         await original(episode, scaffold, spec_, report, progress)
         tracing.force_flush(30)  # the line below promises the episode is stored
         print(f"episode {episode.key}", flush=True)
 
-    runner._episode = announce  # type: ignore[method-assign]  # noqa: SLF001
+    runner._episode = announce  # type: ignore[method-assign]
     try:
         report = asyncio.run(runner.run(spec, run_id=run_id, done_keys=done, orphans=orphans))
     finally:

@@ -118,7 +118,7 @@ def _task_label(task: str, table: pd.DataFrame) -> str:
     return f"{task} · parts at step {int(parted.position.min())}"
 
 
-def _aligned(result: Comparison, pair, task: str, seed, reference: str, other: str) -> None:  # noqa: ANN001
+def _aligned(result: Comparison, pair, task: str, seed, reference: str, other: str) -> None:
     row = pair.table[(pair.table.task_id == task) & (pair.table.seed == seed)]
     if row.empty:
         st.caption(f"{other}: no episode of {task} with seed {seed}")
@@ -157,7 +157,7 @@ def _op_label(col: trajectory.Aligned) -> str:
     return OPS[col.op]
 
 
-def _outcome(row: pd.Series, pair, system: str) -> str:  # noqa: ANN001
+def _outcome(row: pd.Series, pair, system: str) -> str:
     return row.outcome_a if system == pair.a else row.outcome_b
 
 

@@ -46,7 +46,7 @@ def render() -> None:
     _resources(summary_frame, label)
 
 
-def _running(summary: explore.StoreSummary, cube) -> None:  # noqa: ANN001
+def _running(summary: explore.StoreSummary, cube) -> None:
     if not summary.running and not summary.stale:
         return
     st.subheader("Running")
@@ -62,7 +62,7 @@ def _running(summary: explore.StoreSummary, cube) -> None:  # noqa: ANN001
                        icon=":material/warning:")
 
 
-def _headline(cube, flt: explore.EpisodeFilter) -> None:  # noqa: ANN001
+def _headline(cube, flt: explore.EpisodeFilter) -> None:
     total = explore.model_summary(cube.assign(all="all"), flt, by=("all",)).iloc[0]
     cells = st.columns(5)
     cells[0].metric("Episodes", f"{total.episodes:,}")
@@ -81,7 +81,7 @@ def _grouping() -> tuple[str, ...]:
                                                                                    ("model",))
 
 
-def _success(frame, label: str) -> None:  # noqa: ANN001
+def _success(frame, label: str) -> None:
     st.subheader("Success rate")
     left, right = st.columns([3, 2])
     with left:
@@ -105,7 +105,7 @@ def _success(frame, label: str) -> None:  # noqa: ANN001
 HEATMAP_COLOURS = {"success rate": "success_rate", "most frequent outcome": "top_outcome"}
 
 
-def _matrix(cube, flt: explore.EpisodeFilter) -> None:  # noqa: ANN001
+def _matrix(cube, flt: explore.EpisodeFilter) -> None:
     st.subheader("Outcomes: models x tasks")
     matrix = explore.outcome_matrix(cube, flt)
     colour = st.segmented_control("Colour by", list(HEATMAP_COLOURS), default="success rate",
@@ -115,7 +115,7 @@ def _matrix(cube, flt: explore.EpisodeFilter) -> None:  # noqa: ANN001
     st.altair_chart(charts.outcome_heatmap(matrix, HEATMAP_COLOURS[colour]), width="stretch")
 
 
-def _resources(frame, label: str) -> None:  # noqa: ANN001
+def _resources(frame, label: str) -> None:
     st.subheader("Tokens, cost and time")
     cells = st.columns(3)
     with cells[0]:

@@ -69,7 +69,7 @@ def render() -> None:
                        file_name="episodes.csv", mime="text/csv", icon=":material/download:")
 
 
-def _options(flt: explore.EpisodeFilter) -> tuple:  # noqa: ANN401
+def _options(flt: explore.EpisodeFilter) -> tuple:
     state = st.session_state
     search = state.get("runs_search", "")
     return (dataclasses.replace(flt, search=search),

@@ -20,7 +20,7 @@ SUBMITTED = "sql_submitted"  # (sql, max_rows, store version when Run was presse
 
 def render() -> None:
     st.title("SQL console")
-    ctx, summary = _store()
+    ctx, _summary = _store()
     left, right = st.columns([1, 2], gap="large")
     with left:
         _schema(ctx)

@@ -41,7 +41,7 @@ def render() -> None:
         _attributes(ctx, trace.spans)
 
 
-def _picker(picker: pd.DataFrame, episode: dict) -> None:  # noqa: ANN001
+def _picker(picker: pd.DataFrame, episode: dict) -> None:
     current = str(episode["episode_id"])
     labels = dict(zip(picker["episode_id"], picker["label"], strict=True))
     labels.setdefault(current, episode_trace.episode_label(episode))
@@ -55,7 +55,7 @@ def _picker(picker: pd.DataFrame, episode: dict) -> None:  # noqa: ANN001
         st.rerun()
 
 
-def _header(ep: dict) -> None:  # noqa: ANN001
+def _header(ep: dict) -> None:
     seed = "" if pd.isna(ep.get("seed")) else f" · seed {int(ep['seed'])}"
     st.subheader(f"{ep['model']} · {ep['scaffold']} · {ep['suite']}/{ep['task_id']}{seed}")
     ablation = f" · ablation: {ep['ablation_shard']} {ep['ablation_mode']}" if ep.get("ablation_shard") else ""
@@ -90,7 +90,7 @@ def _timeline(spans: pd.DataFrame) -> None:
     })
 
 
-def _call_label(row: dict) -> str:  # noqa: ANN001
+def _call_label(row: dict) -> str:
     step = "–" if pd.isna(row["step_index"]) else int(row["step_index"])
     tokens = "" if pd.isna(row["output_tokens"]) else f" · {int(row['output_tokens'])} tokens out"
     return f"step {step} · {row['request_model']}{tokens} · {row['span_id']}"

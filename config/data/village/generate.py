@@ -24,19 +24,9 @@ ANIMALS = ("sheep", "goats", "cattle", "pigs")
 GANGS = ("Red Hoods", "Crowmen", "Ditch Wolves")
 CAPTURED = (4, 9, 11)  # bandit ids the king's men have caught
 SEASONS = ("spring", "summer", "autumn", "winter")
-FIRST = (
-    "Alda Bram Cedric Dunya Edda Fenn Gisla Hobb Ilse Jory Katrin Lorn Maud Nils Odo Petra "
-    "Quill Rosa Sten Tova Ulric Vera Wat Yrsa Zeb Agna Bertil Cora Dag Elin Frode Greta Halm "
-    "Ivo Jutta Kell Linnea Merek Nora Osk"
-).split()
-LAST = (
-    "Thatcher Miller Cooper Fletcher Shepherd Tanner Weaver Carter Baker Brewer Mason "
-    "Hayward Reeve Smith Wainwright"
-).split()
-BANDITS = (
-    "Scar Tobin, Quick Hesk, Mother Grell, Old Fang, Wren the Knife, Black Ody, Sly Marten, "
-    "Pike, Greasy Col, Tall Ansel, Moll Ashby, Ratface Jon"
-).split(", ")
+FIRST = ["Alda", "Bram", "Cedric", "Dunya", "Edda", "Fenn", "Gisla", "Hobb", "Ilse", "Jory", "Katrin", "Lorn", "Maud", "Nils", "Odo", "Petra", "Quill", "Rosa", "Sten", "Tova", "Ulric", "Vera", "Wat", "Yrsa", "Zeb", "Agna", "Bertil", "Cora", "Dag", "Elin", "Frode", "Greta", "Halm", "Ivo", "Jutta", "Kell", "Linnea", "Merek", "Nora", "Osk"]
+LAST = ["Thatcher", "Miller", "Cooper", "Fletcher", "Shepherd", "Tanner", "Weaver", "Carter", "Baker", "Brewer", "Mason", "Hayward", "Reeve", "Smith", "Wainwright"]
+BANDITS = ["Scar Tobin", "Quick Hesk", "Mother Grell", "Old Fang", "Wren the Knife", "Black Ody", "Sly Marten", "Pike", "Greasy Col", "Tall Ansel", "Moll Ashby", "Ratface Jon"]
 MERCHANTS = (
     ("Ilario Vance", "Port Sallow", "salt and spices"),
     ("Berthe Okonna", "Greywater", "cloth"),
