@@ -156,8 +156,12 @@ def run(
     name: NameOption = None,
     resume: Annotated[
         Optional[str],
-        typer.Option("--resume", help="Finish an interrupted run: its id, or 'latest'. Runs only what is missing, with the stored matrix (no other matrix options)."),
+        typer.Option("--resume", help="Finish an interrupted run: its id, or 'latest'. Runs only what is missing, with the stored matrix (no other matrix options). Refused when a scaffold's code changed since its episodes were stored (see --accept-changed-scaffolds)."),
     ] = None,
+    accept_changed_scaffolds: Annotated[
+        bool,
+        typer.Option("--accept-changed-scaffolds", help="With --resume, when a scaffold's code changed since the run's episodes were stored (its hash differs): keep those episodes as done and run only the missing ones with the current code."),
+    ] = False,
     db: DbOption = None,
     progress: ProgressOption = True,
 ) -> None:
@@ -173,6 +177,8 @@ def run(
     from shardscope.commands import run as run_cli
 
     settings = run_cli.settings_for(db)
+    if accept_changed_scaffolds and resume is None:
+        raise ShardscopeError("--accept-changed-scaffolds only applies with --resume")
     if resume is not None:
         matrix = ("suite", "models", "scaffolds", "seeds", "tasks", "limit", "param", "concurrency",
                   "logprobs", "ablate", "name")
@@ -191,7 +197,7 @@ def run(
         spec = run_cli.build_spec(options)
     code = run_cli.execute(
         spec, settings, resume_run=None if resume is None else ("" if resume == "latest" else resume),
-        progress=progress,
+        accept_changed_scaffolds=accept_changed_scaffolds, progress=progress,
     )
     raise typer.Exit(code)
 
@@ -216,7 +222,8 @@ def ablate(
     removed or replaced, same models and scaffold, each linked to its baseline episode.
 
     Baselines (the un-ablated episodes) already in the store with the same task, scaffold
-    hash, model and seed are reused, not run again. Prints the shard influence table (success
+    hash, model and seed are reused, not run again (a note says when stored baselines are
+    not reused because the scaffold's code changed since). Prints the shard influence table (success
     drop with 95% intervals, trajectory change); `shardscope compare` and the app's Shards
     page show it too. Interrupted? `shardscope run --resume latest`.
 

@@ -50,6 +50,7 @@ class Registry:
 @dataclass(frozen=True)
 class Shard:
     name: str
+    kind: str = "fact"
 
 
 @dataclass(frozen=True)

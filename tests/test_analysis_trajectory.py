@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from shardscope.analysis import trajectory as T
+from shardscope.config.errors import StoreError
+from shardscope.scaffolds.types import ActionCall, StepAction, ToolCall
 
 
 def tool(name: str, step: int = -1, **args: object) -> T.Action:
-    return T.action_of({"type": "tool", "tool": name, "arguments": args}, step_index=step)
+    return T.action_of(StepAction.tool_calls([ToolCall("c", name, args)]), step_index=step)
 
 
 def final(answer: str, step: int = -1) -> T.Action:
-    return T.action_of({"type": "final", "answer": answer}, step_index=step)
+    return T.action_of(StepAction.final_answer(answer), step_index=step)
 
 
 def test_arguments_and_answers_are_normalized() -> None:
@@ -22,14 +27,76 @@ def test_arguments_and_answers_are_normalized() -> None:
     assert tool("add", a=2.5).key != tool("add", a=2).key
     assert final("Twelve.").key == final("  twelve ").key
     assert T.action_of(None, "unknown tool 'foo'; tools: add").label == "protocol error: unknown tool 'foo'"
-    assert T.action_of({"type": "none"}).kind == "none"
+    assert T.action_of(StepAction.empty_reply()).kind == "none"
+    assert T.action_of(StepAction.empty_reply(), "empty plan").label == "protocol error: empty plan"
+    assert T.action_of(StepAction.protocol_error(), "no 'Action:' line").kind == "error"
+    # A tool call stays a tool call when the tool turned out unknown (a protocol error).
+    assert T.action_of(StepAction.tool_calls([ToolCall("c", "foo", {})]), "unknown tool 'foo'").kind == "tool"
 
 
 def test_several_calls_in_one_step_are_one_action() -> None:
-    action = T.action_of({"type": "tool", "tool": "add", "arguments": {"a": 1},
-                          "calls": [{"tool": "add", "arguments": {"a": 1}},
-                                    {"tool": "sql", "arguments": {"query": "SELECT 1"}}]})
+    action = T.action_of(StepAction.tool_calls([ToolCall("c1", "add", {"a": 1}),
+                                                ToolCall("c2", "sql", {"query": "SELECT 1"})]))
     assert action.tool == "add+sql" and '"query":"select 1"' in action.detail
+
+
+# --- the stored step action -----------------------------------------------------------------
+EVERY_KIND = [
+    StepAction.tool_calls([ToolCall("c1", "add", {"a": 2, "b": 3}), ToolCall("c2", "sql", {"query": "x"})]),
+    StepAction.final_answer("5"),
+    StepAction.plan("1. add\n2. report"),
+    StepAction.note("a is 2."),
+    StepAction.empty_reply(),
+    StepAction.protocol_error(),
+]
+
+
+@pytest.mark.parametrize("action", EVERY_KIND, ids=lambda a: a.kind)
+def test_step_actions_round_trip_through_their_stored_json(action: StepAction) -> None:
+    stored = json.dumps(action.to_json())
+    assert StepAction.from_json(stored) == action == StepAction.from_json(json.loads(stored))
+
+
+def test_the_stored_json_keeps_the_columns_the_steps_view_reads() -> None:
+    # The `steps` view's action_type and action_tool are $.type and $.tool of this object.
+    assert EVERY_KIND[0].to_json() == {
+        "type": "tool", "tool": "add", "arguments": {"a": 2, "b": 3},
+        "calls": [{"tool": "add", "arguments": {"a": 2, "b": 3}}, {"tool": "sql", "arguments": {"query": "x"}}]}
+    assert [a.to_json()["type"] for a in EVERY_KIND] == ["tool", "final", "plan", "note", "none", "error"]
+    assert [a.tool for a in EVERY_KIND] == ["add", None, None, None, None, None]
+
+
+@pytest.mark.parametrize(("stored", "expected"), [
+    # what the scaffolds wrote before the record existed
+    ('{"type": "tool", "tool": "calculator"}', StepAction("tool", calls=(ActionCall("calculator"),))),
+    ('{"type": "tool", "tool": "add", "arguments": {"a": 1}}', StepAction("tool", calls=(ActionCall("add", {"a": 1}),))),
+    ('{"type": "final", "answer": "5"}', StepAction.final_answer("5")),
+    ('{"type": "plan", "plan": "1. add"}', StepAction.plan("1. add")),
+    ('{"type": "note", "text": ""}', StepAction.note("")),
+    ('{"type": "none"}', StepAction.empty_reply()),
+    (None, None),
+])
+def test_actions_stored_before_the_record_are_read(stored: str | None, expected: StepAction | None) -> None:
+    assert StepAction.from_json(stored) == expected
+
+
+def test_an_unknown_stored_action_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="unknown type 'reflect'.*newer shardscope"):
+        StepAction.from_json('{"type": "reflect"}')
+    with pytest.raises(StoreError, match="not a JSON object"):
+        StepAction.from_json('[1, 2]')
+
+
+def test_a_step_action_is_frozen_and_checked() -> None:
+    action = StepAction.tool_calls([ToolCall("c", "add", {"a": 1})])
+    with pytest.raises(AttributeError):
+        action.kind = "final"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        action.calls[0].arguments["a"] = 2  # type: ignore[index]
+    with pytest.raises(ValueError, match="tool action has one or more calls"):
+        StepAction("tool")
+    with pytest.raises(ValueError, match="unknown step action kind"):
+        StepAction("think")  # type: ignore[arg-type]
 
 
 def test_alignment_costs_and_distance() -> None:

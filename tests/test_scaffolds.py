@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from shardscope.config.settings import Settings
-from shardscope.scaffolds.agents.base import get_scaffold
+from shardscope.scaffolds.agents.registry import get_scaffold
 from shardscope.scaffolds.backends.base import Capabilities
 from shardscope.scaffolds.backends.errors import AuthenticationError
 from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
 from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.runner import Runner
-from shardscope.scaffolds.types import ToolCall
+from shardscope.scaffolds.types import StepAction, ToolCall
 from shardscope.tracer.queries import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
@@ -88,6 +88,23 @@ def test_malformed_and_unknown_tool_calls_are_protocol_errors(db_path: Path) -> 
     assert tools.arguments[0] == '{"a": 2,'  # the raw text of the malformed call is kept
 
 
+def test_each_step_stores_its_action_record(db_path: Path) -> None:
+    store = run_one(db_path, "react-tools", [
+        "",
+        Scripted(tool_calls=(ToolCall("c1", "add", {"a": 2, "b": 3}), ToolCall("c2", "add", {"a": 1, "b": 1}))),
+        "Final Answer: 5",
+    ])
+    steps = read_frame(store, "SELECT CAST(action AS VARCHAR) AS action, action_type, action_tool, "
+                              "protocol_error FROM steps ORDER BY step_index")
+    assert [StepAction.from_json(a) for a in steps.action] == [
+        StepAction.empty_reply(),
+        StepAction.tool_calls([ToolCall("c1", "add", {"a": 2, "b": 3}), ToolCall("c2", "add", {"a": 1, "b": 1})]),
+        StepAction.final_answer("5"),
+    ]
+    assert list(steps.action_type) == ["none", "tool", "final"] and steps.action_tool[1] == "add"
+    assert steps.protocol_error[0] == "empty reply: neither a tool call nor an answer"
+
+
 def test_recovery_after_one_protocol_error(db_path: Path) -> None:
     store = run_one(db_path, "react-tools", [
         Scripted(tool_calls=(ToolCall("c1", "add", {}, raw="{", error="bad JSON"),)),
@@ -132,8 +149,9 @@ def test_react_text_invalid_format_then_budget(db_path: Path) -> None:
                     params={"max_steps": 2, "max_protocol_errors": 5})
     ep = episode(store)
     assert ep.outcome == "budget_exhausted"
-    errors = read_frame(store, "SELECT protocol_error FROM steps").protocol_error
-    assert all("no 'Action:' or 'Final Answer:'" in e for e in errors)
+    steps = read_frame(store, "SELECT protocol_error, action_type FROM steps")
+    assert all("no 'Action:' or 'Final Answer:'" in e for e in steps.protocol_error)
+    assert list(steps.action_type) == ["error", "error"]  # text the protocol cannot read
 
 
 def test_plan_execute_plans_acts_and_answers(db_path: Path) -> None:
@@ -236,7 +254,7 @@ def test_plan_execute_empty_plan_is_a_protocol_error(db_path: Path) -> None:
         "protocol_error", 1, "empty plan", None)
     step = step_rows(store).iloc[0]
     assert (step.protocol_error, step.status_code) == ("empty plan", "ERROR")
-    assert step.action_type is None
+    assert step.action_type == "none"  # an empty reply: every step records what it did
 
 
 def test_plan_execute_broken_tool_calls_end_it_as_a_protocol_error(db_path: Path) -> None:

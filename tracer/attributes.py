@@ -132,7 +132,7 @@ ABLATION_BASELINE_KEY: Final = "shardscope.ablation.baseline_key"  # episode key
 STEP_INDEX: Final = "shardscope.step.index"
 STEP_INPUT: Final = "shardscope.step.input"  # what was fed back into the model (JSON)
 STEP_OUTPUT: Final = "shardscope.step.output"  # what came out (text)
-STEP_ACTION: Final = "shardscope.step.action"  # JSON {type: tool|final|none, ...}
+STEP_ACTION: Final = "shardscope.step.action"  # JSON of a scaffolds.types.StepAction
 STEP_PROTOCOL_ERROR: Final = "shardscope.step.protocol_error"
 
 # LLM call extras

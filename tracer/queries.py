@@ -172,6 +172,33 @@ def stored_baseline_keys(store: Store) -> set[str]:
     return {r[0] for r in rows}
 
 
+def completed_episode_cells(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's stored episodes as matrix cells, each with the scaffold hash it ran under
+    (what ``--resume`` compares with the current scaffolds' hashes)."""
+    if not store.exists():
+        return []
+    with store.reader() as con:
+        result = con.execute(
+            "SELECT DISTINCT suite, task_id, scaffold, scaffold_hash, model, seed, ablation_shard, "
+            "ablation_mode FROM episodes WHERE run_id = ? AND episode_key IS NOT NULL", [run_id])
+        names = [d[0] for d in result.description]
+        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def stored_baseline_cells(store: Store) -> list[dict[str, Any]]:
+    """Every finished, un-ablated episode in the store as a matrix cell with its scaffold hash
+    (the baselines an ablation run could reuse, whatever the hash)."""
+    if not store.exists():
+        return []
+    with store.reader() as con:
+        result = con.execute(
+            "SELECT DISTINCT suite, task_id, scaffold, scaffold_hash, model, seed, ablation_shard, "
+            "ablation_mode FROM episodes WHERE episode_key IS NOT NULL AND ablation_shard IS NULL "
+            "AND outcome IS NOT NULL AND outcome <> 'error'")
+        names = [d[0] for d in result.description]
+        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
 def run_info(store: Store, run_id: str | None = None) -> dict[str, Any] | None:
     """One row of the ``runs`` view (the latest run when ``run_id`` is None), or None."""
     with store.reader() as con:

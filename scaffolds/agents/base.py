@@ -1,8 +1,15 @@
-"""Scaffolds: named, parameterized agent loops whose identity is provable from the data.
+"""The scaffold contract: named, parameterized agent loops whose identity is provable from
+the data, and what an episode gives them.
 
 A scaffold is configuration in, behaviour out: its class holds its prompt texts, its
 parameters are a frozen dataclass, and :func:`identity` hashes code + prompts + parameters.
 Two episodes "used the same scaffold" exactly when their ``shardscope.scaffold.hash`` match.
+
+``Scaffold.run`` gets an :class:`~shardscope.scaffolds.agents.runtime.Episode`: the traced
+model, a :class:`TaskView` of the task instance and a :class:`ToolBox` of tools; it returns
+an :class:`EpisodeResult`. Each step records a
+:class:`~shardscope.scaffolds.types.StepAction`. Scaffolds are found by name in
+:mod:`shardscope.scaffolds.agents.registry`.
 """
 
 from __future__ import annotations
@@ -12,12 +19,17 @@ import hashlib
 import inspect
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from shardscope.config.errors import ConfigError
+
+if TYPE_CHECKING:
+    from shardscope.scaffolds.agents.runtime import Episode
+    from shardscope.scaffolds.tools import Tool, ToolContext
+    from shardscope.scaffolds.types import ToolSpec
 
 EndReason = Literal["final_answer", "protocol_error", "budget_exhausted"]
 
@@ -45,6 +57,33 @@ class EpisodeResult:
     detail: str | None = None
 
 
+class TaskView(Protocol):
+    """What a scaffold sees of the task instance it works on
+    (:class:`shardscope.scaffolds.tasks.TaskInstance` is one)."""
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """The names of the tools this task offers."""
+
+    @property
+    def tool_context(self) -> ToolContext:
+        """The world the tools run in (workdir, corpus, dataset, limits)."""
+
+
+class ToolBox(Protocol):
+    """The tools an episode may call, by name
+    (:class:`shardscope.scaffolds.tools.ToolRegistry` is one)."""
+
+    def names(self) -> list[str]: ...
+
+    def get(self, name: str) -> Tool: ...
+
+    def specs(self, names: Iterable[str] | None = None) -> list[ToolSpec]: ...
+
+
 class Scaffold(ABC):
     """Base class: subclasses set ``name``, ``description``, ``prompts`` and ``Params``."""
 
@@ -57,8 +96,8 @@ class Scaffold(ABC):
         self.params = params or self.Params()
 
     @abstractmethod
-    async def run(self, episode: Any) -> EpisodeResult:
-        """Run one episode (an :class:`shardscope.scaffolds.agents.runtime.Episode`)."""
+    async def run(self, episode: Episode) -> EpisodeResult:
+        """Run one episode: step through it, record each step's action, return the result."""
 
     @property
     def identity(self) -> str:
@@ -96,30 +135,8 @@ def identity(cls: type[Scaffold], params: ScaffoldParams) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-_REGISTRY: dict[str, type[Scaffold]] = {}
-
-
-def register(cls: type[Scaffold]) -> type[Scaffold]:
-    """Class decorator: make a scaffold available by its name."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def scaffold_names() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def get_scaffold(name: str, overrides: Mapping[str, Any] | None = None) -> Scaffold:
-    """The scaffold registered as ``name``, with parameter overrides applied and checked."""
-    _load_builtins()
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise ConfigError(f"unknown scaffold {name!r}; known scaffolds: {', '.join(scaffold_names())}")
-    return cls(make_params(cls, overrides or {}))
-
-
 def make_params(cls: type[Scaffold], overrides: Mapping[str, Any]) -> ScaffoldParams:
+    """``cls``'s parameters with ``overrides`` applied, each checked and converted."""
     fields = {f.name: f for f in dataclasses.fields(cls.Params)}
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
@@ -141,10 +158,3 @@ def make_params(cls: type[Scaffold], overrides: Mapping[str, Any]) -> ScaffoldPa
         if getattr(params, key) < 1:
             raise ConfigError(f"scaffold {cls.name!r}: {key} must be >= 1")
     return params
-
-
-def _load_builtins() -> None:
-    # Importing the modules registers them; done lazily so importing base stays cheap.
-    from shardscope.scaffolds.agents import plan_execute, react_text, react_tools  # noqa: F401
-
-

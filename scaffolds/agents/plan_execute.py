@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams, register
+from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams
 from shardscope.scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
 from shardscope.scaffolds.agents.runtime import Episode
-from shardscope.scaffolds.types import Message
+from shardscope.scaffolds.types import Message, StepAction
 
 _ITEM = re.compile(r"^\s*(?:\d+[.):]|[-*•])\s*(.+)$", re.MULTILINE)
 _FINAL = re.compile(r"final\s*answer\s*[:：]", re.IGNORECASE)
@@ -23,11 +23,11 @@ class PlanParams(ScaffoldParams):
     max_plan_items: int = 3
 
 
-@register
 class PlanAndExecute(Scaffold):
     name = "plan-execute"
     description = "Plan, execute each plan step with at most one tool call, re-plan or answer."
     Params = PlanParams
+    params: PlanParams
     prompts: ClassVar[Mapping[str, str]] = {
         "system": "You are a careful problem solver who plans before acting.",
         "plan": (
@@ -70,9 +70,9 @@ class PlanAndExecute(Scaffold):
                 output = await step.generate(_messages(episode, prompt))
                 if _FINAL.search(output.text):
                     answer = strip_final_answer(output.text)
-                    step.action("final", answer=answer)
+                    step.action(StepAction.final_answer(answer))
                     return episode.finish(answer)
-                step.action("plan", plan=output.text.strip())
+                step.action(StepAction.plan(output.text.strip()))
                 plan_text = output.text
         return episode.finish(None)
 
@@ -81,8 +81,9 @@ class PlanAndExecute(Scaffold):
             output = await step.generate(_messages(episode, prompt))
             if not output.text.strip():
                 step.protocol_error(f"empty {kind}")
+                step.action(StepAction.empty_reply())
                 return None
-            step.action(kind, plan=output.text.strip())
+            step.action(StepAction.plan(output.text.strip()))
             return output.text
 
     async def _act(
@@ -103,11 +104,10 @@ class PlanAndExecute(Scaffold):
                 note = output.text.strip()
                 if not note:
                     step.protocol_error("empty reply to a plan step")
-                step.action("note", text=note)
+                step.action(StepAction.note(note) if note else StepAction.empty_reply())
                 return f"step {index}: {note or '(nothing)'}"
             call = calls[0]
-            step.action("tool", tool=call.name, arguments=call.arguments,
-                        calls=[{"tool": call.name, "arguments": call.arguments}])
+            step.action(StepAction.tool_calls([call]))
             outcome = await step.run_tool(call)
             return f"step {index}: {call.name} -> {outcome.output}"
 

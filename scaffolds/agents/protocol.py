@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
 from shardscope.scaffolds.types import ToolCall
@@ -57,7 +59,7 @@ def parse_react(text: str, call_id: str) -> TextAction:
     return TextAction(call=ToolCall(call_id, name, arguments or {}, raw=raw, error=error))
 
 
-def parse_tool_call_blocks(text: str, tool_names: list[str], id_prefix: str) -> list[ToolCall]:
+def parse_tool_call_blocks(text: str, tool_names: Collection[str], id_prefix: str) -> list[ToolCall]:
     """Tool calls written as ``<tool_call>{json}</tool_call>`` blocks (or one bare JSON call):
     the same parser the local backend uses, so both paths judge a model's text alike."""
     return list(parse_text_tool_calls(text, tool_names, id_prefix)[1])
@@ -69,7 +71,7 @@ def strip_final_answer(text: str) -> str:
     return (text[found.end():] if found else text).strip()
 
 
-def _json_object(raw: str) -> tuple[dict | None, str | None]:
+def _json_object(raw: str) -> tuple[dict[str, Any] | None, str | None]:
     text = raw.strip()
     if text.startswith("```"):
         text = text.strip("`")

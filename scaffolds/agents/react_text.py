@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, register
+from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold
 from shardscope.scaffolds.agents.protocol import parse_react
 from shardscope.scaffolds.agents.runtime import Episode
-from shardscope.scaffolds.types import Message
+from shardscope.scaffolds.types import Message, StepAction
 
 STOP = ("\nObservation:", "Observation:")
 
 
-@register
 class TextReAct(Scaffold):
     name = "react-text"
     description = "Text-protocol ReAct over one transcript; also works for base models."
@@ -55,16 +54,15 @@ class TextReAct(Scaffold):
                 parsed = parse_react(p["cue"] + " " + reply, f"call-{step.index}")
                 transcript = prompt + " " + reply.strip() + "\n"
                 if parsed.final_answer is not None:
-                    step.action("final", answer=parsed.final_answer)
+                    step.action(StepAction.final_answer(parsed.final_answer))
                     return episode.finish(parsed.final_answer)
                 if parsed.call is None:
                     step.protocol_error(parsed.problem or "unparseable reply")
-                    step.action("none")
+                    step.action(StepAction.protocol_error() if reply.strip() else StepAction.empty_reply())
                     fed_in = p["invalid"].format(problem=parsed.problem)
                 else:
                     call = parsed.call
-                    step.action("tool", tool=call.name, arguments=call.arguments,
-                                calls=[{"tool": call.name, "arguments": call.arguments}])
+                    step.action(StepAction.tool_calls([call]))
                     outcome = await step.run_tool(call)
                     fed_in = p["observation"].format(output=outcome.output)
                 transcript += fed_in

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams, register
+from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams
 from shardscope.scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
-from shardscope.scaffolds.agents.runtime import Episode
-from shardscope.scaffolds.types import Message, ToolCall
+from shardscope.scaffolds.agents.runtime import Episode, Step
+from shardscope.scaffolds.types import Message, StepAction, ToolCall
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,11 @@ class ReactToolsParams(ScaffoldParams):
     max_tool_calls_per_step: int = 3
 
 
-@register
 class ToolCallingReAct(Scaffold):
     name = "react-tools"
     description = "Tool-calling ReAct loop (native tool calls, or <tool_call> JSON in text)."
     Params = ReactToolsParams
+    params: ReactToolsParams
     prompts: ClassVar[Mapping[str, str]] = {
         "system": (
             "You are a careful assistant solving a task with tools. Call a tool whenever you "
@@ -60,20 +60,19 @@ class ToolCallingReAct(Scaffold):
                 if not calls:
                     answer = strip_final_answer(output.text)
                     if answer:
-                        step.action("final", answer=answer)
+                        step.action(StepAction.final_answer(answer))
                         return episode.finish(answer)
                     step.protocol_error("empty reply: neither a tool call nor an answer")
-                    step.action("none")
+                    step.action(StepAction.empty_reply())
                     new = [Message("user", self.prompts["empty_reply"])]
                 else:
-                    step.action("tool", tool=calls[0].name, arguments=calls[0].arguments,
-                                calls=[{"tool": c.name, "arguments": c.arguments} for c in calls])
+                    step.action(StepAction.tool_calls(calls))
                     new = [await self._observe(step, call, native) for call in calls]
                 messages.extend(new)
                 fed_in = [m.to_genai() for m in new]
         return episode.finish(None)
 
-    async def _observe(self, step, call: ToolCall, native: bool) -> Message:
+    async def _observe(self, step: Step, call: ToolCall, native: bool) -> Message:
         outcome = await step.run_tool(call)
         if native:
             return Message("tool", outcome.output, tool_call_id=call.id, name=call.name)

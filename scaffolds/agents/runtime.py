@@ -3,7 +3,8 @@
 A scaffold never touches spans itself. It opens ``async with episode.step(fed_in) as step``
 for each loop iteration (span ``step {i}``), calls ``step.generate(...)`` (the model's
 ``chat`` span, under the step) and ``step.run_tool(call)`` (span ``execute_tool {tool}``),
-and says what the iteration did with ``step.action(...)`` or ``step.protocol_error(...)``.
+and says what the iteration did with ``step.action(StepAction...)`` and, when the model broke
+the protocol, ``step.protocol_error(...)``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from shardscope.scaffolds.agents.base import EndReason, EpisodeResult, ScaffoldParams
+from shardscope.scaffolds.agents.base import (
+    EndReason,
+    EpisodeResult,
+    ScaffoldParams,
+    TaskView,
+    ToolBox,
+)
 from shardscope.scaffolds.backends.traced import TracedModel
-from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, ToolCall, ToolSpec
+from shardscope.scaffolds.types import (
+    GenerationConfig,
+    Message,
+    ModelOutput,
+    StepAction,
+    ToolCall,
+    ToolSpec,
+)
 from shardscope.tracer import attributes as A
 from shardscope.tracer.attributes import SpanType
 from shardscope.tracer.spans import TracedSpan, Tracing
@@ -49,8 +63,8 @@ class Episode:
 
     model: TracedModel
     tracing: Tracing
-    instance: Any  # scaffolds.tasks.TaskInstance
-    registry: Any  # scaffolds.tools.ToolRegistry
+    instance: TaskView
+    registry: ToolBox
     params: ScaffoldParams
     seed: int | None = None
     steps_done: int = 0
@@ -143,9 +157,9 @@ class Step:
         self.span.set(A.STEP_OUTPUT, output.text)
         return output
 
-    def action(self, kind: str, **details: Any) -> None:
-        """Record what this iteration did: ``tool`` (tool=...), ``final`` (answer=...), ``none``."""
-        self.span.set(A.STEP_ACTION, {"type": kind, **details})
+    def action(self, action: StepAction) -> None:
+        """Record what this iteration did (one action per step)."""
+        self.span.set(A.STEP_ACTION, action.to_json())
 
     def protocol_error(self, message: str) -> None:
         """The model broke the scaffold's protocol in this iteration."""

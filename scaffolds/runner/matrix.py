@@ -6,10 +6,13 @@ import fnmatch
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shardscope.config.errors import ConfigError
-from shardscope.scaffolds.tasks.model import Ablation
+from shardscope.scaffolds.tasks.model import Ablation, AblationMode
+
+if TYPE_CHECKING:
+    from shardscope.scaffolds.tasks import Suite, Task
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,10 @@ class MatrixSpec:
             data[key] = tuple(data.get(key) or ())
         return cls(**data)
 
-    def ablation_modes(self) -> tuple[str, ...]:
-        return {"": (), "removed": ("removed",), "replaced": ("replaced",),
-                "both": ("removed", "replaced")}[self.ablations]
+    def ablation_modes(self) -> tuple[AblationMode, ...]:
+        modes: dict[str, tuple[AblationMode, ...]] = {
+            "": (), "removed": ("removed",), "replaced": ("replaced",), "both": ("removed", "replaced")}
+        return modes[self.ablations]
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,14 @@ class EpisodeSpec:
                            self.model, self.seed).key
 
 
-def select_tasks(suite: Any, patterns: Iterable[str], limit: int | None) -> list[Any]:
+def select_tasks(suite: Suite, patterns: Iterable[str], limit: int | None) -> list[Task]:
     """The suite's tasks matching any pattern (all when none), at most ``limit``."""
     patterns = list(patterns)
     chosen = [t for t in suite.tasks if not patterns or any(fnmatch.fnmatch(t.id, p) for p in patterns)]
     return chosen[:limit] if limit else chosen
 
 
-def expand(spec: MatrixSpec, suites: Mapping[str, Any], hashes: Mapping[str, str]) -> list[EpisodeSpec]:
+def expand(spec: MatrixSpec, suites: Mapping[str, Suite], hashes: Mapping[str, str]) -> list[EpisodeSpec]:
     """Every episode of the matrix, in a stable order (model-major, so one local model's
     weights stay loaded while its episodes run)."""
     episodes: list[EpisodeSpec] = []

@@ -11,10 +11,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shardscope.config.errors import ConfigError
-from shardscope.scaffolds.agents.base import Scaffold, get_scaffold
+from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ToolBox
+from shardscope.scaffolds.agents.registry import get_scaffold
 from shardscope.scaffolds.agents.runtime import Episode
 from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.executor import LocalExecutor
@@ -22,7 +23,10 @@ from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec, expand
 from shardscope.scaffolds.runner.progress import Progress
 from shardscope.tracer import attributes as A
 from shardscope.tracer.attributes import Outcome, SpanType
-from shardscope.tracer.spans import Tracing
+from shardscope.tracer.spans import TracedSpan, Tracing
+
+if TYPE_CHECKING:
+    from shardscope.scaffolds.tasks import Ablation, CheckResult, Suite, Task, TaskInstance
 
 DEFAULT_CONCURRENCY = {"llama_cpp": 1, "scripted": 8}
 REMOTE_CONCURRENCY = 4
@@ -32,11 +36,11 @@ REMOTE_CONCURRENCY = 4
 class Resources:
     """What the runner needs from the rest of the product (injectable for tests)."""
 
-    suites: Mapping[str, Any]  # name -> scaffolds.tasks.Suite
-    registry: Any  # scaffolds.tools.ToolRegistry
+    suites: Mapping[str, Suite]  # by name
+    registry: ToolBox
     open_model: Callable[[str], TracedModel]  # catalog id -> traced model
     provider_of: Callable[[str], str]  # catalog id -> gen_ai provider name
-    check: Callable[[Any, str | None, Any], Any]  # (task, answer, instance) -> CheckResult
+    check: Callable[[Task, str | None, TaskInstance], CheckResult]  # judges a final answer
     known_models: Callable[[], list[str]]
 
 
@@ -240,8 +244,8 @@ async def run_episode(
 
 
 async def _attempt(
-    spec: EpisodeSpec, scaffold: Scaffold, task: Any, tracing: Tracing, resources: Resources,
-    model_factory: Callable[[], TracedModel], span: Any, workdir: Path,
+    spec: EpisodeSpec, scaffold: Scaffold, task: Task, tracing: Tracing, resources: Resources,
+    model_factory: Callable[[], TracedModel], span: TracedSpan, workdir: Path,
 ) -> str:
     try:
         instance = task.instantiate(workdir, spec.ablation)
@@ -285,7 +289,8 @@ def _abandon_reason(exc: BaseException) -> str:
     return A.AbandonReason.INTERRUPTED
 
 
-def _judge(result: Any, task: Any, instance: Any, resources: Resources) -> tuple[str, float, str | None]:
+def _judge(result: EpisodeResult, task: Task, instance: TaskInstance,
+           resources: Resources) -> tuple[str, float, str | None]:
     if result.end_reason == "final_answer":
         check = resources.check(task, result.final_answer, instance)
         return check.outcome, float(check.score), check.detail
@@ -294,10 +299,10 @@ def _judge(result: Any, task: Any, instance: Any, resources: Resources) -> tuple
     return Outcome.BUDGET_EXHAUSTED, 0.0, result.detail
 
 
-def _shard_kind(task: Any, ablation: Any) -> str | None:
+def _shard_kind(task: Task, ablation: Ablation | None) -> str | None:
     if ablation is None:
         return None
-    return next((getattr(s, "kind", None) for s in task.shards if s.name == ablation.shard), None)
+    return next((s.kind for s in task.shards if s.name == ablation.shard), None)
 
 
 def _new_run_id() -> str:

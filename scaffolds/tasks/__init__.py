@@ -21,12 +21,11 @@ from shardscope.scaffolds.tasks.model import (
     CheckResult,
     Edit,
     Shard,
-    Suite,
-    Task,
     TaskInstance,
     World,
 )
 from shardscope.scaffolds.tasks.reference import apply_reference_fix
+from shardscope.scaffolds.tasks.suite import Suite, Task
 
 __all__ = [
     "ABLATION_MODES",

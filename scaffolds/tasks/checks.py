@@ -10,7 +10,8 @@ import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from shardscope.scaffolds.tasks.model import Check, CheckResult, Task, TaskInstance
+from shardscope.scaffolds.tasks.model import Check, CheckResult, TaskInstance
+from shardscope.scaffolds.tasks.suite import Task
 from shardscope.scaffolds.tools.pytest_runner import describe_failure, run_pytest
 
 _NUMBER = re.compile(

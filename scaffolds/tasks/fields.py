@@ -137,7 +137,7 @@ class Fields:
         value = self.string(key)
         if value not in options:
             raise self.error(key, f"must be one of {', '.join(options)}, got {value!r}")
-        return value
+        return str(value)
 
     def done(self) -> None:
         """Raise for the first key nobody read: a typo or a field this table does not have."""

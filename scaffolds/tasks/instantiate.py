@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shardscope.scaffolds.tasks import world as W
 from shardscope.scaffolds.tasks.errors import AblationError, SuiteError
@@ -13,10 +13,12 @@ from shardscope.scaffolds.tasks.model import (
     Ablation,
     Edit,
     Shard,
-    Task,
     TaskInstance,
 )
 from shardscope.scaffolds.tools import ToolContext
+
+if TYPE_CHECKING:
+    from shardscope.scaffolds.tasks.suite import Task
 
 FILES_DIR = "files"  # the tools' workdir, inside the instance root
 DATASET_FILE = "dataset/dataset.duckdb"
@@ -33,6 +35,7 @@ def instantiate(task: Task, root: Path, ablation: Ablation | None) -> TaskInstan
     files.mkdir(exist_ok=True)
     tools = tuple(task.tools)
     overrides: dict[str, str] = {}
+    limits: dict[str, Any] = dict(task.world.limits)  # checked by the loader against ToolContext
     for shard in task.shards:
         if shard.kind == "tool_result" and shard is target:
             if mode == "removed":
@@ -44,7 +47,7 @@ def instantiate(task: Task, root: Path, ablation: Ablation | None) -> TaskInstan
         corpus=_corpus(task, target, mode),
         dataset_path=_dataset(task, root, target, mode),
         tool_overrides=overrides,
-        **dict(task.world.limits),
+        **limits,
     )
     _package(task, files, target, mode)
     present = tuple(s.name for s in task.shards if not (s is target and mode == "removed"))

@@ -7,7 +7,7 @@ import string
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from shardscope.config import CONFIG_DIR
 from shardscope.scaffolds.tasks import world as W
@@ -17,12 +17,12 @@ from shardscope.scaffolds.tasks.model import (
     CHECK_TYPES,
     SHARD_KINDS,
     Check,
+    CheckType,
     Edit,
     Shard,
-    Suite,
-    Task,
     World,
 )
+from shardscope.scaffolds.tasks.suite import Suite, Task
 
 SUITES_DIR = CONFIG_DIR / "suites"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -105,7 +105,7 @@ def _tools(fields: Fields, key: str, known: frozenset[str]) -> tuple[str, ...] |
 
 def _resource_dir(fields: Fields, key: str, suite_file: Path) -> Path | None:
     """A directory named relative to the suite file, else to shardscope's config/ directory."""
-    raw = fields.string(key, required=False)
+    raw: str | None = fields.string(key, required=False)
     if raw is None:
         return None
     tried = [suite_file.parent / raw, CONFIG_DIR / raw]
@@ -219,7 +219,7 @@ def _task(
 
 def _check(task: Fields, world: World) -> Check:
     fields = Fields(task.table_of("check", required=True), task.where, "check.")
-    kind = fields.choice("type", CHECK_TYPES)
+    kind = cast(CheckType, fields.choice("type", CHECK_TYPES))
     if kind == "numeric":
         check = Check(
             kind,

@@ -1,9 +1,9 @@
-"""The task data model: suites of tasks, each with shards, a check and a reference answer.
+"""The task data model's records: shards, checks, ablations, worlds and task instances.
 
 A *shard* is one named piece of the world a task gives the model (a fact in the prompt, a
 document, dataset rows, a tool's results, a file). Every shard can be removed or replaced
-by a declared plausible wrong value; ``Task.instantiate`` builds the episode's world with
-at most one shard ablated.
+by a declared plausible wrong value; ``Task.instantiate`` (:mod:`.suite`) builds the
+episode's world with at most one shard ablated.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ ABLATION_MODES: tuple[str, ...] = ("removed", "replaced")
 CHECK_TYPES: tuple[str, ...] = ("exact", "numeric", "regex", "tests_pass")
 
 
-def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of ``value`` (records hold these, so they stay frozen)."""
     return MappingProxyType(dict(value))
 
 
@@ -58,9 +59,9 @@ class Shard:
     replacement: str | tuple[Edit, ...] | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "params", _frozen_mapping(self.params))
+        object.__setattr__(self, "params", frozen_mapping(self.params))
         if isinstance(self.replacement, Mapping):
-            object.__setattr__(self, "replacement", _frozen_mapping(self.replacement))
+            object.__setattr__(self, "replacement", frozen_mapping(self.replacement))
 
 
 @dataclass(frozen=True)
@@ -94,60 +95,6 @@ class World:
     dataset_tables: tuple[str, ...] = ()
     package_dir: Path | None = None
     limits: Mapping[str, float] = field(default_factory=dict)  # ToolContext limit overrides
-
-
-@dataclass(frozen=True)
-class Task:
-    """One task: a prompt template, its shards, the check and a reference answer."""
-
-    id: str
-    prompt: str
-    shards: tuple[Shard, ...]
-    check: Check
-    tools: tuple[str, ...]  # the task's override, else the suite's tools
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    reference: str | None = None  # a correct final answer (not for tests_pass)
-    reference_sql: str | None = None  # a query whose first cell is the answer
-    patch: tuple[Edit, ...] = ()  # edits applied to the package (the bug to fix)
-    world: World = field(default_factory=World, repr=False, compare=False)
-    suite: str = ""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
-
-    def shard(self, name: str) -> Shard:
-        """The shard called ``name``; AblationError listing the task's shards if none."""
-        from shardscope.scaffolds.tasks.errors import AblationError
-
-        for shard in self.shards:
-            if shard.name == name:
-                return shard
-        known = ", ".join(s.name for s in self.shards)
-        raise AblationError(f"task {self.id!r} has no shard {name!r}; its shards: {known}")
-
-    def instantiate(self, workdir: Path, ablation: Ablation | None = None) -> TaskInstance:
-        """Build this task's world for one episode under ``workdir``, ``ablation`` applied."""
-        from shardscope.scaffolds.tasks.instantiate import instantiate
-
-        return instantiate(self, Path(workdir), ablation)
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    description: str
-    tools: tuple[str, ...]
-    tasks: tuple[Task, ...]
-    path: Path
-
-    def task(self, task_id: str) -> Task:
-        """The task with id ``task_id``; UnknownTaskError if there is none."""
-        from shardscope.scaffolds.tasks.errors import UnknownTaskError
-
-        for task in self.tasks:
-            if task.id == task_id:
-                return task
-        raise UnknownTaskError(f"suite {self.name!r} has no task {task_id!r}")
 
 
 @dataclass(frozen=True)

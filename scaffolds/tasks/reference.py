@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from shardscope.scaffolds.tasks import world as W
-from shardscope.scaffolds.tasks.model import Edit, Task, TaskInstance
+from shardscope.scaffolds.tasks.model import Edit, TaskInstance
+from shardscope.scaffolds.tasks.suite import Task
 
 
 def apply_reference_fix(task: Task, instance: TaskInstance) -> None:

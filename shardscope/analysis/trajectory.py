@@ -25,6 +25,7 @@ import orjson
 import pandas as pd
 
 from shardscope.analysis.stats import SYSTEM_KEYS, system_column
+from shardscope.scaffolds.types import StepAction
 
 SIMILAR_COST = 0.5  # same tool, other arguments (or: both answered, differently)
 _SPACE = re.compile(r"\s+")
@@ -88,9 +89,9 @@ def _error_kind(message: str) -> str:
     return re.split(r"[;:(]", message, maxsplit=1)[0].strip().lower()
 
 
-def action_of(action: Mapping[str, Any] | None, protocol_error: str | None = None,
+def action_of(action: StepAction | None, protocol_error: str | None = None,
               step_index: int = -1, text: str | None = None) -> Action:
-    """One step's :class:`Action` from its recorded action JSON and protocol error."""
+    """One step's :class:`Action` from its recorded step action and protocol error."""
     kind, tool, detail = _classify(action, protocol_error)
     return Action(kind, tool, detail, step_index, text)
 
@@ -98,27 +99,27 @@ def action_of(action: Mapping[str, Any] | None, protocol_error: str | None = Non
 @lru_cache(maxsize=65_536)
 def _classify_json(raw: str | None, protocol_error: str | None) -> tuple[str, str | None, str]:
     # Steps repeat the same actions across seeds and models: parse each distinct one once.
-    return _classify(orjson.loads(raw) if raw else None, protocol_error)
+    return _classify(StepAction.from_json(orjson.loads(raw) if raw else None), protocol_error)
 
 
-def _classify(action: Mapping[str, Any] | None, protocol_error: str | None
-              ) -> tuple[str, str | None, str]:
-    kind = (action or {}).get("type")
-    if kind == "tool":
-        calls = action.get("calls") or [{"tool": action.get("tool"), "arguments": action.get("arguments")}]
-        tools = "+".join(str(c.get("tool")) for c in calls)
-        detail = " + ".join(normalize_arguments(c.get("arguments") or {}) for c in calls)
+def _classify(action: StepAction | None, protocol_error: str | None) -> tuple[str, str | None, str]:
+    # A tool call or an answer is what the step did even when the protocol was broken (an
+    # unknown tool, say); any other step with a protocol error is an error, whatever kind it
+    # recorded (stores written before the `error` kind recorded such steps as `none`).
+    if action is not None and action.kind == "tool":
+        tools = "+".join(c.tool for c in action.calls)
+        detail = " + ".join(normalize_arguments(c.arguments) for c in action.calls)
         return "tool", tools, detail
-    if kind == "final":
-        return "final", None, normalize_answer(action.get("answer"))
+    if action is not None and action.kind == "final":
+        return "final", None, normalize_answer(action.answer)
     if protocol_error:
         return "error", None, _error_kind(protocol_error)
-    return str(kind or "none"), None, ""
+    return (action.kind if action is not None else "none"), None, ""
 
 
 def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
     """Episode id -> its actions in step order, from a ``steps`` frame (with ``action_json``
-    or ``action``, ``protocol_error`` and ``output``)."""
+    or ``action`` holding each step's stored action, ``protocol_error`` and ``output``)."""
     column = "action_json" if "action_json" in steps else "action"
     ordered = steps.sort_values(["episode_id", "step_index"], kind="stable")
     outputs = ordered["output"] if "output" in ordered else [None] * len(ordered)
@@ -127,8 +128,8 @@ def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
             ordered["episode_id"], ordered["step_index"], ordered[column],
             ordered["protocol_error"], outputs, strict=True):
         error = error if isinstance(error, str) else None
-        if isinstance(raw, dict):
-            kind, tool, detail = _classify(raw, error)
+        if isinstance(raw, Mapping):
+            kind, tool, detail = _classify(StepAction.from_json(raw), error)
         else:
             kind, tool, detail = _classify_json(raw if isinstance(raw, str) else None, error)
         out.setdefault(episode, []).append(

@@ -11,14 +11,17 @@ from pathlib import Path
 from shardscope.commands.options import parse_assignments, scaffold_params, split_list, whole_number
 from shardscope.config.errors import ConfigError, ShardscopeError
 from shardscope.config.settings import Settings, load_settings
-from shardscope.scaffolds.runner.matrix import MatrixSpec
+from shardscope.scaffolds.runner.hashes import HashChange, current_hashes, hash_changes
+from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
 from shardscope.scaffolds.runner.resources import default_resources
-from shardscope.scaffolds.runner.runner import Runner, RunReport
+from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport
 from shardscope.tracer.queries import (
+    completed_episode_cells,
     completed_episode_keys,
     orphan_episode_ids,
     run_info,
     run_summary,
+    stored_baseline_cells,
     stored_baseline_keys,
 )
 from shardscope.tracer.schema import STALE_AFTER_S
@@ -38,14 +41,23 @@ DEMO = MatrixSpec(
 
 
 def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | None = None,
-            progress: bool = True, show_influence: bool = False) -> int:
+            accept_changed_scaffolds: bool = False, progress: bool = True,
+            show_influence: bool = False) -> int:
     """Run (or resume) a matrix into the store; print the summary and where to look next.
 
-    Returns the exit code: 0, 130 after Ctrl-C, 128 + signal after SIGTERM."""
+    A resumed run whose stored episodes ran under another scaffold hash than the current
+    code's is refused (ConfigError), unless ``accept_changed_scaffolds``: then those
+    episodes count as done. Returns the exit code: 0, 130 after Ctrl-C, 128 + signal after
+    SIGTERM."""
     store = Store(settings.db, settings.lock_timeout)
-    target = _Resume(spec) if resume_run is None else _resume_target(store, resume_run)
+    target = (_Resume(spec) if resume_run is None
+              else _resume_target(store, resume_run, accept_changed_scaffolds))
     spec = target.spec
     assert spec is not None
+    for change in target.accepted:
+        _note(f"keeping {_count(change.episodes, 'episode')} of {change.scaffold} stored under "
+              f"scaffold hash {change.stored[:12]} as done (the current code hashes to "
+              f"{change.current[:12]}); the missing ones run with the current code")
     reused = stored_baseline_keys(store) - target.done if spec.reuse_baselines else set()
     tracing = setup_tracing(settings, install_signal_handlers=True, set_global=False)
     resources = default_resources(settings, tracing, logprobs=spec.logprobs)
@@ -53,6 +65,8 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
     report: RunReport | None = None
     exit_code: int | None = None
     try:
+        if spec.reuse_baselines:
+            _note_changed_baselines(store, spec, runner, resources, reused | target.done)
         report = asyncio.run(runner.run(spec, run_id=target.run_id, done_keys=target.done,
                                         reused_keys=reused, orphans=target.orphans))
     except KeyboardInterrupt:
@@ -85,17 +99,42 @@ def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
     print_influence(console(), influence_for(store, selection))
 
 
+def _note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _note_changed_baselines(store: Store, spec: MatrixSpec, runner: Runner, resources: Resources,
+                            skip: set[str]) -> None:
+    """Say which stored baselines of the matrix are not reused because their scaffold changed."""
+    hashes = {name: scaffold.identity for name, scaffold in runner.validate(spec).items()}
+    planned = {e.key for e in expand(spec, resources.suites, hashes) if e.ablation is None} - skip
+    for change in hash_changes(stored_baseline_cells(store), hashes, skip):
+        count = len(change.keys & planned)
+        if count:
+            are, they = ("is", "it runs") if count == 1 else ("are", "they run")
+            _note(f"{_count(count, 'stored baseline')} of {change.scaffold} (scaffold hash "
+                  f"{change.stored[:12]}) {are} not reused: the scaffold's code changed since (it "
+                  f"hashes to {change.current[:12]} now), and an ablation is only compared with a "
+                  f"baseline of the same code, so {they} again")
+
+
 @dataclass(frozen=True)
 class _Resume:
-    """What a (resumed) run starts from: its matrix, id, finished keys, orphaned attempts."""
+    """What a (resumed) run starts from: its matrix, id, finished keys, orphaned attempts, and
+    the stored episodes of changed scaffolds that were accepted as done."""
 
     spec: MatrixSpec | None
     run_id: str | None = None
     done: set[str] = field(default_factory=set)
     orphans: tuple[str, ...] = ()
+    accepted: tuple[HashChange, ...] = ()
 
 
-def _resume_target(store: Store, requested: str) -> _Resume:
+def _resume_target(store: Store, requested: str, accept_changed: bool = False) -> _Resume:
     if not store.exists():
         raise ConfigError(f"nothing to resume: no store at {store.path}")
     info = run_info(store, requested or None)
@@ -108,10 +147,28 @@ def _resume_target(store: Store, requested: str) -> _Resume:
             f"run {run_id} is still running (its writer was heard within the last "
             f"{STALE_AFTER_S:.0f} s): resuming it now would run its tasks twice. Stop it first "
             "(Ctrl-C), or if its process was killed, retry once the run shows as 'stale'")
+    spec = MatrixSpec.from_json(info["config"])
+    done = completed_episode_keys(store, run_id)
+    # Episode keys hold the scaffold's hash: after a code change no stored key matches, and
+    # every stored episode would silently run again.
+    changes = hash_changes(completed_episode_cells(store, run_id), current_hashes(spec), done)
+    if changes and not accept_changed:
+        raise _changed_scaffolds_error(run_id, changes)
+    done |= {key for change in changes for key in change.keys}
     # A killed process left its in-flight attempts' spans without an episode: they are
     # marked abandoned (kept, but out of the views) before the tasks run again.
-    return _Resume(MatrixSpec.from_json(info["config"]), run_id,
-                   completed_episode_keys(store, run_id), tuple(orphan_episode_ids(store, run_id)))
+    return _Resume(spec, run_id, done, tuple(orphan_episode_ids(store, run_id)), tuple(changes))
+
+
+def _changed_scaffolds_error(run_id: str, changes: Sequence[HashChange]) -> ConfigError:
+    which = "; ".join(f"{c.scaffold} hash {c.stored[:12]} stored ({_count(c.episodes, 'episode')}), "
+                      f"{c.current[:12]} now" for c in changes)
+    return ConfigError(
+        f"run {run_id} was stored with other scaffold code: {which}. The scaffold's code changed "
+        "since, so --resume would run those episodes again rather than skip them. Start a new "
+        f"run with the current code, or run `shardscope run --resume {run_id} "
+        "--accept-changed-scaffolds` to keep the stored episodes and run only the missing ones "
+        "(the run then holds two versions of the scaffold)")
 
 
 def _print_outcome(store: Store, report: RunReport) -> None:
