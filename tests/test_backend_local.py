@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from shardscope.config.catalog import build_backend, load_catalog, open_model
 from shardscope.scaffolds.backends.errors import BadRequestError, CallTimeoutError
+from shardscope.scaffolds.backends.registry import build_backend, load_catalog, open_model
 from shardscope.scaffolds.backends.traced import RetryPolicy
 from shardscope.scaffolds.types import GenerationConfig, Message, ToolSpec
 from tests.servers.backend_helpers import rows

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.config.catalog import load_catalog, open_model
+from shardscope.scaffolds.backends.registry import availability, load_catalog, open_model
 from shardscope.scaffolds.types import GenerationConfig, Message
 from tests.servers.backend_helpers import rows
 
@@ -43,7 +43,7 @@ base_url = "{llama_server.base_url}"
 
 def test_the_endpoint_is_available_and_provider_is_openai(catalog) -> None:
     entry = catalog.get("llama-server")
-    assert entry.availability()[0] is True
+    assert availability(entry)[0] is True
     assert entry.provider == "openai"
     assert catalog.get("llama-server-litellm").provider == "openai"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shardscope.config.catalog import open_model
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.errors import AuthenticationError
+from shardscope.scaffolds.backends.registry import open_model
 from shardscope.scaffolds.types import GenerationConfig, Message
 from shardscope.tracer.setup import setup_tracing
 from tests.servers import fake_provider as fp

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from shardscope.config.catalog import Price
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.errors import ServerError
 from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
-from shardscope.scaffolds.backends.traced import Price, TracedModel
+from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.types import Message, ToolCall
 from shardscope.tracer import attributes as A
 from shardscope.tracer.attributes import SpanType

@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 
+from shardscope.config.catalog import Price
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.errors import BadRequestError, ServerError
 from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
-from shardscope.scaffolds.backends.traced import Price, TracedModel
+from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.runner import Resources, Runner
 from shardscope.scaffolds.types import ToolCall

@@ -2,30 +2,28 @@
 
 System messages become the ``system`` parameter, tool results become ``tool_result`` blocks
 in a user turn, and stop reasons are normalized to ``stop`` / ``length`` / ``tool_calls``
-(the provider's own value stays in the raw response). The SDK's retries are off.
+(the provider's own value stays in the raw response). The SDK's retries are off. The
+kind's registry row is at the end of this module.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
-import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.config.catalog import ModelEntry
+from shardscope.scaffolds.backends import hosted
+from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilities
 from shardscope.scaffolds.backends.errors import (
-    AuthenticationError,
     BackendConnectionError,
     BackendError,
     CallTimeoutError,
     MalformedResponseError,
     StreamInterruptedError,
 )
-from shardscope.scaffolds.backends.log_redaction import protect_logs
+from shardscope.scaffolds.backends.hosted import Endpoint, LoopClients, as_dict, error_text
 from shardscope.scaffolds.backends.provider_errors import (
     error_for_status,
     error_kind,
@@ -42,6 +40,7 @@ from shardscope.scaffolds.types import (
     Usage,
 )
 
+ANTHROPIC_URL = "https://api.anthropic.com"  # where the SDK goes without a base_url
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 
@@ -106,11 +105,11 @@ def parse_message(message: Mapping[str, Any], request: dict[str, Any]) -> ModelO
         if b.get("type") == "tool_use"
     )
     usage = message.get("usage") or {}
-    stop = message.get("stop_reason")
+    stop: str | None = message.get("stop_reason")
     return ModelOutput(
         text=text,
         tool_calls=calls,
-        finish_reason=_FINISH.get(stop, stop),
+        finish_reason=None if stop is None else _FINISH.get(stop, stop),
         usage=Usage(usage.get("input_tokens"), usage.get("output_tokens")),
         response_model=message.get("model"),
         response_id=message.get("id"),
@@ -189,9 +188,8 @@ class AnthropicBackend(Backend):
     def __init__(
         self,
         model: str,
+        endpoint: Endpoint,
         *,
-        base_url: str | None = None,
-        api_key_env: str = "ANTHROPIC_API_KEY",
         capabilities: Capabilities = Capabilities(tools=True, streaming=True, logprobs=False),
         defaults: Mapping[str, Any] | None = None,
     ) -> None:
@@ -200,36 +198,20 @@ class AnthropicBackend(Backend):
         self.provider = "anthropic"
         self.capabilities = capabilities
         self.defaults = dict(defaults or {})
-        self.base_url = base_url
-        self.api_key_env = api_key_env
-        self._api_key = os.environ.get(api_key_env)
-        if not self._api_key:
-            raise AuthenticationError(
-                f"anthropic: no API key: set the environment variable {api_key_env} "
-                "(keys are read from the environment only)"
+        self.endpoint = endpoint
+        self._api_key = endpoint.api_key()
+        self.server_address, self.server_port = endpoint.server_address, endpoint.server_port
+        self._clients = LoopClients(
+            lambda: self._sdk.AsyncAnthropic(
+                api_key=self._api_key, base_url=endpoint.base_url, max_retries=0
             )
-        parts = urlsplit(base_url or "https://api.anthropic.com")
-        self.server_address = parts.hostname
-        self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._clients: dict[int, Any] = {}
-        protect_logs(self._api_key)
-
-    def _client(self) -> Any:
-        loop = id(asyncio.get_running_loop())
-        client = self._clients.get(loop)
-        if client is None:
-            self._clients.clear()
-            client = self._sdk.AsyncAnthropic(
-                api_key=self._api_key, base_url=self.base_url, max_retries=0
-            )
-            self._clients[loop] = client
-        return client
+        )
 
     def _call(self, body: dict[str, Any], config: GenerationConfig, **extra: Any) -> Any:
         # This SDK version has no typed sampling parameters: they travel in the JSON body.
         sampling = {k: body[k] for k in ("temperature", "top_p") if k in body}
         typed = {k: v for k, v in body.items() if k not in sampling}
-        return self._client().messages.create(
+        return self._clients.get().messages.create(
             **typed, **extra, extra_body=sampling or None, timeout=config.timeout_s
         )
 
@@ -245,7 +227,7 @@ class AnthropicBackend(Backend):
             message = await self._call(body, config)
         except Exception as exc:
             raise self._error(exc) from None
-        return parse_message(_as_dict(message), body)
+        return parse_message(as_dict(message, "anthropic"), body)
 
     async def stream(
         self,
@@ -259,7 +241,7 @@ class AnthropicBackend(Backend):
         try:
             events = await self._call(body, config, stream=True)
             async for event in events:
-                text = assembler.add(_as_dict(event))
+                text = assembler.add(as_dict(event, "anthropic"))
                 if text:
                     yield StreamChunk(text)
         except BackendError:
@@ -270,7 +252,7 @@ class AnthropicBackend(Backend):
 
     def _error(self, exc: Exception, *, streaming: bool = False) -> BackendError:
         sdk = self._sdk
-        text = scrub(_message(exc), self._api_key)
+        text = scrub(error_text(exc), self._api_key)
         if isinstance(exc, sdk.APITimeoutError):
             return CallTimeoutError(f"anthropic: the request timed out ({text})")
         if isinstance(exc, sdk.APIStatusError):
@@ -280,39 +262,40 @@ class AnthropicBackend(Backend):
                 text,
                 headers=exc.response.headers,
                 kind=error_kind(exc.body),
-                hint=f"check {self.api_key_env}",
+                hint=self.endpoint.hint(),
             )
         if isinstance(exc, (sdk.APIResponseValidationError, ValueError)):
             return MalformedResponseError(f"anthropic: malformed response: {text}")
-        cause = scrub(_message(exc.__cause__), self._api_key) if exc.__cause__ else text
+        cause = scrub(error_text(exc.__cause__), self._api_key) if exc.__cause__ else text
         if streaming:
             return StreamInterruptedError(f"anthropic: the stream broke off: {cause}")
         if isinstance(exc, sdk.APIConnectionError):
-            return BackendConnectionError(
-                f"anthropic: cannot reach {self.base_url or 'api.anthropic.com'}: {cause}"
-            )
+            return BackendConnectionError(f"anthropic: cannot reach {self.endpoint.host}: {cause}")
         return MalformedResponseError(f"anthropic: unexpected {type(exc).__name__}: {text}")
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            with contextlib.suppress(RuntimeError):
-                await client.close()
+        await self._clients.aclose()
 
 
-def _message(exc: BaseException) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping) and inner.get("message"):
-            return str(inner["message"])
-    return str(exc) or type(exc).__name__
+def _key_env(entry: ModelEntry) -> str | None:
+    return entry.api_key_env or "ANTHROPIC_API_KEY"
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        return obj
-    dump = getattr(obj, "model_dump", None)
-    if dump is None:
-        raise MalformedResponseError(f"anthropic: the response is not JSON: {str(obj)[:200]}")
-    return dump()
+def _build(entry: ModelEntry, logprobs: bool) -> Backend:
+    return AnthropicBackend(
+        entry.model,
+        Endpoint("anthropic", entry.base_url, _key_env(entry), default_url=ANTHROPIC_URL),
+        capabilities=Capabilities.of(entry, tools=True, streaming=True, logprobs=False),
+        defaults=entry.params,
+    )
+
+
+ANTHROPIC = BackendKind(
+    name="anthropic",
+    build=_build,
+    default_provider=lambda model: "anthropic",
+    availability=lambda entry: hosted.availability(_key_env(entry), entry.base_url),
+    sdk="anthropic",
+    extra="anthropic",
+    key_env=_key_env,
+)

@@ -4,7 +4,9 @@
 This is the one module that imports LiteLLM. It sets ``LITELLM_LOCAL_MODEL_COST_MAP`` first
 (otherwise LiteLLM downloads a price map at import), and turns LiteLLM's retries and the
 underlying SDK's off (``num_retries=0``, ``max_retries=0``): tenacity in
-:mod:`shardscope.scaffolds.backends.traced` is the one retry layer.
+:mod:`shardscope.scaffolds.backends.traced` is the one retry layer. The kind's registry
+row is at the end of this module; finding its default provider name or key variable needs
+no LiteLLM import.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
+from shardscope.config.catalog import ModelEntry
+from shardscope.scaffolds.backends import hosted
 from shardscope.scaffolds.backends import openai_wire as wire
-from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilities
 from shardscope.scaffolds.backends.errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -25,8 +28,7 @@ from shardscope.scaffolds.backends.errors import (
     MalformedResponseError,
     StreamInterruptedError,
 )
-from shardscope.scaffolds.backends.log_redaction import protect_logs
-from shardscope.scaffolds.backends.openai_chat import NO_KEY
+from shardscope.scaffolds.backends.hosted import NO_KEY, Endpoint, as_dict
 from shardscope.scaffolds.backends.provider_errors import (
     error_for_status,
     error_kind,
@@ -54,12 +56,29 @@ GENAI_PROVIDER = {
     "perplexity": "perplexity",
     "watsonx": "ibm.watsonx.ai",
 }
+# The environment variable LiteLLM reads for a provider prefix (when the entry names none).
+KEY_ENV = {
+    "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY", "groq": "GROQ_API_KEY", "deepseek": "DEEPSEEK_API_KEY",
+    "cohere": "COHERE_API_KEY", "cohere_chat": "COHERE_API_KEY", "xai": "XAI_API_KEY",
+    "perplexity": "PERPLEXITYAI_API_KEY", "azure": "AZURE_API_KEY",
+}
+
+
+def genai_provider(litellm_provider: str) -> str:
+    """The gen_ai.provider.name of one of LiteLLM's provider names ("gemini" -> "gcp.gemini")."""
+    return GENAI_PROVIDER.get(litellm_provider, litellm_provider or "litellm")
+
+
+def _prefix(model: str) -> str:
+    """The provider prefix of a LiteLLM route ("gemini/gemini-2.0-flash" -> "gemini")."""
+    return model.split("/", 1)[0] if "/" in model else ""
 
 
 def import_litellm() -> Any:
     """LiteLLM, imported without its network fetch of the price map."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    litellm = require("litellm", "litellm", "the litellm backend")
+    litellm: Any = require("litellm", "litellm", "the litellm backend")
     litellm.suppress_debug_info = True
     return litellm
 
@@ -70,9 +89,8 @@ class LiteLLMBackend(Backend):
     def __init__(
         self,
         model: str,
+        endpoint: Endpoint,
         *,
-        base_url: str | None = None,
-        api_key_env: str | None = None,
         capabilities: Capabilities = Capabilities(tools=True, streaming=True, logprobs=False),
         defaults: Mapping[str, Any] | None = None,
     ) -> None:
@@ -80,33 +98,22 @@ class LiteLLMBackend(Backend):
         self.route = model  # what LiteLLM is given: "<provider>/<model>"
         self.capabilities = capabilities
         self.defaults = dict(defaults or {})
-        self.base_url = base_url
-        self.api_key_env = api_key_env
-        self._api_key = os.environ.get(api_key_env) if api_key_env else None
-        if base_url and not api_key_env:
-            self._api_key = NO_KEY  # a local endpoint; the SDK under LiteLLM insists on some key
-        if api_key_env and not self._api_key:
-            raise AuthenticationError(
-                f"litellm: no API key: set the environment variable {api_key_env} "
-                "(keys are read from the environment only)"
-            )
+        self.endpoint = endpoint
+        self._api_key = endpoint.api_key()
         try:
-            name, provider, _, _ = self._litellm.get_llm_provider(model, api_base=base_url)
+            name, provider, _, _ = self._litellm.get_llm_provider(model, api_base=endpoint.base_url)
         except Exception as exc:  # LiteLLM raises its BadRequestError for unknown providers
             raise BadRequestError(f"litellm cannot route model {model!r}: {exc}") from None
         self.model = name  # gen_ai.request.model: the provider's name, as for other backends
         self.litellm_provider = provider
-        self.provider = GENAI_PROVIDER.get(provider, provider or "litellm")
-        protect_logs(self._api_key)
-        if base_url:
-            parts = urlsplit(base_url)
-            self.server_address = parts.hostname
-            self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.provider = genai_provider(provider)
+        # Without a base URL LiteLLM picks the provider's host: the span records none.
+        self.server_address, self.server_port = endpoint.server_address, endpoint.server_port
 
     def _kwargs(self, body: dict[str, Any], config: GenerationConfig) -> dict[str, Any]:
         extra: dict[str, Any] = {"timeout": config.timeout_s, "num_retries": 0, "max_retries": 0}
-        if self.base_url:
-            extra["api_base"] = self.base_url
+        if self.endpoint.base_url:
+            extra["api_base"] = self.endpoint.base_url
         if self._api_key:
             extra["api_key"] = self._api_key
         return {**body, **extra}
@@ -123,7 +130,7 @@ class LiteLLMBackend(Backend):
             response = await self._litellm.acompletion(**self._kwargs(body, config))
         except Exception as exc:
             raise self._error(exc) from None
-        return wire.parse_response(_as_dict(response), body, self.provider)
+        return wire.parse_response(as_dict(response, "litellm"), body, self.provider)
 
     async def stream(
         self,
@@ -138,7 +145,7 @@ class LiteLLMBackend(Backend):
         try:
             chunks = await self._litellm.acompletion(**self._kwargs(body, config))
             async for chunk in chunks:
-                for piece in assembler.add(_as_dict(chunk)):
+                for piece in assembler.add(as_dict(chunk, "litellm")):
                     yield piece
         except BackendError:
             raise
@@ -173,7 +180,7 @@ class LiteLLMBackend(Backend):
             text,
             headers=_headers(exc),
             kind=error_kind(getattr(exc, "body", None)),
-            hint=f"check {self.api_key_env}" if self.api_key_env else "check the provider's API key",
+            hint=self.endpoint.hint("check the provider's API key"),
         )
 
 
@@ -183,17 +190,40 @@ def _looks_like_bad_json(text: str) -> bool:
 
 
 def _headers(exc: Exception) -> Mapping[str, str] | None:
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
+    headers: Mapping[str, str] | None = (
+        getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
+    )
     if headers:
         return headers
-    response = getattr(exc, "response", None)
-    return getattr(response, "headers", None)
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    return headers
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        return obj
-    dump = getattr(obj, "model_dump", None)
-    if dump is None:
-        raise MalformedResponseError(f"litellm: the response is not JSON: {str(obj)[:200]}")
-    return dump()
+def _key_env(entry: ModelEntry) -> str | None:
+    if entry.api_key_env or entry.base_url:
+        return entry.api_key_env
+    return KEY_ENV.get(_prefix(entry.model))
+
+
+def _build(entry: ModelEntry, logprobs: bool) -> Backend:
+    # A base URL with no key variable is a local endpoint; the SDK under LiteLLM insists on some key.
+    keyless = NO_KEY if entry.base_url else None
+    return LiteLLMBackend(
+        entry.model,
+        Endpoint("litellm", entry.base_url, _key_env(entry), keyless=keyless),
+        capabilities=Capabilities.of(entry, tools=True, streaming=True, logprobs=False),
+        defaults=entry.params,
+    )
+
+
+LITELLM = BackendKind(
+    name="litellm",
+    build=_build,
+    default_provider=lambda model: genai_provider(_prefix(model)),
+    availability=lambda entry: hosted.availability(
+        _key_env(entry), entry.base_url, unchecked="credentials are left to LiteLLM (not checked here)"
+    ),
+    sdk="litellm",
+    extra="litellm",
+    key_env=_key_env,
+)

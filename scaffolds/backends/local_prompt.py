@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from shardscope.scaffolds.backends.base import render_transcript
 from shardscope.scaffolds.types import Message, ToolCall, ToolSpec
@@ -76,7 +76,7 @@ class PromptFormat:
             kwargs: dict[str, Any] = {"tools": [t.as_json_schema_tool() for t in tools] or None}
         else:
             dicts, kwargs = _as_text_protocol(messages, tools), {}
-        result = self._formatter(messages=dicts, **kwargs)
+        result = self._formatter(messages=cast(Any, dicts), **kwargs)  # llama_cpp's TypedDicts
         stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         text = result.prompt
         add_bos = not (self.bos_token and text.startswith(self.bos_token))

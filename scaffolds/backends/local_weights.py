@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shardscope.config.catalog import ModelEntry
+from shardscope.config.errors import ConfigError
 from shardscope.scaffolds.backends.errors import MissingDependencyError, ModelIntegrityError
 
 _CHUNK = 4 << 20
@@ -84,6 +86,16 @@ class WeightsSpec:
         """True when the file exists and a marker says it was hashed as it is now."""
         path = self.target()
         return path.is_file() and _marker_matches(path, self.sha256)
+
+
+def weights_spec(entry: ModelEntry) -> WeightsSpec:
+    """A ``local`` catalog entry's weights (``weights``, ``sha256``, ``size``, ``install``)."""
+    options = entry.options
+    extra = {k: options[k] for k in ("sha256", "size", "install") if k in options}
+    try:
+        return WeightsSpec.from_mapping(options["weights"], **extra)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{entry.where} weights: {exc}") from None
 
 
 def resolve(spec: WeightsSpec) -> Path:
@@ -190,7 +202,7 @@ def _marker_matches(path: Path, sha256: str | None) -> bool:
         stat = path.stat()
     except (OSError, ValueError):
         return False
-    return marker == {"sha256": sha256.lower(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return bool(marker == {"sha256": sha256.lower(), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
 
 
 def _write_marker(path: Path, sha256: str) -> None:

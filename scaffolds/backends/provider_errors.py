@@ -75,8 +75,6 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
-        return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -123,7 +121,7 @@ def error_kind(body: Any) -> str | None:
     if isinstance(body, Mapping):
         inner = body.get("error", body)
         if isinstance(inner, Mapping) and isinstance(inner.get("type"), str):
-            return inner["type"]
+            return str(inner["type"])
     return None
 
 

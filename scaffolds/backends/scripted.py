@@ -3,7 +3,8 @@
 Each queued item is a :class:`Scripted` response (text, tool calls, an error to raise, a
 delay), a plain string, or a :class:`BackendError`. A ``policy`` callable, when given,
 answers every call that the queue does not (it sees the messages, so simulated "models" can
-depend on what they are shown).
+depend on what they are shown). A ``scripted`` catalog entry queues its ``responses``; the
+kind's registry row is at the end of this module.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from shardscope.scaffolds.backends.base import Backend, Capabilities
+from shardscope.config.catalog import ModelEntry
+from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilities
 from shardscope.scaffolds.backends.errors import BackendError, ScriptExhaustedError
 from shardscope.scaffolds.types import (
     GenerationConfig,
@@ -124,3 +126,16 @@ class ScriptedBackend(Backend):
             raw_request={"messages": [m.to_genai() for m in messages], "tools": [t.name for t in tools]},
             raw_response={"text": response.text, "tool_calls": [c.name for c in response.tool_calls]},
         )
+
+
+def _build(entry: ModelEntry, logprobs: bool) -> Backend:
+    return ScriptedBackend(model=entry.model, responses=list(entry.options.get("responses", ())))
+
+
+SCRIPTED = BackendKind(
+    name="scripted",
+    build=_build,
+    default_provider=lambda model: "scripted",
+    availability=lambda entry: (True, "scripted responses (tests)"),
+    option_keys=frozenset({"responses"}),
+)

@@ -14,14 +14,15 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from shardscope.scaffolds.backends.base import Backend
+from shardscope.config.catalog import Price
+from shardscope.scaffolds.backends.base import Backend, Capabilities
 from shardscope.scaffolds.backends.errors import (
     BackendError,
     CallTimeoutError,
@@ -30,22 +31,6 @@ from shardscope.scaffolds.backends.errors import (
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 from shardscope.tracer import attributes as A
 from shardscope.tracer.spans import TracedSpan, Tracing
-
-
-@dataclass(frozen=True)
-class Price:
-    """US dollars per million input / output tokens."""
-
-    input_per_million: float
-    output_per_million: float
-
-    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
-        if input_tokens is None and output_tokens is None:
-            return None
-        return (
-            (input_tokens or 0) * self.input_per_million
-            + (output_tokens or 0) * self.output_per_million
-        ) / 1e6
 
 
 @dataclass(frozen=True)
@@ -83,7 +68,7 @@ class TracedModel:
         self._sleep = sleep
 
     @property
-    def capabilities(self):
+    def capabilities(self) -> Capabilities:
         return self.backend.capabilities
 
     async def generate(
@@ -245,8 +230,9 @@ class TracedModel:
 
     def _record_output(self, span: TracedSpan, output: ModelOutput, ttft: float | None) -> None:
         usage = output.usage
-        if ttft is not None and usage.output_tokens:
-            elapsed = (time.time_ns() - span.span.start_time) / 1e9 - ttft
+        started = span.span.start_time
+        if ttft is not None and usage.output_tokens and started is not None:
+            elapsed = (time.time_ns() - started) / 1e9 - ttft
             if elapsed > 0:
                 span.set(A.LLM_TOKENS_PER_SECOND, round(usage.output_tokens / elapsed, 3))
         span.set_many(
@@ -279,7 +265,7 @@ class TracedModel:
         await self.backend.aclose()
 
 
-def _is_retryable_here(policy: RetryPolicy):
+def _is_retryable_here(policy: RetryPolicy) -> Callable[[BaseException], bool]:
     def check(exc: BaseException) -> bool:
         if not isinstance(exc, BackendError) or not exc.retryable:
             return False

@@ -10,7 +10,7 @@ from shardscope.tracer.spans import Tracing
 
 
 def default_resources(settings: Settings, tracing: Tracing, *, logprobs: bool = False) -> Resources:
-    from shardscope.config.catalog import load_catalog, open_model
+    from shardscope.scaffolds.backends.registry import load_catalog, open_model
     from shardscope.scaffolds.tasks import check, load_suites
     from shardscope.scaffolds.tools import default_registry
 

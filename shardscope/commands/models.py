@@ -12,11 +12,11 @@ from rich.table import Table
 
 def catalog_rows(catalog_file: Path | None = None) -> list[dict[str, Any]]:
     """One dict per catalog entry: identity, prices, capabilities, availability and reason."""
-    from shardscope.config.catalog import load_catalog
+    from shardscope.scaffolds.backends.registry import availability, load_catalog
 
     rows = []
     for entry in load_catalog(catalog_file):
-        available, reason = entry.availability()
+        available, reason = availability(entry)
         rows.append(
             {
                 "id": entry.id,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shardscope.config.catalog import Catalog, load_catalog
+from shardscope.config.catalog import Catalog
+from shardscope.scaffolds.backends.registry import load_catalog
 from shardscope.tracer.queries import read_frame
 from shardscope.tracer.store import Store
 

