@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from shardscope.config.catalog import Catalog, load_catalog
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 
 
