@@ -4,7 +4,7 @@ Generates (or reuses, with ``--store PATH``) a store of about 1,000,000 spans, ~
 episodes, through the real tracing pipeline (``setup_tracing`` + ``Tracing.span``, the same
 span shapes and attributes as the runner: run, episodes, steps, LLM calls with streamed
 token events carrying logprobs, tool calls). Then, for every page of the app, it times
-exactly the ``shardscope.tracer.explore`` calls the page makes in its default state (cold: no Streamlit
+exactly the ``shardscope.tracer.queries`` calls the page makes in its default state (cold: no Streamlit
 cache, a fresh ``Store`` object each round, so a connection is opened per call as in the
 app), and the same for a plain ``SELECT count(*) FROM spans`` through the same read path.
 Rounds alternate page and baseline; medians are compared.
@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shardscope.config.settings import Settings
 from shardscope.tracer import attributes as A
 from shardscope.tracer.attributes import SpanType
+from shardscope.tracer.queries.overview import episode_cube
+from shardscope.tracer.queries.runs import store_summary
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.spans import Tracing
 from shardscope.tracer.store import Store
@@ -159,7 +161,7 @@ def generate(path: Path, seeds: int) -> None:
 
 
 def _baseline(store: Store) -> None:
-    from shardscope.tracer.queries import read_frame
+    from shardscope.tracer.queries.frames import read_frame
 
     read_frame(store, "SELECT count(*) FROM spans")
 
@@ -173,7 +175,7 @@ def _time(fn: Callable[[Store], Any], path: Path) -> float:
 
 
 def measure(path: Path, rounds: int) -> float:
-    from shardscope.tracer.page_loads import page_loaders
+    from bench.page_loads import page_loaders
 
     pages = page_loaders()
     times: dict[str, list[float]] = {name: [] for name in pages}
@@ -197,10 +199,8 @@ def measure(path: Path, rounds: int) -> float:
 
 def _live_refresh(store: Store) -> None:
     """What the Overview reads on a live refresh: the summary, and the running run's cube."""
-    from shardscope.tracer import explore
-
-    summary = explore.store_summary(store)
-    explore.episode_cube(store, [r.run_id for r in summary.running])
+    summary = store_summary(store)
+    episode_cube(store, [r.run_id for r in summary.running])
 
 
 def main() -> None:
@@ -215,7 +215,7 @@ def main() -> None:
             started = time.perf_counter()
             generate(path, args.seeds)
             print(f"generated {path} in {time.perf_counter() - started:.0f}s")
-        from shardscope.tracer.queries import read_frame
+        from shardscope.tracer.queries.frames import read_frame
 
         counts = read_frame(Store(path), "SELECT (SELECT count(*) FROM spans) spans, "
                             "(SELECT count(*) FROM span_events) events, "

@@ -273,9 +273,9 @@ def compare(
 
         shardscope compare -s arithmetic -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct -o report.html
     """
-    from shardscope.analysis.load import Selection
     from shardscope.commands.compare import compare_command
     from shardscope.commands.options import split_list
+    from shardscope.tracer.queries.comparison import Selection
 
     if embedding not in ("auto", "minilm", "tfidf"):
         raise ShardscopeError(f"--embedding must be auto, minilm or tfidf, got {embedding!r}")

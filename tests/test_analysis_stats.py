@@ -150,3 +150,17 @@ def test_many_pairs_are_corrected() -> None:
     assert all(c.p_adjusted >= c.p_value for c in comparisons)
     assert [c.significant for c in comparisons] == [False, True, True]
     assert comparisons[1].diff < 0 and comparisons[1].ci_high < 0
+
+
+def test_weighted_estimate_equals_the_expanded_episodes() -> None:
+    # The Overview's cube holds counts: a row of weight w stands for w identical episodes.
+    values, tasks, weights = [0.0, 1.0, 1.0, 0.0, 1.0], ["t0", "t1", "t2", "t2", "t3"], [4, 4, 3, 1, 2]
+    expanded = stats.estimate(np.repeat(values, weights), np.repeat(tasks, weights))
+    weighted = stats.estimate(values, tasks, weights=weights)
+    assert (weighted.n, weighted.clusters, weighted.clustered) == (14, 4, True)
+    for field in ("mean", "se", "ci_low", "ci_high"):
+        assert getattr(weighted, field) == pytest.approx(getattr(expanded, field))
+    # one task: the plain SE over its 4 episodes, sqrt(p(1-p)/(n-1)) for a rate
+    single = stats.estimate([1.0, 0.0], ["t0", "t0"], weights=[3, 1])
+    assert not single.clustered and single.se == pytest.approx(math.sqrt(0.75 * 0.25 / 3))
+    assert stats.estimate([1.0], weights=[0]).n == 0  # zero weight: no episode

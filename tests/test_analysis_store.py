@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.analysis import load, report
+from shardscope.analysis import report
 from shardscope.analysis.compare import NothingToCompare, compare, influence_for
 from shardscope.config.errors import ShardscopeError, StoreNotFoundError
+from shardscope.tracer.queries import comparison as reads
+from shardscope.tracer.schema import EPISODE_SUMS
 from shardscope.tracer.store import Store
 from tests import analysis_fixtures as fx
 
@@ -22,7 +24,7 @@ LEAD, FOLLOW = "lead · react-tools", "follow · react-tools"
 
 @pytest.fixture(scope="module")
 def divergence(divergence_store: Path):
-    return compare(Store(divergence_store), load.Selection(), clusters=False)
+    return compare(Store(divergence_store), reads.Selection(), clusters=False)
 
 
 def test_planted_divergence_step_is_found_exactly(divergence) -> None:
@@ -66,7 +68,7 @@ def test_estimates_and_profiles_from_the_store(divergence) -> None:
 
 
 def test_planted_shard_dependence_is_recovered_with_the_right_ranking(dependence_store: Path) -> None:
-    influence = influence_for(Store(dependence_store), load.Selection())
+    influence = influence_for(Store(dependence_store), reads.Selection())
     assert set(influence["mode"]) == {"removed", "replaced"}
     by_shard = influence.groupby(["model", "shard"]).success_drop.mean().unstack()
     # uses-a depends on a only, uses-b on b only: each ranks its own shard first.
@@ -82,7 +84,7 @@ def test_planted_shard_dependence_is_recovered_with_the_right_ranking(dependence
 
 
 def test_shard_influence_in_the_comparison_and_report(dependence_store: Path, tmp_path: Path) -> None:
-    result = compare(Store(dependence_store), load.Selection(), clusters=True, cluster_method="tfidf")
+    result = compare(Store(dependence_store), reads.Selection(), clusters=True, cluster_method="tfidf")
     assert result.has_ablations and len(result.episodes) == 2 * fx.DEPENDENCE_TASKS * 3  # baselines only
     html = report.write_report(result, tmp_path / "r.html").read_text()
     for heading in ("Outcomes", "Paired differences", "Where trajectories part", "Tool use",
@@ -100,15 +102,15 @@ def test_shard_influence_in_the_comparison_and_report(dependence_store: Path, tm
 def test_nothing_to_compare_errors_are_actionable(divergence_store: Path, tmp_path: Path) -> None:
     store = Store(divergence_store)
     with pytest.raises(NothingToCompare, match="only one model · scaffold"):
-        compare(store, load.Selection(models=("lead",)), clusters=False)
+        compare(store, reads.Selection(models=("lead",)), clusters=False)
     with pytest.raises(NothingToCompare, match="no finished episode matches.*models in the store: follow, lead"):
-        compare(store, load.Selection(suites=("nope",)), clusters=False)
+        compare(store, reads.Selection(suites=("nope",)), clusters=False)
     with pytest.raises(NothingToCompare, match=r"no episode of model\(s\) gpt-9"):
-        compare(store, load.Selection(models=("lead", "gpt-9")), clusters=False)
+        compare(store, reads.Selection(models=("lead", "gpt-9")), clusters=False)
     with pytest.raises(StoreNotFoundError):
-        compare(Store(tmp_path / "none.duckdb"), load.Selection(), clusters=False)
+        compare(Store(tmp_path / "none.duckdb"), reads.Selection(), clusters=False)
     with pytest.raises(ShardscopeError, match="unknown metric"):
-        compare(store, load.Selection(), metric="accuracy")
+        compare(store, reads.Selection(), metric="accuracy")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -168,15 +170,26 @@ def test_minilm_embeddings_load_offline_and_separate_meanings() -> None:
 
 def test_the_lean_episode_read_agrees_with_the_episodes_view(dependence_store: Path,
                                                              fixture_store: Path) -> None:
-    from shardscope.tracer.queries import read_frame
+    from shardscope.tracer.queries.frames import read_frame
 
     for db in (dependence_store, fixture_store):  # ablations; failed, errored, retried episodes
         store = Store(db)
-        lean = load.episodes(store, load.Selection(), ablations=True).set_index("episode_id")
+        lean = reads.episodes(store, reads.Selection(), ablations=True).set_index("episode_id")
         view = read_frame(store, "SELECT * FROM episodes").set_index("episode_id")
         assert set(lean.index) == set(view.index) and len(lean) > 0
-        columns = [c for c in lean.columns if c in view.columns]
-        assert len(columns) >= 18
+        # one definition (tracer.schema.EPISODE_ROW): the view is the lean row plus its sums
+        # (less the columns no comparison reads)
+        left_out = {c for c, _ in EPISODE_SUMS} | set(reads.UNREAD)
+        assert ["episode_id", *lean.columns] == [c for c in view.reset_index().columns
+                                                 if c not in left_out]
+        columns = list(lean.columns)
+        for text in view.error.dropna().head(1):  # a filter may use a column the read leaves out
+            flt = reads.Selection(search=text[:12])
+            where, params = flt.where()
+            expected = read_frame(store, "SELECT episode_id FROM episodes WHERE outcome IS NOT NULL "
+                                         f"AND {where}", params)
+            found = reads.episodes(store, flt, ablations=True)
+            assert set(found.episode_id) == set(expected.episode_id) and len(found) > 0
         left, right = lean.loc[view.index, columns], view[columns]
         differ = [c for c in columns if not left[c].astype(str).equals(right[c].astype(str))]
         assert differ == (["steps"] if db == fixture_store else []), differ
@@ -184,7 +197,7 @@ def test_the_lean_episode_read_agrees_with_the_episodes_view(dependence_store: P
         # comparison fills those from the steps it reads (compare._with_counts)
         unrecorded = left.steps.isna()
         assert (unrecorded == (view.loc[left.index, "outcome"] == "error")).all()
-        steps = load.steps_of(store, list(view.index))
+        steps = reads.steps_of(store, list(view.index))
         expected = read_frame(store, "SELECT episode_id, step_index, CAST(action AS VARCHAR) AS a, "
                                      "protocol_error, output FROM steps ORDER BY ALL")
         got = steps.sort_values(["episode_id", "step_index"]).reset_index(drop=True)

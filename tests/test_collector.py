@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from shardscope.tracer.collector import Collector, serve
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 
 

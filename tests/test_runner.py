@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from shardscope.commands.run import summary_of
 from shardscope.config.errors import ConfigError
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.scripted import ScriptedBackend
@@ -18,7 +19,8 @@ from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
 from shardscope.scaffolds.runner.runner import Runner
 from shardscope.scaffolds.tasks import Ablation
-from shardscope.tracer.queries import completed_episode_keys, read_frame, run_summary
+from shardscope.tracer.queries.frames import read_frame
+from shardscope.tracer.queries.runs import completed_episode_keys
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
 from tests import fakes
@@ -45,7 +47,7 @@ def test_full_matrix_and_summary(db_path: Path) -> None:
     store = Store(db_path)
     run = read_frame(store, "SELECT * FROM runs").iloc[0]
     assert (run.status, run.planned_episodes, run.completed_episodes, run.successes) == ("finished", 8, 8, 8)
-    summary = run_summary(store, report.run_id)
+    summary = summary_of(store, report.run_id)
     assert list(summary.model) == ["toy-a", "toy-b"]
     assert list(summary.episodes) == [4, 4] and list(summary.success_rate) == [1.0, 1.0]
     keys = read_frame(store, "SELECT episode_key, seed FROM episodes")
@@ -142,9 +144,10 @@ def test_ablation_expansion_links_to_the_baseline() -> None:
 
 
 def test_summary_se_is_clustered_by_task_as_in_the_app(db_path: Path) -> None:
+    from shardscope.analysis.summaries import model_summary
     from shardscope.tracer import attributes as A
     from shardscope.tracer.attributes import SpanType
-    from shardscope.tracer.explore import episode_cube, model_summary
+    from shardscope.tracer.queries.overview import episode_cube
 
     # Two seeds of three tasks: t0 succeeds twice, t1 never, t2 once (p = 1/2). Seeds of one
     # task are not independent, so the SE is CR1 over tasks: sqrt(3/2 * (1 + 1 + 0)) / 6.
@@ -163,7 +166,7 @@ def test_summary_se_is_clustered_by_task_as_in_the_app(db_path: Path) -> None:
                         pass
     tracing.shutdown()
     store = Store(db_path)
-    cli = run_summary(store, "r1").set_index("model")
+    cli = summary_of(store, "r1").set_index("model")
     assert cli.loc["m", "success_se"] == pytest.approx(3 ** 0.5 / 6)
     assert cli.loc["m", "success_se"] != pytest.approx((0.25 / 5) ** 0.5)  # not binomial
     assert cli.loc["single", "success_se"] == pytest.approx(0.5) and cli.loc["m", "tasks"] == 3
@@ -171,3 +174,5 @@ def test_summary_se_is_clustered_by_task_as_in_the_app(db_path: Path) -> None:
     for model in ("m", "single"):
         assert cli.loc[model, "success_rate"] == pytest.approx(app.loc[model, "success_rate"])
         assert cli.loc[model, "success_se"] == pytest.approx(app.loc[model, "success_se"])
+        for bound in ("ci_low", "ci_high"):  # one estimator: stats.estimate
+            assert cli.loc[model, bound] == pytest.approx(app.loc[model, bound])

@@ -23,7 +23,8 @@ from shardscope.scaffolds.runner.runner import DEFAULT_CONCURRENCY, Runner, mark
 from shardscope.scaffolds.types import ToolCall
 from shardscope.tracer import attributes as A
 from shardscope.tracer.attributes import SpanType
-from shardscope.tracer.queries import completed_episode_keys, orphan_episode_ids, read_frame
+from shardscope.tracer.queries.frames import read_frame
+from shardscope.tracer.queries.runs import completed_episode_keys, orphan_episode_ids
 from shardscope.tracer.schema import STALE_AFTER_S
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.sinks import DuckDBSink

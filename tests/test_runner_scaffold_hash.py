@@ -24,7 +24,7 @@ from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
 from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.types import ToolCall
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 from tests import fakes
 

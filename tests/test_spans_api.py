@@ -10,7 +10,7 @@ import pytest
 from shardscope.config.settings import Settings
 from shardscope.tracer import attributes as A
 from shardscope.tracer.attributes import SpanType
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
 

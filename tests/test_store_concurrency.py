@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shardscope.tracer.queries import run_sql
+from shardscope.tracer.queries.user_sql import run_sql
 from shardscope.tracer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def test_reader_process_queries_while_writer_writes(db_path: Path) -> None:
 _READER = """
 import sys, time
 from shardscope.tracer.store import Store
-from shardscope.tracer.queries import run_sql
+from shardscope.tracer.queries.user_sql import run_sql
 store = Store(sys.argv[1])
 for _ in range(50):
     table = run_sql(store, "SELECT count(*) AS n FROM spans")

@@ -10,7 +10,7 @@ import pytest
 from shardscope.config.errors import QueryError, StoreError, StoreNotFoundError, StoreVersionError
 from shardscope.config.settings import Settings
 from shardscope.tracer.attributes import SpanType
-from shardscope.tracer.queries import run_sql
+from shardscope.tracer.queries.user_sql import run_sql
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
 

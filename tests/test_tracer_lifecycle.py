@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from shardscope.config.errors import StoreNotFoundError
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from shardscope.config.settings import Settings
 from shardscope.tracer.attributes import SpanType
-from shardscope.tracer.queries import store_status
+from shardscope.tracer.queries.status import store_status
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.sinks import ExporterSink, spill_dir
 from shardscope.tracer.store import Store

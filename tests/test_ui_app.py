@@ -15,8 +15,9 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from shardscope.tracer import explore
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.episodes import episode_table
+from shardscope.tracer.queries.filters import EpisodeFilter
+from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 from shardscope.ui.charts import OUTCOME_COLORS
 from tests import ui_fixtures as F
@@ -61,8 +62,8 @@ def charts(at: AppTest) -> list:
 
 
 def episode_id(db: Path, **where: str) -> str:
-    flt = explore.EpisodeFilter(**{k: (v,) for k, v in where.items()})
-    return explore.episode_table(Store(db), flt, limit=1).rows.episode_id[0]
+    flt = EpisodeFilter(**{k: (v,) for k, v in where.items()})
+    return episode_table(Store(db), flt, limit=1).rows.episode_id[0]
 
 
 # --- overview -------------------------------------------------------------------------------

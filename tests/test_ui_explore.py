@@ -1,5 +1,5 @@
-"""shardscope.tracer.explore and tracer.episode_trace on stores written by the real runner: every number
-the app shows."""
+"""The app's reads (shardscope.tracer.queries) and the Overview's tables over them
+(shardscope.analysis.summaries) on stores written by the real runner: every number the app shows."""
 
 from __future__ import annotations
 
@@ -8,21 +8,28 @@ import math
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from shardscope.analysis.summaries import model_summary, outcome_matrix, run_outcomes
 from shardscope.config.errors import QueryError
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.runner.runner import Runner
-from shardscope.tracer import episode_trace, explore
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.episodes import episode_table
+from shardscope.tracer.queries.filters import OUTCOMES, EpisodeFilter
+from shardscope.tracer.queries.frames import read_frame
+from shardscope.tracer.queries.overview import CubeCache, episode_cube
+from shardscope.tracer.queries.runs import store_summary
+from shardscope.tracer.queries.status import store_version
+from shardscope.tracer.queries.trace import load_trace, load_trace_page, span_detail, token_stream
+from shardscope.tracer.queries.user_sql import EXAMPLE_QUERIES, sql_result
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
+from shardscope.tracer.transcript import conversation
 from tests import ui_fixtures as F
 
 
 def test_summary_counts_and_run_progress(fixture_store: Path) -> None:
-    summary = explore.store_summary(Store(fixture_store))
+    summary = store_summary(Store(fixture_store))
     assert (summary.state, summary.episodes, summary.spans) == ("ready", F.EPISODES, 218)
     run = summary.latest_run
     assert run is not None and run.name == F.RUN_NAME
@@ -31,25 +38,25 @@ def test_summary_counts_and_run_progress(fixture_store: Path) -> None:
 
 
 def test_missing_and_empty_stores_are_states(missing_store: Path, empty_store: Path) -> None:
-    missing = explore.store_summary(Store(missing_store))
+    missing = store_summary(Store(missing_store))
     assert missing.state == "missing" and not missing_store.exists()  # reading created nothing
-    empty = explore.store_summary(Store(empty_store))
+    empty = store_summary(Store(empty_store))
     assert (empty.state, empty.episodes, empty.runs) == ("empty", 0, ())
 
 
 def test_version_token_changes_when_a_writer_commits(tmp_path: Path) -> None:
     path = tmp_path / "v.duckdb"
-    assert explore.store_version(path) == "-/-"
+    assert store_version(path) == "-/-"
     F.build_empty_store(path)
-    before = explore.store_version(path)
+    before = store_version(path)
     with Store(path).writer() as con:
         con.execute("INSERT INTO shardscope_meta VALUES ('note', 'x')")
-    assert explore.store_version(path) != before
+    assert store_version(path) != before
 
 
 def test_cube_sums_match_the_episodes_view(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    cube = explore.episode_cube(store)
+    cube = episode_cube(store)
     truth = read_frame(store, "SELECT model, count(*) n, sum(input_tokens + output_tokens) tokens, "
                        "sum(cost_usd) AS cost, sum(duration_s) AS secs FROM episodes GROUP BY model")
     by_model = cube.groupby("model")[["episodes", "tokens", "seconds"]].sum()
@@ -63,42 +70,35 @@ def test_cube_sums_match_the_episodes_view(fixture_store: Path) -> None:
 
 
 def test_model_summary_rates_errors_and_outcomes(fixture_store: Path) -> None:
-    cube = explore.episode_cube(Store(fixture_store))
-    table = explore.model_summary(cube).set_index("model")
+    cube = episode_cube(Store(fixture_store))
+    table = model_summary(cube).set_index("model")
     assert list(table.index) == list(F.MODELS)
     for model, outcomes in F.OUTCOMES.items():
         assert table.loc[model, "episodes"] == 12 and table.loc[model, "tasks"] == 3
-        for outcome in explore.OUTCOMES:
+        for outcome in OUTCOMES:
             assert table.loc[model, outcome] == outcomes.get(outcome, 0)
     assert table.loc["alpha", "success_rate"] == 1.0 and table.loc["beta", "success_rate"] == 0.0
-    # gamma: task t0 0/4, t1 4/4, t2 4/4 -> p = 2/3; CR1 by task: sqrt(3/2 * 10.67) / 12 = 1/3
+    # gamma: task t0 0/4, t1 4/4, t2 4/4 -> p = 2/3; CR1 by task: sqrt(3/2 * 10.67) / 12 = 1/3;
+    # the interval is stats.estimate's: t with tasks - 1 = 2 degrees of freedom (t = 4.3027)
     assert table.loc["gamma", "success_rate"] == pytest.approx(2 / 3)
     assert table.loc["gamma", "success_se"] == pytest.approx(1 / 3)
-    assert table.loc["gamma", "ci_low"] == pytest.approx(2 / 3 - explore.Z95 / 3)
-    assert table.loc["gamma", "ci_high"] == 1.0  # clipped
+    assert table.loc["gamma", "ci_low"] == pytest.approx(2 / 3 - 4.302653 / 3)
+    assert table.loc["gamma", "ci_high"] == pytest.approx(2 / 3 + 4.302653 / 3)
     assert table.loc["alpha", "priced_episodes"] == 12 and math.isnan(table.loc["beta", "cost_usd"])
-    by_scaffold = explore.model_summary(cube, by=("model", "scaffold"))
+    by_scaffold = model_summary(cube, by=("model", "scaffold"))
     assert len(by_scaffold) == 6 and set(by_scaffold.episodes) == {6}
 
 
 def test_filters_narrow_the_cube(fixture_store: Path) -> None:
-    cube = explore.episode_cube(Store(fixture_store))
-    flt = explore.EpisodeFilter(models=("beta",), scaffolds=("react-text",))
-    table = explore.model_summary(cube, flt)
+    cube = episode_cube(Store(fixture_store))
+    flt = EpisodeFilter(models=("beta",), scaffolds=("react-text",))
+    table = model_summary(cube, flt)
     assert list(table.model) == ["beta"] and table.episodes[0] == 6
     assert (table.failure[0], table.protocol_error[0], table.budget_exhausted[0]) == (2, 2, 2)
 
 
-def test_clustered_se() -> None:
-    s, n = pd.Series([0, 4, 4]), pd.Series([4, 4, 4])
-    assert explore.clustered_se(s, n) == pytest.approx(1 / 3)
-    assert explore.clustered_se(pd.Series([3]), pd.Series([4])) == pytest.approx(math.sqrt(0.75 * 0.25 / 3))
-    assert explore.clustered_se(pd.Series([2, 2]), pd.Series([4, 4])) == 0.0  # identical tasks
-    assert math.isnan(explore.clustered_se(pd.Series([], dtype=int), pd.Series([], dtype=int)))
-
-
 def test_outcome_matrix_cells(fixture_store: Path) -> None:
-    matrix = explore.outcome_matrix(explore.episode_cube(Store(fixture_store)))
+    matrix = outcome_matrix(episode_cube(Store(fixture_store)))
     assert len(matrix) == len(F.MODELS) * len(F.SCAFFOLDS) * len(F.TASKS)
     cell = matrix.set_index(["model", "scaffold", "task_id"])
     assert cell.loc[("beta", "react-tools", "t1"), "top_outcome"] == "protocol_error"
@@ -108,63 +108,63 @@ def test_outcome_matrix_cells(fixture_store: Path) -> None:
 
 
 def test_run_outcomes(fixture_store: Path) -> None:
-    table = explore.run_outcomes(explore.episode_cube(Store(fixture_store))).iloc[0]
+    table = run_outcomes(episode_cube(Store(fixture_store))).iloc[0]
     assert (table.episodes, table.success, table.error, table.failure) == (36, 20, 4, 4)
 
 
 def test_cube_cache_recomputes_only_changed_runs(tmp_path: Path) -> None:
     path = F.build_store(tmp_path / "two-runs.duckdb")
-    store, cache = Store(path), explore.CubeCache()
-    summary = explore.store_summary(store)
-    first = cache.cube(store, summary, explore.store_version(path))
+    store, cache = Store(path), CubeCache()
+    summary = store_summary(store)
+    first = cache.cube(store, summary, store_version(path))
     assert set(cache.computed) == {summary.runs[0].run_id, None} and first.episodes.sum() == 36
-    cache.cube(store, summary, explore.store_version(path))
+    cache.cube(store, summary, store_version(path))
     assert cache.computed == []  # nothing changed: nothing read
     tracing = setup_tracing(Settings(db=path, flush_interval=0.1), strict=True)
     asyncio.run(Runner(tracing, F._resources(F._models(tracing)), progress=False).run(F.SPEC))
     tracing.shutdown()
-    summary = explore.store_summary(store)
-    second = cache.cube(store, summary, explore.store_version(path))
+    summary = store_summary(store)
+    second = cache.cube(store, summary, store_version(path))
     assert set(cache.computed) == {summary.runs[0].run_id, None}  # the new run only
     assert second.episodes.sum() == 72 and second.run_id.nunique() == 2
 
 
 def test_episode_table_filters_sorts_and_pages(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    page = explore.episode_table(store, explore.EpisodeFilter(outcomes=("error",)), with_facets=True)
+    page = episode_table(store, EpisodeFilter(outcomes=("error",)), with_facets=True)
     assert page.total == 4 and set(page.rows.model) == {"gamma"} and set(page.rows.task_id) == {"t0"}
     assert page.rows.error.str.contains("model gamma rejects this prompt").all()
     assert page.facets is not None and page.facets.models == F.MODELS
-    assert page.facets.outcomes == explore.OUTCOMES  # in the canonical order
-    by_tokens = explore.episode_table(store, sort="tokens", descending=False, limit=5)
+    assert page.facets.outcomes == OUTCOMES  # in the canonical order
+    by_tokens = episode_table(store, sort="tokens", descending=False, limit=5)
     assert by_tokens.total == 36 and len(by_tokens.rows) == 5
     assert list(by_tokens.rows.tokens) == sorted(by_tokens.rows.tokens)
     assert by_tokens.rows.tokens.iloc[0] == 0  # gamma t0: the call failed, no tokens
-    searched = explore.episode_table(store, explore.EpisodeFilter(search="empty reply"))
+    searched = episode_table(store, EpisodeFilter(search="empty reply"))
     assert searched.total == 2 and set(searched.rows.scaffold) == {"react-tools"}
-    alpha = explore.episode_table(store, explore.EpisodeFilter(models=("alpha",))).rows
+    alpha = episode_table(store, EpisodeFilter(models=("alpha",))).rows
     truth = read_frame(store, "SELECT episode_id, cost_usd FROM episodes WHERE model = 'alpha'")
     merged = alpha.merge(truth, on="episode_id", suffixes=("", "_view"))
     assert len(merged) == 12 and (merged.cost_usd - merged.cost_usd_view).abs().max() < 1e-12
     with pytest.raises(ValueError, match="cannot sort episodes by 'nope'"):
-        explore.episode_table(store, sort="nope")
+        episode_table(store, sort="nope")
 
 
 def _episode(store: Store, **where: str) -> str:
-    flt = explore.EpisodeFilter(**{k: (v,) for k, v in where.items()})
-    return explore.episode_table(store, flt, limit=1).rows.episode_id[0]
+    flt = EpisodeFilter(**{k: (v,) for k, v in where.items()})
+    return episode_table(store, flt, limit=1).rows.episode_id[0]
 
 
 def test_trace_tree_and_conversation_of_a_tool_episode(fixture_store: Path) -> None:
     store = Store(fixture_store)
     ok = _episode(store, models="alpha", scaffolds="react-tools")
-    trace = episode_trace.load_trace(store, ok)
+    trace = load_trace(store, ok)
     assert trace is not None and trace.episode["outcome"] == "success"
     spans = trace.spans
     assert list(spans.span_type) == ["episode", "step", "llm_call", "tool_call", "step", "llm_call"]
     assert list(spans.depth) == [0, 1, 2, 2, 1, 2]
     assert spans.offset_ms.iloc[0] == 0 and (spans.offset_ms >= 0).all()
-    steps = episode_trace.conversation(trace)
+    steps = conversation(trace)
     assert [s.index for s in steps] == [0, 1]
     first, last = steps
     assert [m.role for m in first.fed_in] == ["system", "user"]
@@ -179,53 +179,53 @@ def test_trace_tree_and_conversation_of_a_tool_episode(fixture_store: Path) -> N
 
 def test_trace_of_failed_episodes(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    rejected = episode_trace.load_trace(store, _episode(store, models="gamma", tasks="t0"))
+    rejected = load_trace(store, _episode(store, models="gamma", tasks="t0"))
     assert rejected is not None and rejected.episode["outcome"] == "error"
     assert rejected.llm_calls.status_code[0] == "ERROR" and rejected.llm_calls.error_type[0] == "bad_request"
     assert rejected.attempts.error_type.tolist() == ["bad_request"]
-    retried = episode_trace.load_trace(store, _episode(store, models="gamma", tasks="t1"))
+    retried = load_trace(store, _episode(store, models="gamma", tasks="t1"))
     assert retried is not None and retried.episode["outcome"] == "success"
     assert retried.attempts.error_type.tolist() == ["server_error"]
-    assert episode_trace.conversation(retried)[0].attempts[0]["status_code"] == 503
+    assert conversation(retried)[0].attempts[0]["status_code"] == 503
     text_protocol = _episode(store, models="beta", tasks="t1", scaffolds="react-text")
-    broken = episode_trace.load_trace(store, text_protocol)
+    broken = load_trace(store, text_protocol)
     assert broken is not None
-    errors = [s.protocol_error for s in episode_trace.conversation(broken)]
+    errors = [s.protocol_error for s in conversation(broken)]
     assert errors == ["no 'Action:' or 'Final Answer:' line"] * 2
-    assert episode_trace.load_trace(store, "no-such-episode") is None
+    assert load_trace(store, "no-such-episode") is None
 
 
 def test_token_stream_with_and_without_logprobs(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    alpha = episode_trace.load_trace(store, _episode(store, models="alpha", scaffolds="react-text"))
+    alpha = load_trace(store, _episode(store, models="alpha", scaffolds="react-text"))
     assert alpha is not None
-    tokens = episode_trace.token_stream(store, alpha.llm_calls.span_id[0])
+    tokens = token_stream(store, alpha.llm_calls.span_id[0])
     assert "".join(tokens.token).strip().startswith("Thought: I should add.")
     assert tokens.logprob.notna().all() and list(tokens.token_index) == list(range(len(tokens)))
     assert tokens.probability.iloc[1] == pytest.approx(math.exp(-0.1))
-    beta = episode_trace.load_trace(store, _episode(store, models="beta", tasks="t0"))
+    beta = load_trace(store, _episode(store, models="beta", tasks="t0"))
     assert beta is not None
-    plain = episode_trace.token_stream(store, beta.llm_calls.span_id[0])
+    plain = token_stream(store, beta.llm_calls.span_id[0])
     assert len(plain) > 0 and plain.logprob.isna().all()
 
 
 def test_span_detail_and_trace_page(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    page = episode_trace.load_trace_page(store)
+    page = load_trace_page(store)
     assert len(page.picker) == 36 and page.trace is not None
     assert page.trace.episode["episode_id"] == page.picker.episode_id[0]  # the latest
     call = page.trace.llm_calls.span_id[0]
-    detail = episode_trace.span_detail(store, call)
+    detail = span_detail(store, call)
     assert detail is not None and detail.attributes["shardscope.span.type"] == "llm_call"
     assert detail.resource["service.name"] == "shardscope"
-    assert episode_trace.span_detail(store, "0000000000000000") is None
+    assert span_detail(store, "0000000000000000") is None
 
 
 def test_example_queries_answer_on_the_fixture(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    results = {q.title: explore.sql_result(store, q.sql)[0] for q in explore.EXAMPLE_QUERIES}
+    results = {q.title: sql_result(store, q.sql)[0] for q in EXAMPLE_QUERIES}
     assert all(len(frame) for frame in results.values()), [t for t, f in results.items() if f.empty]
-    rates = results[explore.EXAMPLE_QUERIES[0].title].set_index(["model", "scaffold"])
+    rates = results[EXAMPLE_QUERIES[0].title].set_index(["model", "scaffold"])
     assert rates.loc[("alpha", "react-tools"), "success_rate"] == 1.0
     disagree = results["Tasks where models disagree"]
     assert set(disagree.task_id) == {"t0", "t1", "t2"}
@@ -233,10 +233,10 @@ def test_example_queries_answer_on_the_fixture(fixture_store: Path) -> None:
 
 def test_sql_results_are_capped_and_read_only(fixture_store: Path) -> None:
     store = Store(fixture_store)
-    frame, truncated = explore.sql_result(store, "SELECT * FROM spans", max_rows=10)
+    frame, truncated = sql_result(store, "SELECT * FROM spans", max_rows=10)
     assert len(frame) == 10 and truncated
     with pytest.raises(QueryError, match="read-only"):
-        explore.sql_result(store, "DELETE FROM spans")
+        sql_result(store, "DELETE FROM spans")
     with pytest.raises(QueryError, match="Catalog Error"):
-        explore.sql_result(store, "SELECT * FROM nope")
+        sql_result(store, "SELECT * FROM nope")
     assert read_frame(store, "SELECT count(*) n FROM spans").n[0] == 218

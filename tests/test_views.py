@@ -15,7 +15,7 @@ from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.types import Message, ToolCall
 from shardscope.tracer import attributes as A
 from shardscope.tracer.attributes import SpanType
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
 

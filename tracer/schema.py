@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import duckdb
 
 from shardscope.config.errors import StoreVersionError
+from shardscope.tracer import attributes as A
 
 SCHEMA_VERSION = 1
 
@@ -58,6 +60,78 @@ def _json_attr(key: str, alias: str, table: str = "") -> str:
     return f"TRY_CAST({table}attributes->>'$.\"{key}\"' AS JSON) AS {alias}"
 
 
+class Attribute(NamedTuple):
+    """A span attribute read as a column: its alias, key and the type it is cast to."""
+
+    column: str
+    key: str
+    cast: str | None = None
+
+
+def select_attributes(attributes: Sequence[Attribute], base: str, where: str) -> str:
+    """SELECT ``base`` columns of the spans matching ``where`` and these attributes, parsing
+    each span's attribute JSON once (one ``->>`` per key would parse it once per key)."""
+    paths = ", ".join(f"'$.\"{a.key}\"'" for a in attributes)
+    columns = [f"TRY_CAST(_a[{i}] AS {a.cast}) AS {a.column}" if a.cast
+               else f"_a[{i}] AS {a.column}" for i, a in enumerate(attributes, start=1)]
+    return (f"SELECT {base}, {', '.join(columns)} FROM (SELECT *, json_extract_string("
+            f"attributes, [{paths}]) AS _a FROM spans WHERE {where})")
+
+
+# --- the episode row, defined once ---------------------------------------------------------
+# What an episode span says about its episode: these attributes, and the columns below (in the
+# `episodes` view's order) over them and the span's own columns. The comparison reads exactly
+# these (EPISODE_ROW_SQL: no other span is touched); the view adds the sums over the episode's
+# LLM, tool and step spans (EPISODE_SUMS, after `steps`).
+EPISODE_ATTRIBUTES: tuple[Attribute, ...] = (
+    Attribute("suite", A.SUITE_NAME), Attribute("task_id", A.TASK_ID),
+    Attribute("scaffold", A.SCAFFOLD_NAME), Attribute("scaffold_hash", A.SCAFFOLD_HASH),
+    Attribute("seed", A.SEED, "BIGINT"), Attribute("recorded_outcome", A.EPISODE_OUTCOME),
+    Attribute("score", A.EPISODE_SCORE, "DOUBLE"),
+    Attribute("recorded_steps", A.EPISODE_STEPS, "BIGINT"),
+    Attribute("recorded_error", A.EPISODE_ERROR),
+    Attribute("final_answer", A.EPISODE_FINAL_ANSWER), Attribute("episode_key", A.EPISODE_KEY),
+    Attribute("ablation_shard", A.ABLATION_SHARD), Attribute("ablation_mode", A.ABLATION_MODE),
+    Attribute("ablation_kind", A.ABLATION_KIND),
+    Attribute("baseline_episode_key", A.ABLATION_BASELINE_KEY),
+)
+EPISODE_ROW: tuple[tuple[str, str], ...] = (  # (column, SQL)
+    ("episode_id", "episode_id"), ("run_id", "run_id"), ("trace_id", "trace_id"),
+    ("span_id", "span_id"), ("suite", "suite"), ("task_id", "task_id"), ("scaffold", "scaffold"),
+    ("scaffold_hash", "scaffold_hash"), ("model", "model_id"), ("provider", "provider"),
+    ("request_model", "request_model"), ("seed", "seed"),
+    ("outcome", "coalesce(recorded_outcome, CASE WHEN status_code = 'ERROR' THEN 'error' END)"),
+    ("score", "score"),
+    ("steps", "recorded_steps"),  # NULL when the episode recorded none (it errored)
+    ("duration_s", "duration_ms / 1000.0"), ("started_at", "start_time"), ("ended_at", "end_time"),
+    ("error", "coalesce(recorded_error, CASE WHEN status_code = 'ERROR' THEN status_message END)"),
+    ("final_answer", "final_answer"), ("episode_key", "episode_key"),
+    ("ablation_shard", "ablation_shard"), ("ablation_mode", "ablation_mode"),
+    ("ablation_kind", "ablation_kind"), ("baseline_episode_key", "baseline_episode_key"),
+)
+EPISODE_ROW_SQL = (
+    "SELECT " + ",\n       ".join(sql if sql == name else f"{sql} AS {name}"
+                                  for name, sql in EPISODE_ROW)
+    + "\nFROM (" + select_attributes(EPISODE_ATTRIBUTES, "*", "span_type = 'episode'") + ")"
+)
+EPISODE_SUMS: tuple[tuple[str, str], ...] = (  # the view's columns from the episode's other spans
+    ("llm_calls", "coalesce(l.llm_calls, 0)"), ("input_tokens", "coalesce(l.input_tokens, 0)"),
+    ("output_tokens", "coalesce(l.output_tokens, 0)"), ("cost_usd", "l.cost_usd"),
+    ("tool_calls", "coalesce(t.tool_calls, 0)"), ("tool_errors", "coalesce(t.tool_errors, 0)"),
+)
+
+
+def _episode_view_columns() -> str:
+    columns = []
+    for name, _ in EPISODE_ROW:
+        if name == "steps":  # where the episode recorded none, its step spans are counted
+            columns.append("coalesce(e.steps, s.steps, 0) AS steps")
+            columns += [f"{sql} AS {column}" for column, sql in EPISODE_SUMS]
+        else:
+            columns.append(f"e.{name}")
+    return ",\n       ".join(columns)
+
+
 # An attempt abandoned (interrupted, or its process killed) keeps its spans in `spans`; the
 # views below leave them out. An id is abandoned when an `abandoned_episode` marker names it
 # and no episode span does (a marker never hides an attempt that did finish). Both sides scan
@@ -95,39 +169,11 @@ tools AS (
 step_spans AS (
     SELECT episode_id, count(*) AS steps
     FROM spans WHERE span_type = 'step' AND episode_id IS NOT NULL GROUP BY episode_id)
-SELECT e.episode_id, e.run_id, e.trace_id, e.span_id,
-       {_attr("shardscope.suite.name", "suite", table="e.")},
-       {_attr("shardscope.task.id", "task_id", table="e.")},
-       {_attr("shardscope.scaffold.name", "scaffold", table="e.")},
-       {_attr("shardscope.scaffold.hash", "scaffold_hash", table="e.")},
-       e.model_id AS model, e.provider, e.request_model,
-       {_attr("shardscope.seed", "seed", "BIGINT", table="e.")},
-       coalesce(e.attributes->>'$."shardscope.episode.outcome"',
-                CASE WHEN e.status_code = 'ERROR' THEN 'error' END) AS outcome,
-       {_attr("shardscope.episode.score", "score", "DOUBLE", table="e.")},
-       coalesce(TRY_CAST(e.attributes->>'$."shardscope.episode.steps"' AS BIGINT),
-                s.steps, 0) AS steps,
-       coalesce(l.llm_calls, 0) AS llm_calls,
-       coalesce(l.input_tokens, 0) AS input_tokens,
-       coalesce(l.output_tokens, 0) AS output_tokens,
-       l.cost_usd,
-       coalesce(t.tool_calls, 0) AS tool_calls,
-       coalesce(t.tool_errors, 0) AS tool_errors,
-       e.duration_ms / 1000.0 AS duration_s,
-       e.start_time AS started_at, e.end_time AS ended_at,
-       coalesce(e.attributes->>'$."shardscope.episode.error"',
-                CASE WHEN e.status_code = 'ERROR' THEN e.status_message END) AS error,
-       {_attr("shardscope.episode.final_answer", "final_answer", table="e.")},
-       {_attr("shardscope.episode.key", "episode_key", table="e.")},
-       {_attr("shardscope.ablation.shard", "ablation_shard", table="e.")},
-       {_attr("shardscope.ablation.mode", "ablation_mode", table="e.")},
-       {_attr("shardscope.ablation.kind", "ablation_kind", table="e.")},
-       {_attr("shardscope.ablation.baseline_key", "baseline_episode_key", table="e.")}
-FROM spans e
+SELECT {_episode_view_columns()}
+FROM ({EPISODE_ROW_SQL}) e
 LEFT JOIN llm l USING (episode_id)
 LEFT JOIN tools t USING (episode_id)
 LEFT JOIN step_spans s USING (episode_id)
-WHERE e.span_type = 'episode'
 """,
     "steps": f"""
 WITH llm AS (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from shardscope.tracer.explore import OUTCOMES
+from shardscope.tracer.queries.filters import OUTCOMES
 
 OUTCOME_COLORS = {
     "success": "#2e7d32", "failure": "#c62828", "protocol_error": "#ef6c00",
@@ -32,7 +32,8 @@ def success_rates(summary: pd.DataFrame, group: str) -> alt.Chart:
     base = alt.Chart(summary).encode(y=alt.Y(f"{group}:N", title=None, sort=None))
     bars = base.mark_rule(strokeWidth=2, color="#455a64").encode(
         x=alt.X("ci_low:Q", title="success rate (95% interval, clustered by task)",
-                scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+                # an interval may pass 0 or 1 (stats.estimate does not bound it): drawn to the edge
+                scale=alt.Scale(domain=[0, 1], clamp=True), axis=alt.Axis(format="%")),
         x2="ci_high:Q",
     )
     points = base.mark_point(filled=True, size=90, color="#1e88e5").encode(

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from shardscope.tracer.episode_trace import ChatMessage, StepView, parse_messages
+from shardscope.tracer.transcript import ChatMessage, StepView, parse_messages
 
 AVATARS = {"user": ":material/person:", "assistant": ":material/smart_toy:",
            "system": ":material/settings:", "tool": ":material/build:"}

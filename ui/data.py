@@ -1,8 +1,9 @@
 """The app's access to the store: which store, its version token, and cached loaders.
 
-Every loader is a ``shardscope.tracer.explore`` function behind ``st.cache_data`` keyed on the store path
-and its version token (size + mtime of the file and its WAL, computed on every rerun without
-opening the store), so a cached answer is reused exactly until a writer commits. Loaders open
+Every loader is a ``shardscope.tracer.queries`` function (or a comparison over what they read)
+behind ``st.cache_data`` keyed on the store path and its version token (size + mtime of the
+file and its WAL, computed on every rerun without opening the store), so a cached answer is
+reused exactly until a writer commits. Loaders open
 and close their own read-only connection: the app never holds the store between reruns.
 """
 
@@ -18,10 +19,15 @@ import streamlit as st
 
 from shardscope.analysis.clusters import Clusters
 from shardscope.analysis.compare import Comparison, ablation_detail, answer_clusters, compare
-from shardscope.analysis.load import Selection, systems_of
 from shardscope.config.settings import load_settings
-from shardscope.tracer import episode_trace, explore
-from shardscope.tracer.queries import Relation, describe_schema
+from shardscope.tracer.queries import trace
+from shardscope.tracer.queries.comparison import Selection, systems_of
+from shardscope.tracer.queries.episodes import EpisodePage, episode_table
+from shardscope.tracer.queries.filters import EpisodeFilter
+from shardscope.tracer.queries.overview import CubeCache
+from shardscope.tracer.queries.runs import StoreSummary, store_summary
+from shardscope.tracer.queries.status import Relation, describe_schema, store_version
+from shardscope.tracer.queries.user_sql import sql_result
 from shardscope.tracer.store import Store
 
 ENV_DB = "SHARDSCOPE_DB"  # the setting's variable: `shardscope ui` passes --db as well
@@ -44,8 +50,8 @@ def _store(path: str) -> Store:
 
 
 @st.cache_resource(show_spinner=False)
-def _cubes() -> explore.CubeCache:
-    return explore.CubeCache()
+def _cubes() -> CubeCache:
+    return CubeCache()
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,12 @@ class Context:
 
 def current() -> Context:
     path = str(store_path())
-    return Context(path, explore.store_version(path))
+    return Context(path, store_version(path))
 
 
 @st.cache_data(**_CACHE)
-def summary(path: str, version: str) -> explore.StoreSummary:
-    return explore.store_summary(_store(path))
+def summary(path: str, version: str) -> StoreSummary:
+    return store_summary(_store(path))
 
 
 def cube(ctx: Context, runs: tuple[str | None, ...] | None) -> pd.DataFrame:
@@ -76,25 +82,25 @@ def cube(ctx: Context, runs: tuple[str | None, ...] | None) -> pd.DataFrame:
 
 
 @st.cache_data(**_CACHE)
-def episodes(path: str, version: str, flt: explore.EpisodeFilter, sort: str, descending: bool,
-             limit: int) -> explore.EpisodePage:
-    return explore.episode_table(_store(path), flt, sort=sort, descending=descending, limit=limit,
-                                 with_facets=True)
+def episodes(path: str, version: str, flt: EpisodeFilter, sort: str, descending: bool,
+             limit: int) -> EpisodePage:
+    return episode_table(_store(path), flt, sort=sort, descending=descending, limit=limit,
+                         with_facets=True)
 
 
 @st.cache_data(**_CACHE)
-def trace_page(path: str, version: str, episode_id: str | None) -> episode_trace.TracePage:
-    return episode_trace.load_trace_page(_store(path), episode_id)
+def trace_page(path: str, version: str, episode_id: str | None) -> trace.TracePage:
+    return trace.load_trace_page(_store(path), episode_id)
 
 
 @st.cache_data(**_CACHE)
 def tokens(path: str, version: str, span_id: str) -> pd.DataFrame:
-    return episode_trace.token_stream(_store(path), span_id)
+    return trace.token_stream(_store(path), span_id)
 
 
 @st.cache_data(**_CACHE)
-def span_detail(path: str, version: str, span_id: str) -> episode_trace.SpanDetail | None:
-    return episode_trace.span_detail(_store(path), span_id)
+def span_detail(path: str, version: str, span_id: str) -> trace.SpanDetail | None:
+    return trace.span_detail(_store(path), span_id)
 
 
 @st.cache_data(**_CACHE)
@@ -105,10 +111,10 @@ def schema(path: str, version: str) -> list[Relation]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def sql(path: str, version: str, text: str, max_rows: int) -> tuple[pd.DataFrame, bool]:
     """User SQL (sandboxed, read-only); ``version`` is the one when the user pressed Run."""
-    return explore.sql_result(_store(path), text, max_rows)
+    return sql_result(_store(path), text, max_rows)
 
 
-# --- comparison pages (tracer.analysis) -------------------------------------------------------
+# --- comparison pages (shardscope.analysis) ---------------------------------------------------
 @st.cache_data(show_spinner="Comparing…", max_entries=8)
 def comparison(path: str, version: str, selection: Selection, systems: tuple[str, ...],
                metric: str) -> Comparison:

@@ -11,7 +11,8 @@ import time
 
 import streamlit as st
 
-from shardscope.tracer import explore
+from shardscope.tracer.queries.runs import StoreSummary
+from shardscope.tracer.queries.status import store_version
 from shardscope.ui import data, widgets
 
 REFRESH_SECONDS = 2.0
@@ -36,7 +37,7 @@ def render() -> None:
             _watch(ctx.path)
 
 
-def _counts(summary: explore.StoreSummary) -> None:
+def _counts(summary: StoreSummary) -> None:
     if summary.state == "missing":
         st.warning("no store at this path yet")
         return
@@ -48,6 +49,6 @@ def _counts(summary: explore.StoreSummary) -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def _watch(path: str) -> None:
-    if explore.store_version(path) != st.session_state.get(_RENDERED):
+    if store_version(path) != st.session_state.get(_RENDERED):
         st.rerun()
     st.caption(f"live · checked {time.strftime('%H:%M:%S')}")

@@ -7,7 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from shardscope.tracer import explore
+from shardscope.tracer.queries.filters import EpisodeFilter, Facets
+from shardscope.tracer.queries.runs import RunProgress, StoreSummary
 from shardscope.ui import data
 from shardscope.ui.charts import OUTCOME_COLORS
 
@@ -28,7 +29,7 @@ This page refreshes by itself as soon as the first episodes are written.
 """
 
 
-def ready_store() -> tuple[data.Context, explore.StoreSummary]:
+def ready_store() -> tuple[data.Context, StoreSummary]:
     """This rerun's store and summary; a missing or empty store shows how to fill it and
     stops the page (the sidebar's live refresh brings the page back when data arrives)."""
     ctx = data.current()
@@ -51,14 +52,14 @@ def multiselect(label: str, options: tuple[str, ...], key: str, **kwargs: Any) -
     return tuple(st.multiselect(label, options, key=key, **kwargs))
 
 
-def filter_from_state(prefix: str, fields: tuple[str, ...]) -> explore.EpisodeFilter:
+def filter_from_state(prefix: str, fields: tuple[str, ...]) -> EpisodeFilter:
     """The filter the bar's widgets hold now (before they are drawn in this rerun)."""
-    return explore.EpisodeFilter(**{
+    return EpisodeFilter(**{
         name: tuple(st.session_state.get(f"{prefix}_{name}") or ()) for name in fields})
 
 
-def filter_bar(facets: explore.Facets, prefix: str, *, fields: tuple[str, ...],
-               runs: dict[str, str] | None = None, default_runs: tuple[str, ...] = ()) -> explore.EpisodeFilter:
+def filter_bar(facets: Facets, prefix: str, *, fields: tuple[str, ...],
+               runs: dict[str, str] | None = None, default_runs: tuple[str, ...] = ()) -> EpisodeFilter:
     """Multiselects for the given EpisodeFilter fields in one row; empty means all."""
     labels = {"run_ids": "Runs", "suites": "Suites", "tasks": "Tasks", "scaffolds": "Scaffolds",
               "models": "Models", "outcomes": "Outcomes"}
@@ -73,14 +74,14 @@ def filter_bar(facets: explore.Facets, prefix: str, *, fields: tuple[str, ...],
                 if f"{prefix}_{name}" not in st.session_state:
                     extra["default"] = [r for r in default_runs if r in options]
             chosen[name] = multiselect(labels[name], options, f"{prefix}_{name}", **extra)
-    return explore.EpisodeFilter(**chosen)
+    return EpisodeFilter(**chosen)
 
 
-def run_labels(summary: explore.StoreSummary) -> dict[str, str]:
+def run_labels(summary: StoreSummary) -> dict[str, str]:
     return {r.run_id: f"{r.label} · {r.status}" for r in summary.runs}
 
 
-def run_progress(run: explore.RunProgress, outcomes: dict[str, int] | None = None) -> None:
+def run_progress(run: RunProgress, outcomes: dict[str, int] | None = None) -> None:
     """A progress bar for one run, with its outcome tally when known."""
     done = f"{run.completed:,}" + (f" / {run.planned:,}" if run.planned else "")
     tally = ""

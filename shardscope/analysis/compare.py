@@ -11,8 +11,10 @@ from typing import Any
 import pandas as pd
 
 from shardscope.analysis import clusters as clustering
-from shardscope.analysis import influence, load, stats, trajectory
+from shardscope.analysis import influence, stats, trajectory
 from shardscope.config.errors import ShardscopeError
+from shardscope.tracer.queries import comparison as reads
+from shardscope.tracer.queries.frames import Source
 from shardscope.tracer.store import Store
 
 
@@ -30,7 +32,7 @@ class PairDivergence:
 
 @dataclass(frozen=True)
 class Comparison:
-    selection: load.Selection
+    selection: reads.Selection
     metric: str
     alpha: float
     correction: str
@@ -57,10 +59,10 @@ def with_systems(episodes: pd.DataFrame) -> pd.DataFrame:
     return episodes.assign(system=stats.system_column(episodes))
 
 
-def check_selection(episodes: pd.DataFrame, store: load.Source, selection: load.Selection) -> None:
+def check_selection(episodes: pd.DataFrame, store: Source, selection: reads.Selection) -> None:
     """A clear error when there is nothing (or one system only) to compare."""
     if episodes.empty:
-        known = load.available(store)
+        known = reads.available(store)
         raise NothingToCompare(
             "no finished episode matches the selection"
             + "".join(f"; {k} in the store: {', '.join(v) or 'none'}" for k, v in known.items()))
@@ -74,7 +76,7 @@ def check_selection(episodes: pd.DataFrame, store: load.Source, selection: load.
             "or more models (--models a,b) or scaffolds")
 
 
-def compare(store: Store, selection: load.Selection, *, metric: str = "success",
+def compare(store: Store, selection: reads.Selection, *, metric: str = "success",
             alpha: float = 0.05, correction: str = "holm", clusters: bool = True,
             cluster_method: str = "auto", systems: Sequence[str] | None = None) -> Comparison:
     """Everything the comparison shows, from one pass over the store. ``systems`` keeps
@@ -84,12 +86,12 @@ def compare(store: Store, selection: load.Selection, *, metric: str = "success",
     if correction not in ("holm", "bh", "none"):
         raise ShardscopeError(f"unknown correction {correction!r}; choose holm, bh or none")
     with store.reader() as con:  # one connection for every read of the comparison
-        episodes = with_systems(load.episodes(con, selection, systems=systems))
+        episodes = with_systems(reads.episodes(con, selection, systems=systems))
         check_selection(episodes, con, selection)
-        ablation = load.ablation_episodes(con, selection)
+        ablation = reads.ablation_episodes(con, selection)
         ids = list(episodes.episode_id) + list(ablation.episode_id)
-        steps = load.steps_of(con, ids)
-        calls = load.tool_calls_of(con, list(episodes.episode_id))
+        steps = reads.steps_of(con, ids)
+        calls = reads.tool_calls_of(con, list(episodes.episode_id))
     chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
                    if s in set(episodes.system))
     paths = trajectory.trajectories(steps)
@@ -144,16 +146,16 @@ def shard_influence(ablation: pd.DataFrame, paths: dict) -> pd.DataFrame:
     return influence.shard_influence(influence.ablation_pairs(ablation, paths, trajectory.distance))
 
 
-def influence_for(store: Store, selection: load.Selection) -> pd.DataFrame:
+def influence_for(store: Store, selection: reads.Selection) -> pd.DataFrame:
     """Shard influence of the selection's ablation episodes against their baselines."""
     return ablation_detail(store, selection)[0]
 
 
-def ablation_detail(store: Store, selection: load.Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
+def ablation_detail(store: Store, selection: reads.Selection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shard influence, and every ablated episode beside its baseline (for drilling down)."""
     with store.reader() as con:
-        ablation = load.ablation_episodes(con, selection)
-        steps = load.steps_of(con, list(ablation.episode_id)) if len(ablation) else None
+        ablation = reads.ablation_episodes(con, selection)
+        steps = reads.steps_of(con, list(ablation.episode_id)) if len(ablation) else None
     paths = trajectory.trajectories(steps) if steps is not None else {}
     pairs = influence.ablation_pairs(ablation, paths, trajectory.distance)
     return influence.shard_influence(pairs), pairs

@@ -56,34 +56,44 @@ def cr1_se(residual_sums: np.ndarray, n: float) -> float:
     return math.sqrt(groups / (groups - 1) * float(np.sum(np.square(residual_sums)))) / n
 
 
-def clustered_se(values: np.ndarray, clusters: np.ndarray | None = None) -> tuple[float, bool]:
+def clustered_se(values: np.ndarray, clusters: np.ndarray | None = None,
+                 weights: np.ndarray | None = None) -> tuple[float, bool]:
     """Standard error of the mean of ``values``, cluster-robust (CR1) when ``clusters`` is
-    given and has two or more groups; else the plain sample SE. Returns (se, clustered)."""
+    given and has two or more groups; else the plain sample SE. ``weights`` are frequency
+    weights (a value standing for that many observations). Returns (se, clustered)."""
     x = np.asarray(values, dtype=float)
-    n = len(x)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
+    n = float(w.sum())
     if n < 2:
         return math.nan, False
+    deviations = x - float(w @ x) / n
     if clusters is not None:
         labels = pd.factorize(np.asarray(clusters, dtype=object))[0]
-        groups = labels.max() + 1
-        if groups >= 2:
-            return cr1_se(np.bincount(labels, weights=x - x.mean()), n), True
-    return float(x.std(ddof=1) / math.sqrt(n)), False
+        if labels.max() + 1 >= 2:
+            return cr1_se(np.bincount(labels, weights=w * deviations), n), True
+    return math.sqrt(float(w @ np.square(deviations)) / (n - 1) / n), False
 
 
 def estimate(values: Sequence[float] | np.ndarray, clusters: Sequence[object] | None = None,
-             confidence: float = 0.95) -> Estimate:
-    """Mean, clustered SE and a t interval (degrees of freedom: clusters - 1)."""
+             confidence: float = 0.95, *, weights: Sequence[float] | np.ndarray | None = None
+             ) -> Estimate:
+    """Mean, clustered SE and a t interval (degrees of freedom: clusters - 1).
+
+    The one estimator of a mean with its error bars: the Overview, the CLI run summary,
+    ``compare`` and the report all call it. ``weights`` are whole frequency weights (a row of
+    aggregated counts stands for that many episodes); NaN values and zero weights are dropped.
+    """
     x = np.asarray(values, dtype=float)
-    keep = ~np.isnan(x)
-    x = x[keep]
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
+    keep = ~np.isnan(x) & (w > 0)
+    x, w = x[keep], w[keep]
     labels = None if clusters is None else np.asarray(clusters, dtype=object)[keep]
-    n = len(x)
+    n = round(float(w.sum()))
     if n == 0:
         return Estimate(math.nan, math.nan, 0, 0, math.nan, math.nan, False)
-    se, clustered = clustered_se(x, labels)
+    se, clustered = clustered_se(x, labels, w)
     groups = len(set(labels.tolist())) if labels is not None else n
-    mean = float(x.mean())
+    mean = float(w @ x) / float(w.sum())
     half = _t(confidence, (groups if clustered else n) - 1) * se if math.isfinite(se) else math.nan
     return Estimate(mean, se, n, groups, mean - half, mean + half, clustered)
 
@@ -121,15 +131,21 @@ def system_column(frame: pd.DataFrame, keys: Sequence[str] = SYSTEM_KEYS) -> pd.
 
 
 def estimates(episodes: pd.DataFrame, metric: str = "success",
-              by: Sequence[str] = SYSTEM_KEYS, confidence: float = 0.95) -> pd.DataFrame:
-    """Per group in ``by``: episodes, tasks, mean of the metric, clustered SE, interval."""
+              by: Sequence[str] = SYSTEM_KEYS, confidence: float = 0.95, *,
+              weight: str | None = None) -> pd.DataFrame:
+    """Per group in ``by``: episodes, tasks, mean of the metric, clustered SE, interval.
+
+    ``weight`` names a column of counts when each row stands for that many episodes (the
+    Overview's cube) instead of one."""
     data = finished(episodes)
     rows = []
     values = metric_values(data, metric)
     task = system_column(data, TASK_KEYS)
+    counts = data[weight] if weight else pd.Series(1.0, index=data.index)
     for key, index in data.groupby(list(by), sort=True, dropna=False).groups.items():
         key = key if isinstance(key, tuple) else (key,)
-        est = estimate(values.loc[index].to_numpy(), task.loc[index].to_numpy(), confidence)
+        est = estimate(values.loc[index].to_numpy(), task.loc[index].to_numpy(), confidence,
+                       weights=counts.loc[index].to_numpy(dtype=float))
         rows.append({**dict(zip(by, key, strict=True)), "episodes": est.n, "tasks": est.clusters,
                      "mean": est.mean, "se": est.se, "ci_low": est.ci_low,
                      "ci_high": est.ci_high, "clustered": est.clustered})

@@ -11,10 +11,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from shardscope.analysis import load
 from shardscope.analysis.compare import Comparison, compare
 from shardscope.analysis.report import format_value, write_report
 from shardscope.commands import output
+from shardscope.tracer.queries.comparison import Selection
 from shardscope.tracer.store import Store
 
 
@@ -105,7 +105,7 @@ def print_clusters(console: Console, c: Comparison) -> None:
     console.print(table)
 
 
-def compare_command(store: Store, selection: load.Selection, *, metric: str, alpha: float,
+def compare_command(store: Store, selection: Selection, *, metric: str, alpha: float,
                     correction: str, report: Path | None, clusters: bool,
                     embedding: str) -> Comparison:
     """Compute the comparison, print it, and write the report when asked."""

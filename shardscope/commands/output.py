@@ -130,18 +130,26 @@ def print_status(status: Any, *, as_json: bool = False) -> None:
         console.print("[green]no span lost, dropped or spilled[/green]")
 
 
+def _percent(value: Any) -> str:
+    """A rate as the comparison's table prints it (shardscope.analysis.report.format_value)."""
+    from shardscope.analysis.report import format_value
+
+    return format_value(value, True, digits=0)
+
+
 def print_run_report(report: Any, summary: Any, store_path: Any) -> None:
     """The end of a run: the comparison table, then what to do next."""
     console = _console()
     if summary is not None and len(summary):
         grid = Table(title=f"run {report.run_id}: model x scaffold", header_style="bold")
-        for header in ("model", "scaffold", "n", "success", "score", "steps", "tokens",
+        for header in ("model", "scaffold", "n", "success", "95% CI", "score", "steps", "tokens",
                        "cost $", "s/episode", "protocol err", "budget out", "errors"):
             grid.add_column(header, justify="left" if header in ("model", "scaffold") else "right")
         for row in summary.itertuples():
             grid.add_row(
                 row.model, row.scaffold, str(row.episodes),
-                f"{row.success_rate:.0%} ± {row.success_se:.0%}",
+                f"{_percent(row.success_rate)} ± {_percent(row.success_se)}",
+                f"[{_percent(row.ci_low)}, {_percent(row.ci_high)}]",
                 f"{row.mean_score:.2f}", f"{row.mean_steps:.1f}", f"{int(row.tokens or 0):,}",
                 "∅" if row.cost_usd != row.cost_usd or row.cost_usd is None else f"{row.cost_usd:.4f}",
                 f"{row.mean_seconds:.1f}", str(row.protocol_errors), str(row.budget_exhausted),

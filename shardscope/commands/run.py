@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shardscope.commands.options import parse_assignments, scaffold_params, split_list, whole_number
 from shardscope.config.errors import ConfigError, ShardscopeError
@@ -15,18 +16,21 @@ from shardscope.scaffolds.runner.hashes import HashChange, current_hashes, hash_
 from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
 from shardscope.scaffolds.runner.resources import default_resources
 from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport
-from shardscope.tracer.queries import (
+from shardscope.tracer.queries.runs import (
     completed_episode_cells,
     completed_episode_keys,
     orphan_episode_ids,
+    run_episodes,
     run_info,
-    run_summary,
     stored_baseline_cells,
     stored_baseline_keys,
 )
 from shardscope.tracer.schema import STALE_AFTER_S
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The demo: every embedded model, two scaffolds, a few easy tasks of two suites; sized to
 # finish within ten minutes on 2 cores (measured: 6 min 9 s and 6 min 18 s, see README "Performance").
@@ -90,9 +94,9 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
 
 def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
     from shardscope.analysis.compare import influence_for
-    from shardscope.analysis.load import Selection
     from shardscope.commands.compare import print_influence
     from shardscope.commands.output import console
+    from shardscope.tracer.queries.comparison import Selection
 
     selection = Selection(suites=spec.suites, models=spec.models, scaffolds=spec.scaffolds,
                           run_ids=(run_id,))
@@ -174,8 +178,15 @@ def _changed_scaffolds_error(run_id: str, changes: Sequence[HashChange]) -> Conf
 def _print_outcome(store: Store, report: RunReport) -> None:
     from shardscope.commands import output
 
-    summary = run_summary(store, report.run_id) if store.exists() else None
-    output.print_run_report(report, summary, store.path)
+    output.print_run_report(report, summary_of(store, report.run_id), store.path)
+
+
+def summary_of(store: Store, run_id: str) -> pd.DataFrame | None:
+    """The table printed at the end of a run: per model x scaffold, the success rate with
+    its SE clustered by task and 95% interval (the estimator of the Overview and compare)."""
+    from shardscope.analysis.summaries import run_summary
+
+    return run_summary(run_episodes(store, run_id)) if store.exists() else None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 from shardscope.commands import output as out
 from shardscope.config.errors import ShardscopeError
 from shardscope.config.settings import load_settings
-from shardscope.tracer.queries import describe_schema, run_sql, store_status
+from shardscope.tracer.queries.status import describe_schema, store_status
+from shardscope.tracer.queries.user_sql import run_sql
 from shardscope.tracer.store import Store
 
 TABLE_ROWS = 200  # the table format's default --max-rows

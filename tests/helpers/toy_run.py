@@ -19,7 +19,7 @@ from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.runner import Runner
 from shardscope.scaffolds.types import ToolCall
-from shardscope.tracer.queries import completed_episode_keys, orphan_episode_ids, run_info
+from shardscope.tracer.queries.runs import completed_episode_keys, orphan_episode_ids, run_info
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
 from tests import fakes

@@ -8,7 +8,7 @@ from typing import Any
 
 from shardscope.config.catalog import Catalog
 from shardscope.scaffolds.backends.registry import load_catalog
-from shardscope.tracer.queries import read_frame
+from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from shardscope.analysis import trajectory
 from shardscope.analysis.compare import Comparison, NothingToCompare
-from shardscope.analysis.load import Selection
+from shardscope.tracer.queries.comparison import Selection
 from shardscope.ui import charts, data, navigation, widgets
 
 MAX_SYSTEMS = 4

@@ -7,7 +7,9 @@ import dataclasses
 
 import streamlit as st
 
-from shardscope.tracer import explore
+from shardscope.analysis.summaries import model_summary, outcome_matrix, run_outcomes
+from shardscope.tracer.queries.filters import EpisodeFilter, facets_of
+from shardscope.tracer.queries.runs import StoreSummary
 from shardscope.ui import charts, data, widgets
 
 
@@ -26,7 +28,7 @@ def render() -> None:
                                      **({} if "overview_runs" in st.session_state
                                         else {"default": [latest] if latest else []}))
     cube = data.cube(ctx, None if all_runs or not chosen else tuple(chosen))
-    flt = widgets.filter_bar(explore.facets_of(cube), "overview",
+    flt = widgets.filter_bar(facets_of(cube), "overview",
                              fields=("suites", "scaffolds", "models"))
     ablations = st.checkbox("Include shard-ablation episodes", key="overview_ablations",
                             help="Counterfactual episodes with one shard removed or replaced.")
@@ -37,7 +39,7 @@ def render() -> None:
         return
     _headline(cube, flt)
     group = _grouping()
-    summary_frame = explore.model_summary(cube, flt, by=group)
+    summary_frame = model_summary(cube, flt, by=group)
     label = " · ".join(group)
     if len(group) > 1:
         summary_frame.insert(0, label, summary_frame[list(group)].astype(str).agg(" · ".join, axis=1))
@@ -46,11 +48,11 @@ def render() -> None:
     _resources(summary_frame, label)
 
 
-def _running(summary: explore.StoreSummary, cube) -> None:
+def _running(summary: StoreSummary, cube) -> None:
     if not summary.running and not summary.stale:
         return
     st.subheader("Running")
-    tallies = explore.run_outcomes(cube).set_index("run_id")
+    tallies = run_outcomes(cube).set_index("run_id")
     for run in (*summary.running, *summary.stale):
         counts = tallies.loc[run.run_id].to_dict() if run.run_id in tallies.index else None
         if counts:
@@ -62,8 +64,8 @@ def _running(summary: explore.StoreSummary, cube) -> None:
                        icon=":material/warning:")
 
 
-def _headline(cube, flt: explore.EpisodeFilter) -> None:
-    total = explore.model_summary(cube.assign(all="all"), flt, by=("all",)).iloc[0]
+def _headline(cube, flt: EpisodeFilter) -> None:
+    total = model_summary(cube.assign(all="all"), flt, by=("all",)).iloc[0]
     cells = st.columns(5)
     cells[0].metric("Episodes", f"{total.episodes:,}")
     cells[1].metric("Success rate", widgets.fmt_rate(total.success_rate, total.success_se),
@@ -105,9 +107,9 @@ def _success(frame, label: str) -> None:
 HEATMAP_COLOURS = {"success rate": "success_rate", "most frequent outcome": "top_outcome"}
 
 
-def _matrix(cube, flt: explore.EpisodeFilter) -> None:
+def _matrix(cube, flt: EpisodeFilter) -> None:
     st.subheader("Outcomes: models x tasks")
-    matrix = explore.outcome_matrix(cube, flt)
+    matrix = outcome_matrix(cube, flt)
     colour = st.segmented_control("Colour by", list(HEATMAP_COLOURS), default="success rate",
                                   key="overview_heatmap_colour") or "success rate"
     st.caption(f"{matrix['task_id'].nunique():,} tasks · colour: {colour} of the cell; "

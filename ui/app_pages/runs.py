@@ -6,7 +6,7 @@ import dataclasses
 
 import streamlit as st
 
-from shardscope.tracer import explore
+from shardscope.tracer.queries.filters import EpisodeFilter
 from shardscope.ui import data, navigation, widgets
 
 SORT_LABELS = {"started_at": "start time", "duration_s": "duration", "tokens": "tokens",
@@ -69,7 +69,7 @@ def render() -> None:
                        file_name="episodes.csv", mime="text/csv", icon=":material/download:")
 
 
-def _options(flt: explore.EpisodeFilter) -> tuple:
+def _options(flt: EpisodeFilter) -> tuple:
     state = st.session_state
     search = state.get("runs_search", "")
     return (dataclasses.replace(flt, search=search),

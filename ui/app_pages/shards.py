@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from shardscope.analysis.load import Selection
+from shardscope.tracer.queries.comparison import Selection
 from shardscope.ui import charts, data, navigation, widgets
 
 VALUES = {"success_drop": "success drop", "score_drop": "score drop",

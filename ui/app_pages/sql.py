@@ -1,6 +1,7 @@
 """SQL console: the views with their columns, example queries that answer comparison
 questions, results as a table and a chart, CSV download. Read-only and sandboxed: it runs
-through ``shardscope.tracer.queries.run_sql``, which cannot change the store or touch other files."""
+through ``shardscope.tracer.queries.user_sql.run_sql``, which cannot change the store or touch
+other files."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pandas as pd
 import streamlit as st
 
 from shardscope.config.errors import QueryError
-from shardscope.tracer import explore
+from shardscope.tracer.queries.runs import StoreSummary
+from shardscope.tracer.queries.user_sql import EXAMPLE_QUERIES
 from shardscope.ui import charts, data, widgets
 
-EXAMPLES = {q.title: q.sql.strip() for q in explore.EXAMPLE_QUERIES}
+EXAMPLES = {q.title: q.sql.strip() for q in EXAMPLE_QUERIES}
 SQL_KEY = "sql_text"
 SUBMITTED = "sql_submitted"  # (sql, max_rows, store version when Run was pressed, time)
 
@@ -29,7 +31,7 @@ def render() -> None:
         _results(ctx)
 
 
-def _store() -> tuple[data.Context, explore.StoreSummary]:
+def _store() -> tuple[data.Context, StoreSummary]:
     ctx = data.current()
     summary = data.summary(ctx.path, ctx.version)
     if summary.state == "missing":  # an empty store still has its views to browse and query

@@ -8,7 +8,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from shardscope.tracer import episode_trace
+from shardscope.tracer import transcript
+from shardscope.tracer.queries.trace import episode_label
 from shardscope.ui import charts, conversation, data, widgets
 
 
@@ -28,7 +29,7 @@ def render() -> None:
     _header(trace.episode)
     tabs = st.tabs(["Conversation", "Timeline", "Tokens", "Attributes"])
     with tabs[0]:
-        steps = episode_trace.conversation(trace)
+        steps = transcript.conversation(trace)
         if not steps:
             st.info("This episode recorded no step.")
         for view in steps:
@@ -44,7 +45,7 @@ def render() -> None:
 def _picker(picker: pd.DataFrame, episode: dict) -> None:
     current = str(episode["episode_id"])
     labels = dict(zip(picker["episode_id"], picker["label"], strict=True))
-    labels.setdefault(current, episode_trace.episode_label(episode))
+    labels.setdefault(current, episode_label(episode))
     cells = st.columns([3, 1])
     choice = cells[0].selectbox("Episode (the latest 200)", list(labels), format_func=labels.get,
                                 index=list(labels).index(current))

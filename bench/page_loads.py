@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from shardscope.analysis.compare import ablation_detail, compare
-from shardscope.analysis.load import Selection, systems_of
-from shardscope.tracer.episode_trace import load_trace_page, token_stream
-from shardscope.tracer.explore import episode_cube, episode_table, store_summary
-from shardscope.tracer.queries import describe_schema
+from shardscope.tracer.queries.comparison import Selection, systems_of
+from shardscope.tracer.queries.episodes import episode_table
+from shardscope.tracer.queries.overview import episode_cube
+from shardscope.tracer.queries.runs import store_summary
+from shardscope.tracer.queries.status import describe_schema
+from shardscope.tracer.queries.trace import load_trace_page, token_stream
 from shardscope.tracer.store import Store
 
 

@@ -1,0 +1,107 @@
+"""The frames a comparison works on (``shardscope compare``, the app's Compare and Shards
+pages, the report), read from the store with one filter.
+
+Each function takes a :class:`Store` (one read-only connection per call) or an open
+connection (a comparison reads everything through one). They read ``spans`` directly: the
+``episodes`` and ``steps`` views join every LLM, tool and step span of the store to count
+tokens and calls, which a comparison does not need (on a store of 1M spans a filtered read
+of the views took ~2 s, this ~0.1 s). The episode's columns are the view's own
+(:data:`shardscope.tracer.schema.EPISODE_ROW`); tests/test_analysis_store.py checks they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from shardscope.tracer import attributes as A
+from shardscope.tracer.queries.filters import EpisodeFilter
+from shardscope.tracer.queries.frames import Source, frame_of
+from shardscope.tracer.schema import EPISODE_ROW_SQL, Attribute, select_attributes
+from shardscope.tracer.store import Store
+
+# Which episodes to compare: the app's episode filter (every field narrows; empty means all).
+Selection = EpisodeFilter
+
+# Columns of the episode row no comparison reads. Leaving them out keeps this read as fast as
+# it was before the row had them (on the 1M-span bench store, reading them cost ~20%); a
+# filter may still use them (``search`` matches the error).
+UNREAD = ("trace_id", "span_id", "request_model", "ended_at", "error")
+_SELECT = f"SELECT * EXCLUDE ({', '.join(UNREAD)})"
+
+
+def episodes(store: Source, selection: Selection, *, ablations: bool = False,
+             systems: Sequence[str] | None = None) -> pd.DataFrame:
+    """Finished episodes of the selection (baselines only unless ``ablations``), and only
+    these model · scaffold ``systems`` when given."""
+    where, params = selection.where()
+    if not ablations:
+        where += " AND ablation_shard IS NULL"
+    if systems:
+        where += " AND concat_ws(' · ', model, scaffold) IN (SELECT unnest(?))"
+        params = [*params, list(systems)]
+    return frame_of(store, f"{_SELECT} FROM ({EPISODE_ROW_SQL}) WHERE outcome IS NOT NULL "
+                           f"AND {where} ORDER BY started_at, episode_id", params)
+
+
+def ablation_episodes(store: Source, selection: Selection) -> pd.DataFrame:
+    """The selection's finished ablated episodes and their baselines, wherever those were
+    run (an ablation run may reuse baselines stored by an earlier run)."""
+    where, params = selection.where()
+    return frame_of(
+        store,
+        f"""WITH e AS ({EPISODE_ROW_SQL}),
+            ablated AS (SELECT * FROM e WHERE {where} AND ablation_shard IS NOT NULL
+                        AND outcome IS NOT NULL)
+            {_SELECT} FROM ablated
+            UNION ALL BY NAME
+            {_SELECT} FROM e WHERE ablation_shard IS NULL AND outcome IS NOT NULL
+              AND episode_key IN (SELECT baseline_episode_key FROM ablated)
+            ORDER BY started_at, episode_id""",
+        params,
+    )
+
+
+def systems_of(store: Source) -> pd.DataFrame:
+    """Suite x model x scaffold with their finished baseline and ablation episode counts."""
+    if isinstance(store, Store) and not store.exists():
+        return pd.DataFrame(columns=["suite", "model", "scaffold", "system", "episodes", "ablated"])
+    return frame_of(store, f"""
+        SELECT suite, model, scaffold, concat_ws(' · ', model, scaffold) AS system,
+               count(*) FILTER (WHERE ablation_shard IS NULL) AS episodes,
+               count(*) FILTER (WHERE ablation_shard IS NOT NULL) AS ablated
+        FROM ({EPISODE_ROW_SQL}) WHERE outcome IS NOT NULL GROUP BY ALL ORDER BY ALL""")
+
+
+def available(store: Source) -> dict[str, tuple[str, ...]]:
+    """The suites, models and scaffolds the store has episodes of (for error messages)."""
+    frame = systems_of(store)
+    return {f"{c}s": tuple(sorted(str(v) for v in frame[c].dropna().unique()))
+            for c in ("suite", "model", "scaffold")}
+
+
+STEPS_SQL = select_attributes(
+    [Attribute("action_json", A.STEP_ACTION), Attribute("protocol_error", A.STEP_PROTOCOL_ERROR),
+     Attribute("output", A.STEP_OUTPUT)],
+    "episode_id, step_index", "span_type = 'step' AND episode_id IN (SELECT unnest($ids))",
+) + " ORDER BY episode_id, step_index"
+TOOL_CALLS_SQL = select_attributes(
+    [Attribute("recorded_ok", A.TOOL_OK, "BOOLEAN")],
+    "span_id, episode_id, step_index, model_id AS model, tool_name, error_type, "
+    "start_time AS started_at, status_code",
+    "span_type = 'tool_call' AND episode_id IN (SELECT unnest($ids))",
+)
+TOOL_CALLS_SQL = (f"SELECT * EXCLUDE (recorded_ok, status_code), coalesce(recorded_ok, "
+                  f"status_code <> 'ERROR') AS ok FROM ({TOOL_CALLS_SQL}) "
+                  "ORDER BY episode_id, step_index, started_at")
+
+
+def steps_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:
+    """Steps of these episodes in order: action (JSON text), protocol error, output."""
+    return frame_of(store, STEPS_SQL, {"ids": list(episode_ids)})
+
+
+def tool_calls_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:
+    """Tool calls of these episodes in order: tool, ok, error type."""
+    return frame_of(store, TOOL_CALLS_SQL, {"ids": list(episode_ids)})
