@@ -79,7 +79,7 @@ class DuckDBSink:
             try:
                 if not self._checked_spills:
                     recovered = self._recover_spills(con, stats)
-                _append(con, prepared.spans, prepared.events)
+                prepared = self.append(con, prepared)
                 self._record_stats(con, stats, prepared)
                 con.execute("COMMIT")
             except BaseException:
@@ -102,6 +102,12 @@ class DuckDBSink:
         )
         for path in recovered:
             path.unlink(missing_ok=True)
+
+    def append(self, con: duckdb.DuckDBPyConnection, prepared: PreparedBatch) -> PreparedBatch:
+        """Insert a batch inside the open transaction; returns what was actually inserted
+        (the collector's sink leaves out spans the store already holds)."""
+        _append(con, prepared.spans, prepared.events)
+        return prepared
 
     def heartbeat(self, stats: PipelineStats) -> None:
         """Record the current counters (a `writer_stats` row): this process is alive.
