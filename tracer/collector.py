@@ -93,6 +93,8 @@ class Collector:
 
     def __init__(self, store: Store, *, token: str | None = None, limits: Limits | None = None,
                  redactor: Redactor | None = None) -> None:
+        with store.writer():
+            pass  # a store that cannot be opened or migrated fails now, not on the first span
         self.store = store
         self.limits = limits or Limits()
         self.token = token or None

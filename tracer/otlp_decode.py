@@ -205,6 +205,8 @@ class Decoder:
         self._statuses: dict[bytes, tuple[str, str | None]] = {}
         self._resources: dict[bytes, tuple[str, int]] = {}
         self._scopes: dict[bytes, tuple[str | None, str | None, str | None, int]] = {}
+        # The first table built imports pandas inside pyarrow (~1 s): not in a request.
+        _table({f.name: [] for f in SPAN_SCHEMA}, SPAN_SCHEMA)
 
     # --- cached pieces ------------------------------------------------------------------
     def _fragment(self, raw: bytes) -> tuple[str, bytes]:

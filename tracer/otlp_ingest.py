@@ -190,6 +190,7 @@ class IngestWriter:
 
     # --- writer thread ------------------------------------------------------------------
     def _loop(self) -> None:
+        self.sink.warm_up()
         last_write = time.monotonic()
         held = False
         while True:
