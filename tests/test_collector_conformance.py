@@ -342,3 +342,18 @@ def test_other_paths_and_methods(db_path: Path) -> None:
         get = httpx.get(f"{c.url}/v1/traces")
     assert missing.status_code == 404 and "/v1/logs" in status_message(missing)
     assert get.status_code == 405 and get.headers["allow"] == "POST"
+
+
+def test_readers_get_the_store_while_the_collector_holds_it(db_path: Path, monkeypatch) -> None:
+    """Between requests the collector keeps the store open, but lets a waiting reader in at
+    once (it would otherwise wait out the linger, here made endless)."""
+    import shardscope.tracer.otlp_ingest as ingest
+
+    monkeypatch.setattr(ingest, "LINGER_S", 10_000.0)
+    monkeypatch.setattr(ingest, "MAX_HOLD_S", 10_000.0)
+    with running_collector(db_path) as c:
+        for i in range(3):
+            assert _post(c.url, _protobuf(traces_json(span_json(f"{i + 1:016x}")))).status_code == 200
+            assert not c.collector.writer.sink.released  # held for the next request
+            with Store(db_path, lock_timeout=30).reader() as con:  # would give up after 30 s
+                assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == i + 1

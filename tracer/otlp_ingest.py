@@ -32,10 +32,13 @@ import pyarrow.compute as pc
 from shardscope.tracer.otlp_decode import EVENT_SCHEMA, SPAN_SCHEMA, Decoded
 from shardscope.tracer.pipeline import PipelineStats
 from shardscope.tracer.sinks import HEARTBEAT_S, DuckDBSink, PreparedBatch, _append
-from shardscope.tracer.store import Store
+from shardscope.tracer.store import Store, WriterSession
 
 log = logging.getLogger("shardscope.collector")
-LINGER_S = 0.2  # keep the store open this long after a write, for the next request
+LINGER_S = 1.0  # keep the store open this long after a write, for the next request ...
+POLL_S = 0.05  # ... unless a reader or another writer is waiting (checked this often)
+MAX_HOLD_S = 5.0  # and close it at least this often in a long burst all the same
+STATS_EVERY_S = 1.0  # a writer_stats row per second of writing, not per request
 MAX_GROUP_ROWS = 50_000
 
 
@@ -58,7 +61,24 @@ class CollectedBatch(PreparedBatch):
 
 
 class CollectorSink(DuckDBSink):
-    """The store sink, plus de-duplication against stored rows and the ``log_events`` table."""
+    """The store sink, plus de-duplication against stored rows and the ``log_events`` table.
+
+    Requests are small (an SDK exports 512 spans at a time), so reopening the store every
+    half second as the in-process sink does would cost as much as the writes: the
+    collector keeps it open while nobody else is waiting for it (``StoreLock.contended``)."""
+
+    _stats_at = 0.0
+
+    def release_after_write(self, session: WriterSession) -> bool:
+        return (time.monotonic() - session.opened_at > MAX_HOLD_S
+                or self.store.lock.contended())
+
+    def _record_stats(self, con: duckdb.DuckDBPyConnection, stats: PipelineStats,
+                      batch: PreparedBatch | None) -> None:
+        now = time.monotonic()
+        if batch is None or now - self._stats_at >= STATS_EVERY_S:
+            self._stats_at = now
+            super()._record_stats(con, stats, batch)
 
     def append(self, con: duckdb.DuckDBPyConnection, prepared: PreparedBatch) -> PreparedBatch:
         assert isinstance(prepared, CollectedBatch)
@@ -186,7 +206,10 @@ class IngestWriter:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout_s)
-        self.sink.close()
+        try:
+            self._heartbeat()  # the final counters, in writer_stats
+        finally:
+            self.sink.close()
 
     # --- writer thread ------------------------------------------------------------------
     def _loop(self) -> None:
@@ -195,16 +218,16 @@ class IngestWriter:
         held = False
         while True:
             with self._cond:
-                timeout = LINGER_S if held else HEARTBEAT_S
                 if not self._queue and not self._closing:
-                    self._cond.wait(timeout)
+                    self._cond.wait(POLL_S if held else HEARTBEAT_S)
                 group = self._take()
                 if not group and self._closing:
                     return
             if group:
                 self._write(group)
-                last_write, held = time.monotonic(), True
-            elif held and time.monotonic() - last_write >= LINGER_S:
+                last_write, held = time.monotonic(), not self.sink.released
+            elif held and (time.monotonic() - last_write >= LINGER_S
+                           or self.sink.store.lock.contended()):
                 self.sink.idle()  # readers get the store between bursts
                 held = False
             elif not held:
