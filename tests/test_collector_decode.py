@@ -153,3 +153,28 @@ def test_the_attribute_cache_never_mixes_values_up() -> None:
             module._CACHE_ENTRIES = saved
         values = [json.loads(a) for a in decoded.spans["attributes"].to_pylist()]
         assert values == [{"k": i % 7, "same": "x"} for i in range(200)]
+
+
+def test_known_span_ids_find_stored_ids_and_catch_up_with_other_writers(tmp_path: Path) -> None:
+    import duckdb
+
+    import shardscope.tracer.otlp_dedupe as dedupe
+
+    con = duckdb.connect(str(tmp_path / "k.duckdb"))
+    con.execute("CREATE TABLE spans (span_id VARCHAR)")
+    con.execute("INSERT INTO spans VALUES ('00000000000000aa'), ('not hex'), (NULL)")
+    known = dedupe.KnownSpanIds()
+    known.catch_up(con)
+    assert known.hits([0xAA, 0xBB]) == [0]
+    con.execute("INSERT INTO spans VALUES ('00000000000000bb')")  # another writer, meanwhile
+    known.catch_up(con)
+    assert known.hits([0xCC, 0xBB, 0xAA]) == [1, 2]
+    saved, dedupe.FOLD_AT = dedupe.FOLD_AT, 2
+    try:
+        known.add([0xCC])
+        assert known.hits([0xCC]) == [0]  # recent, not yet folded
+        known.add([0xDD, 0xFFFFFFFFFFFFFFFF])  # folded into the sorted array
+        assert known.hits([0xDD, 0xEE, 0xFFFFFFFFFFFFFFFF, 0xCC]) == [0, 2, 3]
+    finally:
+        dedupe.FOLD_AT = saved
+    con.close()

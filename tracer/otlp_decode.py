@@ -125,12 +125,15 @@ def _parse_lite(cls: Any, body: bytes, what: str) -> Any:
 def _json_to_protobuf(body: bytes, message: Any, what: str) -> bytes:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
     try:
         # The OTLP spec: receivers MUST ignore fields with unknown names.
         json_format.ParseDict(_hex_ids_to_base64(document), message, ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, AttributeError) as exc:
+    except RecursionError:
+        raise PayloadError(f"JSON body is not an OTLP {what}: nested too deeply") from None
+    except (json_format.ParseError, TypeError, ValueError, AttributeError, SystemError) as exc:
+        # SystemError: protobuf's C layer refusing a lone surrogate (JSON allows "\ud800")
         raise PayloadError(f"JSON body is not an OTLP {what}: {exc}") from None
     return bytes(message.SerializeToString())
 

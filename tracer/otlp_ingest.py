@@ -12,8 +12,10 @@ answered "retry later" instead of growing memory without bound.
 A span is identified by (trace_id, span_id): a retrying exporter re-sends spans it already
 delivered when an acknowledgement was lost, and the second copy must not count tokens twice.
 Duplicates are dropped within a request, across the requests of a group, and against the
-store, where the look-up reads only the stored spans whose ``start_ns`` falls in the group's
-range (DuckDB skips row groups by their min/max), so it stays cheap as the store grows. Log
+store: candidates come from the in-memory index of stored span ids
+(:mod:`shardscope.tracer.otlp_dedupe`) and are confirmed by a look-up that reads only stored
+spans whose ``start_ns`` falls in the candidates' range (a re-sent span has the same start
+time; DuckDB skips row groups by their min/max). Log
 records are identified by a hash of their bytes and origin (``record_id``).
 """
 
@@ -30,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shardscope.tracer.otlp_decode import EVENT_SCHEMA, SPAN_SCHEMA, Decoded
+from shardscope.tracer.otlp_dedupe import KnownSpanIds, span_id_ints
 from shardscope.tracer.pipeline import PipelineStats
 from shardscope.tracer.sinks import HEARTBEAT_S, DuckDBSink, PreparedBatch, _append
 from shardscope.tracer.store import Store, WriterSession
@@ -52,10 +55,10 @@ class Busy(RuntimeError):
 
 @dataclass(frozen=True)
 class CollectedBatch(PreparedBatch):
-    """A group of requests' rows; ``span_keys`` and ``log_keys`` in row order."""
+    """A group of requests' rows, with the time range of its log records (for their
+    de-duplication) and a counter of the duplicates dropped."""
 
     logs: pa.Table | None = None
-    span_range: tuple[int, int] = (0, 0)
     log_range: tuple[int, int] = (0, 0)
     duplicates: list[int] = field(default_factory=lambda: [0])
 
@@ -68,6 +71,11 @@ class CollectorSink(DuckDBSink):
     collector keeps it open while nobody else is waiting for it (``StoreLock.contended``)."""
 
     _stats_at = 0.0
+
+    def __init__(self, store: Store, service_name: str = "shardscope") -> None:
+        super().__init__(store, service_name)
+        self.known = KnownSpanIds()
+        self._known_session: WriterSession | None = None
 
     def release_after_write(self, session: WriterSession) -> bool:
         return (time.monotonic() - session.opened_at > MAX_HOLD_S
@@ -85,7 +93,7 @@ class CollectorSink(DuckDBSink):
         spans, events = prepared.spans, prepared.events
         dropped = 0
         if spans.num_rows:
-            stored = _stored_span_keys(con, spans, prepared.span_range)
+            stored = self._stored(con, spans)
             if stored:
                 spans, events = _without_spans(spans, events, stored)
                 dropped += prepared.spans.num_rows - spans.num_rows
@@ -104,6 +112,20 @@ class CollectorSink(DuckDBSink):
                     con.unregister("_shardscope_logs")
         prepared.duplicates[0] += dropped
         return CollectedBatch(spans, events, prepared.dropped, logs)
+
+    def _stored(self, con: duckdb.DuckDBPyConnection, spans: pa.Table) -> set[tuple[str, str]]:
+        """Keys of ``spans`` the store already holds (see otlp_dedupe)."""
+        if self._known_session is not self._writer:  # the store was re-opened: others wrote?
+            self.known.catch_up(con)
+            self._known_session = self._writer
+        ids = span_id_ints(spans["span_id"].to_pylist())
+        hits = self.known.hits(ids)
+        self.known.add(ids)
+        if not hits:
+            return set()
+        candidates = spans.take(hits)
+        bounds = pc.min_max(candidates["start_ns"]).as_py()
+        return _stored_span_keys(con, candidates, (bounds["min"], bounds["max"]))
 
 
 def _stored_span_keys(
@@ -285,7 +307,7 @@ def _group_batch(items: list[Decoded]) -> CollectedBatch:
             dropped[key] = int(pc.sum(spans[f"dropped_{key}"]).as_py() or 0)
     return CollectedBatch(
         spans if spans is not None else SPAN_SCHEMA.empty_table(), events, dropped, logs,
-        span_range=_range(span_items), log_range=_range(log_items), duplicates=[duplicates],
+        log_range=_range(log_items), duplicates=[duplicates],
     )
 
 
