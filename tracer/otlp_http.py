@@ -175,7 +175,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.server.set_deadline(self.connection,
                                  time.monotonic() + self.server.limits.request_timeout_s)
-        super().handle_one_request()
+        try:
+            super().handle_one_request()
+        finally:  # answered: an idle keep-alive connection is bounded by read_timeout_s
+            self.server.set_deadline(self.connection, None)
 
     def do_POST(self) -> None:
         media = media_of(self.headers.get("Content-Type", ""))
