@@ -357,3 +357,29 @@ def test_readers_get_the_store_while_the_collector_holds_it(db_path: Path, monke
             assert not c.collector.writer.sink.released  # held for the next request
             with Store(db_path, lock_timeout=30).reader() as con:  # would give up after 30 s
                 assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == i + 1
+
+
+def test_a_large_request_is_stored_whole_and_once_across_its_chunks(db_path: Path) -> None:
+    """A request is handed to the store in chunks (CHUNK_ROWS spans) while it is decoded:
+    duplicates across chunks, and across concurrent requests sharing a transaction, still
+    count once, and the rejections of every chunk are reported."""
+    from shardscope.tracer.otlp_decode import CHUNK_ROWS
+
+    spans = [span_json(f"{i + 1:016x}", name=f"s{i}") for i in range(3 * CHUNK_ROWS)]
+    spans.insert(2 * CHUNK_ROWS + 5, span_json("0000000000000001", name="repeat"))
+    spans.insert(10, span_json("00", name="bad"))
+    body = _protobuf(traces_json(*spans))
+    with running_collector(db_path) as c:
+        statuses: list[int] = []
+        threads = [threading.Thread(target=lambda: statuses.append(_post(c.url, body).status_code))
+                   for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        last = ExportTraceServiceResponse.FromString(_post(c.url, body).content)
+    assert statuses == [200, 200, 200]
+    assert last.partial_success.rejected_spans == 1
+    assert rows(db_path, "SELECT count(*), count(DISTINCT span_id), sum(input_tokens) FROM spans") == [
+        (3 * CHUNK_ROWS, 3 * CHUNK_ROWS, 7 * 3 * CHUNK_ROWS)]
+    assert rows(db_path, "SELECT name FROM spans WHERE span_id = '0000000000000001'") == [("s0",)]

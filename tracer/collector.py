@@ -15,6 +15,7 @@ import hmac
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,22 +139,27 @@ class Collector:
         body in ``media``. Raises :class:`ExportError` for a request that fails whole."""
         try:
             if signal == TRACES:
-                decoded = self.decoder.traces(parse_traces(body, media))
+                chunks = self.decoder.trace_chunks(parse_traces(body, media))
             else:
-                decoded = self.decoder.logs(parse_logs(body, media))
+                chunks = iter([self.decoder.logs(parse_logs(body, media))])
         except PayloadError as exc:
             raise bad_request(str(exc)) from None
-        self._store(decoded)
-        return encode_message(_response(signal, decoded), media)
+        last = Decoded()
 
-    def _store(self, decoded: Decoded) -> None:
-        with self._lock:
-            self.rejected += decoded.rejected_count
+        def tracked(chunks: Iterator[Decoded]) -> Iterator[Decoded]:
+            nonlocal last
+            for chunk in chunks:  # the last one carries the request's rejections
+                last = chunk
+                yield chunk
+
         try:
-            self.writer.write(decoded, queue_wait_s=self.limits.queue_wait_s,
+            self.writer.write(tracked(chunks), queue_wait_s=self.limits.queue_wait_s,
                               ack_timeout_s=self.limits.ack_timeout_s)
         except Busy as exc:
             raise ExportError(str(exc), 503, code_pb2.UNAVAILABLE, exc.retry_after) from None
+        with self._lock:
+            self.rejected += last.rejected_count
+        return encode_message(_response(signal, last), media)
 
     def close(self) -> None:
         """Write what is queued and release the store (stop the servers first)."""

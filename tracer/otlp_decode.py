@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,8 @@ _MAX_NS = 2**63 - 1
 _ZERO_SPAN_ID = bytes(8)
 _CACHE_ENTRIES = 65_536  # attribute fragments; cleared whole when full
 _CACHE_MAX_RAW = 512  # bytes: longer attributes (message content) are decoded every time
+# Spans per chunk handed to the store while the rest of the request is decoded.
+CHUNK_ROWS = 128
 
 SPAN_SCHEMA = pa.schema([
     *BATCH_SCHEMA,
@@ -278,6 +280,13 @@ class Decoder:
 
     # --- spans --------------------------------------------------------------------------
     def traces(self, request: Any) -> Decoded:
+        """All the rows of a trace export request at once."""
+        chunks = list(self.trace_chunks(request, chunk_rows=0))
+        return chunks[0]
+
+    def trace_chunks(self, request: Any, chunk_rows: int = CHUNK_ROWS) -> Iterator[Decoded]:
+        """The rows of a trace export request, ``chunk_rows`` spans at a time (0: all at
+        once), decoded as they are iterated; the last chunk carries every rejection."""
         rows = _SpanRows(self)
         for resource_spans in request.resource_spans:
             try:
@@ -296,7 +305,9 @@ class Decoder:
                            scope_spans.schema_url or None)
                 for span in scope_spans.spans:
                     rows.add(span, context)
-        return rows.decoded()
+                    if chunk_rows and len(rows.keys) >= chunk_rows:
+                        yield rows.take()
+        yield rows.decoded()
 
     def logs(self, request: Any) -> Decoded:
         rows = _LogRows(self)
@@ -419,14 +430,25 @@ class _SpanRows:
             out["dropped_attributes"] = link.dropped_attributes_count
         return out
 
+    def take(self) -> Decoded:
+        """The rows so far, without the rejections; then start a new chunk (``seen`` stays:
+        a span repeated later in the request is still dropped)."""
+        chunk = Decoded(
+            spans=_table(self.spans, SPAN_SCHEMA), events=_table(self.events, EVENT_SCHEMA),
+            keys=self.keys, lo_ns=self.lo, hi_ns=self.hi,
+        )
+        self.spans = {f.name: [] for f in SPAN_SCHEMA}
+        self.events = {f.name: [] for f in EVENT_SCHEMA}
+        self.keys, self.lo, self.hi = [], _MAX_NS, 0
+        return chunk
+
     def decoded(self) -> Decoded:
+        """The last chunk: the rows left and every rejection of the request."""
         if not self.keys:
             return Decoded(rejected=self.rejected, rejected_count=self.rejected_count)
-        return Decoded(
-            spans=_table(self.spans, SPAN_SCHEMA), events=_table(self.events, EVENT_SCHEMA),
-            keys=self.keys, lo_ns=self.lo, hi_ns=self.hi, rejected=self.rejected,
-            rejected_count=self.rejected_count,
-        )
+        chunk = self.take()
+        chunk.rejected, chunk.rejected_count = self.rejected, self.rejected_count
+        return chunk
 
 
 # Order of the per-span values _SpanRows._row returns.
