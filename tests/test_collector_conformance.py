@@ -359,11 +359,14 @@ def test_readers_get_the_store_while_the_collector_holds_it(db_path: Path, monke
                 assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == i + 1
 
 
-def test_a_large_request_is_stored_whole_and_once_across_its_chunks(db_path: Path) -> None:
-    """A request is handed to the store in chunks (CHUNK_ROWS spans) while it is decoded:
+def test_a_large_request_is_stored_whole_and_once_across_its_chunks(db_path: Path, monkeypatch) -> None:
+    """A big request is handed to the store in chunks (CHUNK_ROWS spans) while it is decoded:
     duplicates across chunks, and across concurrent requests sharing a transaction, still
     count once, and the rejections of every chunk are reported."""
-    from shardscope.tracer.otlp_decode import CHUNK_ROWS
+    import shardscope.tracer.otlp_decode as decode
+
+    monkeypatch.setattr(decode, "CHUNK_ROWS", 64)
+    CHUNK_ROWS = 64
 
     spans = [span_json(f"{i + 1:016x}", name=f"s{i}") for i in range(3 * CHUNK_ROWS)]
     spans.insert(2 * CHUNK_ROWS + 5, span_json("0000000000000001", name="repeat"))

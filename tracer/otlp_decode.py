@@ -46,8 +46,10 @@ _MAX_NS = 2**63 - 1
 _ZERO_SPAN_ID = bytes(8)
 _CACHE_ENTRIES = 65_536  # attribute fragments; cleared whole when full
 _CACHE_MAX_RAW = 512  # bytes: longer attributes (message content) are decoded every time
-# Spans per chunk handed to the store while the rest of the request is decoded.
-CHUNK_ROWS = 128
+# Spans per chunk handed to the store while the rest of the request is decoded. Only big
+# requests are split: an SDK's 512-span export is one chunk, since an INSERT per 128 spans
+# cost more than the overlap saved (bench/collect.py: 1 sender 0.40 vs 0.68 of in-process).
+CHUNK_ROWS = 4096
 
 SPAN_SCHEMA = pa.schema([
     *BATCH_SCHEMA,
@@ -284,9 +286,11 @@ class Decoder:
         chunks = list(self.trace_chunks(request, chunk_rows=0))
         return chunks[0]
 
-    def trace_chunks(self, request: Any, chunk_rows: int = CHUNK_ROWS) -> Iterator[Decoded]:
-        """The rows of a trace export request, ``chunk_rows`` spans at a time (0: all at
-        once), decoded as they are iterated; the last chunk carries every rejection."""
+    def trace_chunks(self, request: Any, chunk_rows: int | None = None) -> Iterator[Decoded]:
+        """The rows of a trace export request, ``chunk_rows`` (default CHUNK_ROWS) spans at a
+        time (0: all at once), decoded as they are iterated; the last chunk carries every
+        rejection."""
+        chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
         rows = _SpanRows(self)
         for resource_spans in request.resource_spans:
             try:

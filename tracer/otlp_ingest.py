@@ -1,10 +1,11 @@
 """The collector's write path: decoded requests → store transactions, acked when committed.
 
-A request thread decodes its request in chunks and hands each to :class:`IngestWriter` as
-soon as it is ready; one writer thread inserts the chunks inside an open transaction while the
-next chunks are still being decoded (DuckDB's insert releases the GIL: one request keeps both
-cores busy), and commits once every request in the transaction has handed over its last
-chunk (group commit: concurrent requests share one commit). Only then are the requests
+A request thread decodes its request in chunks (big requests only: see
+``otlp_decode.CHUNK_ROWS``) and hands each to :class:`IngestWriter` as soon as it is ready;
+one writer thread inserts the chunks inside an open transaction while the next are still
+being decoded (DuckDB's insert releases the GIL), and commits once every request in the
+transaction has handed over its last chunk (group commit: concurrent requests share one
+commit, and the next requests are decoded while a transaction is written). Only then are the requests
 answered, so an OTLP success means the data is on disk. The queue is bounded: when the store
 is busy (another process holds it, or the disk is slow) a request that finds no room, or whose
 commit does not come in time, is answered "retry later" instead of growing memory.
