@@ -85,7 +85,7 @@ def rpc_status(code: int, message: str, retry_after: int | None = None) -> Any:
 def encode_message(message: Any, media: str) -> bytes:
     """A protobuf message in the request's encoding (OTLP answers in the type it was sent)."""
     if media == JSON:
-        return json_format.MessageToJson(message, indent=None).encode("utf-8")
+        return str(json_format.MessageToJson(message, indent=None)).encode("utf-8")
     return bytes(message.SerializeToString())
 
 

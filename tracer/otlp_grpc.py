@@ -122,6 +122,6 @@ _STATUS_CLASS: list[Any] = []
 
 def _status_class(grpc: Any) -> Any:
     if not _STATUS_CLASS:
-        base = collections.namedtuple("_RpcStatus", ("code", "details", "trailing_metadata"))
-        _STATUS_CLASS.append(type("RpcStatus", (base, grpc.Status), {}))
+        _RpcStatus = collections.namedtuple("_RpcStatus", ("code", "details", "trailing_metadata"))
+        _STATUS_CLASS.append(type("RpcStatus", (_RpcStatus, grpc.Status), {}))
     return _STATUS_CLASS[0]

@@ -12,13 +12,14 @@ specification gives: 400 bad data, 401 no token, 404, 405, 408, 413, 415, 429/50
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from google.rpc import code_pb2
 
@@ -161,13 +162,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: OtlpHttpServer
 
     def setup(self) -> None:
-        self.timeout = self.server.limits.read_timeout_s
         super().setup()
+        self.connection.settimeout(self.server.limits.read_timeout_s)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def handle_one_request(self) -> None:
         try:
-            if not self.rfile.peek(1):  # wait (up to read_timeout_s) for the next request
+            # wait (up to read_timeout_s) for the next request
+            if not cast(io.BufferedReader, self.rfile).peek(1):
                 self.close_connection = True
                 return
         except (TimeoutError, OSError):
