@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import make_spans, timed
 from shardscope.tracer.pipeline import ReliableSpanProcessor
-from shardscope.tracer.schema import TABLES_V1
+from shardscope.tracer.schema import create_tables
 from shardscope.tracer.sinks import DuckDBSink
 from shardscope.tracer.store import Store
 
@@ -61,7 +61,7 @@ def baseline(rows: tuple[dict, pa.Schema, dict, pa.Schema], directory: Path, tag
     span_columns, span_schema, event_columns, event_schema = rows
     path = directory / f"raw-{tag}.duckdb"
     con = duckdb.connect(str(path))
-    con.execute(TABLES_V1)
+    create_tables(con)
     con.close()
 
     def run() -> None:

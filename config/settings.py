@@ -40,6 +40,9 @@ class Settings:
     suites_dir: Path | None = None
     ui_host: str = "127.0.0.1"
     ui_port: int = 8501
+    # The bearer token `shardscope collect` requires (the one secret that is a setting: the
+    # collector itself needs it; it is never written to the store, and redacted from spans).
+    collect_token: str | None = field(default=None, repr=False)
     source: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -351,18 +351,32 @@ def ui(
 @app.command()
 def collect(
     db: DbOption = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (OTLP/HTTP's standard is 4318).")] = 4318,
+    host: Annotated[str, typer.Option(help="Interface to listen on. Anything but loopback (127.0.0.1, ::1, localhost) requires a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="OTLP/HTTP port (the standard is 4318); 0 picks a free one.")] = 4318,
+    grpc_port: Annotated[int, typer.Option("--grpc-port", help="OTLP/gRPC port (the standard is 4317); 0 serves no gRPC.")] = 4317,
+    no_grpc: Annotated[bool, typer.Option("--no-grpc", help="Serve OTLP/HTTP only.")] = False,
+    token: Annotated[Optional[str], typer.Option(help="Bearer token every exporter must send (Authorization: Bearer TOKEN). Default: setting `collect_token` (SHARDSCOPE_COLLECT_TOKEN).", show_default=False)] = None,
+    max_body_mib: Annotated[float, typer.Option("--max-body-mib", help="Largest request body, compressed and decompressed (MiB); bigger ones get 413.")] = 20.0,
 ) -> None:
-    """Receive OTLP/HTTP traces from any OpenTelemetry SDK and write them into the store.
+    """Receive OTLP traces and logs from any OpenTelemetry SDK and write them into the store.
 
-    Point an exporter at http://HOST:PORT/v1/traces (protobuf or JSON, optionally gzip).
-    Malformed bodies get HTTP 400 with the reason; invalid spans are reported in OTLP's
-    partial_success; valid spans are stored before the response. Ctrl-C stops.
+    OTLP/HTTP on http://HOST:PORT/v1/traces and /v1/logs (protobuf or JSON, gzip or not,
+    Content-Length or chunked, keep-alive), and OTLP/gRPC on HOST:GRPC_PORT (TraceService
+    and LogsService). Spans go to `spans`/`span_events` and the views; log records (GenAI
+    content events such as gen_ai.user.message, gen_ai.choice) to `log_events`, joined to
+    their spans by trace and span id. Everything stored is redacted of secrets.
+
+    Data is acknowledged only once it is in the store; a span re-sent by a retrying
+    exporter (same trace and span id) is stored once. Errors follow the OTLP specification:
+    google.rpc.Status bodies in the request's encoding; 400 bad data (invalid spans alone
+    are reported in partial_success), 401 without the token, 413 too large, 415
+    unsupported Content-Type or Content-Encoding, 429/503 with Retry-After when busy.
+    Ctrl-C or SIGTERM stops after writing what was received. See docs/collect.md.
     """
-    from shardscope.commands.collect import collect_command
+    from shardscope.commands.collect import collect_from_cli
 
-    raise typer.Exit(collect_command(_store(db), host, port))
+    raise typer.Exit(collect_from_cli(db, host, port, 0 if no_grpc else grpc_port, token, max_body_mib))
+
 
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""

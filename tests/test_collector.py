@@ -11,12 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from shardscope.tracer.collector import Collector, serve
+from shardscope.tracer.collector import Collector
+from shardscope.tracer.otlp_http import serve
 from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 
@@ -31,6 +33,13 @@ def collector(db_path: Path) -> Iterator[tuple[str, Collector]]:
     server.shutdown()
     server.server_close()
     collector.close()
+
+
+def _message(response: httpx.Response) -> str:
+    """The google.rpc.Status message of an error response, in either encoding."""
+    if response.headers["content-type"] == "application/json":
+        return response.json()["message"]
+    return status_pb2.Status.FromString(response.content).message
 
 
 def _count(db: Path) -> int:
@@ -101,7 +110,7 @@ def test_bad_payloads_are_refused_clearly_and_lose_nothing(
     url, _ = collector
     assert httpx.post(f"{url}/v1/traces", json=_json_payload()).status_code == 200
     response = httpx.post(f"{url}/v1/traces", content=body, headers=headers)
-    assert response.status_code == status and fragment in response.json()["error"]
+    assert response.status_code == status and fragment in _message(response)
     assert _count(db_path) == 1
 
 
@@ -123,5 +132,5 @@ def test_invalid_spans_are_rejected_one_by_one(collector, db_path: Path) -> None
 
 def test_wrong_path_is_404(collector) -> None:
     url, _ = collector
-    response = httpx.post(f"{url}/v1/logs", json={})
-    assert response.status_code == 404 and "/v1/traces" in response.json()["error"]
+    response = httpx.post(f"{url}/v1/metrics", json={})
+    assert response.status_code == 404 and "/v1/traces" in response.json()["message"]

@@ -48,3 +48,24 @@ def test_a_reader_of_a_store_written_by_another_version_gets_this_versions_views
         hash_now = con.execute("SELECT value FROM shardscope_meta WHERE key = 'views_hash'").fetchone()[0]
     assert "stale" not in columns and "baseline_episode_key" in columns and hash_now == VIEWS_HASH
 
+
+
+def test_a_version_1_store_migrates_to_2_and_keeps_its_spans(db_path: Path) -> None:
+    from shardscope.tracer.schema import TABLES_V1
+
+    con = duckdb.connect(str(db_path))
+    con.execute(TABLES_V1)
+    con.execute("INSERT INTO shardscope_meta VALUES ('schema_version', '1'), ('written_by', 'old')")
+    con.execute("INSERT INTO spans (trace_id, span_id, name, span_type) VALUES ('t', 's', 'old span', 'span')")
+    con.close()
+    with Store(db_path).writer() as writer:
+        writer.execute("INSERT INTO log_events (event_name, record_id) VALUES ('gen_ai.choice', 'r')")
+    con = duckdb.connect(str(db_path), read_only=True)
+    version = con.execute("SELECT value FROM shardscope_meta WHERE key = 'schema_version'").fetchone()[0]
+    old = con.execute("SELECT name, trace_state, flags, scope_attributes FROM spans").fetchall()
+    logs = con.execute("SELECT event_name FROM log_events").fetchall()
+    comment = con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'log_events'").fetchone()[0]
+    con.close()
+    assert SCHEMA_VERSION == 2 and version == "2"
+    assert old == [("old span", None, None, None)] and logs == [("gen_ai.choice",)]
+    assert "GenAI content events" in comment

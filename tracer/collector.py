@@ -1,256 +1,181 @@
-"""``shardscope collect``: an OTLP/HTTP trace receiver that writes into the store.
+"""``shardscope collect``: an OTLP receiver (HTTP and gRPC, traces and logs) that writes into
+the store.
 
-Any OpenTelemetry SDK (any language) can export spans to ``http://127.0.0.1:4318/v1/traces``
-and they land in the same tables and views as shardscope's own runs. Bodies may be OTLP
-protobuf or OTLP JSON, optionally gzip-compressed. A body that is not OTLP gets a 400 with
-the reason; spans that are invalid on their own (bad ids, end before start) are rejected
-one by one and reported through OTLP's ``partial_success``; everything valid is written and
-flushed to the store before the response is sent.
+Any OpenTelemetry SDK, in any language, can export to it: spans land in the same tables and
+views as shardscope's own runs, log records (where GenAI instrumentations put message
+content) in ``log_events``, joined to their spans by trace and span id. This module is the
+transport-neutral part: limits, authentication, decoding, the store, and OTLP's response
+and error shapes. :mod:`shardscope.tracer.otlp_http` and :mod:`shardscope.tracer.otlp_grpc`
+carry requests to :meth:`Collector.export`. docs/collect.md describes the behaviour.
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
-import json
+import hmac
 import logging
+import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
-from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from shardscope.tracer.pipeline import ReliableSpanProcessor
-from shardscope.tracer.sinks import DuckDBSink
+from shardscope.tracer.otlp_decode import (
+    JSON,
+    Decoded,
+    Decoder,
+    PayloadError,
+    parse_logs,
+    parse_traces,
+)
+from shardscope.tracer.otlp_ingest import Busy, IngestWriter
+from shardscope.tracer.redact import Redactor
 from shardscope.tracer.store import Store
 
 log = logging.getLogger("shardscope.collector")
-MAX_BODY_BYTES = 64 * 1024 * 1024
-_KINDS = {0: SpanKind.INTERNAL, 1: SpanKind.INTERNAL, 2: SpanKind.SERVER, 3: SpanKind.CLIENT,
-          4: SpanKind.PRODUCER, 5: SpanKind.CONSUMER}
-_STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
-
-
-class PayloadError(ValueError):
-    """The request body is not an OTLP trace export (HTTP 400)."""
+MIB = 1024 * 1024
+TRACES = "traces"
+LOGS = "logs"
+SIGNALS = (TRACES, LOGS)
 
 
 @dataclass(frozen=True)
-class Decoded:
-    spans: list[ReadableSpan]
-    rejected: list[str]  # one reason per rejected span
+class Limits:
+    """What one collector accepts; the defaults follow the OTLP specification's advice."""
+
+    max_body_bytes: int = 20 * MIB  # per request, compressed and again decompressed
+    max_inflight_bytes: int = 80 * MIB  # bodies being read or decoded at once
+    max_pending_rows: int = 200_000  # decoded rows waiting for the store
+    queue_wait_s: float = 2.0  # a request waits this long for room before "retry later"
+    ack_timeout_s: float = 8.0  # ... and this long for its commit (SDK exporters wait 10 s)
+    read_timeout_s: float = 30.0  # one socket read, and an idle keep-alive connection
+    request_timeout_s: float = 60.0  # a whole HTTP request, from its first byte
+    max_connections: int = 64  # HTTP connections served at once; more get 503
 
 
-def parse_request(body: bytes, content_type: str, content_encoding: str = "") -> ExportTraceServiceRequest:
-    """Decode an OTLP/HTTP trace body (protobuf or JSON, optionally gzip)."""
-    if content_encoding.strip().lower() == "gzip":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError) as exc:
-            raise PayloadError(f"Content-Encoding is gzip but the body is not gzip data ({exc})") from None
-    request = ExportTraceServiceRequest()
-    media = content_type.split(";")[0].strip().lower()
-    if media == "application/json":
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PayloadError(f"body is not valid JSON: {exc}") from None
-        try:
-            json_format.ParseDict(_hex_ids_to_base64(document), request)
-        except (json_format.ParseError, TypeError, ValueError, AttributeError) as exc:
-            raise PayloadError(f"JSON body is not an OTLP ExportTraceServiceRequest: {exc}") from None
-        return request
-    if media in ("application/x-protobuf", "application/protobuf"):
-        try:
-            request.ParseFromString(body)
-        except DecodeError as exc:
-            raise PayloadError(f"body is not an OTLP ExportTraceServiceRequest (protobuf): {exc}") from None
-        return request
-    raise PayloadError(
-        f"unsupported Content-Type {content_type!r}: send application/x-protobuf or application/json"
-    )
+class ExportError(Exception):
+    """A request that fails as a whole, with its HTTP status and gRPC code."""
+
+    def __init__(self, message: str, http_status: int, grpc_code: int,
+                 retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.grpc_code = grpc_code
+        self.retry_after = retry_after
 
 
-def _hex_ids_to_base64(document: Any) -> Any:
-    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping expects base64."""
-    if isinstance(document, dict):
-        out = {}
-        for key, value in document.items():
-            if key in ("traceId", "spanId", "parentSpanId") and isinstance(value, str):
-                try:
-                    value = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-                except ValueError:
-                    raise PayloadError(f"{key} {value!r} is not hex") from None
-            out[key] = _hex_ids_to_base64(value)
-        return out
-    if isinstance(document, list):
-        return [_hex_ids_to_base64(v) for v in document]
-    return document
+def bad_request(message: str) -> ExportError:
+    return ExportError(message, 400, code_pb2.INVALID_ARGUMENT)
 
 
-def decode_spans(request: ExportTraceServiceRequest) -> Decoded:
-    """OTLP spans as SDK ReadableSpans (what our pipeline stores); invalid ones rejected."""
-    spans: list[ReadableSpan] = []
-    rejected: list[str] = []
-    for resource_spans in request.resource_spans:
-        resource = Resource(_attributes(resource_spans.resource.attributes))
-        for scope_spans in resource_spans.scope_spans:
-            scope = InstrumentationScope(scope_spans.scope.name, scope_spans.scope.version or None)
-            for pb in scope_spans.spans:
-                problem = _span_problem(pb)
-                if problem:
-                    rejected.append(f"span {pb.name!r}: {problem}")
-                    continue
-                spans.append(_readable(pb, resource, scope))
-    return Decoded(spans, rejected)
+def rpc_status(code: int, message: str, retry_after: int | None = None) -> Any:
+    """A ``google.rpc.Status`` (with ``RetryInfo`` when the client should come back later)."""
+    status = status_pb2.Status(code=code, message=message)
+    if retry_after is not None:
+        status.details.add().Pack(error_details_pb2.RetryInfo(
+            retry_delay=Duration(seconds=retry_after)))
+    return status
 
 
-def _span_problem(pb: Any) -> str | None:
-    if len(pb.trace_id) != 16 or not any(pb.trace_id):
-        return f"trace_id must be 16 non-zero bytes, got {len(pb.trace_id)}"
-    if len(pb.span_id) != 8 or not any(pb.span_id):
-        return f"span_id must be 8 non-zero bytes, got {len(pb.span_id)}"
-    if pb.parent_span_id and len(pb.parent_span_id) != 8:
-        return f"parent_span_id must be 8 bytes, got {len(pb.parent_span_id)}"
-    if pb.end_time_unix_nano and pb.end_time_unix_nano < pb.start_time_unix_nano:
-        return "end_time_unix_nano is before start_time_unix_nano"
-    return None
-
-
-def _readable(pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
-    trace_id = int.from_bytes(pb.trace_id, "big")
-    context = SpanContext(trace_id, int.from_bytes(pb.span_id, "big"), is_remote=False,
-                          trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    parent = None
-    if pb.parent_span_id:
-        parent = SpanContext(trace_id, int.from_bytes(pb.parent_span_id, "big"), is_remote=True)
-    attributes = BoundedAttributes(attributes=_attributes(pb.attributes), immutable=False)
-    attributes.dropped = pb.dropped_attributes_count
-    events = [Event(e.name, _attributes(e.attributes), e.time_unix_nano) for e in pb.events]
-    links = [
-        Link(SpanContext(int.from_bytes(link.trace_id, "big"), int.from_bytes(link.span_id, "big"),
-                         is_remote=True), _attributes(link.attributes))
-        for link in pb.links
-        if len(link.trace_id) == 16 and len(link.span_id) == 8
-    ]
-    return ReadableSpan(
-        name=pb.name,
-        context=context,
-        parent=parent,
-        resource=resource,
-        attributes=attributes,
-        events=events,
-        links=links,
-        kind=_KINDS.get(pb.kind, SpanKind.INTERNAL),
-        status=Status(_STATUS.get(pb.status.code, StatusCode.UNSET), pb.status.message or None),
-        start_time=pb.start_time_unix_nano,
-        end_time=pb.end_time_unix_nano or pb.start_time_unix_nano,
-        instrumentation_scope=scope,
-    )
-
-
-def _attributes(pairs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in pairs if kv.key}
-
-
-def _value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return tuple(_value(v) for v in value.array_value.values)
-    if kind == "kvlist_value":
-        return _attributes(value.kvlist_value.values)
-    return getattr(value, kind)
+def encode_message(message: Any, media: str) -> bytes:
+    """A protobuf message in the request's encoding (OTLP answers in the type it was sent)."""
+    if media == JSON:
+        return str(json_format.MessageToJson(message, indent=None)).encode("utf-8")
+    return bytes(message.SerializeToString())
 
 
 class Collector:
-    """Owns the store's span pipeline for received spans."""
+    """Receives OTLP export requests and stores them; shared by the HTTP and gRPC servers."""
 
-    def __init__(self, store: Store, *, flush_timeout_s: float = 60.0) -> None:
+    def __init__(self, store: Store, *, token: str | None = None, limits: Limits | None = None,
+                 redactor: Redactor | None = None) -> None:
+        with store.writer():
+            pass  # a store that cannot be opened or migrated fails now, not on the first span
         self.store = store
-        self.processor = ReliableSpanProcessor(DuckDBSink(store, "shardscope-collector"))
-        self.flush_timeout_s = flush_timeout_s
-        self.accepted = 0
-        self.rejected = 0
+        self.limits = limits or Limits()
+        self.token = token or None
+        self.writer = IngestWriter(store, max_pending_rows=self.limits.max_pending_rows)
+        if redactor is None:
+            # The token is a secret too, wherever it came from.
+            environ = dict(os.environ)
+            if token:
+                environ["SHARDSCOPE_COLLECT_TOKEN"] = token
+            redactor = Redactor(environ)
+        self.decoder = Decoder(redactor, self.writer.writer_id)
+        self._expected = f"Bearer {token}".encode() if token else b""
         self._lock = threading.Lock()
+        self.rejected = 0
 
-    def ingest(self, body: bytes, content_type: str, content_encoding: str = "") -> ExportTraceServiceResponse:
-        decoded = decode_spans(parse_request(body, content_type, content_encoding))
-        for span in decoded.spans:
-            self.processor.on_end(span)
-        if decoded.spans and not self.processor.force_flush(int(self.flush_timeout_s * 1000)):
-            raise TimeoutError(f"the store did not take the spans within {self.flush_timeout_s:.0f}s")
+    @property
+    def accepted(self) -> int:
+        """Spans written to the store (re-sent duplicates not counted)."""
+        return int(self.writer.stats.snapshot()["spans_written"])
+
+    @property
+    def duplicates(self) -> int:
+        return self.writer.duplicates
+
+    @property
+    def log_records(self) -> int:
+        return self.writer.log_records
+
+    def authorized(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header value carries the token (always, without one)."""
+        if not self.token:
+            return True
+        if not authorization:
+            return False
+        scheme, _, credentials = authorization.strip().partition(" ")
+        given = f"Bearer {credentials.strip()}".encode() if scheme.lower() == "bearer" else b""
+        return hmac.compare_digest(given, self._expected)
+
+    def export(self, signal: str, body: bytes, media: str) -> bytes:
+        """Store one export request (already read and decompressed); returns the response
+        body in ``media``. Raises :class:`ExportError` for a request that fails whole."""
+        try:
+            if signal == TRACES:
+                chunks = self.decoder.trace_chunks(parse_traces(body, media))
+            else:
+                chunks = iter([self.decoder.logs(parse_logs(body, media))])
+        except PayloadError as exc:
+            raise bad_request(str(exc)) from None
+        last = Decoded()
+
+        def tracked(chunks: Iterator[Decoded]) -> Iterator[Decoded]:
+            nonlocal last
+            for chunk in chunks:  # the last one carries the request's rejections
+                last = chunk
+                yield chunk
+
+        try:
+            self.writer.write(tracked(chunks), queue_wait_s=self.limits.queue_wait_s,
+                              ack_timeout_s=self.limits.ack_timeout_s)
+        except Busy as exc:
+            raise ExportError(str(exc), 503, code_pb2.UNAVAILABLE, exc.retry_after) from None
         with self._lock:
-            self.accepted += len(decoded.spans)
-            self.rejected += len(decoded.rejected)
-        response = ExportTraceServiceResponse()
-        if decoded.rejected:
-            response.partial_success.rejected_spans = len(decoded.rejected)
-            response.partial_success.error_message = "; ".join(decoded.rejected[:20])
-        return response
+            self.rejected += last.rejected_count
+        return encode_message(_response(signal, last), media)
 
     def close(self) -> None:
-        self.processor.shutdown()
+        """Write what is queued and release the store (stop the servers first)."""
+        self.writer.close()
 
 
-def serve(collector: Collector, host: str = "127.0.0.1", port: int = 4318) -> ThreadingHTTPServer:
-    """An HTTP server (not yet serving: call ``serve_forever``) that feeds ``collector``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "shardscope-collector"
-
-        def do_POST(self) -> None:
-            if self.path.split("?")[0] != "/v1/traces":
-                self._reply(404, {"error": f"no endpoint {self.path}; POST OTLP traces to /v1/traces"})
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self._reply(413, {"error": f"body of {length} bytes exceeds {MAX_BODY_BYTES}"})
-                return
-            body = self.rfile.read(length)
-            content_type = self.headers.get("Content-Type", "")
-            try:
-                response = collector.ingest(body, content_type, self.headers.get("Content-Encoding", ""))
-            except PayloadError as exc:
-                status = 415 if "Content-Type" in str(exc) else 400
-                self._reply(status, {"error": str(exc)})
-                return
-            except TimeoutError as exc:
-                self._reply(503, {"error": str(exc)}, retry_after=5)
-                return
-            if content_type.startswith("application/json"):
-                payload = json_format.MessageToJson(response).encode("utf-8")
-                self._send(200, payload, "application/json")
-            else:
-                self._send(200, response.SerializeToString(), "application/x-protobuf")
-
-        def _reply(self, status: int, data: dict[str, Any], retry_after: int | None = None) -> None:
-            self._send(status, json.dumps(data).encode("utf-8"), "application/json", retry_after)
-
-        def _send(self, status: int, payload: bytes, media: str, retry_after: int | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", media)
-            self.send_header("Content-Length", str(len(payload)))
-            if retry_after:
-                self.send_header("Retry-After", str(retry_after))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.debug("%s " + fmt, self.address_string(), *args)
-
-    return ThreadingHTTPServer((host, port), Handler)
+def _response(signal: str, decoded: Decoded) -> Any:
+    response: Any
+    if signal == TRACES:
+        response = ExportTraceServiceResponse()
+        if decoded.rejected:
+            response.partial_success.rejected_spans = decoded.rejected_count
+    else:
+        response = ExportLogsServiceResponse()
+        if decoded.rejected:
+            response.partial_success.rejected_log_records = decoded.rejected_count
+    if decoded.rejected:
+        response.partial_success.error_message = "; ".join(decoded.rejected[:20])
+    return response

@@ -53,6 +53,22 @@ class StoreLock:
         finally:
             _release(main)
 
+    def contended(self) -> bool:
+        """Whether another reader or writer is waiting for the store right now.
+
+        A waiter holds the door while it polls for the main lock (readers shared, writers
+        exclusive), so a writer holding the store can ask, cheaply, whether to let go."""
+        fd = _open_lock_file(self.door_path)
+        if fd is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     @contextlib.contextmanager
     def _held(self, path: Path, mode: int, deadline: float, role: str) -> Iterator[None]:
         fd = self._acquire(path, mode, deadline, role)

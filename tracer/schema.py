@@ -17,7 +17,7 @@ import duckdb
 from shardscope.config.errors import StoreVersionError
 from shardscope.tracer import attributes as A
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES_V1 = """
 CREATE TABLE IF NOT EXISTS shardscope_meta (key VARCHAR, value VARCHAR);
@@ -48,6 +48,28 @@ CREATE TABLE IF NOT EXISTS writer_stats (
     sdk_dropped_links BIGINT, secondary_dropped_spans BIGINT, last_error VARCHAR
 );
 CREATE TABLE IF NOT EXISTS ingested_spills (file VARCHAR, spans BIGINT, ingested_at TIMESTAMPTZ);
+"""
+
+# Version 2: what an OTLP span carries beyond the SDK's own spans (kept for spans received by
+# `shardscope collect`; NULL for spans a shardscope process wrote itself), and OTLP log records
+# (GenAI content events arrive as logs), joined to their span by (trace_id, span_id).
+TABLES_V2 = """
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS trace_state VARCHAR;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS flags BIGINT;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS resource_schema_url VARCHAR;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS resource_dropped_attributes INTEGER;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS scope_schema_url VARCHAR;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS scope_attributes JSON;
+ALTER TABLE spans ADD COLUMN IF NOT EXISTS scope_dropped_attributes INTEGER;
+CREATE TABLE IF NOT EXISTS log_events (
+    trace_id VARCHAR, span_id VARCHAR, event_name VARCHAR,
+    time TIMESTAMPTZ, time_ns BIGINT, observed_time_ns BIGINT,
+    severity_number INTEGER, severity_text VARCHAR, body JSON, attributes JSON,
+    flags BIGINT, dropped_attributes INTEGER,
+    resource JSON, resource_schema_url VARCHAR,
+    scope_name VARCHAR, scope_version VARCHAR, scope_attributes JSON, scope_schema_url VARCHAR,
+    record_id VARCHAR, writer_id VARCHAR
+);
 """
 
 
@@ -329,7 +351,13 @@ LEFT JOIN writers w ON w.writer_id = s.writer_id
 
 # Descriptions for `shardscope query --schema`, COMMENT ON, and docs/store.md.
 DESCRIPTIONS: dict[str, str] = {
-    "spans": "Every span, raw: ids, timing, status, promoted typed columns, attributes as JSON.",
+    "spans": "Every span, raw: ids, timing, status, promoted typed columns, attributes as JSON. "
+    "trace_state, flags, resource_schema_url, scope_schema_url, scope_attributes and the "
+    "resource/scope dropped counts are set for spans received by `shardscope collect`.",
+    "log_events": "OTLP log records received by `shardscope collect` (GenAI content events such "
+    "as gen_ai.user.message, gen_ai.choice, gen_ai.client.inference.operation.details): "
+    "event_name, body and attributes as JSON; join to spans on (trace_id, span_id), in "
+    "either order of arrival. record_id makes a re-sent record count once.",
     "span_events": "Every span event (token stream, failed retry attempts, exceptions).",
     "writer_stats": "Per writer process, a row with each batch and a heartbeat row every 10 s "
     "when it has nothing to write: spans written, backpressure, errors, spills, drops.",
@@ -364,8 +392,21 @@ def _migrate_to_1(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(TABLES_V1)
 
 
+def _migrate_to_2(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(TABLES_V2)
+
+
 # MIGRATIONS[n] brings a store at version n-1 to version n. Views are always recreated.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _migrate_to_1}
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    1: _migrate_to_1,
+    2: _migrate_to_2,
+}
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Every table at SCHEMA_VERSION, without views or metadata (benchmarks' raw baselines)."""
+    for target in range(1, SCHEMA_VERSION + 1):
+        MIGRATIONS[target](con)
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -79,7 +79,7 @@ class DuckDBSink:
             try:
                 if not self._checked_spills:
                     recovered = self._recover_spills(con, stats)
-                _append(con, prepared.spans, prepared.events)
+                prepared = self.append(con, prepared)
                 self._record_stats(con, stats, prepared)
                 con.execute("COMMIT")
             except BaseException:
@@ -88,8 +88,8 @@ class DuckDBSink:
         except BaseException:
             self.idle()  # a failed connection is never reused
             raise
-        if time.monotonic() - session.opened_at > MAX_HOLD_S:
-            self.idle()  # a long burst lets waiting readers in at least this often
+        if self.release_after_write(session):
+            self.idle()
         self._checked_spills = True
         self._has_written = True
         stats.add(
@@ -102,6 +102,17 @@ class DuckDBSink:
         )
         for path in recovered:
             path.unlink(missing_ok=True)
+
+    def release_after_write(self, session: WriterSession) -> bool:
+        """Whether to close the store after a write: a long burst lets waiting readers in at
+        least every MAX_HOLD_S."""
+        return time.monotonic() - session.opened_at > MAX_HOLD_S
+
+    def append(self, con: duckdb.DuckDBPyConnection, prepared: PreparedBatch) -> PreparedBatch:
+        """Insert a batch inside the open transaction; returns what was actually inserted
+        (the collector's sink leaves out spans the store already holds)."""
+        _append(con, prepared.spans, prepared.events)
+        return prepared
 
     def heartbeat(self, stats: PipelineStats) -> None:
         """Record the current counters (a `writer_stats` row): this process is alive.
@@ -187,6 +198,11 @@ class DuckDBSink:
             # instead of taking both cores from it.
             self._writer.connection.execute("SET threads = 1")
         return self._writer
+
+    @property
+    def released(self) -> bool:
+        """Whether the store is closed (not held between writes)."""
+        return self._writer is None or self._writer.closed
 
     def idle(self) -> None:
         """Close the connection and release the store's write lock."""
