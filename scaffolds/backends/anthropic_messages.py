@@ -17,18 +17,13 @@ from shardscope.config.catalog import ModelEntry
 from shardscope.scaffolds.backends import hosted
 from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilities
 from shardscope.scaffolds.backends.errors import (
-    BackendConnectionError,
     BackendError,
-    CallTimeoutError,
     MalformedResponseError,
     StreamInterruptedError,
 )
-from shardscope.scaffolds.backends.hosted import Endpoint, LoopClients, as_dict, error_text
+from shardscope.scaffolds.backends.hosted import Endpoint, LoopClients, as_dict
 from shardscope.scaffolds.backends.provider_errors import (
-    error_for_status,
-    error_kind,
     require,
-    scrub,
 )
 from shardscope.scaffolds.types import (
     GenerationConfig,
@@ -251,27 +246,16 @@ class AnthropicBackend(Backend):
         yield assembler.output({**body, "stream": True})
 
     def _error(self, exc: Exception, *, streaming: bool = False) -> BackendError:
-        sdk = self._sdk
-        text = scrub(error_text(exc), self._api_key)
-        if isinstance(exc, sdk.APITimeoutError):
-            return CallTimeoutError(f"anthropic: the request timed out ({text})")
-        if isinstance(exc, sdk.APIStatusError):
-            return error_for_status(
-                "anthropic",
-                exc.status_code,
-                text,
-                headers=exc.response.headers,
-                kind=error_kind(exc.body),
-                hint=self.endpoint.hint(),
-            )
-        if isinstance(exc, (sdk.APIResponseValidationError, ValueError)):
-            return MalformedResponseError(f"anthropic: malformed response: {text}")
-        cause = scrub(error_text(exc.__cause__), self._api_key) if exc.__cause__ else text
-        if streaming:
-            return StreamInterruptedError(f"anthropic: the stream broke off: {cause}")
-        if isinstance(exc, sdk.APIConnectionError):
-            return BackendConnectionError(f"anthropic: cannot reach {self.endpoint.host}: {cause}")
-        return MalformedResponseError(f"anthropic: unexpected {type(exc).__name__}: {text}")
+        """Our error for an SDK (or transport) exception, with the key scrubbed out."""
+        return hosted.sdk_error(
+            exc,
+            self._sdk,
+            name="anthropic",
+            endpoint=self.endpoint,
+            api_key=self._api_key,
+            streaming=streaming,
+            malformed=(ValueError,),
+        )
 
     async def aclose(self) -> None:
         await self._clients.aclose()

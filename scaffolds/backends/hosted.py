@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from shardscope.scaffolds.backends.errors import AuthenticationError, MalformedResponseError
+from shardscope.scaffolds.backends.errors import (
+    AuthenticationError,
+    BackendConnectionError,
+    BackendError,
+    CallTimeoutError,
+    MalformedResponseError,
+    StreamInterruptedError,
+)
 from shardscope.scaffolds.backends.log_redaction import protect_logs
+from shardscope.scaffolds.backends.provider_errors import error_for_status, error_kind, scrub
 
 NO_KEY = "no-key-required"  # local OpenAI-compatible servers accept any key
 
@@ -104,6 +112,43 @@ def error_text(exc: BaseException) -> str:
         if isinstance(inner, Mapping) and inner.get("message"):
             return str(inner["message"])
     return str(exc) or type(exc).__name__
+
+
+def sdk_error(
+    exc: Exception,
+    sdk: Any,
+    *,
+    name: str,
+    endpoint: Endpoint,
+    api_key: str | None,
+    streaming: bool,
+    malformed: tuple[type[Exception], ...],
+) -> BackendError:
+    """Our error for an exception of the openai or anthropic SDK (they share one exception
+    hierarchy: ``APITimeoutError``, ``APIStatusError``, ``APIResponseValidationError``,
+    ``APIConnectionError``), with the key scrubbed out. ``malformed`` adds the exception types
+    the SDK raises on a body it cannot parse; ``streaming`` says chunks had already arrived.
+    """
+    text = scrub(error_text(exc), api_key)
+    if isinstance(exc, sdk.APITimeoutError):
+        return CallTimeoutError(f"{name}: the request timed out ({text})")
+    if isinstance(exc, sdk.APIStatusError):
+        return error_for_status(
+            name,
+            exc.status_code,
+            text,
+            headers=exc.response.headers,
+            kind=error_kind(exc.body),
+            hint=endpoint.hint(),
+        )
+    if isinstance(exc, (sdk.APIResponseValidationError, *malformed)):
+        return MalformedResponseError(f"{name}: malformed response: {text}")
+    cause = scrub(error_text(exc.__cause__), api_key) if exc.__cause__ else text
+    if streaming:
+        return StreamInterruptedError(f"{name}: the stream broke off: {cause}")
+    if isinstance(exc, sdk.APIConnectionError):
+        return BackendConnectionError(f"{name}: cannot reach {endpoint.host}: {cause}")
+    return MalformedResponseError(f"{name}: unexpected {type(exc).__name__}: {text}")
 
 
 def as_dict(obj: Any, name: str) -> dict[str, Any]:

@@ -17,18 +17,11 @@ from shardscope.scaffolds.backends import hosted
 from shardscope.scaffolds.backends import openai_wire as wire
 from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilities
 from shardscope.scaffolds.backends.errors import (
-    BackendConnectionError,
     BackendError,
-    CallTimeoutError,
-    MalformedResponseError,
-    StreamInterruptedError,
 )
-from shardscope.scaffolds.backends.hosted import NO_KEY, Endpoint, LoopClients, as_dict, error_text
+from shardscope.scaffolds.backends.hosted import NO_KEY, Endpoint, LoopClients, as_dict
 from shardscope.scaffolds.backends.provider_errors import (
-    error_for_status,
-    error_kind,
     require,
-    scrub,
 )
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 
@@ -99,27 +92,15 @@ class OpenAIBackend(Backend):
 
     def _error(self, exc: Exception, *, streaming: bool = False) -> BackendError:
         """Our error for an SDK (or transport) exception, with the key scrubbed out."""
-        sdk = self._sdk
-        text = scrub(error_text(exc), self._api_key)
-        if isinstance(exc, sdk.APITimeoutError):
-            return CallTimeoutError(f"{self.provider}: the request timed out ({text})")
-        if isinstance(exc, sdk.APIStatusError):
-            return error_for_status(
-                self.provider,
-                exc.status_code,
-                text,
-                headers=exc.response.headers,
-                kind=error_kind(exc.body),
-                hint=self.endpoint.hint(),
-            )
-        if isinstance(exc, (sdk.APIResponseValidationError, json.JSONDecodeError)):
-            return MalformedResponseError(f"{self.provider}: malformed response: {text}")
-        cause = scrub(error_text(exc.__cause__), self._api_key) if exc.__cause__ else text
-        if streaming:
-            return StreamInterruptedError(f"{self.provider}: the stream broke off: {cause}")
-        if isinstance(exc, sdk.APIConnectionError):
-            return BackendConnectionError(f"{self.provider}: cannot reach {self.endpoint.host}: {cause}")
-        return MalformedResponseError(f"{self.provider}: unexpected {type(exc).__name__}: {text}")
+        return hosted.sdk_error(
+            exc,
+            self._sdk,
+            name=self.provider,
+            endpoint=self.endpoint,
+            api_key=self._api_key,
+            streaming=streaming,
+            malformed=(json.JSONDecodeError,),
+        )
 
     async def aclose(self) -> None:
         await self._clients.aclose()
