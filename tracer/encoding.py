@@ -190,6 +190,7 @@ class SpanBatch:
         # The SDK is pinned; tests cover this against it.
         c = self.spans
         ctx = span._context
+        assert ctx is not None  # the SDK gives every span it ends a context
         trace_id = format(ctx.trace_id, "032x")
         span_id = format(ctx.span_id, "016x")
         start = span._start_time or 0

@@ -229,6 +229,9 @@ class _SpanScope:
 
     def __enter__(self) -> TracedSpan:
         span = self._tracing.tracer.start_span(self._name, kind=self._kind, attributes=self._attrs)
+        # Tracing's tracer comes from the SDK's provider (always sampled), so the span is an SDK
+        # span; TracedSpan and __exit__ read its recorded attributes and start time.
+        assert isinstance(span, Span), type(span)
         self._span = span
         self._token = otel_context.attach(trace.set_span_in_context(span))
         return TracedSpan(span, self._tracing.policy)

@@ -141,7 +141,8 @@ class Store:
             ) from None
 
     def _connect(self, *, read_only: bool, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
-        config = {"enable_external_access": "false"} if sandboxed else {}
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"enable_external_access": "false"} if sandboxed else {})
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.01
         while True:

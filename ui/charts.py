@@ -27,7 +27,7 @@ def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
     return alt.Scale(domain=domain, range=[colors.get(k, "#757575") for k in domain])
 
 
-def success_rates(summary: pd.DataFrame, group: str) -> alt.Chart:
+def success_rates(summary: pd.DataFrame, group: str) -> alt.LayerChart:
     """Success rate per group with its 95% interval (clustered by task) as error bars."""
     base = alt.Chart(summary).encode(y=alt.Y(f"{group}:N", title=None, sort=None))
     bars = base.mark_rule(strokeWidth=2, color="#455a64").encode(
@@ -43,7 +43,8 @@ def success_rates(summary: pd.DataFrame, group: str) -> alt.Chart:
                  alt.Tooltip("success_se:Q", title="SE", format=".1%"),
                  alt.Tooltip("ci_low:Q", format=".1%"), alt.Tooltip("ci_high:Q", format=".1%")],
     )
-    return (bars + points).properties(height=_rows_height(len(summary)))
+    layered: alt.LayerChart = (bars + points).properties(height=_rows_height(len(summary)))
+    return layered
 
 
 def outcome_heatmap(matrix: pd.DataFrame, colour_by: str = "success_rate") -> alt.Chart:
@@ -63,7 +64,7 @@ def outcome_heatmap(matrix: pd.DataFrame, colour_by: str = "success_rate") -> al
     if colour_by not in colours:
         raise ValueError(f"cannot colour the heatmap by {colour_by!r}; choose from "
                          f"{', '.join(colours)}")
-    return alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
+    chart: alt.Chart = alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
         x=alt.X("task:N", title="task", sort=None, axis=alt.Axis(labelLimit=120)),
         y=alt.Y("row:N", title=None, sort=None),
         color=colours[colour_by],
@@ -72,6 +73,7 @@ def outcome_heatmap(matrix: pd.DataFrame, colour_by: str = "success_rate") -> al
                  alt.Tooltip("top_outcome:N", title="most common")]
         + [alt.Tooltip(f"{o}:Q") for o in outcome_columns],
     ).properties(height=_rows_height(data["row"].nunique(), 28) + 60)
+    return chart
 
 
 def outcome_bars(summary: pd.DataFrame, group: str) -> alt.Chart:
@@ -79,7 +81,7 @@ def outcome_bars(summary: pd.DataFrame, group: str) -> alt.Chart:
     present = [o for o in OUTCOMES if o in summary and summary[o].sum() > 0]
     long = summary[[group, *present]].melt(id_vars=[group], var_name="outcome",
                                            value_name="episodes")
-    return alt.Chart(long).mark_bar().encode(
+    chart: alt.Chart = alt.Chart(long).mark_bar().encode(
         y=alt.Y(f"{group}:N", title=None, sort=None),
         x=alt.X("episodes:Q", stack="normalize", title="share of episodes",
                 axis=alt.Axis(format="%")),
@@ -89,16 +91,18 @@ def outcome_bars(summary: pd.DataFrame, group: str) -> alt.Chart:
     ).transform_calculate(
         outcome_rank="indexof(" + str(list(OUTCOMES)) + ", datum.outcome)"
     ).properties(height=_rows_height(len(summary)))
+    return chart
 
 
 def per_group_bars(summary: pd.DataFrame, group: str, column: str, title: str,
                    fmt: str = ",.0f") -> alt.Chart:
     data = summary[[group, column]].dropna()
-    return alt.Chart(data).mark_bar(color="#5c6bc0").encode(
+    chart: alt.Chart = alt.Chart(data).mark_bar(color="#5c6bc0").encode(
         y=alt.Y(f"{group}:N", title=None, sort=None),
         x=alt.X(f"{column}:Q", title=title),
         tooltip=[f"{group}:N", alt.Tooltip(f"{column}:Q", format=fmt)],
     ).properties(height=_rows_height(len(data)))
+    return chart
 
 
 def waterfall(spans: pd.DataFrame) -> alt.Chart:
@@ -108,7 +112,7 @@ def waterfall(spans: pd.DataFrame) -> alt.Chart:
     data["order"] = range(len(data))
     data["row"] = [f"{i:04d} {label}" for i, label in enumerate(data["label"])]
     present = list(dict.fromkeys(data["span_type"]))
-    return alt.Chart(data).mark_bar(minBandSize=2).encode(
+    chart: alt.Chart = alt.Chart(data).mark_bar(minBandSize=2).encode(
         y=alt.Y("row:N", sort=None, title=None,
                 axis=alt.Axis(labelExpr="substring(datum.value, 5)", labelLimit=260)),
         x=alt.X("offset_ms:Q", title="ms since the episode started"),
@@ -118,6 +122,7 @@ def waterfall(spans: pd.DataFrame) -> alt.Chart:
         tooltip=["name:N", "span_type:N", alt.Tooltip("offset_ms:Q", format=",.2f"),
                  alt.Tooltip("duration_ms:Q", format=",.2f"), "status_code:N"],
     ).properties(height=_rows_height(len(data), 22))
+    return chart
 
 
 def token_timeline(tokens: pd.DataFrame) -> alt.Chart:
@@ -127,12 +132,13 @@ def token_timeline(tokens: pd.DataFrame) -> alt.Chart:
     y = alt.Y("logprob:Q", title="logprob") if has_logprobs else alt.Y("token_index:Q", title="token #")
     color = (alt.Color("logprob:Q", scale=alt.Scale(scheme="redyellowgreen", domainMax=0))
              if has_logprobs else alt.value("#1e88e5"))
-    return alt.Chart(data).mark_circle(size=70).encode(
+    chart: alt.Chart = alt.Chart(data).mark_circle(size=70).encode(
         x=alt.X("offset_ms:Q", title="ms since the request was sent"),
         y=y, color=color,
         tooltip=["token_index:Q", "token:N", alt.Tooltip("offset_ms:Q", format=",.1f"),
                  alt.Tooltip("logprob:Q", format=".3f"), alt.Tooltip("probability:Q", format=".1%")],
     ).properties(height=220)
+    return chart
 
 
 def result_chart(frame: pd.DataFrame, x: str, y: str, kind: str) -> alt.Chart:
@@ -141,11 +147,12 @@ def result_chart(frame: pd.DataFrame, x: str, y: str, kind: str) -> alt.Chart:
             "point": alt.Chart(frame).mark_point()}[kind]
     x_type = "Q" if pd.api.types.is_numeric_dtype(frame[x]) and kind != "bar" else (
         "T" if pd.api.types.is_datetime64_any_dtype(frame[x]) else "N")
-    return mark.encode(x=alt.X(f"{x}:{x_type}", sort=None), y=alt.Y(f"{y}:Q"),
-                       tooltip=list(frame.columns[:8])).properties(height=320)
+    chart: alt.Chart = mark.encode(x=alt.X(f"{x}:{x_type}", sort=None), y=alt.Y(f"{y}:Q"),
+                                   tooltip=list(frame.columns[:8])).properties(height=320)
+    return chart
 
 
-def differences(comparisons: pd.DataFrame, percent: bool = True) -> alt.Chart:
+def differences(comparisons: pd.DataFrame, percent: bool = True) -> alt.LayerChart:
     """Paired difference (a − b) per pair of systems with its 95% interval; zero marked."""
     data = comparisons.assign(pair=comparisons["a"] + " − " + comparisons["b"],
                               verdict=comparisons["significant"].map(
@@ -164,18 +171,20 @@ def differences(comparisons: pd.DataFrame, percent: bool = True) -> alt.Chart:
                  alt.Tooltip("p_value:Q", format=".4f"), alt.Tooltip("p_adjusted:Q", format=".4f"),
                  alt.Tooltip("mde:Q", title="MDE", format=".3f"), "method:N"])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 3]).encode(x="x:Q")
-    return (rule + points + zero).properties(height=_rows_height(len(data)))
+    layered: alt.LayerChart = (rule + points + zero).properties(height=_rows_height(len(data)))
+    return layered
 
 
 def tool_shares(profile: pd.DataFrame) -> alt.Chart:
     """Share of each system's tool calls per tool, with the tool's error rate on hover."""
-    return alt.Chart(profile).mark_bar().encode(
+    chart: alt.Chart = alt.Chart(profile).mark_bar().encode(
         y=alt.Y("system:N", title=None, sort=None),
         x=alt.X("calls:Q", stack="normalize", title="share of tool calls", axis=alt.Axis(format="%")),
         color=alt.Color("tool_name:N", title="tool"),
         tooltip=["system:N", "tool_name:N", "calls:Q", alt.Tooltip("share:Q", format=".0%"),
                  alt.Tooltip("error_rate:Q", title="error rate", format=".0%")],
     ).properties(height=_rows_height(profile["system"].nunique()))
+    return chart
 
 
 def influence_map(influence: pd.DataFrame, value: str = "success_drop") -> alt.Chart:
@@ -185,7 +194,7 @@ def influence_map(influence: pd.DataFrame, value: str = "success_drop") -> alt.C
                             column=influence["model"] + " · " + influence["scaffold"])
     title = {"success_drop": "success drop", "score_drop": "score drop",
              "trajectory_change": "trajectory change"}[value]
-    return alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
+    chart: alt.Chart = alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
         x=alt.X("column:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=200)),
         y=alt.Y("row:N", title="task · shard", sort=None),
         color=alt.Color(f"{value}:Q", title=title,
@@ -197,3 +206,4 @@ def influence_map(influence: pd.DataFrame, value: str = "success_drop") -> alt.C
                  alt.Tooltip("score_drop:Q", format=".2f"),
                  alt.Tooltip("trajectory_change:Q", format=".2f")],
     ).properties(height=_rows_height(data["row"].nunique(), 26) + 40)
+    return chart

@@ -98,10 +98,11 @@ def _system_as_message(raw: Any) -> Any:
 
 def _json(value: Any) -> str:
     if isinstance(value, str):
+        text = value
         try:
-            value = json.loads(value)
+            value = json.loads(text)
         except json.JSONDecodeError:
-            return value
+            return text
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 

@@ -13,6 +13,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 import streamlit as st
@@ -31,7 +32,12 @@ from shardscope.tracer.queries.user_sql import sql_result
 from shardscope.tracer.store import Store
 
 ENV_DB = "SHARDSCOPE_DB"  # the setting's variable: `shardscope ui` passes --db as well
-_CACHE = {"show_spinner": False, "max_entries": 16}
+class _CacheOptions(TypedDict):
+    show_spinner: bool
+    max_entries: int
+
+
+_CACHE: _CacheOptions = {"show_spinner": False, "max_entries": 16}
 
 
 def store_path(argv: list[str] | None = None) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
@@ -54,8 +55,15 @@ def multiselect(label: str, options: tuple[str, ...], key: str, **kwargs: Any) -
 
 def filter_from_state(prefix: str, fields: tuple[str, ...]) -> EpisodeFilter:
     """The filter the bar's widgets hold now (before they are drawn in this rerun)."""
-    return EpisodeFilter(**{
+    return _episode_filter({
         name: tuple(st.session_state.get(f"{prefix}_{name}") or ()) for name in fields})
+
+
+def _episode_filter(chosen: Mapping[str, tuple[str, ...]]) -> EpisodeFilter:
+    """The filter of these multiselect fields (by EpisodeFilter's field names; absent: all)."""
+    return EpisodeFilter(run_ids=chosen.get("run_ids", ()), suites=chosen.get("suites", ()),
+                         tasks=chosen.get("tasks", ()), scaffolds=chosen.get("scaffolds", ()),
+                         models=chosen.get("models", ()), outcomes=chosen.get("outcomes", ()))
 
 
 def filter_bar(facets: Facets, prefix: str, *, fields: tuple[str, ...],
@@ -74,7 +82,7 @@ def filter_bar(facets: Facets, prefix: str, *, fields: tuple[str, ...],
                 if f"{prefix}_{name}" not in st.session_state:
                     extra["default"] = [r for r in default_runs if r in options]
             chosen[name] = multiselect(labels[name], options, f"{prefix}_{name}", **extra)
-    return EpisodeFilter(**chosen)
+    return _episode_filter(chosen)
 
 
 def run_labels(summary: StoreSummary) -> dict[str, str]:

@@ -13,9 +13,10 @@ import resource
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 MAX_CAPTURED_BYTES = 8 * 1024 * 1024  # RLIMIT_FSIZE: a child writing more is stopped
 _READ_BACK = 64 * 1024
@@ -41,7 +42,7 @@ class Completed:
         return "MemoryError" in self.output or "Cannot allocate memory" in self.output
 
 
-def _limits(memory_mb: int, cpu_s: int):
+def _limits(memory_mb: int, cpu_s: int) -> Callable[[], None]:
     def apply() -> None:
         # Runs in the child between fork and exec: only async-signal-tolerant calls here.
         memory = memory_mb * 1024 * 1024
@@ -92,7 +93,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _read_back(sink) -> tuple[str, int]:
+def _read_back(sink: IO[bytes]) -> tuple[str, int]:
     size = sink.seek(0, os.SEEK_END)
     sink.seek(0)
     if size <= 2 * _READ_BACK:

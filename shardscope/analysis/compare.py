@@ -135,13 +135,15 @@ def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
                                   "mean_score": "mean_score", "se_score": "score_se"})
 
 
-def _divergence(episodes: pd.DataFrame, paths: dict, a: str, b: str) -> PairDivergence:
+def _divergence(episodes: pd.DataFrame, paths: dict[str, list[trajectory.Action]], a: str,
+                b: str) -> PairDivergence:
     pairs = trajectory.pair_episodes(episodes, a, b)
     table = trajectory.divergence_table(pairs, paths)
     return PairDivergence(a, b, table, trajectory.divergence_summary(table))
 
 
-def shard_influence(ablation: pd.DataFrame, paths: dict) -> pd.DataFrame:
+def shard_influence(ablation: pd.DataFrame,
+                    paths: dict[str, list[trajectory.Action]]) -> pd.DataFrame:
     """Influence per suite x shard x model x scaffold x mode (each task's shards by name)."""
     return influence.shard_influence(influence.ablation_pairs(ablation, paths, trajectory.distance))
 

@@ -38,7 +38,7 @@ def ablation_pairs(episodes: pd.DataFrame, trajectories: Mapping[str, Sequence[A
         on="baseline_episode_key", how="inner",
     )
     if trajectories is not None and distance is not None:
-        change = [distance(trajectories.get(b, ()), trajectories.get(a, ()))
+        change: list[float] | float = [distance(trajectories.get(b, ()), trajectories.get(a, ()))
                   for b, a in zip(pairs.base_episode_id, pairs.episode_id, strict=True)]
     else:
         change = np.nan

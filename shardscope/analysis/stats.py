@@ -23,6 +23,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -116,7 +117,7 @@ def finished(episodes: pd.DataFrame) -> pd.DataFrame:
     return episodes[episodes["outcome"].notna()]
 
 
-def system_label(row: pd.Series | dict, keys: Sequence[str] = SYSTEM_KEYS) -> str:
+def system_label(row: pd.Series | dict[str, Any], keys: Sequence[str] = SYSTEM_KEYS) -> str:
     return " · ".join(str(row[k]) for k in keys)
 
 
@@ -191,6 +192,18 @@ def task_means(episodes: pd.DataFrame, metric: str = "success",
     return frame.groupby([*TASK_KEYS, "system"], sort=True)["value"].mean().unstack("system")
 
 
+class _PairHead(TypedDict):
+    """The fields of a PairedComparison known before the test runs."""
+
+    a: str
+    b: str
+    metric: str
+    tasks: int
+    alpha: float
+    mean_a: float
+    mean_b: float
+
+
 def paired_comparison(a: np.ndarray, b: np.ndarray, *, labels: tuple[str, str] = ("a", "b"),
                       metric: str = "success", alpha: float = 0.05, power: float = 0.8,
                       seed: int = 0) -> PairedComparison:
@@ -200,7 +213,7 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, *, labels: tuple[str, str] =
     a, b = a[keep], b[keep]
     d = a - b
     n = len(d)
-    base = {"a": labels[0], "b": labels[1], "metric": metric, "tasks": n, "alpha": alpha,
+    base: _PairHead = {"a": labels[0], "b": labels[1], "metric": metric, "tasks": n, "alpha": alpha,
                 "mean_a": float(a.mean()) if n else math.nan, "mean_b": float(b.mean()) if n else math.nan}
     if n < 2:
         return PairedComparison(**base, diff=float(d.mean()) if n else math.nan, se=math.nan,

@@ -9,7 +9,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from shardscope.config.errors import ShardscopeError
 from shardscope.config.settings import Settings, load_settings
@@ -79,7 +82,11 @@ def ui_command(db: Path | None, host: str | None, port: int | None, open_browser
             signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_on_sigterm() -> object:
+# What signal.signal returns and accepts (typeshed's private signal._HANDLER).
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def _stop_on_sigterm() -> _Handler:
     """SIGTERM unwinds like Ctrl-C, so the server is never left running without us."""
     if threading.current_thread() is not threading.main_thread():
         return None
@@ -90,7 +97,7 @@ def _stop_on_sigterm() -> object:
     return signal.signal(signal.SIGTERM, raise_exit)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
     process.terminate()

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from shardscope.analysis import trajectory
-from shardscope.analysis.compare import Comparison, NothingToCompare
+from shardscope.analysis.compare import Comparison, NothingToCompare, PairDivergence
 from shardscope.tracer.queries.comparison import Selection
 from shardscope.ui import charts, data, navigation, widgets
 
@@ -118,7 +118,8 @@ def _task_label(task: str, table: pd.DataFrame) -> str:
     return f"{task} · parts at step {int(parted.position.min())}"
 
 
-def _aligned(result: Comparison, pair, task: str, seed, reference: str, other: str) -> None:
+def _aligned(result: Comparison, pair: PairDivergence, task: str, seed: object, reference: str,
+             other: str) -> None:
     row = pair.table[(pair.table.task_id == task) & (pair.table.seed == seed)]
     if row.empty:
         st.caption(f"{other}: no episode of {task} with seed {seed}")
@@ -157,12 +158,13 @@ def _op_label(col: trajectory.Aligned) -> str:
     return OPS[col.op]
 
 
-def _outcome(row: pd.Series, pair, system: str) -> str:
-    return row.outcome_a if system == pair.a else row.outcome_b
+def _outcome(row: pd.Series, pair: PairDivergence, system: str) -> str:
+    outcome: str = row.outcome_a if system == pair.a else row.outcome_b
+    return outcome
 
 
-def _step(action: trajectory.Action) -> int | None:
-    return action.step_index if action.step_index >= 0 else None
+def _step(action: trajectory.Action | None) -> int | None:
+    return action.step_index if action is not None and action.step_index >= 0 else None
 
 
 def _highlight(row: pd.Series) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
 import streamlit as st
 
 from shardscope.analysis.summaries import model_summary, outcome_matrix, run_outcomes
@@ -48,7 +49,7 @@ def render() -> None:
     _resources(summary_frame, label)
 
 
-def _running(summary: StoreSummary, cube) -> None:
+def _running(summary: StoreSummary, cube: pd.DataFrame) -> None:
     if not summary.running and not summary.stale:
         return
     st.subheader("Running")
@@ -64,7 +65,7 @@ def _running(summary: StoreSummary, cube) -> None:
                        icon=":material/warning:")
 
 
-def _headline(cube, flt: EpisodeFilter) -> None:
+def _headline(cube: pd.DataFrame, flt: EpisodeFilter) -> None:
     total = model_summary(cube.assign(all="all"), flt, by=("all",)).iloc[0]
     cells = st.columns(5)
     cells[0].metric("Episodes", f"{total.episodes:,}")
@@ -83,7 +84,7 @@ def _grouping() -> tuple[str, ...]:
                                                                                    ("model",))
 
 
-def _success(frame, label: str) -> None:
+def _success(frame: pd.DataFrame, label: str) -> None:
     st.subheader("Success rate")
     left, right = st.columns([3, 2])
     with left:
@@ -107,7 +108,7 @@ def _success(frame, label: str) -> None:
 HEATMAP_COLOURS = {"success rate": "success_rate", "most frequent outcome": "top_outcome"}
 
 
-def _matrix(cube, flt: EpisodeFilter) -> None:
+def _matrix(cube: pd.DataFrame, flt: EpisodeFilter) -> None:
     st.subheader("Outcomes: models x tasks")
     matrix = outcome_matrix(cube, flt)
     colour = st.segmented_control("Colour by", list(HEATMAP_COLOURS), default="success rate",
@@ -117,7 +118,7 @@ def _matrix(cube, flt: EpisodeFilter) -> None:
     st.altair_chart(charts.outcome_heatmap(matrix, HEATMAP_COLOURS[colour]), width="stretch")
 
 
-def _resources(frame, label: str) -> None:
+def _resources(frame: pd.DataFrame, label: str) -> None:
     st.subheader("Tokens, cost and time")
     cells = st.columns(3)
     with cells[0]:

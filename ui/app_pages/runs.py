@@ -46,7 +46,8 @@ def render() -> None:
     cells = st.columns([3, 2, 1, 1])
     cells[0].text_input("Search", key="runs_search",
                         placeholder="task id, episode id, answer or error text")
-    cells[1].selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.get, key="runs_sort")
+    cells[1].selectbox("Sort by", list(SORT_LABELS), format_func=lambda s: SORT_LABELS[s],
+                       key="runs_sort")
     cells[2].toggle("Descending", value=True, key="runs_descending")
     cells[3].selectbox("Rows", ROW_LIMITS, index=1, key="runs_limit")
     if _options(flt) != asked:  # a filter value vanished from the store: ask again
@@ -69,7 +70,7 @@ def render() -> None:
                        file_name="episodes.csv", mime="text/csv", icon=":material/download:")
 
 
-def _options(flt: EpisodeFilter) -> tuple:
+def _options(flt: EpisodeFilter) -> tuple[EpisodeFilter, str, bool, int]:
     state = st.session_state
     search = state.get("runs_search", "")
     return (dataclasses.replace(flt, search=search),

@@ -40,7 +40,7 @@ def render() -> None:
     suite = cells[0].selectbox("Suite", with_ablations or suites, key="shards_suite")
     mode = cells[1].segmented_control("Ablation", ["removed", "replaced", "both"],
                                       default="both", key="shards_mode") or "both"
-    value = cells[2].segmented_control("Colour by", list(VALUES), format_func=VALUES.get,
+    value = cells[2].segmented_control("Colour by", list(VALUES), format_func=lambda v: VALUES[v],
                                        default="success_drop", key="shards_value") or "success_drop"
     influence, pairs = data.ablations(ctx.path, ctx.version, Selection(suites=(suite,)))
     if influence.empty:
@@ -110,10 +110,10 @@ def _drill_down(pairs: pd.DataFrame, mode: str) -> None:
     picked = event.selection.rows if event is not None else []
     if picked:
         row = rows.iloc[picked[0]]
-        cells = st.columns(2)
-        cells[0].page_link(navigation.TRACE_PAGE, label="open the ablated episode",
+        links = st.columns(2)
+        links[0].page_link(navigation.TRACE_PAGE, label="open the ablated episode",
                            icon=":material/account_tree:", query_params={"episode": row.episode_id})
-        cells[1].page_link(navigation.TRACE_PAGE, label="open its baseline",
+        links[1].page_link(navigation.TRACE_PAGE, label="open its baseline",
                            icon=":material/account_tree:",
                            query_params={"episode": row.base_episode_id})
 

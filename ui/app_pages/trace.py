@@ -4,6 +4,7 @@ token stream of any LLM call (coloured by logprob), and raw attributes on demand
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -42,21 +43,21 @@ def render() -> None:
         _attributes(ctx, trace.spans)
 
 
-def _picker(picker: pd.DataFrame, episode: dict) -> None:
+def _picker(picker: pd.DataFrame, episode: dict[str, Any]) -> None:
     current = str(episode["episode_id"])
     labels = dict(zip(picker["episode_id"], picker["label"], strict=True))
     labels.setdefault(current, episode_label(episode))
     cells = st.columns([3, 1])
-    choice = cells[0].selectbox("Episode (the latest 200)", list(labels), format_func=labels.get,
-                                index=list(labels).index(current))
+    choice = cells[0].selectbox("Episode (the latest 200)", list(labels),
+                                format_func=lambda e: labels[e], index=list(labels).index(current))
     typed = cells[1].text_input("or an episode id", placeholder="e.g. 1953288c7579466e").strip()
     target = typed or choice
-    if target != current:
+    if target is not None and target != current:
         st.query_params["episode"] = target
         st.rerun()
 
 
-def _header(ep: dict) -> None:
+def _header(ep: dict[str, Any]) -> None:
     seed = "" if pd.isna(ep.get("seed")) else f" · seed {int(ep['seed'])}"
     st.subheader(f"{ep['model']} · {ep['scaffold']} · {ep['suite']}/{ep['task_id']}{seed}")
     ablation = f" · ablation: {ep['ablation_shard']} {ep['ablation_mode']}" if ep.get("ablation_shard") else ""
@@ -91,7 +92,7 @@ def _timeline(spans: pd.DataFrame) -> None:
     })
 
 
-def _call_label(row: dict) -> str:
+def _call_label(row: dict[str, Any]) -> str:
     step = "–" if pd.isna(row["step_index"]) else int(row["step_index"])
     tokens = "" if pd.isna(row["output_tokens"]) else f" · {int(row['output_tokens'])} tokens out"
     return f"step {step} · {row['request_model']}{tokens} · {row['span_id']}"
@@ -102,7 +103,8 @@ def _tokens(ctx: data.Context, calls: pd.DataFrame) -> None:
         st.info("This episode made no LLM call.")
         return
     labels = {r["span_id"]: _call_label(r) for r in calls.to_dict("records")}
-    span_id = st.selectbox("LLM call", list(labels), format_func=labels.get, key="trace_call")
+    span_id = st.selectbox("LLM call", list(labels), format_func=lambda s: labels[s],
+                           key="trace_call")
     tokens = data.tokens(ctx.path, ctx.version, span_id)
     if tokens.empty:
         st.info("No token stream recorded for this call (it was not streamed, or failed).")
@@ -122,7 +124,7 @@ def _tokens(ctx: data.Context, calls: pd.DataFrame) -> None:
 def _attributes(ctx: data.Context, spans: pd.DataFrame) -> None:
     labels = {r["span_id"]: f"{r['name']} · {r['span_type']} · {r['span_id']}"
               for r in spans.to_dict("records")}
-    span_id = st.selectbox("Span", list(labels), format_func=labels.get, key="trace_span")
+    span_id = st.selectbox("Span", list(labels), format_func=lambda s: labels[s], key="trace_span")
     if not st.toggle("Show raw attributes", key="trace_raw"):
         st.caption("Raw attributes, resource and events are read from the store on demand.")
         return
