@@ -190,18 +190,11 @@ def run_limited(
         inner_env[CHANNEL_ENV] = str(write_end)
     try:
         if bwrap is None:
-            spec = {"copy": None, "uid": None, "own": [], "limits": limits}
-            full = [sys.executable, "-c", _SHIM, json.dumps(spec), *command]
+            full = [sys.executable, "-c", _SHIM, _shim_spec(False, limits), *command]
             done = _spawn(full, cwd, inner_env, timeout_s, write_end)
         else:
-            spec = {
-                "copy": [_SOURCE, _WORK],
-                "uid": random.randint(200_000, 1_999_999) if os.geteuid() == 0 else None,
-                "own": [_WORK, _TMP],
-                "limits": limits,
-            }
             outer = _bwrap_argv(bwrap, cwd, support, inner_env)
-            full = [*outer, "--", sys.executable, "-c", _SHIM, json.dumps(spec), *command]
+            full = [*outer, "--", sys.executable, "-c", _SHIM, _shim_spec(True, limits), *command]
             done = _spawn(full, cwd, {}, timeout_s, write_end)
         write_end = -1  # _spawn closed it
         message = _drain(read_end) if channel else None
@@ -210,6 +203,16 @@ def run_limited(
             if fd >= 0:
                 os.close(fd)
     return dataclasses.replace(done, sandboxed=bwrap is not None, warning=warning, channel=message)
+
+
+def _shim_spec(sandboxed: bool, limits: dict[str, tuple[int, int]]) -> str:
+    """What the shim does before exec: copy the workdir in, drop root, set the limits."""
+    spec: dict[str, object] = {"copy": None, "uid": None, "own": [], "limits": limits}
+    if sandboxed:
+        # a uid of its own per call, so RLIMIT_NPROC counts this sandbox's processes only
+        uid = random.randint(200_000, 1_999_999) if os.geteuid() == 0 else None
+        spec.update(copy=[_SOURCE, _WORK], uid=uid, own=[_WORK, _TMP])
+    return json.dumps(spec)
 
 
 def _fill(text: str, paths: Mapping[str, str]) -> str:
@@ -230,9 +233,7 @@ def _limits(memory_mb: int, cpu_s: int) -> dict[str, tuple[int, int]]:
     }
 
 
-def _bwrap_argv(
-    bwrap: str, cwd: Path, support: Path | None, env: Mapping[str, str]
-) -> list[str]:
+def _bwrap_argv(bwrap: str, cwd: Path, support: Path | None, env: Mapping[str, str]) -> list[str]:
     as_root = os.geteuid() == 0
     args = [bwrap, *_namespace_flags(as_root), "--die-with-parent", "--new-session"]
     if as_root:
