@@ -205,6 +205,28 @@ def test_filling_the_disk_stops_at_the_quota(tmp_path: Path) -> None:
     _contained(run)
 
 
+@needs_bwrap
+def test_a_fork_bomb_stops_at_the_process_limit(tmp_path: Path) -> None:
+    run = _pytest(
+        tmp_path,
+        "import os, time, pytest\n"
+        "def test_bomb():\n"
+        "    children = []\n"
+        "    with pytest.raises(BlockingIOError):\n"
+        "        for _ in range(10_000):\n"
+        "            pid = os.fork()\n"
+        "            if pid == 0:\n"
+        "                time.sleep(30)\n"
+        "                os._exit(0)\n"
+        "            children.append(pid)\n"
+        f"    assert len(children) < {sandbox.MAX_PROCESSES}, len(children)\n"
+        "    for pid in children:\n"
+        "        os.kill(pid, 9)\n"
+        "        os.waitpid(pid, 0)\n",
+    )
+    _contained(run)
+
+
 @pytest.fixture
 def bugfix(tmp_path: Path):
     task = get_suite("bugfix").task("bugfix-001")
