@@ -165,15 +165,17 @@ def run_limited(
     env: Mapping[str, str] | None = None,
     support: Path | None = None,
     channel: bool = False,
+    isolate: bool = True,
 ) -> Completed:
     """Run ``argv`` on a copy of ``cwd`` in the sandbox; never raises for what the child does.
 
     ``support`` is a host directory shown read-only at ``SUPPORT_TOKEN``; ``env`` is the whole
-    environment the command gets.
+    environment the command gets. ``isolate=False`` (for our own trusted worker code) runs it
+    with the limits only, in ``cwd`` itself, and quietly.
     """
-    bwrap, reason = bwrap_status()
+    bwrap, reason = bwrap_status() if isolate else (None, "")
     warning = None
-    if bwrap is None:
+    if bwrap is None and isolate:
         warning = (
             f"WARNING: {reason}: this ran WITHOUT a sandbox (resource limits only; it could "
             "read your files, use the network and leave processes behind)"
