@@ -14,7 +14,7 @@ def _run(workdir: Path, **kwargs):
     ctx = ToolContext(
         workdir=workdir,
         max_output_chars=kwargs.pop("max_output_chars", 1000),
-        timeout_s=kwargs.pop("timeout_s", 3.0),
+        timeout_s=kwargs.pop("timeout_s", 30.0),  # generous: 2 cores, heavily shared
         memory_mb=kwargs.pop("memory_mb", 256),
     )
     return default_registry().get("run_tests").run(kwargs, ctx)
