@@ -165,17 +165,15 @@ def run_limited(
     env: Mapping[str, str] | None = None,
     support: Path | None = None,
     channel: bool = False,
-    isolate: bool = True,
 ) -> Completed:
     """Run ``argv`` on a copy of ``cwd`` in the sandbox; never raises for what the child does.
 
     ``support`` is a host directory shown read-only at ``SUPPORT_TOKEN``; ``env`` is the whole
-    environment the command gets. ``isolate=False`` (for our own trusted worker code) runs it
-    with the limits only, in ``cwd`` itself, and quietly.
+    environment the command gets.
     """
-    bwrap, reason = bwrap_status() if isolate else (None, "")
+    bwrap, reason = bwrap_status()
     warning = None
-    if bwrap is None and isolate:
+    if bwrap is None:
         warning = (
             f"WARNING: {reason}: this ran WITHOUT a sandbox (resource limits only; it could "
             "read your files, use the network and leave processes behind)"
@@ -215,6 +213,13 @@ def _shim_spec(sandboxed: bool, limits: dict[str, tuple[int, int]]) -> str:
         uid = random.randint(200_000, 1_999_999) if os.geteuid() == 0 else None
         spec.update(copy=[_SOURCE, _WORK], uid=uid, own=[_WORK, _TMP])
     return json.dumps(spec)
+
+
+def run_worker(
+    argv: Sequence[str], cwd: Path, *, timeout_s: float, env: Mapping[str, str]
+) -> Completed:
+    """Run our own worker program (it sets its own limits first): no sandbox, no shim."""
+    return _spawn(list(argv), cwd, dict(env), timeout_s, -1)
 
 
 def _fill(text: str, paths: Mapping[str, str]) -> str:

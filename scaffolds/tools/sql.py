@@ -23,7 +23,11 @@ from typing import Any
 import duckdb
 
 from shardscope.scaffolds.tools.base import Tool, ToolContext, ToolResult, truncate
-from shardscope.scaffolds.tools.sandbox import Completed, child_env, run_limited
+from shardscope.scaffolds.tools.sandbox import (
+    Completed,
+    child_env,
+    run_worker,
+)
 from shardscope.scaffolds.types import ToolSpec
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -33,9 +37,11 @@ _STARTUP_GRACE_S = 20.0  # past the query's own timeout, for the child to start 
 
 # The child: opens the dataset locked down, runs one query, prints one JSON document.
 _WORKER = r"""
-import json, sys, threading
-import duckdb
+import json, resource, sys, threading
 job = json.loads(sys.argv[1])
+for name, value in job["limits"].items():
+    resource.setrlimit(getattr(resource, name), (value, value))
+import duckdb
 
 def cell(value, limit):
     text = "NULL" if value is None else format(value, ".10g") if isinstance(value, float) else str(value)
@@ -119,16 +125,25 @@ def _run(dataset: Path, query: str, ctx: ToolContext) -> ToolResult:
             "rows": ctx.max_rows + 1,
             "cell_chars": ctx.max_output_chars,
             "config": connection_config(ctx.memory_mb, spill),
+            "limits": _limits(ctx),
         }
-        done = run_limited(
+        done = run_worker(
             [sys.executable, "-c", _WORKER, json.dumps(job)],
             Path(scratch),
             timeout_s=ctx.timeout_s + _STARTUP_GRACE_S,
-            memory_mb=ctx.memory_mb + RUNTIME_ADDRESS_SPACE_MB,
             env=child_env(scratch),
-            isolate=False,
         )
     return _result(done, ctx)
+
+
+def _limits(ctx: ToolContext) -> dict[str, int]:
+    memory = (ctx.memory_mb + RUNTIME_ADDRESS_SPACE_MB) * 1024 * 1024
+    cpu = int(ctx.timeout_s + _STARTUP_GRACE_S)
+    return {
+        "RLIMIT_AS": memory,
+        "RLIMIT_CPU": cpu,
+        "RLIMIT_CORE": 0,
+    }
 
 
 def connection_config(memory_mb: int, spill: Path) -> dict[str, Any]:
