@@ -227,6 +227,16 @@ def test_a_fork_bomb_stops_at_the_process_limit(tmp_path: Path) -> None:
     _contained(run)
 
 
+@needs_bwrap
+def test_a_workdir_larger_than_the_quota_is_a_clear_error(tmp_path: Path) -> None:
+    with open(tmp_path / "big.bin", "wb") as big:  # sparse here, real bytes once copied in
+        big.truncate(sandbox.DISK_QUOTA_BYTES + 1024 * 1024)
+    (tmp_path / "test_a.py").write_text("def test_ok():\n    pass\n")
+    result = default_registry().get("run_tests").run({}, _ctx(tmp_path))
+    assert not result.ok and result.error_type == "sandbox_error", result
+    assert "No space left" in (result.error_message or ""), result
+
+
 @pytest.fixture
 def bugfix(tmp_path: Path):
     task = get_suite("bugfix").task("bugfix-001")
