@@ -7,7 +7,6 @@ import re
 import shutil
 import tempfile
 import unicodedata
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from shardscope.scaffolds.tasks.model import Check, CheckResult, TaskInstance
@@ -84,19 +83,19 @@ def check_tests(spec: Check, task: Task, instance: TaskInstance) -> CheckResult:
     with tempfile.TemporaryDirectory(prefix="shardscope-check-") as scratch:
         tree = Path(scratch) / "tree"
         _assemble(package, ctx.workdir, tree, spec.tests)
-        report = Path(scratch) / "report.xml"
-        done = run_pytest(tree, spec.tests, ctx, extra=(f"--junitxml={report}",))
-        failure = describe_failure(done, ctx)
-        if failure is not None:
-            return CheckResult("failure", 0.0, f"{failure[0]}: {failure[1]}")
-        counts = _junit_counts(report)
-    if counts is None or counts[0] == 0:
-        tail = done.output.strip().splitlines()[-1:] or ["no output"]
-        return CheckResult("failure", 0.0, f"no tests ran: {tail[0]}")
-    total, passed = counts
-    ok = passed == total
+        run = run_pytest(tree, spec.tests, ctx)
+    failure = describe_failure(run.done, ctx)
+    if failure is not None:
+        return CheckResult("failure", 0.0, f"{failure[0]}: {failure[1]}")
+    verdict = run.verdict
+    if verdict.problem is not None or verdict.ran == 0:
+        tail = run.done.output.strip().splitlines()[-1:] or ["no output"]
+        return CheckResult("failure", 0.0, f"no tests ran: {verdict.problem or tail[0]}")
+    ok = verdict.all_passed
     return CheckResult(
-        "success" if ok else "failure", passed / total, f"{passed}/{total} tests passed"
+        "success" if ok else "failure",
+        verdict.passed / verdict.ran,
+        f"{verdict.passed}/{verdict.ran} tests passed",
     )
 
 
@@ -115,17 +114,3 @@ def _assemble(package: Path, work: Path, tree: Path, tests: str) -> None:
             shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif source.is_file():
             shutil.copy2(source, tree / name)
-
-
-def _junit_counts(report: Path) -> tuple[int, int] | None:
-    """(tests run, tests passed) from a JUnit XML report; None if there is none."""
-    if not report.is_file():
-        return None
-    root = ET.parse(report).getroot()
-    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-    total = failed = 0
-    for suite in suites:
-        skipped = int(suite.get("skipped", 0))
-        total += int(suite.get("tests", 0)) - skipped
-        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-    return total, max(0, total - failed)
