@@ -92,7 +92,7 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
     return 130 if report.interrupted else 0
 
 
-def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
+def _print_influence(store: Store, spec: MatrixSpec, run_id: str, limit: int = 30) -> None:
     from shardscope.analysis.compare import influence_for
     from shardscope.commands.compare import print_influence
     from shardscope.commands.output import console
@@ -100,7 +100,8 @@ def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
 
     selection = Selection(suites=spec.suites, models=spec.models, scaffolds=spec.scaffolds,
                           run_ids=(run_id,))
-    print_influence(console(), influence_for(store, selection))
+    print_influence(console(), influence_for(store, selection), limit,
+                    more=f"in `shardscope compare --run {run_id} --report report.html`")
 
 
 def _note(text: str) -> None:
