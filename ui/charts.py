@@ -163,13 +163,14 @@ def differences(comparisons: pd.DataFrame, percent: bool = True) -> alt.Chart:
     points = base.mark_point(filled=True, size=90).encode(
         x="diff:Q",
         color=alt.Color("verdict:N", title=None, scale=alt.Scale(
-            domain=["significant", "not significant"], range=["#c62828", "#1e88e5"])),
+            domain=["significant", "not significant"], range=["#c62828", "#1e88e5"]),
+            legend=alt.Legend(orient="bottom")),  # beside long pair labels it was cut off
         tooltip=["pair:N", alt.Tooltip("tasks:Q"), alt.Tooltip("diff:Q", format=".3f"),
                  alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"),
                  alt.Tooltip("p_value:Q", format=".4f"), alt.Tooltip("p_adjusted:Q", format=".4f"),
                  alt.Tooltip("mde:Q", title="MDE", format=".3f"), "method:N"])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 3]).encode(x="x:Q")
-    return (rule + points + zero).properties(height=_rows_height(len(data)))
+    return (rule + points + zero).properties(height=_rows_height(len(data)) + 30)
 
 
 def tool_shares(profile: pd.DataFrame) -> alt.Chart:

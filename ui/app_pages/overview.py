@@ -100,7 +100,8 @@ def _success(frame, label: str) -> None:
         st.altair_chart(charts.outcome_bars(frame, label), width="stretch")
     table = frame[[label, "episodes", "tasks", "success_rate", "success_se", "ci_low", "ci_high",
                    "tokens_per_episode", "cost_usd", "seconds_per_episode"]]
-    table = widgets.with_dashes(table, ("ci_low", "ci_high"))
+    table = widgets.with_dashes(widgets.with_dashes(table, ("ci_low", "ci_high")), ("cost_usd",),
+                                percent=False)
     st.dataframe(table, hide_index=True, width="stretch", key="overview_summary", column_config={
         "success_rate": st.column_config.NumberColumn("success", format="percent"),
         "success_se": st.column_config.NumberColumn("SE", format="percent",
@@ -108,7 +109,7 @@ def _success(frame, label: str) -> None:
         "ci_low": st.column_config.TextColumn("95% low"),
         "ci_high": st.column_config.TextColumn("95% high"),
         "tokens_per_episode": st.column_config.NumberColumn("tokens / episode", format="%.0f"),
-        "cost_usd": st.column_config.NumberColumn("cost $", format="%.4f"),
+        "cost_usd": st.column_config.TextColumn("cost $"),
         "seconds_per_episode": st.column_config.NumberColumn("s / episode", format="%.2f"),
     })
 
