@@ -7,10 +7,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 from shardscope.config.errors import ShardscopeError
 from shardscope.scaffolds.tasks.checks import check
-from shardscope.scaffolds.tasks.model import ABLATION_MODES, Ablation, TaskInstance
+from shardscope.scaffolds.tasks.model import Ablation, AblationMode, TaskInstance
 from shardscope.scaffolds.tasks.reference import apply_reference_fix
 from shardscope.scaffolds.tasks.suite import Suite, Task
 
@@ -45,7 +46,7 @@ def _task_problems(task: Task, root: Path, report: SuiteReport) -> Iterator[str]
         return
     yield from _reference_problems(task, instance, report)
     for shard in task.shards:
-        for mode in ABLATION_MODES:
+        for mode in get_args(AblationMode):
             report.ablations += 1
             try:
                 task.instantiate(root / f"{shard.name}-{mode}", Ablation(shard.name, mode))

@@ -126,7 +126,8 @@ def _with_counts(episodes: pd.DataFrame, steps: pd.DataFrame, calls: pd.DataFram
         tool_calls=ids.map(made).fillna(0).astype(int))
 
 
-def _with_repeat_keys(episodes: pd.DataFrame, paths: dict) -> pd.DataFrame:
+def _with_repeat_keys(episodes: pd.DataFrame,
+                      paths: dict[str, list[trajectory.Action]]) -> pd.DataFrame:
     """Each episode's fingerprint (its steps' outputs, outcome, answer): the estimates count
     byte-identical repeats of a task once."""
     keys = [stats.repeat_key([a.text for a in paths.get(e, ())], o, f) for e, o, f in
