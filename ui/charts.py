@@ -156,7 +156,9 @@ def differences(comparisons: pd.DataFrame, percent: bool = True) -> alt.Chart:
                               verdict=comparisons["significant"].map(
                                   {True: "significant", False: "not significant"}))
     fmt = "%" if percent else ".2f"
-    base = alt.Chart(data).encode(y=alt.Y("pair:N", title=None, sort=None, axis=FULL_LABELS))
+    # "a − b" of two long system names: one per line, whole.
+    base = alt.Chart(data).encode(y=alt.Y("pair:N", title=None, sort=None, axis=alt.Axis(
+        labelLimit=0, labelExpr="split(datum.label, ' − ')")))
     rule = base.mark_rule(strokeWidth=2, color="#455a64").encode(
         x=alt.X("ci_low:Q", title="paired difference (95% interval)", axis=alt.Axis(format=fmt)),
         x2="ci_high:Q")
@@ -170,7 +172,7 @@ def differences(comparisons: pd.DataFrame, percent: bool = True) -> alt.Chart:
                  alt.Tooltip("p_value:Q", format=".4f"), alt.Tooltip("p_adjusted:Q", format=".4f"),
                  alt.Tooltip("mde:Q", title="MDE", format=".3f"), "method:N"])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 3]).encode(x="x:Q")
-    return (rule + points + zero).properties(height=_rows_height(len(data)) + 30)
+    return (rule + points + zero).properties(height=_rows_height(len(data), 44) + 30)
 
 
 def tool_shares(profile: pd.DataFrame) -> alt.Chart:

@@ -62,12 +62,10 @@ def _deltas(result: Comparison) -> None:
     st.subheader("Outcomes and paired differences")
     for note in result.notes:
         st.caption(note)
-    left, right = st.columns(2)
-    with left:
-        st.altair_chart(charts.success_rates(result.estimates, "system"), width="stretch")
-    with right:
-        st.altair_chart(charts.differences(result.comparisons, percent=result.metric == "success"),
-                        width="stretch")
+    # One above the other: side by side, whole "model · scaffold" labels left no room to plot.
+    st.altair_chart(charts.success_rates(result.estimates, "system"), width="stretch")
+    st.altair_chart(charts.differences(result.comparisons, percent=result.metric == "success"),
+                    width="stretch")
     percent = st.column_config.NumberColumn(format="percent")
     pairs = widgets.with_dashes(result.comparisons.drop(columns=["metric"]), ("ci_low", "ci_high"),
                                 percent=result.metric == "success")
