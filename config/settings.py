@@ -35,6 +35,10 @@ class Settings:
     flush_interval: float = 0.5
     max_buffered_spans: int = 50_000
     lock_timeout: float = 120.0
+    # One model call may take call_timeout + max_tokens x call_timeout_per_token seconds
+    # (256 tokens: 184 s by default) before it fails with a timeout that says so.
+    call_timeout: float = 120.0
+    call_timeout_per_token: float = 0.25
     service_name: str = "shardscope"
     models_file: Path | None = None
     suites_dir: Path | None = None
@@ -54,6 +58,10 @@ class Settings:
             )
         if self.flush_interval <= 0:
             raise ConfigError(f"flush_interval must be > 0 seconds, got {self.flush_interval}")
+        if self.call_timeout <= 0 or self.call_timeout_per_token < 0:
+            raise ConfigError(
+                f"call_timeout must be > 0 and call_timeout_per_token >= 0 seconds, got "
+                f"{self.call_timeout} and {self.call_timeout_per_token}")
         if self.max_buffered_spans < 1:
             raise ConfigError(f"max_buffered_spans must be >= 1, got {self.max_buffered_spans}")
         if "otlp" in self.exporters and not self.otlp_endpoint:

@@ -378,6 +378,23 @@ def collect(
     raise typer.Exit(collect_from_cli(db, host, port, 0 if no_grpc else grpc_port, token, max_body_mib))
 
 
+suites_app = typer.Typer(help="Task suites: check a suite file before running it.",
+                         no_args_is_help=True)
+app.add_typer(suites_app, name="suites")
+
+
+@suites_app.command("check")
+def suites_check(
+    path: Annotated[Path, typer.Argument(help="A suite file (.toml) or a directory of them.")],
+) -> None:
+    """Dry-run suites without a model: instantiate every task and every shard ablation
+    (removed and replaced) and judge every reference answer, reference_sql and reference fix
+    with the task's own check. Exit 1, one line per problem, if anything is wrong."""
+    from shardscope.commands.suites_check import suites_check_command
+
+    raise typer.Exit(suites_check_command(path))
+
+
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""
     try:

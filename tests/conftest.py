@@ -13,7 +13,8 @@ os.environ.setdefault("SHARDSCOPE_STRICT_TRACING", "1")
 # LiteLLM must never fetch its price map from the network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-pytest_plugins = ["tests.servers.fixtures", "tests.ui_fixtures", "tests.analysis_fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.ui_fixtures", "tests.analysis_fixtures",
+                  "tests.demo_fixtures"]
 
 
 @pytest.fixture

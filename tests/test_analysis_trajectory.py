@@ -152,3 +152,22 @@ def test_trajectories_from_a_steps_frame_and_loops() -> None:
     assert [a.step_index for a in paths["e1"]] == [0, 1, 2]
     assert paths["e2"][0].label == "protocol error: empty reply"
     assert T.repeated_runs(paths["e1"]) == 1 and T.repeated_runs(paths["e2"]) == 0
+
+
+def test_protocol_errors_in_different_words_are_different_actions() -> None:
+    """Issue 17: every react-text protocol error was one action, so two models writing
+    completely different things looked 'identical'."""
+    problem = "no 'Action:' or 'Final Answer:' line"
+    steps = pd.DataFrame({
+        "episode_id": ["smol", "smol", "qwen", "qwen", "again"],
+        "step_index": [0, 1, 0, 1, 0],
+        "action_json": ['{"type": "error"}'] * 5,
+        "protocol_error": [problem] * 5,
+        "output": ["The answer is 27.", "It is 27", "I will use sql first", "SELECT 1", "  The ANSWER is 27. "],
+    })
+    paths = T.trajectories(steps)
+    div = T.first_divergence(paths["smol"], paths["qwen"])
+    assert div.position == 0 and div.distance == T.SIMILAR_COST  # same kind, other words
+    assert div.action_a is not None and "the answer is 27" in div.action_a.label
+    # The same words (after normalizing whitespace and case) are the same action.
+    assert paths["smol"][0].key == paths["again"][0].key

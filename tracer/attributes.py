@@ -99,6 +99,7 @@ TASK_ID: Final = "shardscope.task.id"
 SCAFFOLD_NAME: Final = "shardscope.scaffold.name"
 SCAFFOLD_HASH: Final = "shardscope.scaffold.hash"
 SCAFFOLD_PARAMS: Final = "shardscope.scaffold.params"  # JSON
+SCAFFOLD_PROMPTS: Final = "shardscope.scaffold.prompts"  # JSON: prompt name -> text
 MODEL_ID: Final = "shardscope.model.id"  # catalog id, e.g. smollm2-135m-instruct
 SEED: Final = "shardscope.seed"
 

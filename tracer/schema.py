@@ -170,6 +170,23 @@ def _kept(table: str = "") -> str:
     return f"({column} IS NULL OR {column} NOT IN ({_ABANDONED}))"
 
 
+# The episode's context on every per-episode view (steps, llm_calls, tool_calls, messages,
+# token_events, llm_attempts), so a question needs no join to `episodes` and ablated episodes
+# can be told from their baselines (without it the README's tool query counted them twice).
+# One row per episode id: the latest episode span, should a writer ever record two.
+CONTEXT_COLUMNS = ("suite", "task_id", "scaffold", "scaffold_hash", "seed", "ablation_shard",
+                   "ablation_mode")
+_CONTEXT_CTE = (
+    "ctx AS (SELECT episode_id, " + ", ".join(f"{c} AS ctx_{c}" for c in CONTEXT_COLUMNS)
+    + f" FROM ({EPISODE_ROW_SQL}) "
+    "QUALIFY row_number() OVER (PARTITION BY episode_id ORDER BY ended_at DESC NULLS LAST) = 1)"
+)
+
+
+def _context(table: str = "c.") -> str:
+    return ", ".join(f"{table}ctx_{c} AS {c}" for c in CONTEXT_COLUMNS)
+
+
 # A run with no end is `stale` once the process writing it has been silent this long. Every
 # writer records a `writer_stats` row with each batch and, when it has nothing to write, a
 # heartbeat every tracer.sinks.HEARTBEAT_S (10 s); six missed heartbeats mean it is gone.
@@ -207,9 +224,10 @@ WITH llm AS (
 tools AS (
     SELECT episode_id, step_index, count(*) AS tool_calls
     FROM spans WHERE span_type = 'tool_call' AND episode_id IS NOT NULL
-    GROUP BY episode_id, step_index)
+    GROUP BY episode_id, step_index),
+{_CONTEXT_CTE}
 SELECT s.episode_id, s.run_id, s.step_index, s.trace_id, s.span_id,
-       s.model_id AS model,
+       s.model_id AS model, {_context()},
        {_attr("shardscope.step.input", "input", table="s.")},
        {_attr("shardscope.step.output", "output", table="s.")},
        {_json_attr("shardscope.step.action", "action", table="s.")},
@@ -224,16 +242,18 @@ SELECT s.episode_id, s.run_id, s.step_index, s.trace_id, s.span_id,
 FROM spans s
 LEFT JOIN llm l USING (episode_id, step_index)
 LEFT JOIN tools t USING (episode_id, step_index)
+LEFT JOIN ctx c ON c.episode_id = s.episode_id
 WHERE s.span_type = 'step' AND {_kept("s.")}
 """,
     "llm_calls": f"""
-SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
-       model_id AS model, provider, operation, request_model, response_model,
+WITH {_CONTEXT_CTE}
+SELECT span_id, trace_id, parent_span_id, run_id, s.episode_id, step_index,
+       model_id AS model, {_context()}, provider, operation, request_model, response_model,
        {_attr("gen_ai.response.id", "response_id")},
        {_attr("gen_ai.request.temperature", "temperature", "DOUBLE")},
        {_attr("gen_ai.request.top_p", "top_p", "DOUBLE")},
        {_attr("gen_ai.request.max_tokens", "max_tokens", "BIGINT")},
-       {_attr("gen_ai.request.seed", "seed", "BIGINT")},
+       {_attr("gen_ai.request.seed", "request_seed", "BIGINT")},
        {_json_attr("gen_ai.response.finish_reasons", "finish_reasons")},
        input_tokens, output_tokens,
        {_attr("gen_ai.response.time_to_first_chunk", "time_to_first_token_s", "DOUBLE")},
@@ -249,11 +269,13 @@ SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
        {_json_attr("shardscope.llm.tool_call_errors", "tool_call_errors")},
        {_json_attr("shardscope.llm.raw_request", "raw_request")},
        {_json_attr("shardscope.llm.raw_response", "raw_response")}
-FROM spans WHERE span_type = 'llm_call' AND {_kept()}
+FROM spans s LEFT JOIN ctx c ON c.episode_id = s.episode_id
+WHERE span_type = 'llm_call' AND {_kept("s.")}
 """,
     "tool_calls": f"""
-SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
-       model_id AS model, tool_name,
+WITH {_CONTEXT_CTE}
+SELECT span_id, trace_id, parent_span_id, run_id, s.episode_id, step_index,
+       model_id AS model, {_context()}, tool_name,
        {_attr("gen_ai.tool.call.id", "call_id")},
        {_attr("gen_ai.tool.call.arguments", "arguments")},
        {_attr("gen_ai.tool.call.result", "result")},
@@ -264,7 +286,8 @@ SELECT span_id, trace_id, parent_span_id, run_id, episode_id, step_index,
                 CASE WHEN status_code = 'ERROR' THEN status_message END) AS error_message,
        {_attr("shardscope.tool.output_truncated", "truncated", "BOOLEAN")},
        status_code, start_time AS started_at, duration_ms
-FROM spans WHERE span_type = 'tool_call' AND {_kept()}
+FROM spans s LEFT JOIN ctx c ON c.episode_id = s.episode_id
+WHERE span_type = 'tool_call' AND {_kept("s.")}
 """,
     "messages": f"""
 WITH calls AS (
@@ -277,8 +300,10 @@ flat AS (
     FROM calls c, unnest(json_extract(c.input_json, '$[*]')) WITH ORDINALITY AS m(message, position)
     UNION ALL
     SELECT c.*, 'output' AS direction, m.message, m.position
-    FROM calls c, unnest(json_extract(c.output_json, '$[*]')) WITH ORDINALITY AS m(message, position))
-SELECT span_id, trace_id, run_id, episode_id, step_index, model_id AS model, direction,
+    FROM calls c, unnest(json_extract(c.output_json, '$[*]')) WITH ORDINALITY AS m(message, position)),
+{_CONTEXT_CTE}
+SELECT span_id, trace_id, run_id, f.episode_id, step_index, model_id AS model, {_context()},
+       direction,
        position - 1 AS position, message->>'$.role' AS role,
        array_to_string(list_transform(
            list_filter(json_extract(message, '$.parts[*]'), lambda p: p->>'$.type' = 'text'),
@@ -286,10 +311,12 @@ SELECT span_id, trace_id, run_id, episode_id, step_index, model_id AS model, dir
        message->'$.parts' AS parts,
        message->>'$.finish_reason' AS finish_reason,
        start_time AS started_at
-FROM flat
+FROM flat f LEFT JOIN ctx c ON c.episode_id = f.episode_id
 """,
     "token_events": f"""
+WITH {_CONTEXT_CTE}
 SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id AS model,
+       {_context()},
        TRY_CAST(e.attributes->>'$."shardscope.token.index"' AS INTEGER) AS token_index,
        e.attributes->>'$."shardscope.token.text"' AS token,
        TRY_CAST(e.attributes->>'$."shardscope.token.offset_ms"' AS DOUBLE) AS offset_ms,
@@ -297,10 +324,13 @@ SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id A
        TRY_CAST(e.attributes->>'$."shardscope.token.top_logprobs"' AS JSON) AS top_logprobs,
        e.time
 FROM span_events e JOIN spans s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
+LEFT JOIN ctx c ON c.episode_id = s.episode_id
 WHERE e.name = 'shardscope.token' AND {_kept("s.")}
 """,
     "llm_attempts": f"""
+WITH {_CONTEXT_CTE}
 SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id AS model,
+       {_context()},
        TRY_CAST(e.attributes->>'$."shardscope.attempt.number"' AS INTEGER) AS attempt,
        e.attributes->>'$."error.type"' AS error_type,
        e.attributes->>'$."shardscope.attempt.error_message"' AS error_message,
@@ -310,6 +340,7 @@ SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id A
        TRY_CAST(e.attributes->>'$."shardscope.attempt.duration_ms"' AS DOUBLE) AS duration_ms,
        e.time
 FROM span_events e JOIN spans s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
+LEFT JOIN ctx c ON c.episode_id = s.episode_id
 WHERE e.name = 'shardscope.attempt.failed' AND {_kept("s.")}
 """,
     "runs": f"""
@@ -367,7 +398,10 @@ DESCRIPTIONS: dict[str, str] = {
     "score, steps, tokens, cost, duration, error.",
     "steps": "One row per scaffold loop iteration: what went in, what came out, the action. "
     "Here and in the five views below, attempts abandoned unfinished (an abandoned_episode "
-    "marker, no episode) are left out; their spans stay in spans.",
+    "marker, no episode) are left out; their spans stay in spans; and every row carries its "
+    "episode's context: run_id, model, suite, task_id, scaffold, scaffold_hash, seed, "
+    "ablation_shard, ablation_mode (NULL outside ablations: WHERE ablation_shard IS NULL "
+    "keeps baselines only).",
     "llm_calls": "One row per logical LLM call (chat span) with GenAI attributes and messages.",
     "tool_calls": "One row per tool execution: tool, arguments, result, ok/error.",
     "messages": "Input and output messages of every LLM call, one row per message.",

@@ -17,6 +17,11 @@ SPAN_COLORS = {
 }
 
 
+# System labels ("qwen2.5-coder-0.5b-instruct · react-text") are longer than Vega-Lite's default
+# 180 px label limit: cut, two scaffolds of one model could not be told apart. 0: no limit.
+FULL_LABELS = alt.Axis(labelLimit=0)
+
+
 def _rows_height(rows: int, per_row: int = 34) -> int:
     # Streamlit fits the whole chart (axes and title included) into the height.
     return 70 + per_row * max(rows, 1)
@@ -29,7 +34,7 @@ def _scale(colors: dict[str, str], present: list[str]) -> alt.Scale:
 
 def success_rates(summary: pd.DataFrame, group: str) -> alt.LayerChart:
     """Success rate per group with its 95% interval (clustered by task) as error bars."""
-    base = alt.Chart(summary).encode(y=alt.Y(f"{group}:N", title=None, sort=None))
+    base = alt.Chart(summary).encode(y=alt.Y(f"{group}:N", title=None, sort=None, axis=FULL_LABELS))
     bars = base.mark_rule(strokeWidth=2, color="#455a64").encode(
         x=alt.X("ci_low:Q", title="success rate (95% interval, clustered by task)",
                 # an interval may pass 0 or 1 (stats.estimate does not bound it): drawn to the edge
@@ -66,7 +71,7 @@ def outcome_heatmap(matrix: pd.DataFrame, colour_by: str = "success_rate") -> al
                          f"{', '.join(colours)}")
     chart: alt.Chart = alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
         x=alt.X("task:N", title="task", sort=None, axis=alt.Axis(labelLimit=120)),
-        y=alt.Y("row:N", title=None, sort=None),
+        y=alt.Y("row:N", title=None, sort=None, axis=FULL_LABELS),
         color=colours[colour_by],
         tooltip=[alt.Tooltip("row:N", title="model"), alt.Tooltip("task:N"),
                  alt.Tooltip("episodes:Q"), alt.Tooltip("success_rate:Q", format=".0%"),
@@ -82,7 +87,7 @@ def outcome_bars(summary: pd.DataFrame, group: str) -> alt.Chart:
     long = summary[[group, *present]].melt(id_vars=[group], var_name="outcome",
                                            value_name="episodes")
     chart: alt.Chart = alt.Chart(long).mark_bar().encode(
-        y=alt.Y(f"{group}:N", title=None, sort=None),
+        y=alt.Y(f"{group}:N", title=None, sort=None, axis=FULL_LABELS),
         x=alt.X("episodes:Q", stack="normalize", title="share of episodes",
                 axis=alt.Axis(format="%")),
         color=alt.Color("outcome:N", scale=_scale(OUTCOME_COLORS, present)),
@@ -98,7 +103,7 @@ def per_group_bars(summary: pd.DataFrame, group: str, column: str, title: str,
                    fmt: str = ",.0f") -> alt.Chart:
     data = summary[[group, column]].dropna()
     chart: alt.Chart = alt.Chart(data).mark_bar(color="#5c6bc0").encode(
-        y=alt.Y(f"{group}:N", title=None, sort=None),
+        y=alt.Y(f"{group}:N", title=None, sort=None, axis=FULL_LABELS),
         x=alt.X(f"{column}:Q", title=title),
         tooltip=[f"{group}:N", alt.Tooltip(f"{column}:Q", format=fmt)],
     ).properties(height=_rows_height(len(data)))
@@ -158,32 +163,39 @@ def differences(comparisons: pd.DataFrame, percent: bool = True) -> alt.LayerCha
                               verdict=comparisons["significant"].map(
                                   {True: "significant", False: "not significant"}))
     fmt = "%" if percent else ".2f"
-    base = alt.Chart(data).encode(y=alt.Y("pair:N", title=None, sort=None))
+    # "a − b" of two long system names: one per line, whole.
+    base = alt.Chart(data).encode(y=alt.Y("pair:N", title=None, sort=None, axis=alt.Axis(
+        labelLimit=0, labelExpr="split(datum.label, ' − ')")))
     rule = base.mark_rule(strokeWidth=2, color="#455a64").encode(
         x=alt.X("ci_low:Q", title="paired difference (95% interval)", axis=alt.Axis(format=fmt)),
         x2="ci_high:Q")
     points = base.mark_point(filled=True, size=90).encode(
         x="diff:Q",
         color=alt.Color("verdict:N", title=None, scale=alt.Scale(
-            domain=["significant", "not significant"], range=["#c62828", "#1e88e5"])),
+            domain=["significant", "not significant"], range=["#c62828", "#1e88e5"]),
+            legend=alt.Legend(orient="bottom")),  # beside long pair labels it was cut off
         tooltip=["pair:N", alt.Tooltip("tasks:Q"), alt.Tooltip("diff:Q", format=".3f"),
                  alt.Tooltip("ci_low:Q", format=".3f"), alt.Tooltip("ci_high:Q", format=".3f"),
                  alt.Tooltip("p_value:Q", format=".4f"), alt.Tooltip("p_adjusted:Q", format=".4f"),
                  alt.Tooltip("mde:Q", title="MDE", format=".3f"), "method:N"])
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 3]).encode(x="x:Q")
-    layered: alt.LayerChart = (rule + points + zero).properties(height=_rows_height(len(data)))
+    layered: alt.LayerChart = (rule + points + zero).properties(height=_rows_height(len(data), 44) + 30)
     return layered
 
 
 def tool_shares(profile: pd.DataFrame) -> alt.Chart:
-    """Share of each system's tool calls per tool, with the tool's error rate on hover."""
+    """Share of each system's tool calls per tool, with the tool's error rate on hover; the
+    legend names every tool called."""
+    tools = sorted(profile["tool_name"].dropna().astype(str).unique())
     chart: alt.Chart = alt.Chart(profile).mark_bar().encode(
-        y=alt.Y("system:N", title=None, sort=None),
+        y=alt.Y("system:N", title=None, sort=None, axis=FULL_LABELS),
         x=alt.X("calls:Q", stack="normalize", title="share of tool calls", axis=alt.Axis(format="%")),
-        color=alt.Color("tool_name:N", title="tool"),
+        color=alt.Color("tool_name:N", title="tool", scale=alt.Scale(domain=tools),
+                        legend=alt.Legend(orient="bottom", columns=4, symbolLimit=0, labelLimit=0)),
         tooltip=["system:N", "tool_name:N", "calls:Q", alt.Tooltip("share:Q", format=".0%"),
                  alt.Tooltip("error_rate:Q", title="error rate", format=".0%")],
-    ).properties(height=_rows_height(profile["system"].nunique()))
+    # Room for the legend below the bars: with two systems a legend of four tools was cut.
+    ).properties(height=_rows_height(profile["system"].nunique()) + 30 + 20 * ((len(tools) + 3) // 4))
     return chart
 
 
@@ -195,7 +207,7 @@ def influence_map(influence: pd.DataFrame, value: str = "success_drop") -> alt.C
     title = {"success_drop": "success drop", "score_drop": "score drop",
              "trajectory_change": "trajectory change"}[value]
     chart: alt.Chart = alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("column:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=200)),
+        x=alt.X("column:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=0)),
         y=alt.Y("row:N", title="task · shard", sort=None),
         color=alt.Color(f"{value}:Q", title=title,
                         scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0)),

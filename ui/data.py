@@ -145,3 +145,11 @@ def ablations(path: str, version: str, selection: Selection) -> tuple[pd.DataFra
 def systems(path: str, version: str) -> pd.DataFrame:
     """Suite x model x scaffold combinations with episodes (baselines and ablations)."""
     return systems_of(_store(path))
+
+
+@st.cache_data(**_CACHE)
+def scaffold_versions(path: str, version: str) -> pd.DataFrame:
+    """Every (scaffold, hash) the store's episodes ran under, with params and prompts."""
+    from shardscope.tracer.queries.scaffolds import scaffold_versions as versions
+
+    return versions(_store(path))

@@ -24,6 +24,7 @@ PAGES: list[PageSpec] = [
     PageSpec("app_pages/trace.py", "Trace explorer", ":material/account_tree:", "trace"),
     PageSpec("app_pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
     PageSpec("app_pages/shards.py", "Shards", ":material/extension:", "shards"),
+    PageSpec("app_pages/scaffolds.py", "Scaffolds", ":material/schema:", "scaffolds"),
     PageSpec("app_pages/sql.py", "SQL console", ":material/terminal:", "sql"),
 ]
 

@@ -6,8 +6,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
+from shardscope.analysis.report import format_value
 from shardscope.tracer.queries.filters import EpisodeFilter, Facets
 from shardscope.tracer.queries.runs import RunProgress, StoreSummary
 from shardscope.ui import data
@@ -128,3 +130,10 @@ def fmt_rate(rate: float, se: float) -> str:
 
 
 __all__ = ["OUTCOME_COLORS", "filter_bar", "outcome_badge", "ready_store", "run_progress"]
+
+
+def with_dashes(frame: pd.DataFrame, columns: tuple[str, ...], percent: bool = True) -> pd.DataFrame:
+    """``columns`` as text, as the report writes them: a missing value (an interval that
+    cannot be computed, e.g. from one task) is a dash, not "None"."""
+    return frame.assign(**{c: frame[c].map(lambda v: format_value(v, percent)) for c in columns
+                           if c in frame})

@@ -19,8 +19,16 @@ from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
 from shardscope.scaffolds.types import ToolCall
 
 _FINAL = re.compile(r"final\s*answer\s*[:：]\s*", re.IGNORECASE)
-_ACTION = re.compile(r"^\s*action\s*[:：]\s*(?P<name>.*)$", re.IGNORECASE | re.MULTILINE)
-_ACTION_INPUT = re.compile(r"^\s*action\s*input\s*[:：]\s*", re.IGNORECASE | re.MULTILINE)
+# A line may open with markdown emphasis ("**Action:**") and, where the scaffold wrote the
+# "Thought:" cue itself, the model's reply may start its first line with the action at once:
+# "Thought: Action: read_doc". The name ends at the line's end or at an "Action Input:" on
+# the same line.
+_LEAD = r"^[ \t>#*_`]*(?:thought[ \t*_]*[:：][ \t*_]*)?"
+_ACTION = re.compile(
+    _LEAD + r"action[ \t*_]*[:：][ \t*_]*(?P<name>.*?)[ \t]*(?=action[ \t*_]*input[ \t*_]*[:：]|$)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ACTION_INPUT = re.compile(r"action[ \t*_]*input[ \t*_]*[:：][ \t*_]*", re.IGNORECASE)
 _OBSERVATION = re.compile(r"^\s*observation\s*[:：]", re.IGNORECASE | re.MULTILINE)
 _NAME_CLEAN = re.compile(r"[`*\"'\[\]()]")
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold
-from shardscope.scaffolds.agents.protocol import parse_react
+from shardscope.scaffolds.agents.protocol import TextAction, parse_react
 from shardscope.scaffolds.agents.runtime import Episode
 from shardscope.scaffolds.types import Message, StepAction
 
@@ -40,6 +40,11 @@ class TextReAct(Scaffold):
         "or 'Final Answer:'.\n",
     }
 
+    def parse_reply(self, reply: str, call_id: str) -> TextAction:
+        """Parse a reply as the model wrote it after the scaffold's "Thought:" cue (so a reply
+        that opens with "Action: ..." reads as the line "Thought: Action: ...")."""
+        return parse_react(self.prompts["cue"] + " " + reply.rstrip(), call_id)
+
     async def run(self, episode: Episode) -> EpisodeResult:
         p = self.prompts
         transcript = p["instructions"].format(tools=episode.tools_text()) + p["question"].format(
@@ -51,7 +56,7 @@ class TextReAct(Scaffold):
                 prompt = transcript + p["cue"]
                 output = await step.generate([Message("user", prompt)], stop=STOP)
                 reply = output.text.rstrip()
-                parsed = parse_react(p["cue"] + " " + reply, f"call-{step.index}")
+                parsed = self.parse_reply(reply, f"call-{step.index}")
                 transcript = prompt + " " + reply.strip() + "\n"
                 if parsed.final_answer is not None:
                     step.action(StepAction.final_answer(parsed.final_answer))

@@ -7,14 +7,14 @@ scaffold parses. A reply without a tool call is the final answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ScaffoldParams
 from shardscope.scaffolds.agents.protocol import parse_tool_call_blocks, strip_final_answer
 from shardscope.scaffolds.agents.runtime import Episode, Step
-from shardscope.scaffolds.types import Message, StepAction, ToolCall
+from shardscope.scaffolds.types import Message, ModelOutput, StepAction, ToolCall
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,7 @@ class ToolCallingReAct(Scaffold):
         while not episode.out_of_budget() and not episode.too_many_protocol_errors():
             async with episode.step(fed_in) as step:
                 output = await step.generate(messages, episode.tool_specs if native else ())
-                calls = list(output.tool_calls) if native else parse_tool_call_blocks(
-                    output.text, episode.instance.tools, f"call-{step.index}"
-                )
-                calls = calls[: self.params.max_tool_calls_per_step]
+                calls = self.parse_calls(output, native, episode.instance.tools, f"call-{step.index}")
                 messages.append(Message("assistant", output.text, tool_calls=tuple(calls) if native else ()))
                 if not calls:
                     answer = strip_final_answer(output.text)
@@ -71,6 +68,13 @@ class ToolCallingReAct(Scaffold):
                 messages.extend(new)
                 fed_in = [m.to_genai() for m in new]
         return episode.finish(None)
+
+    def parse_calls(self, output: ModelOutput, native: bool, tools: Collection[str],
+                    id_prefix: str) -> list[ToolCall]:
+        """The tool calls of one reply (native ones, or ``<tool_call>`` blocks in its text),
+        at most ``max_tool_calls_per_step``; none means the reply is the final answer."""
+        calls = list(output.tool_calls) if native else parse_tool_call_blocks(output.text, tools, id_prefix)
+        return calls[: self.params.max_tool_calls_per_step]
 
     async def _observe(self, step: Step, call: ToolCall, native: bool) -> Message:
         outcome = await step.run_tool(call)

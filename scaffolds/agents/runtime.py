@@ -185,14 +185,18 @@ class Step:
             problem = self._call_problem(call)
             if problem is not None:
                 self.protocol_error(problem)
-                span.set(A.TOOL_OK, False)
+                text = f"Error: {problem}"
+                span.set_many({A.TOOL_OK: False, A.GEN_AI_TOOL_CALL_RESULT: text})
                 span.fail("protocol_error", problem)
-                return ToolOutcome(False, f"Error: {problem}", "protocol_error", protocol_error=True)
+                return ToolOutcome(False, text, "protocol_error", protocol_error=True)
             tool = self.episode.registry.get(call.name)
             result = await asyncio.to_thread(tool.run, call.arguments, self.episode.instance.tool_context)
+            # The recorded result is what the model is shown: for a failed call, the error text.
+            text = result.output if result.ok else (
+                f"Error ({result.error_type}): {result.error_message or result.output}")
             span.set_many(
                 {
-                    A.GEN_AI_TOOL_CALL_RESULT: result.output,
+                    A.GEN_AI_TOOL_CALL_RESULT: text,
                     A.TOOL_OK: result.ok,
                     A.TOOL_TRUNCATED: result.truncated,
                 }
@@ -200,9 +204,8 @@ class Step:
             if not result.ok:
                 span.set(A.TOOL_ERROR_MESSAGE, result.error_message)
                 span.fail(result.error_type or "tool_error", result.error_message)
-                text = f"Error ({result.error_type}): {result.error_message or result.output}"
                 return ToolOutcome(False, text, result.error_type)
-            return ToolOutcome(True, result.output)
+            return ToolOutcome(True, text)
 
     def _call_problem(self, call: ToolCall) -> str | None:
         if not call.ok:

@@ -35,7 +35,7 @@ from shardscope.scaffolds.backends.litellm_chat import LITELLM
 from shardscope.scaffolds.backends.local import LOCAL
 from shardscope.scaffolds.backends.openai_chat import OPENAI, OPENAI_COMPATIBLE
 from shardscope.scaffolds.backends.scripted import SCRIPTED
-from shardscope.scaffolds.backends.traced import RetryPolicy, TracedModel
+from shardscope.scaffolds.backends.traced import CallTimeout, RetryPolicy, TracedModel
 from shardscope.tracer.spans import Tracing
 
 KINDS: Mapping[str, BackendKind] = MappingProxyType(
@@ -108,6 +108,7 @@ def open_model(
     top_logprobs: int = 5,
     retry: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    call_timeout: CallTimeout | None = None,
 ) -> TracedModel:
     """The entry's backend wrapped in a :class:`TracedModel` with the catalog's price."""
     return TracedModel(
@@ -120,4 +121,5 @@ def open_model(
         logprobs=logprobs,
         top_logprobs=top_logprobs if logprobs else 0,
         sleep=sleep,
+        call_timeout=call_timeout,
     )

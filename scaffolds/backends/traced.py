@@ -41,6 +41,24 @@ class RetryPolicy:
     max_retry_after_s: float = 120.0  # a Retry-After longer than this fails the call
 
 
+@dataclass(frozen=True)
+class CallTimeout:
+    """How long one model call may take: ``base_s`` plus ``per_token_s`` for each token the
+    call may write (its max_tokens), so a longer answer or a slower model gets more time.
+    Settings ``call_timeout`` and ``call_timeout_per_token``."""
+
+    base_s: float = 120.0
+    per_token_s: float = 0.25
+
+    def seconds(self, max_tokens: int | None) -> float:
+        return self.base_s + self.per_token_s * (max_tokens or 0)
+
+    def explain(self, max_tokens: int | None) -> str:
+        return (f"call_timeout {self.base_s:g} s + {max_tokens or 0} max tokens x "
+                f"call_timeout_per_token {self.per_token_s:g} s; raise them with "
+                "SHARDSCOPE_CALL_TIMEOUT / SHARDSCOPE_CALL_TIMEOUT_PER_TOKEN or in shardscope.toml")
+
+
 class TracedModel:
     """A backend plus its catalog identity, traced and retried. Scaffolds only see this."""
 
@@ -56,6 +74,7 @@ class TracedModel:
         logprobs: bool = False,
         top_logprobs: int = 0,
         sleep: Any = asyncio.sleep,
+        call_timeout: CallTimeout | None = None,
     ) -> None:
         self.backend = backend
         self.tracing = tracing
@@ -66,6 +85,7 @@ class TracedModel:
         self.logprobs = logprobs and backend.capabilities.logprobs
         self.top_logprobs = top_logprobs if self.logprobs else 0
         self._sleep = sleep
+        self.call_timeout = call_timeout  # None: the call's own timeout_s, unexplained
 
     @property
     def capabilities(self) -> Capabilities:
@@ -82,6 +102,8 @@ class TracedModel:
         """Call the model once (retrying transient failures) inside a ``chat`` span."""
         if self.logprobs and not config.logprobs:
             config = _with(config, logprobs=True, top_logprobs=self.top_logprobs)
+        if self.call_timeout is not None:
+            config = _with(config, timeout_s=self.call_timeout.seconds(config.max_tokens))
         streaming = (self.stream_default if stream is None else stream) and (
             self.backend.capabilities.streaming
         )
@@ -162,7 +184,10 @@ class TracedModel:
                     self._record_failed_attempt(span, attempt, exc, started)
                     raise
                 except TimeoutError:
-                    timeout = CallTimeoutError(f"no complete answer within {config.timeout_s:g}s")
+                    why = (f" ({self.call_timeout.explain(config.max_tokens)})"
+                           if self.call_timeout is not None else " (the call's timeout_s)")
+                    timeout = CallTimeoutError(
+                        f"no complete answer within {config.timeout_s:g} s{why}")
                     self._record_failed_attempt(span, attempt, timeout, started)
                     raise timeout from None
         raise AssertionError("unreachable: tenacity re-raises the last error")

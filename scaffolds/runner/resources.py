@@ -11,14 +11,16 @@ from shardscope.tracer.spans import Tracing
 
 def default_resources(settings: Settings, tracing: Tracing, *, logprobs: bool = False) -> Resources:
     from shardscope.scaffolds.backends.registry import load_catalog, open_model
+    from shardscope.scaffolds.backends.traced import CallTimeout
     from shardscope.scaffolds.tasks import check, load_suites
     from shardscope.scaffolds.tools import default_registry
 
     catalog = load_catalog(settings.models_file)
     suites = load_suites(settings.suites_dir) if settings.suites_dir else load_suites()
+    timeout = CallTimeout(settings.call_timeout, settings.call_timeout_per_token)
 
     def open_(model_id: str) -> Any:
-        return open_model(catalog.get(model_id), tracing, logprobs=logprobs)
+        return open_model(catalog.get(model_id), tracing, logprobs=logprobs, call_timeout=timeout)
 
     def provider_of(model_id: str) -> str:
         return catalog.get(model_id).provider

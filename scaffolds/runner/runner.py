@@ -217,6 +217,7 @@ async def run_episode(
         A.SCAFFOLD_NAME: spec.scaffold,
         A.SCAFFOLD_HASH: spec.scaffold_hash,
         A.SCAFFOLD_PARAMS: dataclasses.asdict(scaffold.params),
+        A.SCAFFOLD_PROMPTS: dict(type(scaffold).prompts),
         A.MODEL_ID: spec.model,
         A.SEED: spec.seed,
         A.SHARDS: [s.name for s in task.shards],

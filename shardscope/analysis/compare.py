@@ -95,7 +95,7 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
     chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
                    if s in set(episodes.system))
     paths = trajectory.trajectories(steps)
-    episodes = _with_counts(episodes, steps, calls)
+    episodes = _with_repeat_keys(_with_counts(episodes, steps, calls), paths)
     comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction,
                                         only=chosen)
     divergences = tuple(
@@ -124,6 +124,15 @@ def _with_counts(episodes: pd.DataFrame, steps: pd.DataFrame, calls: pd.DataFram
     return episodes.assign(
         steps=episodes.steps.fillna(ids.map(recorded)).fillna(0).astype(int),
         tool_calls=ids.map(made).fillna(0).astype(int))
+
+
+def _with_repeat_keys(episodes: pd.DataFrame,
+                      paths: dict[str, list[trajectory.Action]]) -> pd.DataFrame:
+    """Each episode's fingerprint (its steps' outputs, outcome, answer): the estimates count
+    byte-identical repeats of a task once."""
+    keys = [stats.repeat_key([a.text for a in paths.get(e, ())], o, f) for e, o, f in
+            zip(episodes.episode_id, episodes.outcome, episodes.final_answer, strict=True)]
+    return episodes.assign(**{stats.REPEAT_KEY: keys})
 
 
 def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -183,4 +192,10 @@ def _notes(episodes: pd.DataFrame, comparisons: list[stats.PairedComparison]) ->
     if seeds.max() > 1:
         notes.append("tasks repeated over seeds: each task's repeats are averaged before pairing, "
                      "and standard errors are clustered by task")
+    if stats.REPEAT_KEY in episodes:
+        same = int(episodes.duplicated(["system", "suite", "task_id", stats.REPEAT_KEY]).sum())
+        if same:
+            notes.append(f"{same} of {len(episodes)} episodes repeat another seed of their task "
+                         "byte for byte (temperature 0?): the error bars count each such repeat "
+                         "once, as it is no new evidence")
     return tuple(notes)

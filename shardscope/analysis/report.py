@@ -24,7 +24,7 @@ PERCENT = {"success_rate", "success_se", "ci_low", "ci_high", "mean_a", "mean_b"
 
 @dataclass(frozen=True)
 class Block:
-    kind: str  # h2 | h3 | p | table | figure
+    kind: str  # h2 | h3 | p | table | figure | fold (text: its summary line) | end_fold
     text: str = ""
     table: pd.DataFrame | None = None
     svg: str = ""
@@ -34,6 +34,7 @@ class Block:
 def blocks(comparison: Comparison) -> list[Block]:
     """The report's content, in order."""
     out = [_header(comparison)]
+    out += _summary(comparison)
     out += _outcomes(comparison)
     out += _differences(comparison)
     out += _trajectories(comparison)
@@ -52,6 +53,30 @@ def _header(c: Comparison) -> Block:
     return Block("p", f"{len(c.episodes)} episodes on {tasks} tasks, {len(c.systems)} systems "
                       f"(model · scaffold); selection: {scope}. Metric: {c.metric}; pairs "
                       f"tested at alpha {c.alpha} with {c.correction} correction.")
+
+
+def _summary(c: Comparison) -> list[Block]:
+    """The findings in a few lines; the sections below hold the detail (long tables folded)."""
+    lines = []
+    for r in c.estimates.sort_values("success_rate", ascending=False).itertuples():
+        lines.append(f"{r.system}: success {format_value(r.success_rate, True)} (95% "
+                     f"{format_value(r.ci_low, True)} to {format_value(r.ci_high, True)}, "
+                     f"{r.tasks} tasks)")
+    if not c.comparisons.empty:
+        significant = int(c.comparisons.significant.sum())
+        lines.append(f"{significant} of {len(c.comparisons)} pairs differ significantly "
+                     f"(alpha {c.alpha}, {c.correction})")
+    for d in c.divergences:
+        pairs = d.summary.get("pairs", 0)
+        if pairs:
+            lines.append(f"{d.a} vs {d.b}: {d.summary.get('identical', 0)} of {pairs} paired "
+                         f"episodes identical, {d.summary.get('at_first_step', 0)} part at step 0")
+    if c.has_ablations and not c.influence.empty:
+        top = c.influence.sort_values("success_drop", ascending=False).iloc[0]
+        lines.append(f"largest shard influence: {top.task_id} · {top.shard} ({top['mode']}) on "
+                     f"{top.model} · {top.scaffold}: success drop "
+                     f"{format_value(top.success_drop, True)}")
+    return [Block("h2", "Summary"), *[Block("p", line) for line in lines]]
 
 
 def _outcomes(c: Comparison) -> list[Block]:
@@ -107,6 +132,7 @@ def _trajectories(c: Comparison) -> list[Block]:
         parted = d.table[d.table.diverged]
         if parted.empty:
             continue
+        out.append(Block("fold", f"{d.a} vs {d.b}: {len(parted)} pairs that part, where and how"))
         out.append(Block("h3", f"{d.a} vs {d.b}"))
         top = d.summary.get("top_divergences", [])
         if top:
@@ -115,6 +141,7 @@ def _trajectories(c: Comparison) -> list[Block]:
         out.append(Block("table", table=parted[["suite", "task_id", "seed", "position", "action_a",
                                                 "action_b", "rejoined", "outcome_a",
                                                 "outcome_b"]].head(15)))
+        out.append(Block("end_fold"))
     return out
 
 
@@ -122,7 +149,9 @@ def _tools(c: Comparison) -> list[Block]:
     out = [Block("h2", "Tool use"),
            Block("table", table=c.behaviour, percent=frozenset(PERCENT))]
     if not c.tool_profile.empty:
-        out.append(Block("table", table=c.tool_profile, percent=frozenset(PERCENT)))
+        out += [Block("fold", f"calls per tool and system ({len(c.tool_profile)} rows)"),
+                Block("table", table=c.tool_profile, percent=frozenset(PERCENT)),
+                Block("end_fold")]
     return out
 
 
@@ -144,7 +173,9 @@ def _shards(c: Comparison) -> list[Block]:
                        "plausible wrong value), with 95% intervals; trajectory change is the "
                        "edit distance between the baseline's and the ablated episode's actions."),
             Block("figure", "influence", svg=chart),
-            Block("table", table=table, percent=frozenset(PERCENT | {"ci_low", "ci_high"}))]
+            Block("fold", f"every shard, mode and system ({len(table)} rows)"),
+            Block("table", table=table, percent=frozenset(PERCENT | {"ci_low", "ci_high"})),
+            Block("end_fold")]
 
 
 def _clusters(c: Comparison) -> list[Block]:
@@ -158,7 +189,8 @@ def _clusters(c: Comparison) -> list[Block]:
             Block("p", f"Embedding: {c.clusters.method}; k = {c.clusters.k}. Share of each "
                        "system's answers in each cluster, then each cluster's nearest members."),
             Block("table", table=occupancy, percent=frozenset(occupancy.columns[1:])),
-            Block("table", table=summary)]
+            Block("fold", "each cluster's label and nearest members"),
+            Block("table", table=summary), Block("end_fold")]
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -197,6 +229,10 @@ def to_markdown(comparison: Comparison, figures: Path | None = None) -> str:
             lines += ["", f"{'#' * int(block.kind[1])} {block.text}", ""]
         elif block.kind == "p":
             lines += [block.text, ""]
+        elif block.kind == "fold":
+            lines += ["<details>", f"<summary>{escape(block.text)}</summary>", ""]
+        elif block.kind == "end_fold":
+            lines += ["</details>", ""]
         elif block.kind == "figure" and figures is not None:
             figures.mkdir(parents=True, exist_ok=True)
             (figures / f"{block.text}.svg").write_text(block.svg, encoding="utf-8")
@@ -215,7 +251,7 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;
 table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.85rem}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f5f5f5}blockquote{color:#555;border-left:3px solid #ccc;margin:0;padding-left:1rem}
-figure{margin:1rem 0}"""
+figure{margin:1rem 0}details{margin:.5rem 0 1rem}summary{cursor:pointer;color:#1565c0}"""
 
 
 def to_html(comparison: Comparison) -> str:
@@ -229,6 +265,10 @@ def to_html(comparison: Comparison) -> str:
             parts.append(f"<{block.kind}>{escape(block.text)}</{block.kind}>")
         elif block.kind == "p":
             parts.append(f"<p>{escape(block.text)}</p>")
+        elif block.kind == "fold":
+            parts.append(f"<details><summary>{escape(block.text)}</summary>")
+        elif block.kind == "end_fold":
+            parts.append("</details>")
         elif block.kind == "figure":
             parts.append(f"<figure>{block.svg}</figure>")
         elif block.kind == "table":

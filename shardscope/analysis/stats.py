@@ -19,6 +19,7 @@ What the paper recommends, and where it is here:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Sequence
@@ -48,6 +49,7 @@ class Estimate:
     ci_low: float
     ci_high: float
     clustered: bool  # False when there were too few clusters to cluster by
+    repeats: int = 0  # byte-identical repeats of a cluster's episodes among the values
 
 
 def cr1_se(residual_sums: np.ndarray, n: float) -> float:
@@ -76,27 +78,52 @@ def clustered_se(values: np.ndarray, clusters: np.ndarray | None = None,
 
 
 def estimate(values: Sequence[float] | np.ndarray, clusters: Sequence[object] | None = None,
-             confidence: float = 0.95, *, weights: Sequence[float] | np.ndarray | None = None
-             ) -> Estimate:
+             confidence: float = 0.95, *, weights: Sequence[float] | np.ndarray | None = None,
+             repeats: Sequence[object] | None = None) -> Estimate:
     """Mean, clustered SE and a t interval (degrees of freedom: clusters - 1).
 
     The one estimator of a mean with its error bars: the Overview, the CLI run summary,
     ``compare`` and the report all call it. ``weights`` are whole frequency weights (a row of
     aggregated counts stands for that many episodes); NaN values and zero weights are dropped.
+    ``repeats`` fingerprints each value's episode (e.g. :func:`repeat_key`): rows of one
+    cluster with the same fingerprint are byte-identical repeats (seeds at temperature 0),
+    not independent evidence. With two or more clusters the CR1 SE already treats a cluster
+    as one unit (duplicating a cluster's rows leaves it unchanged), so only the count of
+    repeats is reported; with fewer, where the plain SE would count each repeat as a new
+    observation, the repeats are counted once.
     """
     x = np.asarray(values, dtype=float)
     w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
     keep = ~np.isnan(x) & (w > 0)
     x, w = x[keep], w[keep]
     labels = None if clusters is None else np.asarray(clusters, dtype=object)[keep]
+    collapsed = 0
+    if repeats is not None:
+        fingerprints = np.asarray(repeats, dtype=object)[keep]
+        first = ~pd.Series(list(zip(labels if labels is not None else [None] * len(x),
+                                    fingerprints, strict=True))).duplicated().to_numpy()
+        collapsed = int(len(x) - first.sum())
+        if labels is None or len(set(labels.tolist())) < 2:
+            x, w = x[first], np.minimum(w[first], 1.0)
+            labels = labels[first] if labels is not None else None
     n = round(float(w.sum()))
     if n == 0:
-        return Estimate(math.nan, math.nan, 0, 0, math.nan, math.nan, False)
+        return Estimate(math.nan, math.nan, 0, 0, math.nan, math.nan, False, collapsed)
     se, clustered = clustered_se(x, labels, w)
     groups = len(set(labels.tolist())) if labels is not None else n
     mean = float(w @ x) / float(w.sum())
     half = _t(confidence, (groups if clustered else n) - 1) * se if math.isfinite(se) else math.nan
-    return Estimate(mean, se, n, groups, mean - half, mean + half, clustered)
+    return Estimate(mean, se, n, groups, mean - half, mean + half, clustered, collapsed)
+
+
+REPEAT_KEY = "repeat_key"  # an episodes column: what makes two repeats of a task the same work
+
+
+def repeat_key(outputs: Sequence[str | None], outcome: object, answer: object) -> str:
+    """An episode's fingerprint: every step's model output, its outcome and final answer.
+    Equal fingerprints within a task are byte-identical repeats."""
+    text = "\x1f".join(o or "" for o in outputs) + f"\x1e{outcome}\x1e{answer}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _t(confidence: float, df: int) -> float:
@@ -143,15 +170,18 @@ def estimates(episodes: pd.DataFrame, metric: str = "success",
     values = metric_values(data, metric)
     task = system_column(data, TASK_KEYS)
     counts = data[weight] if weight else pd.Series(1.0, index=data.index)
+    fingerprints = data[REPEAT_KEY] if REPEAT_KEY in data and not weight else None
     for key, index in data.groupby(list(by), sort=True, dropna=False).groups.items():
         key = key if isinstance(key, tuple) else (key,)
         est = estimate(values.loc[index].to_numpy(), task.loc[index].to_numpy(), confidence,
-                       weights=counts.loc[index].to_numpy(dtype=float))
+                       weights=counts.loc[index].to_numpy(dtype=float),
+                       repeats=None if fingerprints is None else fingerprints.loc[index].to_numpy())
         rows.append({**dict(zip(by, key, strict=True)), "episodes": est.n, "tasks": est.clusters,
                      "mean": est.mean, "se": est.se, "ci_low": est.ci_low,
-                     "ci_high": est.ci_high, "clustered": est.clustered})
+                     "ci_high": est.ci_high, "clustered": est.clustered,
+                     "identical_repeats": est.repeats})
     return pd.DataFrame(rows, columns=[*by, "episodes", "tasks", "mean", "se", "ci_low",
-                                       "ci_high", "clustered"])
+                                       "ci_high", "clustered", "identical_repeats"])
 
 
 # --- paired comparison ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ the same interval for the same episodes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pandas as pd
@@ -117,3 +118,25 @@ def run_summary(episodes: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     rates = success_rates(episodes, keys)
     return totals.merge(rates, on=keys, how="left")[list(RUN_SUMMARY_COLUMNS)]
+
+
+def informative_pair(systems: pd.DataFrame) -> list[str]:
+    """The two systems (rows of ``tracer.queries.comparison.systems_of``) worth comparing
+    first: two models under one scaffold (the model the one thing that changes) whose
+    success rates differ most, then whose outcomes differ most (total variation distance);
+    two systems at 0% that fail alike are the least useful pair."""
+    outcomes = [c for c in systems.columns if c.startswith("outcome_")]
+    rows = systems[systems.episodes > 0].reset_index(drop=True)
+    if len(rows) < 2 or not outcomes:
+        return list(rows.system[:2])
+    mix = rows[outcomes].div(rows[outcomes].sum(axis=1).where(lambda n: n > 0), axis=0).fillna(0.0)
+    best: tuple[float, float, float] | None = None
+    chosen = list(rows.system[:2])
+    for i, j in itertools.combinations(range(len(rows)), 2):
+        same_scaffold = float(rows.scaffold[i] == rows.scaffold[j] and rows.model[i] != rows.model[j])
+        gap = abs(float(mix.outcome_success[i] - mix.outcome_success[j])) if "outcome_success" in mix else 0.0
+        spread = 0.5 * float((mix.iloc[i] - mix.iloc[j]).abs().sum())
+        score = (same_scaffold, gap, spread)
+        if best is None or score > best:
+            best, chosen = score, [rows.system[i], rows.system[j]]
+    return chosen

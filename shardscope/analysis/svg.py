@@ -35,8 +35,11 @@ def forest(rows: Sequence[Interval], *, title: str, lo: float | None = None,
     hi = max([*finite, 1.0 if percent else 0.0]) if hi is None else hi
     if hi <= lo:
         hi = lo + 1
-    label_w, pad, row_h = 230, 70, 26
-    plot_w = width - label_w - pad
+    # Labels are shown whole ("qwen2.5-coder-0.5b-instruct · react-text" was cut, so two
+    # scaffolds of one model could not be told apart): the label column fits the longest.
+    label_w, pad, row_h = max(230, _text_width(max((r.label for r in rows), key=len, default=""))), 70, 26
+    plot_w = width - 230 - pad
+    width = label_w + plot_w + pad
     height = 40 + row_h * len(rows) + 24
 
     def x(v: float) -> float:
@@ -56,7 +59,7 @@ def forest(rows: Sequence[Interval], *, title: str, lo: float | None = None,
     for i, row in enumerate(rows):
         y = 40 + i * row_h
         colour = "#c0392b" if row.highlight else "#2c6fbb"
-        parts.append(f"<text x='4' y='{y + 4}' {FONT}>{escape(row.label[:38])}</text>")
+        parts.append(f"<text x='4' y='{y + 4}' {FONT}>{escape(row.label)}</text>")
         if math.isfinite(row.low) and math.isfinite(row.high):
             parts.append(f"<line x1='{x(row.low):.1f}' x2='{x(row.high):.1f}' y1='{y}' y2='{y}' "
                          f"stroke='{colour}' stroke-width='2'/>")
@@ -68,6 +71,11 @@ def forest(rows: Sequence[Interval], *, title: str, lo: float | None = None,
     return "".join(parts)
 
 
+def _text_width(text: str) -> int:
+    """Pixels a label needs at the charts' 12 px sans-serif (about 7 px a character)."""
+    return 7 * len(text) + 12
+
+
 def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     step = (hi - lo) / (count - 1)
     return [lo + i * step for i in range(count)]
@@ -76,18 +84,26 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float]], *,
             title: str, lo: float = -1.0, hi: float = 1.0, percent: bool = False) -> str:
     """Rows x columns of values coloured red (high) to blue (low) through white at 0."""
-    label_w, cell_w, cell_h, top = 230, 110, 24, 56
+    # Column headers are "model · scaffold": one line each, wide enough to read whole.
+    heads = [str(c).split(" · ") for c in columns]
+    lines = max((len(h) for h in heads), default=1)
+    label_w = max(230, _text_width(max((str(r) for r in rows), key=len, default="")))
+    cell_w = max(110, _text_width(max((p for h in heads for p in h), key=len, default="")))
+    cell_h, top = 24, 44 + 14 * lines
     width = label_w + cell_w * len(columns) + 10
     height = top + cell_h * len(rows) + 10
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
              f"viewBox='0 0 {width} {height}' role='img' aria-label='{escape(title)}'>",
              f"<text x='4' y='16' {FONT} font-weight='bold'>{escape(title)}</text>"]
-    for j, column in enumerate(columns):
-        parts.append(f"<text x='{label_w + j * cell_w + cell_w / 2}' y='{top - 8}' {FONT} "
-                     f"text-anchor='middle'>{escape(str(column)[:16])}</text>")
+    for j, head in enumerate(heads):
+        cx = label_w + j * cell_w + cell_w / 2
+        spans = "".join(f"<tspan x='{cx}' dy='{0 if k == 0 else 14}'>{escape(part)}</tspan>"
+                        for k, part in enumerate(head))
+        parts.append(f"<text x='{cx}' y='{top - 8 - 14 * (len(head) - 1)}' {FONT} "
+                     f"text-anchor='middle'>{spans}</text>")
     for i, row in enumerate(rows):
         y = top + i * cell_h
-        parts.append(f"<text x='4' y='{y + cell_h / 2 + 4}' {FONT}>{escape(str(row)[:36])}</text>")
+        parts.append(f"<text x='4' y='{y + cell_h / 2 + 4}' {FONT}>{escape(str(row))}</text>")
         for j, value in enumerate(values[i]):
             fill = _colour(value, lo, hi)
             parts.append(f"<rect x='{label_w + j * cell_w}' y='{y}' width='{cell_w - 2}' "

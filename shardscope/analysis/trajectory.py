@@ -2,7 +2,8 @@
 
 An episode's trajectory is the action of each scaffold step, read from the store's ``steps``
 view: a tool call (tool name + normalized arguments), a final answer (normalized), a plan or
-note, an empty reply, or a protocol error. Two episodes of the same task (same seed) are
+note, an empty reply, or a protocol error (its kind and the normalized reply: two protocol
+errors are the same action only when the models wrote the same thing). Two episodes of the same task (same seed) are
 aligned by weighted edit distance (an identical action costs 0, the same tool with other
 arguments 0.5, anything else 1); the first divergence is the first step where the actions
 differ, reported with the common actions before it and what each side did instead.
@@ -17,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -41,8 +42,12 @@ class Action:
     step_index: int = -1
     text: str | None = None  # what the model wrote in that step (context, not compared)
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # Protocol errors of one kind differ by what the model wrote: two models breaking the
+        # protocol in different words did not do the same thing (issue 17).
+        if self.kind == "error":
+            return f"error::{self.detail}:{normalize_reply(self.text)}"
         return f"{self.kind}:{self.tool or ''}:{self.detail}"
 
     @property
@@ -52,7 +57,11 @@ class Action:
         if self.kind == "final":
             return f"answer {self.detail!r}"
         if self.kind == "error":
-            return f"protocol error: {self.detail}"
+            reply = normalize_reply(self.text)
+            if not reply:
+                return f"protocol error: {self.detail}"
+            short = reply if len(reply) <= 40 else reply[:39] + "…"
+            return f"protocol error: {self.detail} ({short!r})"
         return self.kind
 
     def similar(self, other: Action) -> bool:
@@ -83,6 +92,12 @@ def normalize_arguments(arguments: Any) -> str:
 def normalize_answer(answer: Any) -> str:
     text = _SPACE.sub(" ", str(answer or "").strip()).lower().rstrip(".")
     return text
+
+
+@lru_cache(maxsize=65_536)
+def normalize_reply(text: str | None) -> str:
+    """A reply as compared: whitespace collapsed, trimmed, lower-case."""
+    return _SPACE.sub(" ", (text or "").strip()).lower()
 
 
 def _error_kind(message: str) -> str:

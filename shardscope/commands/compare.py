@@ -70,7 +70,9 @@ def print_divergences(console: Console, c: Comparison) -> None:
     console.print(table)
 
 
-def print_influence(console: Console, influence: pd.DataFrame, limit: int = 30) -> None:
+def print_influence(console: Console, influence: pd.DataFrame, limit: int = 30,
+                    more: str = "in the report (--report)") -> None:
+    """The shard influence table, its first ``limit`` rows; ``more`` says where the rest are."""
     if influence.empty:
         console.print("no ablation episodes in the selection: `shardscope ablate` measures "
                       "which shards each model depends on")
@@ -89,7 +91,7 @@ def print_influence(console: Console, influence: pd.DataFrame, limit: int = 30) 
                       _fmt(r.score_drop), _fmt(r.trajectory_change))
     console.print(table)
     if len(influence) > limit:
-        console.print(f"… {len(influence) - limit} more rows in the report (--report)")
+        console.print(f"… {len(influence) - limit} more rows {more}")
 
 
 def print_clusters(console: Console, c: Comparison) -> None:

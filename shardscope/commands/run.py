@@ -62,6 +62,9 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
         _note(f"keeping {_count(change.episodes, 'episode')} of {change.scaffold} stored under "
               f"scaffold hash {change.stored[:12]} as done (the current code hashes to "
               f"{change.current[:12]}); the missing ones run with the current code")
+    warning = greedy_seeds_warning(spec) if resume_run is None else None
+    if warning:
+        _note(warning)
     reused = stored_baseline_keys(store) - target.done if spec.reuse_baselines else set()
     tracing = setup_tracing(settings, install_signal_handlers=True, set_global=False)
     resources = default_resources(settings, tracing, logprobs=spec.logprobs)
@@ -92,7 +95,7 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
     return 130 if report.interrupted else 0
 
 
-def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
+def _print_influence(store: Store, spec: MatrixSpec, run_id: str, limit: int = 30) -> None:
     from shardscope.analysis.compare import influence_for
     from shardscope.commands.compare import print_influence
     from shardscope.commands.output import console
@@ -100,7 +103,27 @@ def _print_influence(store: Store, spec: MatrixSpec, run_id: str) -> None:
 
     selection = Selection(suites=spec.suites, models=spec.models, scaffolds=spec.scaffolds,
                           run_ids=(run_id,))
-    print_influence(console(), influence_for(store, selection))
+    print_influence(console(), influence_for(store, selection), limit,
+                    more=f"in `shardscope compare --run {run_id} --report report.html`")
+
+
+def greedy_seeds_warning(spec: MatrixSpec) -> str | None:
+    """Seeds > 1 under a scaffold at temperature 0: greedy decoding repeats each task byte for
+    byte (measured in issue 17: 20 of 24 seed pairs identical), so the extra seeds cost time
+    and add no evidence."""
+    from shardscope.scaffolds.agents.registry import get_scaffold
+
+    if spec.seeds < 2:
+        return None
+    greedy = [name for name in spec.scaffolds
+              if get_scaffold(name, spec.scaffold_params.get(name, {})).params.temperature == 0]
+    if not greedy:
+        return None
+    example = greedy[0]
+    return (f"--seeds {spec.seeds} at temperature 0 ({', '.join(greedy)}): greedy decoding "
+            "repeats the same work, so seeds beyond the first mostly measure nothing new "
+            "(compare counts byte-identical repeats once). To sample, set a temperature, "
+            f"e.g. -p {example}.temperature=0.7 (the seed is passed to the model)")
 
 
 def _note(text: str) -> None:

@@ -64,14 +64,22 @@ def ablation_episodes(store: Source, selection: Selection) -> pd.DataFrame:
 
 
 def systems_of(store: Source) -> pd.DataFrame:
-    """Suite x model x scaffold with their finished baseline and ablation episode counts."""
+    """Suite x model x scaffold with their finished baseline and ablation episode counts, and
+    the baselines' count of each outcome (``outcome_<name>``: what picks an informative pair)."""
+    outcomes = [f"outcome_{o}" for o in _OUTCOMES]
     if isinstance(store, Store) and not store.exists():
-        return pd.DataFrame(columns=["suite", "model", "scaffold", "system", "episodes", "ablated"])
+        return pd.DataFrame(columns=["suite", "model", "scaffold", "system", "episodes", "ablated",
+                                     *outcomes])
+    counts = ", ".join(f"count(*) FILTER (WHERE ablation_shard IS NULL AND outcome = '{o}') "
+                       f"AS outcome_{o}" for o in _OUTCOMES)
     return frame_of(store, f"""
         SELECT suite, model, scaffold, concat_ws(' · ', model, scaffold) AS system,
                count(*) FILTER (WHERE ablation_shard IS NULL) AS episodes,
-               count(*) FILTER (WHERE ablation_shard IS NOT NULL) AS ablated
+               count(*) FILTER (WHERE ablation_shard IS NOT NULL) AS ablated, {counts}
         FROM ({EPISODE_ROW_SQL}) WHERE outcome IS NOT NULL GROUP BY ALL ORDER BY ALL""")
+
+
+_OUTCOMES = ("success", "failure", "protocol_error", "budget_exhausted", "error")
 
 
 def available(store: Source) -> dict[str, tuple[str, ...]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shardscope.tracer.columns import column_description
 from shardscope.tracer.queries.frames import aggregate_row
 from shardscope.tracer.schema import DESCRIPTIONS, VIEWS, stored_version
 from shardscope.tracer.sinks import spill_dir
@@ -58,7 +59,8 @@ def describe_schema(store: Store) -> list[Relation]:
         ).fetchall()
     columns: dict[str, list[Column]] = {}
     for table, name, dtype, comment in rows:
-        columns.setdefault(table, []).append(Column(name, dtype, comment))
+        columns.setdefault(table, []).append(
+            Column(name, dtype, comment or column_description(table, name)))
     ordered = [n for n in _PUBLIC_ORDER if n in columns] + sorted(set(columns) - set(_PUBLIC_ORDER))
     return [
         Relation(

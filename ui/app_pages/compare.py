@@ -9,6 +9,7 @@ import streamlit as st
 
 from shardscope.analysis import trajectory
 from shardscope.analysis.compare import Comparison, NothingToCompare, PairDivergence
+from shardscope.analysis.summaries import informative_pair
 from shardscope.tracer.queries.comparison import Selection
 from shardscope.ui import charts, data, navigation, widgets
 
@@ -53,30 +54,26 @@ def render() -> None:
 
 
 def _default_systems(here: pd.DataFrame) -> list[str]:
-    """Two models under the same scaffold (the model being the one thing that changes)."""
-    models = here.groupby("scaffold").model.nunique()
-    if models.max() >= 2:
-        scaffold = models.idxmax()
-        return list(here[here.scaffold == scaffold].system[:2])
-    return list(here.system[:2])
+    """The most informative pair: two models under one scaffold whose outcomes differ most."""
+    return informative_pair(here)
 
 
 def _deltas(result: Comparison) -> None:
     st.subheader("Outcomes and paired differences")
     for note in result.notes:
         st.caption(note)
-    left, right = st.columns(2)
-    with left:
-        st.altair_chart(charts.success_rates(result.estimates, "system"), width="stretch")
-    with right:
-        st.altair_chart(charts.differences(result.comparisons, percent=result.metric == "success"),
-                        width="stretch")
+    # One above the other: side by side, whole "model · scaffold" labels left no room to plot.
+    st.altair_chart(charts.success_rates(result.estimates, "system"), width="stretch")
+    st.altair_chart(charts.differences(result.comparisons, percent=result.metric == "success"),
+                    width="stretch")
     percent = st.column_config.NumberColumn(format="percent")
-    st.dataframe(result.comparisons.drop(columns=["metric"]), hide_index=True, width="stretch",
+    pairs = widgets.with_dashes(result.comparisons.drop(columns=["metric"]), ("ci_low", "ci_high"),
+                                percent=result.metric == "success")
+    st.dataframe(pairs, hide_index=True, width="stretch",
                  key="compare_pairs", column_config={
                      "diff": st.column_config.NumberColumn("a − b", format="%.3f"),
-                     "ci_low": st.column_config.NumberColumn("95% low", format="%.3f"),
-                     "ci_high": st.column_config.NumberColumn("95% high", format="%.3f"),
+                     "ci_low": st.column_config.TextColumn("95% low"),
+                     "ci_high": st.column_config.TextColumn("95% high"),
                      "p_value": st.column_config.NumberColumn("p", format="%.4f"),
                      "p_adjusted": st.column_config.NumberColumn(f"p ({result.correction})",
                                                                  format="%.4f"),

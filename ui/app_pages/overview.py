@@ -31,8 +31,16 @@ def render() -> None:
     cube = data.cube(ctx, None if all_runs or not chosen else tuple(chosen))
     flt = widgets.filter_bar(facets_of(cube), "overview",
                              fields=("suites", "scaffolds", "models"))
+    # An `ablate` run (often the latest) holds only ablation episodes, its baselines reused
+    # from earlier runs: hiding ablations by default would show nothing at all.
+    only_ablations = bool(len(cube)) and "ablated" in cube and bool(cube["ablated"].astype(bool).all())
     ablations = st.checkbox("Include shard-ablation episodes", key="overview_ablations",
+                            value=only_ablations,
                             help="Counterfactual episodes with one shard removed or replaced.")
+    if only_ablations and ablations:
+        st.caption("The picked runs hold only shard-ablation episodes (their baselines were "
+                   "reused from earlier runs): they are shown. Turn on **All runs** to see the "
+                   "baselines too.")
     flt = dataclasses.replace(flt, ablations=ablations)
     _running(summary, cube)
     if not flt.mask(cube).any():
@@ -93,14 +101,16 @@ def _success(frame: pd.DataFrame, label: str) -> None:
         st.altair_chart(charts.outcome_bars(frame, label), width="stretch")
     table = frame[[label, "episodes", "tasks", "success_rate", "success_se", "ci_low", "ci_high",
                    "tokens_per_episode", "cost_usd", "seconds_per_episode"]]
+    table = widgets.with_dashes(widgets.with_dashes(table, ("ci_low", "ci_high")), ("cost_usd",),
+                                percent=False)
     st.dataframe(table, hide_index=True, width="stretch", key="overview_summary", column_config={
         "success_rate": st.column_config.NumberColumn("success", format="percent"),
         "success_se": st.column_config.NumberColumn("SE", format="percent",
                                                     help="clustered by task"),
-        "ci_low": st.column_config.NumberColumn("95% low", format="percent"),
-        "ci_high": st.column_config.NumberColumn("95% high", format="percent"),
+        "ci_low": st.column_config.TextColumn("95% low"),
+        "ci_high": st.column_config.TextColumn("95% high"),
         "tokens_per_episode": st.column_config.NumberColumn("tokens / episode", format="%.0f"),
-        "cost_usd": st.column_config.NumberColumn("cost $", format="%.4f"),
+        "cost_usd": st.column_config.TextColumn("cost $"),
         "seconds_per_episode": st.column_config.NumberColumn("s / episode", format="%.2f"),
     })
 

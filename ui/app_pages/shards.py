@@ -75,12 +75,13 @@ def _by_mode(influence: pd.DataFrame, mode: str) -> pd.DataFrame:
 def _ranking(shown: pd.DataFrame) -> None:
     st.subheader("Ranking per model")
     table = shown.sort_values(["model", "scaffold", "success_drop"], ascending=[True, True, False])
+    table = widgets.with_dashes(table, ("ci_low", "ci_high"))
     st.dataframe(table[["model", "scaffold", "task_id", "shard", "n", "success_drop", "ci_low",
                         "ci_high", "score_drop", "trajectory_change"]],
                  hide_index=True, width="stretch", key="shards_ranking", column_config={
                      "success_drop": st.column_config.NumberColumn("success drop", format="percent"),
-                     "ci_low": st.column_config.NumberColumn("95% low", format="percent"),
-                     "ci_high": st.column_config.NumberColumn("95% high", format="percent"),
+                     "ci_low": st.column_config.TextColumn("95% low"),
+                     "ci_high": st.column_config.TextColumn("95% high"),
                      "score_drop": st.column_config.NumberColumn("score drop", format="%.2f"),
                      "trajectory_change": st.column_config.NumberColumn("trajectory change",
                                                                         format="%.2f")})

@@ -46,8 +46,9 @@ def _schema(ctx: data.Context) -> None:
     for relation in data.schema(ctx.path, ctx.version):
         with st.expander(f"**{relation.name}** ({relation.kind})"):
             st.caption(relation.description)
-            st.dataframe(pd.DataFrame([(c.name, c.type) for c in relation.columns],
-                                      columns=["column", "type"]),
+            st.dataframe(pd.DataFrame([(c.name, c.type, c.description or "")
+                                       for c in relation.columns],
+                                      columns=["column", "type", "description"]),
                          hide_index=True, width="stretch")
 
 
