@@ -378,6 +378,20 @@ def collect(
     raise typer.Exit(collect_from_cli(db, host, port, 0 if no_grpc else grpc_port, token, max_body_mib))
 
 
+suites_app = typer.Typer(help="Task suites: import standard benchmarks as suite files.",
+                         no_args_is_help=True)
+app.add_typer(suites_app, name="suites")
+
+
+def _add_suite_importers() -> None:
+    from shardscope.commands.suites_import import import_app
+
+    suites_app.add_typer(import_app, name="import")
+
+
+_add_suite_importers()
+
+
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""
     try:
