@@ -392,6 +392,20 @@ def _add_suite_importers() -> None:
 _add_suite_importers()
 
 
+@suites_app.command("score")
+def suites_score(
+    db: DbOption = None,
+    run_ids: Annotated[ListOption, typer.Option("--run", "-r", help="Only these runs.")] = None,
+) -> None:
+    """BFCL accuracy per category, its AST summary, irrelevance beside the call rate on
+    relevant items; HumanEval pass@1 and unbiased pass@k. SEs clustered by task."""
+    from shardscope.commands.suites_score import score_command
+
+    from shardscope.commands.options import split_list
+
+    raise typer.Exit(score_command(db, tuple(split_list(run_ids) or ())))
+
+
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""
     try:
