@@ -12,8 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shardscope.cli import app
-from shardscope.scaffolds.tasks import Ablation, check, load_suite
-from shardscope.scaffolds.tasks import bfcl, humaneval
+from shardscope.scaffolds.tasks import Ablation, bfcl, check, humaneval, load_suite
 from shardscope.scaffolds.tasks.errors import BenchmarkDataError
 
 needs_bfcl = pytest.mark.skipif(
