@@ -10,13 +10,13 @@ from rich.table import Table
 
 from shardscope.analysis.benchmarks import bfcl_scores, humaneval_scores
 from shardscope.commands.store import open_store
-from shardscope.tracer.queries.comparison import Selection, episodes
+from shardscope.tracer.queries.benchmarks import benchmark_episodes
 
 
 def score_frames(db: Path | None, run_ids: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(BFCL scores, HumanEval scores) of the stored baseline episodes (these runs only)."""
     store = open_store(db)
-    frame = episodes(store, Selection(run_ids=run_ids))
+    frame = benchmark_episodes(store, run_ids)
     return bfcl_scores(frame), humaneval_scores(frame)
 
 
