@@ -92,7 +92,7 @@ def convert(category: str, limit: int | None = None, data: Path | None = None) -
     skipped: list[str] = []
     answers = {} if category == "irrelevance" else _answers(data, stem, skipped)
     items = list(_lines(questions, skipped))
-    tasks = []
+    tasks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     for index, item in enumerate(items):
         if limit is not None and len(tasks) >= limit:
             break

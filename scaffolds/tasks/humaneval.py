@@ -92,7 +92,7 @@ def convert(limit: int | None = None, path: Path | None = None) -> Converted:
     path = path or data_file()
     skipped: list[str] = []
     items = list(problems(path, skipped))
-    tasks = []
+    tasks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     tests: dict[str, str] = {}
     for index, item in enumerate(items):
         if limit is not None and len(tasks) >= limit:
