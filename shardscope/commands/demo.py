@@ -74,7 +74,8 @@ def print_bfcl_verdict(store: Store) -> None:
         low, high = pair.ci_low, pair.ci_high
         if diff < 0:
             first, second, diff, low, high = second, first, -diff, -high, -low
-        excludes = low > 0 or high < 0
+        # a bootstrap interval of identical differences is a point: ask the exact test too
+        excludes = (low > 0 or high < 0) and pair.p_value < pair.alpha
         print(f"  {first} minus {second}: {diff:+.2f} [{low:+.2f}, {high:+.2f}] "
               f"({pair.method}, p={pair.p_value:.3f})"
               + ("  <- the interval excludes zero" if excludes else ""))
