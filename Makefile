@@ -34,8 +34,13 @@ $(LLAMA_STAMP): | $(BIN)/python
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_REQ)"
 	@touch $(LLAMA_STAMP)
 
+# The benchmark data (extra `benchmarks`) goes in with --no-deps: bfcl-eval pins numpy==1.26.4
+# and every provider SDK; only its data files are read.
+BENCH_REQS := $(shell sed -n '/^benchmarks = \[/,/^\]/p' pyproject.toml | grep -o '"[^"]*"' | tr -d '"')
+
 $(STAMP): pyproject.toml $(LLAMA_STAMP) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet --no-deps $(BENCH_REQS)
 	@touch $(STAMP)
 
 install: $(STAMP)

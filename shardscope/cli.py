@@ -294,12 +294,14 @@ def demo(
     """Run the demo matrix on the three embedded local models (no keys, no network).
 
     SmolLM2-135M-Instruct, Qwen2.5-Coder-0.5B-Instruct and Gemma-3-270M (a base model) under
-    the same two scaffolds on a few tasks: six to ten minutes on 2 cores. Then prints the
-    comparison and how to open the UI and query the store.
+    the same two scaffolds on a few tasks, then a six-item BFCL slice (when its data is
+    installed) that ends saying whether the models' difference on it excludes zero: within
+    ten minutes on 2 cores. Then prints the comparison and how to open the UI and query.
     """
     from shardscope.commands import run as run_cli
+    from shardscope.commands.demo import demo_command
 
-    raise typer.Exit(run_cli.execute(run_cli.DEMO, run_cli.settings_for(db), progress=progress))
+    raise typer.Exit(demo_command(run_cli.settings_for(db), progress))
 
 
 @app.command()
@@ -378,7 +380,8 @@ def collect(
     raise typer.Exit(collect_from_cli(db, host, port, 0 if no_grpc else grpc_port, token, max_body_mib))
 
 
-suites_app = typer.Typer(help="Task suites: check a suite file before running it.",
+suites_app = typer.Typer(help="Task suites: check a suite file before running it, import standard "
+                         "benchmarks (BFCL, HumanEval) as suite files, score benchmark runs.",
                          no_args_is_help=True)
 app.add_typer(suites_app, name="suites")
 
@@ -393,6 +396,28 @@ def suites_check(
     from shardscope.commands.suites_check import suites_check_command
 
     raise typer.Exit(suites_check_command(path))
+
+
+def _add_suite_importers() -> None:
+    from shardscope.commands.suites_import import import_app
+
+    suites_app.add_typer(import_app, name="import")
+
+
+_add_suite_importers()
+
+
+@suites_app.command("score")
+def suites_score(
+    db: DbOption = None,
+    run_ids: Annotated[ListOption, typer.Option("--run", "-r", help="Only these runs.")] = None,
+) -> None:
+    """BFCL accuracy per category, its AST summary, irrelevance beside the call rate on
+    relevant items; HumanEval pass@1 and unbiased pass@k. SEs clustered by task."""
+    from shardscope.commands.options import split_list
+    from shardscope.commands.suites_score import score_command
+
+    raise typer.Exit(score_command(db, tuple(split_list(run_ids) or ())))
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 from shardscope.scaffolds.backends.traced import TracedModel
 from shardscope.scaffolds.runner.runner import Resources
+from shardscope.scaffolds.tasks.model import Check as RealCheck
+from shardscope.scaffolds.tasks.model import DeclaredTools
 from shardscope.scaffolds.types import ToolSpec
 
 
@@ -60,6 +62,7 @@ class Instance:
     tool_context: Any = None
     shards: tuple[str, ...] = ("a", "b")
     ablation: Any = None
+    declared: Any = field(default_factory=DeclaredTools)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Task:
     id: str
     answer: str = "5"
     shards: tuple[Shard, ...] = (Shard("a"), Shard("b"))
+    check: Any = field(default_factory=lambda: RealCheck("exact"))
 
     def instantiate(self, workdir: Path, ablation: Any = None) -> Instance:
         facts = {"a": "a is 2.", "b": "b is 3."}
@@ -98,7 +102,7 @@ class Check:
     detail: str
 
 
-def check(task: Task, answer: str | None, instance: Any) -> Check:
+def check(task: Task, answer: str | None, instance: Any, calls: Any = ()) -> Check:
     ok = answer is not None and answer.strip().rstrip(".").endswith(task.answer)
     return Check("success" if ok else "failure", 1.0 if ok else 0.0, f"expected {task.answer}")
 

@@ -77,7 +77,7 @@ def test_the_valid_suite_loads(tmp_path: Path) -> None:
         (
             ('kind = "fact"', 'kind = "gossip"'),
             "task 'mini-001': shards.sheep.kind must be one of fact, document, rows, "
-            "tool_result, file, got 'gossip'",
+            "tool_result, file, function, got 'gossip'",
         ),
         (
             ('content = "Alda has 7 sheep."\n', ""),
@@ -104,7 +104,7 @@ def test_the_valid_suite_loads(tmp_path: Path) -> None:
         (
             ('check = { type = "numeric"', 'check = { type = "fuzzy"'),
             "task 'mini-001': check.type must be one of exact, numeric, regex, tests_pass, "
-            "got 'fuzzy'",
+            "tool_call, irrelevance, got 'fuzzy'",
         ),
         (
             ('prompt = "{sheep}', 'prompt = 42\nx = "{sheep}'),

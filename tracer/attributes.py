@@ -167,6 +167,7 @@ ATTEMPT_DURATION_MS: Final = "shardscope.attempt.duration_ms"
 TOOL_OK: Final = "shardscope.tool.ok"
 TOOL_ERROR_MESSAGE: Final = "shardscope.tool.error_message"
 TOOL_TRUNCATED: Final = "shardscope.tool.output_truncated"
+TOOL_DECLARED: Final = "shardscope.tool.declared"  # a declared function: recorded, not run
 
 # Attributes a span inherits from the shardscope context it was started in.
 CONTEXT_ATTRIBUTES: Final = (RUN_ID, EPISODE_ID, STEP_INDEX, MODEL_ID)

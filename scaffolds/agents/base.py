@@ -28,10 +28,12 @@ from shardscope.config.errors import ConfigError
 
 if TYPE_CHECKING:
     from shardscope.scaffolds.agents.runtime import Episode
+    from shardscope.scaffolds.tasks.model import DeclaredTools
     from shardscope.scaffolds.tools import Tool, ToolContext
-    from shardscope.scaffolds.types import ToolSpec
+    from shardscope.scaffolds.types import ToolCall, ToolSpec
 
-EndReason = Literal["final_answer", "protocol_error", "budget_exhausted"]
+# "tool_call": the model called a declared function whose call ends the episode
+EndReason = Literal["final_answer", "protocol_error", "budget_exhausted", "tool_call"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class EpisodeResult:
     output_tokens: int
     protocol_errors: tuple[str, ...] = ()
     detail: str | None = None
+    declared_calls: tuple[ToolCall, ...] = ()  # calls of the task's declared functions
 
 
 class TaskView(Protocol):
@@ -71,6 +74,10 @@ class TaskView(Protocol):
     @property
     def tool_context(self) -> ToolContext:
         """The world the tools run in (workdir, corpus, dataset, limits)."""
+
+    @property
+    def declared(self) -> DeclaredTools:
+        """Functions offered to the model and recorded, not executed."""
 
 
 class ToolBox(Protocol):

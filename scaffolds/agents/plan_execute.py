@@ -63,6 +63,8 @@ class PlanAndExecute(Scaffold):
                 if episode.out_of_budget() or episode.too_many_protocol_errors():
                     return episode.finish(None)
                 findings.append(await self._act(episode, task, plan_text, findings, index, item))
+                if episode.ended_by_call:
+                    return episode.finish(None)
             if episode.out_of_budget():
                 break
             prompt = p["replan"].format(task=task, plan=plan_text, findings=_numbered(findings), n=n)

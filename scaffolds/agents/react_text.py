@@ -69,6 +69,8 @@ class TextReAct(Scaffold):
                     call = parsed.call
                     step.action(StepAction.tool_calls([call]))
                     outcome = await step.run_tool(call)
+                    if episode.ended_by_call:
+                        return episode.finish(None)
                     fed_in = p["observation"].format(output=outcome.output)
                 transcript += fed_in
         return episode.finish(None)

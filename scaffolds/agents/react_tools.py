@@ -65,6 +65,8 @@ class ToolCallingReAct(Scaffold):
                 else:
                     step.action(StepAction.tool_calls(calls))
                     new = [await self._observe(step, call, native) for call in calls]
+                    if episode.ended_by_call:
+                        return episode.finish(None)
                 messages.extend(new)
                 fed_in = [m.to_genai() for m in new]
         return episode.finish(None)

@@ -71,6 +71,8 @@ class Episode:
     output_tokens: int = 0
     protocol_errors: list[str] = field(default_factory=list)
     consecutive_protocol_errors: int = 0
+    declared_calls: list[ToolCall] = field(default_factory=list)
+    ended_by_call: bool = False  # a declared function was called and its call ends the episode
 
     @property
     def task_prompt(self) -> str:
@@ -78,7 +80,11 @@ class Episode:
 
     @property
     def tool_specs(self) -> list[ToolSpec]:
-        return list(self.registry.specs(list(self.instance.tools)))
+        """The real tools' specs, then the task's declared functions (recorded, not run)."""
+        declared = self.instance.declared
+        names = declared.names()
+        real = [t for t in self.instance.tools if t not in names]
+        return [*self.registry.specs(real), *declared.functions]
 
     def tools_text(self) -> str:
         """The tools in words, each with an example of its arguments, for text protocols."""
@@ -107,7 +113,9 @@ class Episode:
     ) -> EpisodeResult:
         """The result when the loop stops: answered, broke protocol, or ran out of budget."""
         if reason is None:
-            if answer is not None:
+            if self.ended_by_call:
+                reason = "tool_call"
+            elif answer is not None:
                 reason = "final_answer"
             elif self.out_of_budget() and not self.too_many_protocol_errors():
                 reason = "budget_exhausted"
@@ -120,6 +128,7 @@ class Episode:
             output_tokens=self.output_tokens,
             protocol_errors=tuple(self.protocol_errors),
             detail=detail,
+            declared_calls=tuple(self.declared_calls),
         )
 
     @asynccontextmanager
@@ -182,6 +191,9 @@ class Step:
                 A.GEN_AI_TOOL_CALL_ARGUMENTS: call.arguments if call.ok else call.raw,
             },
         ) as span:
+            declared = self.episode.instance.declared
+            if declared.functions and call.ok and call.name not in self.episode.registry.names():
+                return self._record_declared(call, span)
             problem = self._call_problem(call)
             if problem is not None:
                 self.protocol_error(problem)
@@ -206,6 +218,21 @@ class Step:
                 span.fail(result.error_type or "tool_error", result.error_message)
                 return ToolOutcome(False, text, result.error_type)
             return ToolOutcome(True, text)
+
+    def _record_declared(self, call: ToolCall, span: TracedSpan) -> ToolOutcome:
+        """A call of a declared function (or of a name the task does not declare: a wrong
+        answer, recorded for the checker, not a protocol error): recorded, never executed."""
+        declared = self.episode.instance.declared
+        self.episode.declared_calls.append(call)
+        span.set(A.TOOL_DECLARED, True)
+        if declared.after_call == "end":
+            self.episode.ended_by_call = True
+            span.set(A.TOOL_OK, True)
+            return ToolOutcome(True, "")
+        known = call.name in declared.names()
+        output = declared.result if known else f"Error: unknown function {call.name!r}"
+        span.set_many({A.GEN_AI_TOOL_CALL_RESULT: output, A.TOOL_OK: known})
+        return ToolOutcome(known, output)
 
     def _call_problem(self, call: ToolCall) -> str | None:
         if not call.ok:

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from shardscope.config.errors import ConfigError
 from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ToolBox
@@ -27,9 +27,22 @@ from shardscope.tracer.spans import TracedSpan, Tracing
 
 if TYPE_CHECKING:
     from shardscope.scaffolds.tasks import Ablation, CheckResult, Suite, Task, TaskInstance
+    from shardscope.scaffolds.types import ToolCall
 
 DEFAULT_CONCURRENCY = {"llama_cpp": 1, "scripted": 8}
 REMOTE_CONCURRENCY = 4
+
+
+class Checker(Protocol):
+    def __call__(
+        self, task: Task, answer: str | None, instance: TaskInstance,
+        calls: Sequence[ToolCall] = (),
+    ) -> CheckResult: ...
+
+
+# Checks that judge the calls of declared functions: they judge every finished episode,
+# whatever ended it (BFCL counts a reply it cannot decode as "no call").
+CALL_CHECKS = ("tool_call", "irrelevance")
 
 
 @dataclass
@@ -40,7 +53,7 @@ class Resources:
     registry: ToolBox
     open_model: Callable[[str], TracedModel]  # catalog id -> traced model
     provider_of: Callable[[str], str]  # catalog id -> gen_ai provider name
-    check: Callable[[Task, str | None, TaskInstance], CheckResult]  # judges a final answer
+    check: Checker  # judges a final answer (or the declared calls made)
     known_models: Callable[[], list[str]]
 
 
@@ -292,8 +305,8 @@ def _abandon_reason(exc: BaseException) -> str:
 
 def _judge(result: EpisodeResult, task: Task, instance: TaskInstance,
            resources: Resources) -> tuple[str, float, str | None]:
-    if result.end_reason == "final_answer":
-        check = resources.check(task, result.final_answer, instance)
+    if result.end_reason in ("final_answer", "tool_call") or task.check.type in CALL_CHECKS:
+        check = resources.check(task, result.final_answer, instance, result.declared_calls)
         return check.outcome, float(check.score), check.detail
     if result.end_reason == "protocol_error":
         return Outcome.PROTOCOL_ERROR, 0.0, result.detail

@@ -1,4 +1,5 @@
-"""Judging a final answer: exact (normalized), numeric (with tolerance), regex, tests_pass."""
+"""Judging a final answer: exact (normalized), numeric (with tolerance), regex, tests_pass;
+and the calls of declared functions: tool_call, irrelevance (:mod:`.tool_checks`)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,42 @@ import re
 import shutil
 import tempfile
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
 from shardscope.scaffolds.tasks.model import Check, CheckResult, TaskInstance
 from shardscope.scaffolds.tasks.suite import Task
+from shardscope.scaffolds.tasks.tool_checks import check_irrelevance, check_tool_calls
 from shardscope.scaffolds.tools.pytest_runner import describe_failure, run_pytest
+from shardscope.scaffolds.types import ToolCall
 
 _NUMBER = re.compile(
     r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,]*\d)|(?<![\w.])-?\.\d+"
 )
 _PUNCT = re.compile(r"[^\w\s]")
 _CONFIG_FILES = ("conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini")
+_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 
-def check(task: Task, final_answer: str | None, instance: TaskInstance) -> CheckResult:
-    """Judge ``final_answer`` (or, for tests_pass, the instance's files) by the task's check."""
+def check(
+    task: Task,
+    final_answer: str | None,
+    instance: TaskInstance,
+    calls: Sequence[ToolCall] = (),
+) -> CheckResult:
+    """Judge ``final_answer`` (or, for tests_pass, the instance's files; for tool_call and
+    irrelevance, the ``calls`` of declared functions) by the task's check."""
     spec = task.check
+    if spec.type == "irrelevance":
+        return check_irrelevance(calls)
+    if spec.type == "tool_call":
+        return check_tool_calls(spec, instance.declared, calls)
     if spec.type == "tests_pass":
+        if spec.answer_file is not None:
+            if final_answer is None or not final_answer.strip():
+                return CheckResult("failure", 0.0, "no final answer (no code to test)")
+            solution = answer_code(final_answer, spec.prelude, spec.entry_point)
+            (instance.tool_context.workdir / spec.answer_file).write_text(solution, "utf-8")
         return check_tests(spec, task, instance)
     if final_answer is None or not final_answer.strip():
         return CheckResult("failure", 0.0, "no final answer")
@@ -32,6 +52,17 @@ def check(task: Task, final_answer: str | None, instance: TaskInstance) -> Check
     if spec.type == "exact":
         return check_exact(spec, final_answer)
     return check_regex(spec, final_answer)
+
+
+def answer_code(answer: str, prelude: str, entry_point: str | None) -> str:
+    """The module a code answer becomes: the fenced code (else the whole answer) after the
+    prelude (the original stub, so its imports and helpers exist). An answer that does not
+    define ``entry_point`` is taken as the body that completes the stub."""
+    blocks = _FENCE.findall(answer)
+    code = max(blocks, key=len) if blocks else answer
+    if entry_point and not re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M):
+        return prelude + code.rstrip() + "\n"
+    return prelude.rstrip() + "\n\n\n" + code.strip() + "\n"
 
 
 def _result(ok: bool, detail: str) -> CheckResult:

@@ -19,3 +19,7 @@ class AblationError(ConfigError):
 
 class UnknownTaskError(ConfigError):
     """A suite has no task with the requested id."""
+
+
+class BenchmarkDataError(ConfigError):
+    """A benchmark's data cannot be read or converted (package missing, bad line, bad type)."""

@@ -72,6 +72,10 @@ class Fields:
             raise self.where.error(self.field(key), "is required but missing")
         return self.table.get(key)
 
+    def value(self, key: str, *, required: bool = False) -> Any:
+        """The value under ``key`` as it is (None when absent and not required)."""
+        return self._get(key, required)
+
     def string(self, key: str, *, required: bool = True, default: str | None = None) -> Any:
         value = self._get(key, required)
         if value is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,11 +13,13 @@ from shardscope.scaffolds.tasks.errors import AblationError, SuiteError
 from shardscope.scaffolds.tasks.model import (
     ABLATION_MODES,
     Ablation,
+    DeclaredTools,
     Edit,
     Shard,
     TaskInstance,
 )
 from shardscope.scaffolds.tools import ToolContext
+from shardscope.scaffolds.types import ToolSpec
 
 if TYPE_CHECKING:
     from shardscope.scaffolds.tasks.suite import Task
@@ -51,14 +55,16 @@ def instantiate(task: Task, root: Path, ablation: Ablation | None) -> TaskInstan
     )
     _package(task, files, target, mode)
     present = tuple(s.name for s in task.shards if not (s is target and mode == "removed"))
+    declared = declared_tools(task.declared, target, mode)
     return TaskInstance(
         prompt=render_prompt(task, target, mode),
-        tools=tools,
+        tools=tools + declared.names(),
         tool_context=context,
         shards=present,
         ablation=ablation,
         task_id=task.id,
         root=root,
+        declared=declared,
     )
 
 
@@ -69,7 +75,13 @@ def _validated(task: Task, ablation: Ablation | None) -> Shard | None:
         raise AblationError(
             f"unknown ablation mode {ablation.mode!r}; choose from {', '.join(ABLATION_MODES)}"
         )
-    return task.shard(ablation.shard)
+    shard = task.shard(ablation.shard)
+    if ablation.mode == "replaced" and shard.replacement is None:
+        raise AblationError(
+            f"task {task.id!r}: shard {shard.name!r} declares no replacement; ablate it with "
+            "mode 'removed'"
+        )
+    return shard
 
 
 def render_prompt(task: Task, target: Shard | None, mode: str | None) -> str:
@@ -79,22 +91,63 @@ def render_prompt(task: Task, target: Shard | None, mode: str | None) -> str:
         if shard.kind != "fact":
             continue
         if shard is target:
-            values[shard.name] = "" if mode == "removed" else str(shard.replacement)
+            removed = str(shard.params.get("removed", ""))
+            values[shard.name] = removed if mode == "removed" else str(shard.replacement)
         else:
             values[shard.name] = shard.content or ""
     return tidy(task.prompt.format_map(values))
 
 
 def tidy(text: str) -> str:
-    """Collapse the gaps a removed fact leaves: runs of spaces, blank lines, space before '.'."""
-    lines = [
-        _SPACE_BEFORE_PUNCT.sub(r"\1", _SPACES.sub(" ", line)).strip() for line in text.splitlines()
-    ]
+    """Collapse the gaps a removed fact leaves: runs of spaces, blank lines, space before '.'.
+
+    Lines inside ``` fences are code and kept as they are (indentation matters there)."""
     out: list[str] = []
-    for line in lines:
+    in_code = False
+    for raw in text.splitlines():
+        fence = raw.strip().startswith("```")
+        if in_code and not fence:
+            out.append(raw.rstrip())
+            continue
+        in_code = in_code != fence
+        line = _SPACE_BEFORE_PUNCT.sub(r"\1", _SPACES.sub(" ", raw)).strip()
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out).strip()
+
+
+def declared_tools(declared: DeclaredTools, target: Shard | None, mode: str | None) -> DeclaredTools:
+    """The task's declared functions with a "function" shard's part removed or replaced."""
+    if target is None or target.kind != "function":
+        return declared
+    name = target.params["function"]
+    functions: list[ToolSpec] = []
+    for spec in declared.functions:
+        if spec.name != name:
+            functions.append(spec)
+        elif target.params["field"] != "whole" or mode != "removed":
+            functions.append(_ablate_function(spec, target, mode))
+    return replace(declared, functions=tuple(functions))
+
+
+def _ablate_function(spec: ToolSpec, shard: Shard, mode: str | None) -> ToolSpec:
+    text = None if mode == "removed" else str(shard.replacement)
+    part = shard.params["field"]
+    if part in ("description", "whole"):
+        return replace(spec, description=text or "")
+    parameters = copy.deepcopy(spec.parameters)
+    prop = parameters["properties"][shard.params["param"]]
+    if part == "param":
+        if text is None:
+            prop.pop("description", None)
+        else:
+            prop["description"] = text
+    else:  # hints: the enum list and the default value
+        for key in ("enum", "default"):
+            prop.pop(key, None)
+        if text is not None:
+            prop["description"] = f"{prop.get('description', '')} {text}".strip()
+    return replace(spec, parameters=parameters)
 
 
 def _corpus(task: Task, target: Shard | None, mode: str | None) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 import tomllib
@@ -14,15 +15,20 @@ from shardscope.scaffolds.tasks import world as W
 from shardscope.scaffolds.tasks.errors import SuiteError, UnknownSuiteError
 from shardscope.scaffolds.tasks.fields import Fields, Where, display
 from shardscope.scaffolds.tasks.model import (
+    AFTER_CALL,
     CHECK_TYPES,
+    FUNCTION_FIELDS,
     SHARD_KINDS,
+    AfterCall,
     Check,
     CheckType,
+    DeclaredTools,
     Edit,
     Shard,
     World,
 )
 from shardscope.scaffolds.tasks.suite import Suite, Task
+from shardscope.scaffolds.types import ToolSpec
 
 SUITES_DIR = CONFIG_DIR / "suites"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -50,10 +56,11 @@ def load_suite(path: Path | str, known_tools: Iterable[str] | None = None) -> Su
     description = head.string("description")
     tools = _tools(head, "tools", tools_known) or ()
     world = _world(head, path)
+    metadata = head.table_of("metadata") or {}
     head.done()
     tasks = _tasks(top.tables("tasks"), where, name, tools, tools_known, world)
     top.done()
-    return Suite(name, description, tools, tasks, path)
+    return Suite(name, description, tools, tasks, path, metadata)
 
 
 def load_suites(directory: Path | str | None = None) -> dict[str, Suite]:
@@ -192,13 +199,15 @@ def _task(
     prompt = fields.string("prompt")
     tools = _tools(fields, "tools", known)
     tools = suite_tools if tools is None else tools
-    check = _check(fields, world)
-    reference = fields.string("reference", required=check.type != "tests_pass")
+    declared = _declared(fields, known)
+    check = _check(fields, world, declared)
+    needs_reference = check.type not in ("tests_pass", "tool_call", "irrelevance")
+    reference = fields.string("reference", required=needs_reference)
     reference_sql = fields.string("reference_sql", required=False)
     if reference_sql is not None and world.dataset_dir is None:
         raise fields.error("reference_sql", "needs a dataset: set suite.dataset")
     patch = _patch(fields, world)
-    shards = _shards(fields, world, tools, patch)
+    shards = _shards(fields, world, tools, patch, declared)
     _check_placeholders(fields, prompt, shards)
     metadata = fields.table_of("metadata") or {}
     fields.done()
@@ -214,13 +223,57 @@ def _task(
         patch,
         world,
         suite,
+        declared,
     )
 
 
-def _check(task: Fields, world: World) -> Check:
+def _json_or_toml(fields: Fields, key: str, required: bool = False) -> Any:
+    """A value written either as TOML or as a JSON string (imported suites use JSON, which
+    keeps nulls and nesting exactly as the benchmark has them)."""
+    value = fields.value(key, required=required)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise fields.error(key, f"is a string but not valid JSON: {exc}") from None
+    return value
+
+
+def _declared(task: Fields, known: frozenset[str]) -> DeclaredTools:
+    raw = _json_or_toml(task, "functions")
+    after = task.string("after_call", required=False, default="end")
+    result = task.string("call_result", required=False, default="ok")
+    if raw is None:
+        return DeclaredTools()
+    if not isinstance(raw, list) or not raw:
+        raise task.error("functions", "must be a non-empty list of functions")
+    if after not in AFTER_CALL:
+        raise task.error("after_call", f"must be one of {', '.join(AFTER_CALL)}, got {after!r}")
+    specs: list[ToolSpec] = []
+    for i, item in enumerate(raw):
+        fn = Fields(item, task.where, f"functions[{i}].")
+        name = fn.string("name")
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$", name):
+            raise fn.error("name", f"must be letters, digits, '_' or '-' (at most 64), got {name!r}")
+        if name in known or any(s.name == name for s in specs):
+            raise fn.error("name", f"{name!r} is already a tool name")
+        description = fn.string("description", required=False, default="")
+        parameters = fn.table_of("parameters") or {"type": "object", "properties": {}}
+        if parameters.get("type") != "object" or not isinstance(
+            parameters.get("properties", {}), Mapping
+        ):
+            raise fn.error("parameters", "must be a JSON schema of type 'object' with properties")
+        fn.done()
+        specs.append(ToolSpec(name, description, dict(parameters)))
+    return DeclaredTools(tuple(specs), cast(AfterCall, after), result)
+
+
+def _check(task: Fields, world: World, declared: DeclaredTools) -> Check:
     fields = Fields(task.table_of("check", required=True), task.where, "check.")
     kind = cast(CheckType, fields.choice("type", CHECK_TYPES))
-    if kind == "numeric":
+    if kind in ("tool_call", "irrelevance"):
+        check = _tool_check(fields, kind, declared)
+    elif kind == "numeric":
         check = Check(
             kind,
             expected=float(fields.number("expected")),
@@ -246,9 +299,39 @@ def _check(task: Fields, world: World) -> Check:
             raise fields.error(
                 "tests", f"{tests!r} does not exist in the package {display(world.package_dir)}"
             )
-        check = Check(kind, tests=tests)
+        check = Check(
+            kind,
+            tests=tests,
+            answer_file=fields.string("answer_file", required=False),
+            prelude=fields.string("prelude", required=False, default=""),
+            entry_point=fields.string("entry_point", required=False),
+        )
     fields.done()
     return check
+
+
+def _tool_check(fields: Fields, kind: CheckType, declared: DeclaredTools) -> Check:
+    if not declared.functions:
+        raise fields.error("type", f"{kind!r} needs declared functions: set the task's functions")
+    if kind == "irrelevance":
+        return Check(kind)
+    calls = _json_or_toml(fields, "calls", required=True)
+    if not isinstance(calls, list) or not calls:
+        raise fields.error("calls", "must be a non-empty list of {function: {param: [values]}}")
+    names = declared.names()
+    for i, call in enumerate(calls):
+        if not isinstance(call, Mapping) or len(call) != 1:
+            raise fields.error(f"calls[{i}]", "must be a table with exactly one function name")
+        ((name, params),) = call.items()
+        if name not in names:
+            raise fields.error(
+                f"calls[{i}]", f"names {name!r}, not a declared function ({', '.join(names)})"
+            )
+        if not isinstance(params, Mapping) or not all(
+            isinstance(v, list) for v in params.values()
+        ):
+            raise fields.error(f"calls[{i}].{name}", "must map each parameter to a list of values")
+    return Check(kind, calls=tuple(calls))
 
 
 def _patch(task: Fields, world: World) -> tuple[Edit, ...]:
@@ -282,14 +365,19 @@ def _patch(task: Fields, world: World) -> tuple[Edit, ...]:
 
 
 def _shards(
-    task: Fields, world: World, tools: tuple[str, ...], patch: tuple[Edit, ...]
+    task: Fields,
+    world: World,
+    tools: tuple[str, ...],
+    patch: tuple[Edit, ...],
+    declared: DeclaredTools,
 ) -> tuple[Shard, ...]:
     raw = task.tables("shards")
     if not raw:
         raise task.error("shards", "must declare at least one shard ([[tasks.shards]])")
     shards: list[Shard] = []
     for i, table in enumerate(raw):
-        shard = _shard(Fields(table, task.where, f"shards[{i}]."), world, tools, patch)
+        fields = Fields(table, task.where, f"shards[{i}].")
+        shard = _shard(fields, world, tools, patch, declared)
         if any(s.name == shard.name for s in shards):
             raise task.error(
                 f"shards[{i}].name", f"is a duplicate: {shard.name!r} is declared twice"
@@ -298,7 +386,13 @@ def _shards(
     return tuple(shards)
 
 
-def _shard(fields: Fields, world: World, tools: tuple[str, ...], patch: tuple[Edit, ...]) -> Shard:
+def _shard(
+    fields: Fields,
+    world: World,
+    tools: tuple[str, ...],
+    patch: tuple[Edit, ...],
+    declared: DeclaredTools,
+) -> Shard:
     name = fields.string("name")
     if not _SHARD_NAME.match(name):
         raise fields.error("name", f"must be an identifier (letters, digits, '_'), got {name!r}")
@@ -307,6 +401,8 @@ def _shard(fields: Fields, world: World, tools: tuple[str, ...], patch: tuple[Ed
     description = fields.string("description")
     if kind in ("fact", "tool_result"):
         shard = _text_shard(fields, name, kind, description, tools)
+    elif kind == "function":
+        shard = _function_shard(fields, name, description, declared)
     elif kind == "rows":
         shard = _rows_shard(fields, name, description, world)
     else:
@@ -322,6 +418,9 @@ def _text_shard(
     content = None
     if kind == "fact":
         content = fields.string("content")
+        removed = fields.string("removed", required=False)
+        if removed is not None:
+            params["removed"] = removed
     else:
         tool = fields.string("tool")
         if tool not in tools:
@@ -333,6 +432,27 @@ def _text_shard(
     if replacement == content:
         raise fields.error("replacement", "must differ from content")
     return Shard(name, kind, description, content, params, replacement)  # type: ignore[arg-type]
+
+
+def _function_shard(
+    fields: Fields, name: str, description: str, declared: DeclaredTools
+) -> Shard:
+    function = fields.string("function")
+    specs = {s.name: s for s in declared.functions}
+    if function not in specs:
+        known = ", ".join(specs) or "none"
+        raise fields.error("function", f"{function!r} is not a declared function ({known})")
+    part = fields.choice("field", FUNCTION_FIELDS)
+    params: dict[str, Any] = {"function": function, "field": part}
+    if part in ("param", "hints"):
+        param = fields.string("param")
+        if param not in specs[function].parameters.get("properties", {}):
+            raise fields.error("param", f"{param!r} is not a parameter of {function!r}")
+        params["param"] = param
+    if part == "whole" and len(specs) < 2:
+        raise fields.error("field", "'whole' removes a function: the task must declare another")
+    replacement = fields.string("replacement", required=False)
+    return Shard(name, "function", description, None, params, replacement)
 
 
 def _rows_shard(fields: Fields, name: str, description: str, world: World) -> Shard:

@@ -17,14 +17,22 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from shardscope.scaffolds.tools import ToolContext
 
-ShardKind = Literal["fact", "document", "rows", "tool_result", "file"]
-AblationMode = Literal["removed", "replaced"]
-CheckType = Literal["exact", "numeric", "regex", "tests_pass"]
-Outcome = Literal["success", "failure"]
+from shardscope.scaffolds.types import ToolSpec
 
-SHARD_KINDS: tuple[str, ...] = ("fact", "document", "rows", "tool_result", "file")
+ShardKind = Literal["fact", "document", "rows", "tool_result", "file", "function"]
+AblationMode = Literal["removed", "replaced"]
+CheckType = Literal["exact", "numeric", "regex", "tests_pass", "tool_call", "irrelevance"]
+Outcome = Literal["success", "failure"]
+AfterCall = Literal["end", "result"]
+
+SHARD_KINDS: tuple[str, ...] = ("fact", "document", "rows", "tool_result", "file", "function")
 ABLATION_MODES: tuple[str, ...] = ("removed", "replaced")
-CHECK_TYPES: tuple[str, ...] = ("exact", "numeric", "regex", "tests_pass")
+CHECK_TYPES: tuple[str, ...] = (
+    "exact", "numeric", "regex", "tests_pass", "tool_call", "irrelevance"
+)
+AFTER_CALL: tuple[str, ...] = ("end", "result")
+# The parts of a declared function a "function" shard can name (see instantiate.py).
+FUNCTION_FIELDS: tuple[str, ...] = ("description", "param", "hints", "whole")
 
 
 def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -47,8 +55,12 @@ class Shard:
 
     ``content`` is the fact text (fact shards). ``params`` locates the other kinds:
     document ``{"doc"}``, rows ``{"table", "where"}``, file ``{"path"}``, tool_result
-    ``{"tool"}``. ``replacement`` is the wrong value used when the shard is replaced: a
-    string (fact, tool_result), edits (document, file) or column values (rows).
+    ``{"tool"}``, function ``{"function", "field", "param"}`` (a part of a declared
+    function: its description, a parameter's description, a parameter's enum/default hints,
+    or the whole function). ``replacement`` is the wrong value used when the shard is
+    replaced: a string (fact, tool_result, function), edits (document, file) or column
+    values (rows); a function shard may have none (then only "removed" applies). A fact
+    shard's ``params["removed"]`` is the text left when it is removed (default: nothing).
     """
 
     name: str
@@ -76,6 +88,30 @@ class Check:
     pattern: str | None = None  # regex: searched in the answer
     ignore_case: bool = True  # regex
     tests: str = "tests"  # tests_pass: the authoritative tests directory of the package
+    # tests_pass: write the final answer's code to this file of the tree before the tests run
+    # (code-completion benchmarks); ``prelude`` is code placed before it (the original stub).
+    answer_file: str | None = None
+    prelude: str = ""
+    entry_point: str | None = None
+    # tool_call: the accepted calls, each {function: {param: [allowed values]}}; "" in a
+    # list means the parameter may be omitted. The model must make exactly these calls
+    # (any order when there are several).
+    calls: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class DeclaredTools:
+    """Functions a task offers the model that are recorded, never executed.
+
+    After a call to one of them the episode ends (``after_call="end"``) or the model gets
+    ``result`` as the call's result and goes on (``"result"``)."""
+
+    functions: tuple[ToolSpec, ...] = ()
+    after_call: AfterCall = "end"
+    result: str = "ok"
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.functions)
 
 
 @dataclass(frozen=True)
@@ -108,6 +144,7 @@ class TaskInstance:
     ablation: Ablation | None
     task_id: str
     root: Path  # the directory given to instantiate; the tool workdir is inside it
+    declared: DeclaredTools = field(default_factory=DeclaredTools)
 
 
 @dataclass(frozen=True)

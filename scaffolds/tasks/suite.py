@@ -13,6 +13,7 @@ from shardscope.scaffolds.tasks.instantiate import instantiate
 from shardscope.scaffolds.tasks.model import (
     Ablation,
     Check,
+    DeclaredTools,
     Edit,
     Shard,
     TaskInstance,
@@ -36,6 +37,7 @@ class Task:
     patch: tuple[Edit, ...] = ()  # edits applied to the package (the bug to fix)
     world: World = field(default_factory=World, repr=False, compare=False)
     suite: str = ""
+    declared: DeclaredTools = field(default_factory=DeclaredTools)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metadata", frozen_mapping(self.metadata))
@@ -60,6 +62,8 @@ class Suite:
     tools: tuple[str, ...]
     tasks: tuple[Task, ...]
     path: Path
+    # where the tasks come from: source, version, license (imported benchmarks)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def task(self, task_id: str) -> Task:
         """The task with id ``task_id``; UnknownTaskError if there is none."""
