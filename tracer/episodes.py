@@ -175,7 +175,7 @@ def _merge_logged_content(con: duckdb.DuckDBPyConnection) -> int:
         merged = _with_logged_content(json.loads(attributes), records)
         if merged is not None:
             keys.append((trace_id, span_id))
-            texts.append(json.dumps(merged, ensure_ascii=False))
+            texts.append(json.dumps(merged, ensure_ascii=False, separators=(",", ":")))
     if not keys:
         return 0
     con.register(_C, pa.table({"trace_id": [k[0] for k in keys], "span_id": [k[1] for k in keys],
