@@ -169,3 +169,56 @@ def test_shardscope_spans_are_left_as_they_are(db_path: Path) -> None:
         db_path, "SELECT attributes, episode_id, provider FROM spans")
     assert "shardscope.mapped" not in attributes
     assert (episode_id, provider_name) == ("e1", None)
+
+
+def _task_program(provider: TracerProvider, model: str, task: str, solved: bool,
+                  tools: int) -> None:
+    """A user's own agent on one task: its outcome and task id set on the agent span."""
+    tracer = provider.get_tracer("my-agent")
+    with tracer.start_as_current_span("invoke_agent solver", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "solver",
+            "shardscope.task.id": task, "shardscope.suite.name": "mine",
+            "shardscope.episode.outcome": "success" if solved else "failure"}):
+        for i in range(tools):
+            with tracer.start_as_current_span("chat " + model, attributes={
+                    "gen_ai.operation.name": "chat", "gen_ai.request.model": model,
+                    "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2}):
+                pass
+            with tracer.start_as_current_span("execute_tool lookup", attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+                    "gen_ai.tool.call.arguments": json.dumps({"q": f"{task}-{i}"})}):
+                pass
+
+
+def test_compare_works_on_ingested_agents(db_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from shardscope.analysis.compare import compare
+    from shardscope.tracer.queries.comparison import Selection
+    from shardscope.tracer.store import Store
+
+    with running_collector(db_path) as c:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{c.url}/v1/traces")))
+        for task in ("t1", "t2", "t3", "t4"):
+            _task_program(provider, "model-a", task, solved=True, tools=1)
+            _task_program(provider, "model-b", task, solved=task == "t1", tools=2)
+        provider.shutdown()
+    result = compare(Store(db_path), Selection(), clusters=False)
+    assert result.systems == ("model-a · solver", "model-b · solver")
+    rates = dict(zip(result.estimates.system, result.estimates.success_rate, strict=True))
+    assert rates == {"model-a · solver": 1.0, "model-b · solver": 0.25}
+    (row,) = result.comparisons.itertuples()
+    assert (row.a, row.b, row.tasks, row.diff) == ("model-a · solver", "model-b · solver", 4, 0.75)
+    profile = result.tool_profile[["system", "tool_name", "calls"]]
+    assert [tuple(r) for r in profile.itertuples(index=False)] == [
+        ("model-a · solver", "lookup", 4), ("model-b · solver", "lookup", 8)]
+    assert rows(db_path, "SELECT model, scaffold, suite, sum(input_tokens), sum(tool_calls) "
+                         "FROM episodes GROUP BY ALL ORDER BY model") == [
+        ("model-a", "solver", "mine", 40, 4), ("model-b", "solver", "mine", 80, 8)]
+    out = subprocess.run([sys.executable, "-m", "shardscope", "compare", "--db", str(db_path),
+                          "--no-clusters"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "model-a · solver" in text and "model-b · solver" in text
