@@ -211,6 +211,11 @@ def test_compare_works_on_ingested_agents(db_path: Path) -> None:
     assert rates == {"model-a · solver": 1.0, "model-b · solver": 0.25}
     (row,) = result.comparisons.itertuples()
     assert (row.a, row.b, row.tasks, row.diff) == ("model-a · solver", "model-b · solver", 4, 0.75)
+    # no scaffold steps: their trajectories are their tool calls; b's second lookup parts them
+    (divergence,) = result.divergences
+    assert divergence.summary["pairs"] == 4
+    assert divergence.summary["identical"] == 0
+    assert divergence.summary["median_first_divergence"] == 1
     profile = result.tool_profile[["system", "tool_name", "calls"]]
     assert [tuple(r) for r in profile.itertuples(index=False)] == [
         ("model-a · solver", "lookup", 4), ("model-b · solver", "lookup", 8)]
