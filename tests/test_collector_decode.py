@@ -57,6 +57,9 @@ ATTRIBUTES = {
     "s": "text ünïcode ✓", "b": True, "i": 2**62, "neg": -7, "f": 1.25, "nan": math.nan,
     "inf": -math.inf, "strs": ("a", "b"), "ints": (1, 2, 3), "floats": (0.5,), "bools": (True, False),
     "empty": "", "gen_ai.usage.input_tokens": 12, "gen_ai.request.model": "m-1",
+    # shardscope's own span: spans of other instrumentations gain mapped attributes
+    # (tests/test_collector_semantic.py)
+    "shardscope.span.type": "span",
 }
 
 

@@ -169,5 +169,10 @@ TOOL_ERROR_MESSAGE: Final = "shardscope.tool.error_message"
 TOOL_TRUNCATED: Final = "shardscope.tool.output_truncated"
 TOOL_DECLARED: Final = "shardscope.tool.declared"  # a declared function: recorded, not run
 
+# Spans received from other instrumentations (tracer/semantic.py): what the collector added.
+MAPPED_CONVENTION: Final = "shardscope.mapped.convention"  # gen_ai | openinference | otel
+MAPPED_KEYS: Final = "shardscope.mapped.keys"  # the attribute keys added at ingest
+MAPPED_LOG_RECORDS: Final = "shardscope.mapped.log_records"  # content log records merged in
+
 # Attributes a span inherits from the shardscope context it was started in.
 CONTEXT_ATTRIBUTES: Final = (RUN_ID, EPISODE_ID, STEP_INDEX, MODEL_ID)

@@ -30,6 +30,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from shardscope.tracer import attributes as A
+from shardscope.tracer import semantic
 from shardscope.tracer.encoding import BATCH_SCHEMA, EVENT_SCHEMA, encode_attributes, to_json
 from shardscope.tracer.otlp_lite import LiteLogsRequest, LiteTraceRequest
 from shardscope.tracer.redact import Redactor
@@ -93,6 +95,9 @@ class Decoded:
     hi_ns: int = 0
     rejected: list[str] = field(default_factory=list)  # reasons, one per rejected group
     rejected_count: int = 0  # spans or log records rejected
+    # traces whose episodes to settle after the write (tracer/episodes.py): those with spans
+    # another instrumentation made, or with log records
+    traces: set[str] = field(default_factory=set)
 
     @property
     def rows(self) -> int:
@@ -230,13 +235,35 @@ class Decoder:
 
     def attributes_json(self, raws: Iterable[bytes]) -> bytes:
         """JSON object text of raw KeyValues (redacted; the last of a repeated key wins)."""
+        return b"{" + b",".join(self._key_fragments(raws).values()) + b"}"
+
+    def _key_fragments(self, raws: Iterable[bytes]) -> dict[str, bytes]:
         get = self._fragments.get
         fragments: dict[str, bytes] = {}
         for raw in raws:
             pair = get(raw) or self._fragment(raw)
             if pair[0]:
                 fragments[pair[0]] = pair[1]
-        return b"{" + b",".join(fragments.values()) + b"}"
+        return fragments
+
+    def span_attributes(self, s: Any, start: int, is_root: bool,
+                        events: list[tuple[int, str, bytes, int]]) -> tuple[bytes, bool]:
+        """A span's attribute JSON, with what :func:`semantic.map_span` adds when another
+        instrumentation made it; and whether it did (shardscope's own spans are untouched)."""
+        fragments = self._key_fragments(s.attributes)
+        if A.SPAN_TYPE in fragments:
+            return b"{" + b",".join(fragments.values()) + b"}", False
+        if is_root or semantic.worth_mapping(fragments):
+            values = json.loads(b"{" + b",".join(fragments.values()) + b"}")
+            source = semantic.SourceSpan(
+                name=self._name(s.name), attributes=values, start_ns=start, is_root=is_root,
+                status_error=bool(s.status) and self._status(s.status)[0] == "ERROR",
+                events=[(t, name, json.loads(raw)) for t, name, raw, _ in events])
+            for key, value in semantic.map_span(source).items():
+                encoded = encode_attributes({key: value})
+                fragments[key] = (encoded.encode("utf-8") if isinstance(encoded, str)
+                                  else encoded)[1:-1]
+        return b"{" + b",".join(fragments.values()) + b"}", True
 
     def _name(self, name: str) -> str:
         cached = self._names.get(name)
@@ -344,6 +371,7 @@ class _SpanRows:
         self.rejected_count = 0
         self.lo = _MAX_NS
         self.hi = 0
+        self.foreign: set[str] = set()  # traces with spans another instrumentation made
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.rejected.append(reason)
@@ -407,12 +435,16 @@ class _SpanRows:
             for e in s.events
         ]
         links = [self._link(raw) for raw in s.links] if s.links else None
+        is_root = not parent or parent == _ZERO_SPAN_ID
+        attributes, foreign = d.span_attributes(s, start, is_root, events)
+        if foreign:
+            self.foreign.add(trace_id)  # type: ignore[arg-type]
         row = (
             trace_id, span_id,
-            parent.hex() if parent and parent != _ZERO_SPAN_ID else None,  # zero parent: a root
+            None if is_root else parent.hex(),  # a zero parent means a root
             d._name(s.name), _KINDS[kind] if 0 <= kind < len(_KINDS) else "INTERNAL",
             start, end, start // 1000, end // 1000, (end - start) / 1e6,
-            status_code, status_message, d.attributes_json(s.attributes),
+            status_code, status_message, attributes,
             len(events), to_json(links) if links else None,
             s.dropped_attributes_count, s.dropped_events_count, s.dropped_links_count,
             s.trace_state or None, s.flags,
@@ -439,8 +471,9 @@ class _SpanRows:
         a span repeated later in the request is still dropped)."""
         chunk = Decoded(
             spans=_table(self.spans, SPAN_SCHEMA), events=_table(self.events, EVENT_SCHEMA),
-            keys=self.keys, lo_ns=self.lo, hi_ns=self.hi,
+            keys=self.keys, lo_ns=self.lo, hi_ns=self.hi, traces=self.foreign,
         )
+        self.foreign = set()
         self.spans = {f.name: [] for f in SPAN_SCHEMA}
         self.events = {f.name: [] for f in EVENT_SCHEMA}
         self.keys, self.lo, self.hi = [], _MAX_NS, 0
@@ -530,8 +563,9 @@ class _LogRows:
     def decoded(self) -> Decoded:
         if not self.keys:
             return Decoded(rejected=self.rejected, rejected_count=self.rejected_count)
+        traces = {t for t in self.columns["trace_id"] if t is not None}
         return Decoded(logs=_table(self.columns, LOG_SCHEMA), keys=self.keys, lo_ns=self.lo,
-                       hi_ns=self.hi, rejected=self.rejected, rejected_count=self.rejected_count)
+                       hi_ns=self.hi, traces=traces, rejected=self.rejected, rejected_count=self.rejected_count)
 
 
 _LOG_COLUMNS = (

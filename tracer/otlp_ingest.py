@@ -33,6 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shardscope.tracer import episodes
 from shardscope.tracer.otlp_decode import Decoded
 from shardscope.tracer.otlp_dedupe import KnownSpanIds, span_id_ints
 from shardscope.tracer.pipeline import PipelineStats
@@ -65,6 +66,7 @@ class Written:
     events: int = 0
     logs: int = 0
     duplicates: int = 0
+    traces: set[str] = field(default_factory=set)  # to settle before the commit
     dropped: dict[str, int] = field(
         default_factory=lambda: {"attributes": 0, "events": 0, "links": 0})
 
@@ -115,6 +117,7 @@ class CollectorSink(DuckDBSink):
 
     def insert(self, con: duckdb.DuckDBPyConnection, chunk: Decoded, written: Written) -> None:
         """Insert one chunk in the open transaction, without rows the store already holds."""
+        written.traces |= chunk.traces
         if chunk.spans is not None and chunk.spans.num_rows:
             spans, events = chunk.spans, chunk.events
             stored = self._stored(con, spans)
@@ -143,6 +146,9 @@ class CollectorSink(DuckDBSink):
     def commit(self, con: duckdb.DuckDBPyConnection, stats: PipelineStats,
                written: Written) -> None:
         try:
+            # Spans of other instrumentations join their episodes (tracer/episodes.py) in the
+            # transaction that stores them: a reader never sees them half-placed.
+            episodes.settle(con, written.traces)
             if time.monotonic() - self._stats_at >= STATS_EVERY_S:
                 self._stats_at = time.monotonic()
                 self._record_stats(con, stats, None)  # counters so far; the last at close

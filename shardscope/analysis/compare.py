@@ -95,6 +95,7 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
     chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
                    if s in set(episodes.system))
     paths = trajectory.trajectories(steps)
+    paths |= trajectory.tool_paths(calls, set(paths))
     episodes = _with_repeat_keys(_with_counts(episodes, steps, calls), paths)
     comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction,
                                         only=chosen)

@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
@@ -149,6 +149,18 @@ def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
             kind, tool, detail = _classify_json(raw if isinstance(raw, str) else None, error)
         out.setdefault(episode, []).append(
             Action(kind, tool, detail, int(index), text if isinstance(text, str) else None))
+    return out
+
+
+def tool_paths(calls: pd.DataFrame, stepped: Collection[str]) -> dict[str, list[Action]]:
+    """Episode id -> one tool action per tool call, for episodes with no steps (agents traced
+    by other instrumentations record tool spans but no scaffold steps); ``calls`` is a
+    ``tool_calls_of`` frame, in order."""
+    out: dict[str, list[Action]] = {}
+    for episode, tool in zip(calls["episode_id"], calls["tool_name"], strict=True):
+        if episode not in stepped:
+            path = out.setdefault(episode, [])
+            path.append(Action("tool", tool if isinstance(tool, str) else None, "", len(path)))
     return out
 
 
