@@ -265,7 +265,7 @@ def compare(
 
     Prints per model · scaffold success rates with standard errors clustered by task;
     paired differences on shared tasks with 95% intervals, p-values (paired t, or a
-    permutation test and bootstrap below 30 tasks), corrected for many pairs, and the
+    permutation test, inverted for the interval, below 30 tasks), corrected for many pairs, and the
     minimum detectable effect; where trajectories first part and how often they rejoin;
     tool use; shard influence where `shardscope ablate` was run; behaviour clusters.
 
