@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from shardscope.config.catalog import ModelEntry
+from shardscope.scaffolds.backends import local_scoring
 from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilities
 from shardscope.scaffolds.backends.errors import BackendError, BadRequestError, ModelIntegrityError
 from shardscope.scaffolds.backends.local_prompt import PromptFormat, RenderedPrompt
+from shardscope.scaffolds.backends.local_scoring import ScoredContinuation
 from shardscope.scaffolds.backends.local_weights import WeightsSpec, resolve, weights_spec
 from shardscope.scaffolds.backends.provider_errors import require
 from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
@@ -366,6 +368,27 @@ class LocalBackend(Backend):
                 "tool_calls": [dataclasses.asdict(c) for c in calls],
             },
         )
+
+    # --- scoring: teacher-forced log p of a recorded output (likelihood attribution) ---------
+    supports_scoring = True
+
+    def score_continuation(self, prompt: str, continuation: str, *, add_bos: bool | None = None
+                           ) -> ScoredContinuation:
+        """log p of each token of ``continuation`` after the rendered ``prompt`` (blocking).
+
+        Runs on the llama.cpp thread with a copy of the model loaded with ``logits_all``.
+        ``add_bos`` None: as generation does (unless the prompt starts with the BOS text)."""
+        def work() -> ScoredContinuation:
+            path = resolve(self.weights)
+            loaded = load_model(path, n_ctx=self.n_ctx, logits_all=True, n_threads=self.n_threads)
+            bos = loaded.prompt_format.bos_token
+            first = add_bos if add_bos is not None else not (bos and prompt.startswith(bos))
+            return local_scoring.score(loaded, prompt, continuation, add_bos=first,
+                                       model=self.model)
+
+        if threading.current_thread().name.startswith("llama.cpp"):
+            return work()
+        return llama_thread().submit(work).result()
 
     async def aclose(self) -> None:
         # Loaded models stay cached for the process: other backends may share them.
