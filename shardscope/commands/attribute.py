@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from shardscope.analysis import attribution as attr
+from shardscope.config.errors import ConfigError
 from shardscope.config.settings import Settings
-from shardscope.scaffolds.backends.registry import build_backend, load_catalog
+from shardscope.scaffolds.backends.registry import build_backend, kind_of, load_catalog
 from shardscope.scaffolds.tasks.loader import get_suite
 from shardscope.scaffolds.tasks.suite import Suite
 from shardscope.tracer.queries import attributions as q
@@ -40,14 +41,17 @@ class AttributionRun:
 
 def scorer_for(model: str, settings: Settings) -> Any:
     """The model's backend when it can score a given output, else an AttributionError."""
-    entry = load_catalog(settings.models_file).get(model)
-    backend = build_backend(entry)
-    if not getattr(backend, "supports_scoring", False):
+    try:
+        entry = load_catalog(settings.models_file).get(model)
+    except ConfigError as exc:
+        raise attr.AttributionError(f"cannot load {model!r} to score its calls: {exc}") from None
+    kind = kind_of(entry)
+    if kind.name != "local":
         raise attr.AttributionError(
-            f"model {model!r} (provider {backend.provider}) cannot score a recorded output: "
-            "hosted chat APIs return no log-probabilities of a given text; "
-            "`shardscope ablate` measures its shard influence from outcomes instead")
-    return backend
+            f"model {model!r} ({kind.name} backend) cannot score a recorded output: hosted chat "
+            "APIs return no log-probabilities of a given text; `shardscope ablate` measures "
+            "its shard influence from outcomes instead")
+    return build_backend(entry)
 
 
 def calls_frame(store: Store, run_ids: Sequence[str], models: Sequence[str]) -> pd.DataFrame:
