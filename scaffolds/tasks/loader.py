@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 import tomllib
@@ -311,6 +312,9 @@ def _shard(fields: Fields, world: World, tools: tuple[str, ...], patch: tuple[Ed
         shard = _rows_shard(fields, name, description, world)
     else:
         shard = _edit_shard(fields, name, kind, description, world, patch)
+    implied = fields.string("implied_answer", required=False)
+    if implied is not None:
+        shard = dataclasses.replace(shard, implied_answer=str(implied))
     fields.done()
     return shard
 
