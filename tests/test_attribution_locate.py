@@ -68,7 +68,7 @@ def test_action_span_is_the_tool_call_or_the_final_answer() -> None:
     start, end = attr.action_span(out)
     assert out.encode()[start:end].decode().startswith("<tool_call>")
     start, end = attr.action_span("I think so. Final Answer: 5")
-    assert "I think so. Final Answer: 5".encode()[start:end] == b"Final Answer: 5"
+    assert b"I think so. Final Answer: 5"[start:end] == b"Final Answer: 5"
     assert attr.action_span("just text") == (0, 9)
 
 

@@ -11,7 +11,7 @@ alone, so the stored logits of the shared prefix stay valid.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -76,16 +76,16 @@ def score(loaded: LoadedModel, prompt: str, continuation: str, *, add_bos: bool,
     )
 
 
-def _reuse_prefix(llama: object, ids: list[int]) -> int:
+def _reuse_prefix(llama: Any, ids: list[int]) -> int:
     """Keep the evaluated tokens ``ids`` starts with (at least one token is re-run)."""
-    n_tokens = int(llama.n_tokens)  # type: ignore[attr-defined]
-    cached = llama.input_ids[:n_tokens]  # type: ignore[attr-defined]
+    n_tokens = int(llama.n_tokens)
+    cached = llama.input_ids[:n_tokens]
     limit = min(n_tokens, len(ids) - 1)
     same = 0
     while same < limit and int(cached[same]) == ids[same]:
         same += 1
-    if same == 0 or not llama._ctx.kv_cache_seq_rm(-1, same, -1):  # type: ignore[attr-defined]
-        llama.reset()  # type: ignore[attr-defined]
+    if same == 0 or not llama._ctx.kv_cache_seq_rm(-1, same, -1):
+        llama.reset()
         return 0
-    llama.n_tokens = same  # type: ignore[attr-defined]
+    llama.n_tokens = same
     return same
