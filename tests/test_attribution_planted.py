@@ -8,6 +8,7 @@ llama.cpp: the same path `shardscope attribute` takes for a stored call."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ from shardscope.analysis.stats import estimate
 from shardscope.scaffolds.backends.registry import build_backend, load_catalog
 from shardscope.scaffolds.types import GenerationConfig, Message
 
-pytestmark = pytest.mark.llm
+pytestmark = [pytest.mark.llm, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 NAMES = ["Orla", "Bram", "Tess", "Quill", "Marek", "Ines", "Odo", "Pavla", "Rune", "Sela",
          "Teo", "Uma", "Vik", "Wren", "Yara", "Zeno", "Alba", "Cato", "Dara", "Eli"]
@@ -38,7 +39,8 @@ def _episode(i: int) -> tuple[str, attr.ShardText, attr.ShardText]:
 @pytest.mark.parametrize("model", ["smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"])
 def test_the_copied_shard_ranks_first_and_the_irrelevant_one_holds_zero(model: str) -> None:
     entry = load_catalog().get(model)
-    backend = build_backend(entry)
+    # One llama.cpp thread for generation too: on a shared 2-core machine two spin-wait.
+    backend = build_backend(dataclasses.replace(entry, options={**entry.options, "n_threads": 1}))
     loaded = backend.load()
     rows = []
     for i in range(len(NAMES)):

@@ -145,6 +145,7 @@ class LocalBackend(Backend):
         defaults: Mapping[str, Any] | None = None,
         sampling: Mapping[str, Any] | None = None,
         prefix_cache: bool = True,
+        scoring_threads: int = 1,
     ) -> None:
         unknown = set(sampling or {}) - SAMPLING_KEYS
         if unknown:
@@ -164,6 +165,10 @@ class LocalBackend(Backend):
         # numerics differ slightly between batched and single-token evaluation, so a repeated
         # call may diverge from a fresh one. prefix_cache=False re-evaluates every prompt.
         self.prefix_cache = prefix_cache
+        # Scoring (teacher-forced log p) runs a copy loaded with logits_all. One thread: on the
+        # shared 2-core machine 2 threads scored 5-7x slower than 1 (SmolLM2, ~60 tokens:
+        # 17-29 s vs 3.4-4.4 s at load average 13; OpenMP threads spin-waiting for each other).
+        self.scoring_threads = scoring_threads
         tools = chat_template if tools is None else tools
         self.capabilities = Capabilities(
             tools=tools and chat_template,
@@ -380,7 +385,8 @@ class LocalBackend(Backend):
         ``add_bos`` None: as generation does (unless the prompt starts with the BOS text)."""
         def work() -> ScoredContinuation:
             path = resolve(self.weights)
-            loaded = load_model(path, n_ctx=self.n_ctx, logits_all=True, n_threads=self.n_threads)
+            loaded = load_model(path, n_ctx=self.n_ctx, logits_all=True,
+                                n_threads=self.scoring_threads)
             bos = loaded.prompt_format.bos_token
             first = add_bos if add_bos is not None else not (bos and prompt.startswith(bos))
             return local_scoring.score(loaded, prompt, continuation, add_bos=first,
@@ -434,6 +440,7 @@ def _build(entry: ModelEntry, logprobs: bool) -> Backend:
         defaults=entry.params,
         sampling=options.get("sampling"),
         prefix_cache=bool(options.get("prefix_cache", True)),
+        scoring_threads=int(options.get("scoring_threads", 1)),
     )
 
 
@@ -467,7 +474,8 @@ LOCAL = BackendKind(
     default_provider=lambda model: "llama_cpp",
     availability=_availability,
     option_keys=frozenset(
-        {"weights", "sha256", "size", "n_ctx", "n_threads", "prefix_cache", "sampling", "install"}
+        {"weights", "sha256", "size", "n_ctx", "n_threads", "prefix_cache", "sampling", "install",
+         "scoring_threads"}
     ),
     sdk="llama_cpp",
     extra="local",
