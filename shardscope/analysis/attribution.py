@@ -176,10 +176,12 @@ ROW_COLUMNS = ["run_id", "episode_id", "span_id", "step_index", "model", "suite"
 
 
 def attribute_call(call: RecordedCall, shards: Sequence[ShardText], score: Scorer,
-                   modes: Sequence[str] = MODES) -> list[dict[str, object]]:
-    """One row per (shard, mode) of ``call``: the deltas, or the status saying why none."""
+                   modes: Sequence[str] = MODES, *, action: tuple[int, int] | None = None
+                   ) -> list[dict[str, object]]:
+    """One row per (shard, mode) of ``call``: the deltas, or the status saying why none.
+    ``action``: the output's bytes that are its action (default :func:`action_span`)."""
     base = score(call.prompt, call.output)
-    start, end = action_span(call.output)
+    start, end = action if action is not None else action_span(call.output)
     base_action = base.over_bytes(start, end)
     rows = []
     for shard in shards:
