@@ -199,10 +199,10 @@ def attribute_call(call: RecordedCall, shards: Sequence[ShardText], score: Score
             }
             if new is not None:
                 ablated = score(new, call.output)
-                action = ablated.over_bytes(start, end)
-                row.update(ablated_logp=ablated.total, ablated_action_logp=action,
+                ablated_action = ablated.over_bytes(start, end)
+                row.update(ablated_logp=ablated.total, ablated_action_logp=ablated_action,
                            delta_logp=base.total - ablated.total,
-                           delta_action_logp=base_action - action,
+                           delta_action_logp=base_action - ablated_action,
                            evaluated_tokens=ablated.evaluated_tokens)
             rows.append(row)
     if rows:
