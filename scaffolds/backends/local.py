@@ -381,11 +381,11 @@ class LocalBackend(Backend):
                            ) -> ScoredContinuation:
         """log p of each token of ``continuation`` after the rendered ``prompt`` (blocking).
 
-        Runs on the llama.cpp thread with a copy of the model loaded with ``logits_all``.
+        Runs on the llama.cpp thread; only the continuation's positions get logits.
         ``add_bos`` None: as generation does (unless the prompt starts with the BOS text)."""
         def work() -> ScoredContinuation:
             path = resolve(self.weights)
-            loaded = load_model(path, n_ctx=self.n_ctx, logits_all=True,
+            loaded = load_model(path, n_ctx=self.n_ctx, logits_all=False,
                                 n_threads=self.scoring_threads)
             bos = loaded.prompt_format.bos_token
             first = add_bos if add_bos is not None else not (bos and prompt.startswith(bos))

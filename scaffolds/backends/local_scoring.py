@@ -60,8 +60,7 @@ def score(loaded: LoadedModel, prompt: str, continuation: str, *, add_bos: bool,
             f"({llama.n_ctx()}); raise n_ctx in the catalog entry")
     with loaded.lock:
         reused = _reuse_prefix(llama, ids)
-        llama.eval(ids[reused:])
-        logits = np.asarray(llama.scores[len(prompt_ids) - 1: len(ids) - 1], dtype=np.float64)
+        logits = _decode(llama, ids, reused, want_from=len(prompt_ids) - 1)
     top = logits.max(axis=1, keepdims=True)
     lse = (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
     logprobs = logits[np.arange(len(output_ids)), output_ids] - lse
@@ -74,6 +73,36 @@ def score(loaded: LoadedModel, prompt: str, continuation: str, *, add_bos: bool,
         prompt_tokens=len(prompt_ids),
         evaluated_tokens=len(ids) - reused,
     )
+
+
+def _decode(llama: Any, ids: list[int], start: int, want_from: int) -> np.ndarray:
+    """Evaluate ``ids[start:]`` after the cached ``ids[:start]``, computing the output layer
+    only where it is needed (positions >= ``want_from``, the ones predicting the
+    continuation): with ``logits_all`` every prompt position paid for the full vocabulary
+    projection. Returns those positions' logits, in order."""
+    kept: list[np.ndarray] = []
+    n_vocab = llama.n_vocab()
+    for first in range(start, len(ids), llama.n_batch):
+        chunk = ids[first: min(len(ids), first + llama.n_batch)]
+        llama._batch.set_batch(batch=chunk, n_past=first, logits_all=False)
+        # the last position predicts past the continuation: not wanted
+        wanted = [want_from <= first + j < len(ids) - 1 for j in range(len(chunk))]
+        for j, flag in enumerate(wanted):
+            llama._batch.batch.logits[j] = flag or j == len(chunk) - 1
+        llama._ctx.decode(llama._batch)
+        outputs = sum(1 for j in range(len(chunk)) if llama._batch.batch.logits[j])
+        rows = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(outputs * n_vocab,))
+        rows = rows.reshape(outputs, n_vocab)
+        flags = [bool(llama._batch.batch.logits[j]) for j in range(len(chunk))]
+        row = 0
+        for j, flag in enumerate(flags):
+            if flag:
+                if wanted[j]:
+                    kept.append(np.array(rows[row], dtype=np.float64))
+                row += 1
+        llama.input_ids[first: first + len(chunk)] = chunk
+        llama.n_tokens = first + len(chunk)
+    return np.stack(kept) if kept else np.zeros((0, n_vocab))
 
 
 def _reuse_prefix(llama: Any, ids: list[int]) -> int:
