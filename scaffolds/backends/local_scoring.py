@@ -1,6 +1,6 @@
 """Teacher-forced scoring on a local GGUF model: the log-probability of each token of a
 recorded continuation given an input, with llama.cpp evaluating prompt and continuation in
-one pass (``logits_all``). This is what likelihood attribution needs: no sampling, only
+one pass and computing logits only at the positions that predict the continuation. This is what likelihood attribution needs: no sampling, only
 ``log p(recorded output | input)`` under inputs with a shard removed or replaced.
 
 Consecutive calls that share a token prefix (the same prompt up to where a shard sits)
