@@ -88,5 +88,5 @@ def test_attribute_scores_a_recorded_smollm2_episode(tmp_path: Path, smollm2_pat
     assert (scored.base_logp < 0).all() and (scored.base_action_logp <= 0).all()
     text = " ".join(done.stdout.split())
     assert "likelihood attribution" in text and "forward passes" in text
-    assert all(shard in text for shard in rows["shard"].unique())
+    assert f"{len(rows)} rows in the store's `attributions` table" in text  # table cells may wrap
     print(done.stdout)
