@@ -247,6 +247,38 @@ def ablate(
 
 
 @app.command()
+def attribute(
+    run_ids: Annotated[ListOption, typer.Option("--run", "-r", help="Only these runs.")] = None,
+    models: Annotated[ListOption, typer.Option("--models", "-m", help="Only these models (scoring backends: local GGUF models).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="removed, replaced or both.")] = "both",
+    db: DbOption = None,
+) -> None:
+    """Likelihood attribution: which shards each model's recorded outputs depend on, by the
+    model's own probabilities.
+
+    For every recorded LLM call of a baseline episode, each shard is located exactly in the
+    input as sent, removed (or replaced by its wrong value), and the *same* recorded output
+    is scored teacher-forced: Δ log p over the action and the whole output, per shard, step
+    and episode, stored in the `attributions` table. Works on failed episodes; one forward
+    pass per shard instead of an episode. Hosted chat APIs cannot score (they say so).
+
+    Example:
+
+        shardscope attribute -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct
+    """
+    from shardscope.commands.attribute import attribute_command
+    from shardscope.commands.options import split_list
+    from shardscope.commands.run import settings_for
+
+    if mode not in ("removed", "replaced", "both"):
+        raise ShardscopeError(f"--mode must be removed, replaced or both, got {mode!r}")
+    modes = ("removed", "replaced") if mode == "both" else (mode,)
+    settings = settings_for(db)
+    raise typer.Exit(attribute_command(_store(db), settings, run_ids=split_list(run_ids) or (),
+                                       models=split_list(models) or (), modes=modes))
+
+
+@app.command()
 def compare(
     suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Only these suites.")] = None,
     models: Annotated[ListOption, typer.Option("--models", "-m", help="Models to compare (two or more, or one under several scaffolds).")] = None,
@@ -265,7 +297,7 @@ def compare(
 
     Prints per model · scaffold success rates with standard errors clustered by task;
     paired differences on shared tasks with 95% intervals, p-values (paired t, or a
-    permutation test and bootstrap below 30 tasks), corrected for many pairs, and the
+    permutation test, inverted for the interval, below 30 tasks), corrected for many pairs, and the
     minimum detectable effect; where trajectories first part and how often they rejoin;
     tool use; shard influence where `shardscope ablate` was run; behaviour clusters.
 

@@ -69,11 +69,18 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunReport]:
 
 
 def _by_hand(successes: tuple[int, ...]) -> tuple[float, float]:
-    """The CR1 interval computed here from the planted counts, not by shardscope."""
+    """The clustered Wilson interval computed here from the planted counts, not by shardscope:
+    Wilson's interval on n / deff episodes, deff = CR1 variance / binomial variance (in
+    [1, n / tasks]), with the t quantile on tasks - 1 df."""
     s, n = np.array(successes, dtype=float), np.full(len(successes), 2.0)
-    p = s.sum() / n.sum()
-    se = math.sqrt(len(s) / (len(s) - 1) * np.sum((s - n * p) ** 2)) / n.sum()
-    return p - T_975_9DF * se, p + T_975_9DF * se
+    total = n.sum()
+    p = s.sum() / total
+    se = math.sqrt(len(s) / (len(s) - 1) * np.sum((s - n * p) ** 2)) / total
+    deff = min(max(se**2 / (p * (1 - p) / total), 1.0), total / len(s))
+    m, z = total / deff, T_975_9DF
+    centre = (p + z * z / (2 * m)) / (1 + z * z / m)
+    half = z * math.sqrt(p * (1 - p) / m + z * z / (4 * m * m)) / (1 + z * z / m)
+    return centre - half, centre + half
 
 
 def _overview_table(db: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -109,9 +116,8 @@ def test_overview_cli_summary_compare_and_report_give_one_interval(
     markdown = (tmp_path / "r.md").read_text()
     for model, planted in PLANTED.items():
         low, high = _by_hand(planted)
-        # right's upper bound passes 1 and no path clips it on its own (bounding rates to
-        # [0, 1] would be a change to stats.estimate alone)
-        assert low < high and cli.loc[model, "episodes"] == 20 and cli.loc[model, "tasks"] == 10
+        # right's t interval passed 1; the clustered Wilson interval stays inside [0, 1]
+        assert 0 <= low < high <= 1 and cli.loc[model, "episodes"] == 20 and cli.loc[model, "tasks"] == 10
         for name, table in (("overview", overview), ("cli", cli), ("compare", compared)):
             shown = (table.loc[model, "ci_low"], table.loc[model, "ci_high"])
             assert shown == pytest.approx((low, high), abs=1e-9), name

@@ -79,11 +79,12 @@ def test_model_summary_rates_errors_and_outcomes(fixture_store: Path) -> None:
             assert table.loc[model, outcome] == outcomes.get(outcome, 0)
     assert table.loc["alpha", "success_rate"] == 1.0 and table.loc["beta", "success_rate"] == 0.0
     # gamma: task t0 0/4, t1 4/4, t2 4/4 -> p = 2/3; CR1 by task: sqrt(3/2 * 10.67) / 12 = 1/3;
-    # the interval is stats.estimate's: t with tasks - 1 = 2 degrees of freedom (t = 4.3027)
+    # the interval is stats.rate_interval's: Wilson on n / deff episodes (deff = (1/3)^2 /
+    # (2/9 / 12) = 6, capped at 12 / 3 tasks = 4, so n_eff = 3) with t on 2 df (4.3027)
     assert table.loc["gamma", "success_rate"] == pytest.approx(2 / 3)
     assert table.loc["gamma", "success_se"] == pytest.approx(1 / 3)
-    assert table.loc["gamma", "ci_low"] == pytest.approx(2 / 3 - 4.302653 / 3)
-    assert table.loc["gamma", "ci_high"] == pytest.approx(2 / 3 + 4.302653 / 3)
+    assert table.loc["gamma", "ci_low"] == pytest.approx(0.0630207, abs=1e-6)
+    assert table.loc["gamma", "ci_high"] == pytest.approx(0.9834632, abs=1e-6)
     assert table.loc["alpha", "priced_episodes"] == 12 and math.isnan(table.loc["beta", "cost_usd"])
     by_scaffold = model_summary(cube, by=("model", "scaffold"))
     assert len(by_scaffold) == 6 and set(by_scaffold.episodes) == {6}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import string
@@ -407,6 +408,9 @@ def _shard(
         shard = _rows_shard(fields, name, description, world)
     else:
         shard = _edit_shard(fields, name, kind, description, world, patch)
+    implied = fields.string("implied_answer", required=False)
+    if implied is not None:
+        shard = dataclasses.replace(shard, implied_answer=str(implied))
     fields.done()
     return shard
 

@@ -69,6 +69,7 @@ class Shard:
     content: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     replacement: str | tuple[Edit, ...] | Mapping[str, Any] | None = None
+    implied_answer: str | None = None  # the answer the replacement implies ("follows the shard")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", frozen_mapping(self.params))

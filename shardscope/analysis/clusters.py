@@ -85,9 +85,33 @@ def _tfidf(texts: list[str]) -> np.ndarray:
     return unit
 
 
-def _kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> np.ndarray:
-    """Spherical k-means (cosine), k-means++ seeding; deterministic for a seed."""
+RESTARTS = 10  # k-means++ initializations; the best objective wins (one start was seed-dependent)
+
+
+def _kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 50,
+            restarts: int = RESTARTS) -> np.ndarray:
+    """Spherical k-means (cosine), the best of ``restarts`` k-means++ starts by total
+    similarity to the centroids; deterministic for a seed."""
     rng = np.random.default_rng(seed)
+    best, best_score = np.zeros(len(vectors), dtype=int), -np.inf
+    for _ in range(max(1, restarts)):
+        labels, score = _kmeans_once(vectors, k, rng, iterations)
+        if score > best_score + 1e-9:
+            best, best_score = labels, score
+    return best
+
+
+def kmeans_objective(vectors: np.ndarray, labels: np.ndarray) -> float:
+    """Total cosine similarity of unit ``vectors`` to their (normalized) cluster centroids."""
+    total = 0.0
+    for j in np.unique(labels):
+        mean = vectors[labels == j].sum(axis=0)
+        total += float(np.linalg.norm(mean))  # sum_i v_i . (mean / |mean|)
+    return total
+
+
+def _kmeans_once(vectors: np.ndarray, k: int, rng: np.random.Generator,
+                 iterations: int) -> tuple[np.ndarray, float]:
     centers = [vectors[rng.integers(len(vectors))]]
     for _ in range(1, k):
         dist = 1 - np.max(vectors @ np.array(centers).T, axis=1)
@@ -96,9 +120,9 @@ def _kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 50) ->
         centers.append(vectors[rng.choice(len(vectors), p=probs)])
     centroid = np.array(centers)
     labels = np.zeros(len(vectors), dtype=int)
-    for _ in range(iterations):
+    for step in range(iterations):
         new = np.argmax(vectors @ centroid.T, axis=1)
-        if _ > 0 and np.array_equal(new, labels):
+        if step > 0 and np.array_equal(new, labels):
             break
         labels = new
         for j in range(k):
@@ -106,7 +130,7 @@ def _kmeans(vectors: np.ndarray, k: int, seed: int = 0, iterations: int = 50) ->
             if len(members):
                 mean = members.mean(axis=0)
                 centroid[j] = mean / (np.linalg.norm(mean) or 1)
-    return labels
+    return labels, kmeans_objective(vectors, labels)
 
 
 def _choose_k(n: int, requested: int | None) -> int:

@@ -185,7 +185,7 @@ def _notes(episodes: pd.DataFrame, comparisons: list[stats.PairedComparison]) ->
     if tasks.min() < stats.SMALL_SAMPLE:
         notes.append(
             f"{int(tasks.min())} tasks per system at the least: p-values come from a sign-flip "
-            "permutation test and intervals from a bootstrap over tasks (normal theory needs "
+            "permutation test and intervals from inverting it (normal theory needs "
             f"about {stats.SMALL_SAMPLE})")
     if any(c.tasks < 2 for c in comparisons):
         notes.append("some pairs share fewer than two tasks: no test for them")

@@ -9,9 +9,16 @@ What the paper recommends, and where it is here:
 - Compare two models on the *same* tasks with paired differences: average each task's
   repeats first (which removes within-task noise), then test the per-task differences
   (:func:`paired_comparison`). Pairing removes the variance the models share.
+- Success rates: a t interval around a rate can leave [0, 1] (2/12 over 6 tasks gave
+  [-26%, 60%]). :func:`rate_interval` is a Wilson interval on the effective sample size
+  (episodes divided by the design effect that clustering by task causes), with the t
+  quantile on clusters - 1 degrees of freedom (Korn and Graubard 1998): inside [0, 1], and
+  as wide as the clustering demands.
 - Small samples: the normal approximation is poor, so below ``SMALL_SAMPLE`` tasks the
   p-value comes from a sign-flip permutation test (exact up to 16 tasks) and the interval
-  from a bootstrap over tasks.
+  from inverting that same test (:func:`sign_flip_interval`): every difference the test does
+  not reject, so interval and p-value always agree (a percentile bootstrap disagreed with the
+  test in 10-18% of simulated comparisons and covered 0.905 at 8 tasks).
 - Power: :func:`minimum_detectable_effect` says how large a difference the sample at hand
   can detect (80% power at alpha 0.05 by default); :func:`mde_for_rates` plans a sample.
 - Many comparisons: :func:`adjust_pvalues` (Holm by default, Benjamini-Hochberg on request).
@@ -126,6 +133,36 @@ def repeat_key(outputs: Sequence[str | None], outcome: object, answer: object) -
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def rate_interval(est: Estimate, confidence: float = 0.95) -> tuple[float, float]:
+    """A success rate's interval inside [0, 1] that accounts for clustering: Wilson's score
+    interval on the effective sample size n / deff, where the design effect deff is the
+    clustered variance over the binomial one (at least 1, at most n / clusters: no fewer
+    effective observations than tasks), and the t quantile on clusters - 1 df. At a rate of
+    0 or 1 the design effect cannot be estimated and the conservative n = clusters is used."""
+    p, n = est.mean, est.n
+    if n == 0 or not math.isfinite(p):
+        return math.nan, math.nan
+    groups = est.clusters if est.clustered else n
+    binomial = p * (1 - p) / n
+    if binomial <= 0:
+        n_eff = float(groups)
+    elif not math.isfinite(est.se):
+        n_eff = float(n)
+    else:
+        deff = min(max(est.se**2 / binomial, 1.0), n / groups)
+        n_eff = n / deff
+    z = _t(confidence, groups - 1)
+    return wilson(p, n_eff, z)
+
+
+def wilson(p: float, n: float, z: float) -> tuple[float, float]:
+    """Wilson's score interval for a proportion ``p`` of ``n`` (possibly effective) trials."""
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _t(confidence: float, df: int) -> float:
     return float(sps.t.ppf(0.5 + confidence / 2, max(df, 1)))
 
@@ -176,9 +213,10 @@ def estimates(episodes: pd.DataFrame, metric: str = "success",
         est = estimate(values.loc[index].to_numpy(), task.loc[index].to_numpy(), confidence,
                        weights=counts.loc[index].to_numpy(dtype=float),
                        repeats=None if fingerprints is None else fingerprints.loc[index].to_numpy())
+        low, high = rate_interval(est, confidence) if metric == "success" else (est.ci_low, est.ci_high)
         rows.append({**dict(zip(by, key, strict=True)), "episodes": est.n, "tasks": est.clusters,
-                     "mean": est.mean, "se": est.se, "ci_low": est.ci_low,
-                     "ci_high": est.ci_high, "clustered": est.clustered,
+                     "mean": est.mean, "se": est.se, "ci_low": low,
+                     "ci_high": high, "clustered": est.clustered,
                      "identical_repeats": est.repeats})
     return pd.DataFrame(rows, columns=[*by, "episodes", "tasks", "mean", "se", "ci_low",
                                        "ci_high", "clustered", "identical_repeats"])
@@ -253,8 +291,10 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, *, labels: tuple[str, str] =
     se = sd / math.sqrt(n)
     if n < SMALL_SAMPLE:
         p = sign_flip_pvalue(d, seed=seed)
-        low, high = bootstrap_interval(d, 1 - alpha, seed=seed)
-        method = f"sign-flip permutation ({'exact' if n <= EXACT_PERMUTATION else 'Monte Carlo'}) + bootstrap CI"
+        low, high = sign_flip_interval(d, 1 - alpha, seed=seed)
+        if metric == "success":  # a difference of rates lies in [-1, 1]
+            low, high = max(low, -1.0), min(high, 1.0)
+        method = f"sign-flip permutation ({'exact' if n <= EXACT_PERMUTATION else 'Monte Carlo'}), inverted for the CI"
     else:
         p = _t_pvalue(diff, se, n - 1)
         half = _t(1 - alpha, n - 1) * se
@@ -280,20 +320,78 @@ def _t_pvalue(diff: float, se: float, df: int) -> float:
     return float(2 * sps.t.sf(abs(diff / se), df))
 
 
+def sign_flips(n: int, *, seed: int = 0, resamples: int = RESAMPLES) -> tuple[np.ndarray, bool]:
+    """The sign patterns of the test: all 2^n (up to negation) up to ``EXACT_PERMUTATION`` tasks (exact),
+    else ``resamples`` random ones from ``seed``. Returns (signs, exact)."""
+    if n <= EXACT_PERMUTATION:
+        # Half the patterns (first sign +1): a pattern and its negation give the same |mean|.
+        half = 2 ** max(n - 1, 0)
+        return (1 - 2 * ((np.arange(half)[:, None] >> np.arange(n)) & 1)).astype(float), True
+    return np.random.default_rng(seed).choice((-1.0, 1.0), size=(resamples, n)), False
+
+
+def sign_flip_pvalues(d: np.ndarray, signs: np.ndarray, exact: bool) -> np.ndarray:
+    """p-values of mean = 0 for each row of ``d`` (datasets x tasks), vectorized."""
+    d = np.atleast_2d(np.asarray(d, dtype=float))
+    n = d.shape[1]
+    observed = np.abs(d.mean(axis=1))
+    means = np.abs(signs @ d.T) / n  # flips x datasets
+    # Ties within rounding count as ties (values of 0 flip to -0 +- rounding).
+    tolerance = 1e-9 * (1 + np.max(np.abs(d), axis=1))
+    count = np.sum(means >= observed - tolerance, axis=0)
+    if exact:
+        return np.asarray(count / len(signs), dtype=float)
+    return np.asarray((1 + count) / (len(signs) + 1), dtype=float)
+
+
 def sign_flip_pvalue(d: np.ndarray, *, seed: int = 0, resamples: int = RESAMPLES) -> float:
     """Two-sided permutation p-value for mean(d) = 0, flipping the sign of each difference
     (valid when, under the null, each task's difference is symmetric around 0)."""
     d = np.asarray(d, dtype=float)
-    n = len(d)
-    observed = abs(d.mean())
-    if n <= EXACT_PERMUTATION:
-        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-        means = np.abs(signs @ d) / n
-        return float(np.mean(means >= observed - 1e-12))
-    rng = np.random.default_rng(seed)
-    signs = rng.choice((-1.0, 1.0), size=(resamples, n))
-    means = np.abs(signs @ d) / n
-    return float((1 + np.sum(means >= observed - 1e-12)) / (resamples + 1))
+    signs, exact = sign_flips(len(d), seed=seed, resamples=resamples)
+    return float(sign_flip_pvalues(d, signs, exact)[0])
+
+
+def sign_flip_interval(d: np.ndarray, confidence: float = 0.95, *, seed: int = 0,
+                       resamples: int = RESAMPLES) -> tuple[float, float]:
+    """The differences mu that the sign-flip test of mean(d - mu) = 0 does not reject at
+    1 - ``confidence`` (same sign patterns as :func:`sign_flip_pvalue`), so the interval
+    excludes 0 exactly when that p-value is below alpha."""
+    d = np.asarray(d, dtype=float)
+    signs, exact = sign_flips(len(d), seed=seed, resamples=resamples)
+    low, high = sign_flip_intervals(d[None, :], signs, exact, 1 - confidence)
+    return float(low[0]), float(high[0])
+
+
+def sign_flip_intervals(d: np.ndarray, signs: np.ndarray, exact: bool, alpha: float,
+                        steps: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sign_flip_interval` for each row of ``d`` at once: bisection on each side
+    between the mean (never rejected) and a bound outside the data's range (always
+    rejected; else the side is unbounded: the test cannot reject at ``alpha``). A discrete
+    test's acceptance set can have gaps a bisection steps over; the interval is then trimmed
+    or widened at 0 so that it holds 0 exactly when the test does not reject 0."""
+    d = np.atleast_2d(np.asarray(d, dtype=float))
+    centre = d.mean(axis=1)
+    span = np.ptp(d, axis=1) + 1.0
+    bounds = []
+    for direction in (-1.0, 1.0):
+        inside, outside = centre.copy(), centre + direction * 2 * span
+        for _ in range(steps):
+            middle = (inside + outside) / 2
+            accepted = sign_flip_pvalues(d - middle[:, None], signs, exact) > alpha
+            inside = np.where(accepted, middle, inside)
+            outside = np.where(accepted, outside, middle)
+        accepted = sign_flip_pvalues(d - outside[:, None], signs, exact) > alpha
+        bounds.append(np.where(accepted, direction * math.inf, inside))
+    low, high = bounds
+    keeps_zero = sign_flip_pvalues(d, signs, exact) > alpha
+    low = np.where(keeps_zero, np.minimum(low, 0.0), low)
+    high = np.where(keeps_zero, np.maximum(high, 0.0), high)
+    holds_zero = (low <= 0) & (high >= 0)
+    tiny = np.finfo(float).tiny
+    low = np.where(~keeps_zero & holds_zero & (centre > 0), tiny, low)
+    high = np.where(~keeps_zero & holds_zero & (centre <= 0), -tiny, high)
+    return low, high
 
 
 def bootstrap_interval(d: np.ndarray, confidence: float = 0.95, *, seed: int = 0,

@@ -89,22 +89,25 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
         raise ShardscopeError("the run stopped before it started")
     _print_outcome(store, report)
     if (show_influence or spec.ablations) and store.exists():
-        _print_influence(store, spec, report.run_id)
+        _print_influence(store, spec, report.run_id, settings.suites_dir)
     if exit_code is not None:
         return exit_code
     return 130 if report.interrupted else 0
 
 
-def _print_influence(store: Store, spec: MatrixSpec, run_id: str, limit: int = 30) -> None:
-    from shardscope.analysis.compare import influence_for
-    from shardscope.commands.compare import print_influence
+def _print_influence(store: Store, spec: MatrixSpec, run_id: str,
+                     suites_dir: Path | None = None, limit: int = 30) -> None:
+    from shardscope.analysis.compare import ablation_detail
+    from shardscope.commands.compare import print_follows, print_influence
     from shardscope.commands.output import console
     from shardscope.tracer.queries.comparison import Selection
 
     selection = Selection(suites=spec.suites, models=spec.models, scaffolds=spec.scaffolds,
                           run_ids=(run_id,))
-    print_influence(console(), influence_for(store, selection), limit,
+    influence, pairs = ablation_detail(store, selection)
+    print_influence(console(), influence, limit,
                     more=f"in `shardscope compare --run {run_id} --report report.html`")
+    print_follows(console(), pairs, suites_dir)
 
 
 def greedy_seeds_warning(spec: MatrixSpec) -> str | None:

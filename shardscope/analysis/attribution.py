@@ -1,0 +1,277 @@
+"""Likelihood attribution: which shards a model's recorded output depends on, measured by the
+model's own probabilities (after ContextCite, Cohen-Wang et al. 2024, and the agentic
+attribution of Qian et al. 2026).
+
+For each recorded LLM call, the input exactly as sent (the rendered prompt in the raw
+request) and the output exactly as produced (the raw response text) are taken from the
+store. Each shard of the episode's task is located in that input *exactly* (its text must
+occur verbatim); the input is rebuilt with every occurrence removed, or replaced by the
+shard's declared wrong value, and the *same* output is scored teacher-forced:
+
+    delta = log p(output | original input) - log p(output | input without the shard)
+
+summed over the action (the tool call block, or the final answer) and over the whole output.
+A positive delta means the shard supported what the model did. A shard that cannot be
+located gets a row saying why (``not_found``, ``unlocatable``): never skipped silently.
+Costs: one forward pass per (call, shard, mode) instead of one episode per (shard, mode).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from shardscope.analysis.stats import estimate
+from shardscope.config.errors import ShardscopeError
+from shardscope.scaffolds.tasks.model import Edit, Shard
+from shardscope.scaffolds.tasks.suite import Task
+from shardscope.scaffolds.tasks.world import apply_edits
+
+MODES = ("removed", "replaced")
+_TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
+_FINAL = re.compile(r"(?:Final Answer|Answer)\s*:", re.IGNORECASE)
+
+
+class AttributionError(ShardscopeError):
+    """Likelihood attribution cannot run on this input (the message says what to do)."""
+
+
+class Scored(Protocol):
+    """What a scorer returns (:class:`shardscope.scaffolds.backends.local_scoring.ScoredContinuation`)."""
+
+    @property
+    def total(self) -> float: ...
+
+    @property
+    def evaluated_tokens(self) -> int: ...
+
+    @property
+    def logprobs(self) -> tuple[float, ...]: ...
+
+    def over_bytes(self, start: int, end: int) -> float: ...
+
+
+Scorer = Callable[[str, str], Scored]  # (input, output) -> token log-probs of the output
+
+
+@dataclass(frozen=True)
+class ShardText:
+    """Where a shard shows in an input: the text to find, and what replaces it."""
+
+    shard: str
+    kind: str
+    texts: tuple[str, ...]  # any of these, verbatim (empty: the kind cannot be located)
+    replacements: Mapping[str, str | None]  # text -> its replaced form (None: no replacement)
+    why_unlocatable: str = ""
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One recorded LLM call of a baseline episode."""
+
+    run_id: str
+    episode_id: str
+    span_id: str
+    step_index: int
+    model: str
+    suite: str
+    task_id: str
+    prompt: str
+    output: str
+
+
+def shard_texts(task: Task, tool_results: Mapping[str, Sequence[str]] | None = None) -> list[ShardText]:
+    """Each shard of ``task`` as the texts that stand for it in a model's input.
+
+    ``tool_results``: tool name -> the results it returned in the episode (for tool_result
+    shards, whose text only exists in the recording)."""
+    return [_shard_text(task, shard, tool_results or {}) for shard in task.shards]
+
+
+def _shard_text(task: Task, shard: Shard, tool_results: Mapping[str, Sequence[str]]) -> ShardText:
+    if shard.kind == "fact":
+        text = shard.content or ""
+        wrong = None if shard.replacement is None else str(shard.replacement)
+        return ShardText(shard.name, shard.kind, (text,) if text else (), {text: wrong})
+    if shard.kind == "document":
+        doc = task.world.corpus.get(str(shard.params.get("doc")), "")
+        return _edited(shard, (doc,) if doc else (), "the document is not in the suite's corpus")
+    if shard.kind == "file":
+        base = task.world.package_dir
+        path = base / str(shard.params.get("path")) if base else None
+        text = path.read_text(encoding="utf-8") if path and path.is_file() else ""
+        return _edited(shard, (text,) if text else (), "the file is not in the suite's package")
+    if shard.kind == "tool_result":
+        results = tuple(r for r in tool_results.get(str(shard.params.get("tool")), ()) if r)
+        wrong = None if shard.replacement is None else str(shard.replacement)
+        return ShardText(shard.name, shard.kind, results, dict.fromkeys(results, wrong),
+                         "" if results else "the tool returned nothing in this episode")
+    return ShardText(shard.name, shard.kind, (), {},
+                     f"{shard.kind} shards change what a query returns, not a text in the input")
+
+
+def _edited(shard: Shard, texts: tuple[str, ...], missing: str) -> ShardText:
+    edits = shard.replacement if isinstance(shard.replacement, tuple) else ()
+    replacements: dict[str, str | None] = {}
+    for text in texts:
+        replacements[text] = _apply(text, edits) if edits else None
+    return ShardText(shard.name, shard.kind, texts, replacements, "" if texts else missing)
+
+
+def _apply(text: str, edits: Iterable[Edit]) -> str | None:
+    try:
+        return apply_edits(text, edits)
+    except ValueError:
+        return None
+
+
+def locate(prompt: str, text: str) -> list[tuple[int, int]]:
+    """Every non-overlapping exact occurrence of ``text`` in ``prompt``, as (start, end)."""
+    spans, start = [], prompt.find(text) if text else -1
+    while start >= 0:
+        spans.append((start, start + len(text)))
+        start = prompt.find(text, start + len(text))
+    return spans
+
+
+def ablated_input(prompt: str, shard: ShardText, mode: str) -> tuple[str | None, int, str]:
+    """(``prompt`` with the shard removed or replaced, occurrences, status). The input is
+    None when the shard is not there (status ``not_found``, ``unlocatable``) or has no
+    replacement (``no_replacement``)."""
+    if not shard.texts:
+        return None, 0, "unlocatable"
+    for text in shard.texts:
+        spans = locate(prompt, text)
+        if not spans:
+            continue
+        new = "" if mode == "removed" else shard.replacements.get(text)
+        if new is None:
+            return None, len(spans), "no_replacement"
+        return prompt.replace(text, new), len(spans), "scored"
+    return None, 0, "not_found"
+
+
+def action_span(output: str) -> tuple[int, int]:
+    """Bytes of ``output`` that are its action: the tool call block(s), else the final
+    answer (after "Final Answer:" or "Answer:"), else the whole output."""
+    calls = list(_TOOL_CALL.finditer(output))
+    if calls:
+        start, end = calls[0].start(), calls[-1].end()
+    else:
+        final = _FINAL.search(output)
+        start, end = (final.start(), len(output)) if final else (0, len(output))
+    return len(output[:start].encode("utf-8")), len(output[:end].encode("utf-8"))
+
+
+ROW_COLUMNS = ["run_id", "episode_id", "span_id", "step_index", "model", "suite", "task_id",
+               "shard", "shard_kind", "mode", "status", "occurrences", "output_tokens",
+               "base_logp", "ablated_logp", "delta_logp", "base_action_logp",
+               "ablated_action_logp", "delta_action_logp", "evaluated_tokens", "detail"]
+
+
+def attribute_call(call: RecordedCall, shards: Sequence[ShardText], score: Scorer,
+                   modes: Sequence[str] = MODES, *, action: tuple[int, int] | None = None
+                   ) -> list[dict[str, object]]:
+    """One row per (shard, mode) of ``call``: the deltas, or the status saying why none.
+    ``action``: the output's bytes that are its action (default :func:`action_span`)."""
+    base = score(call.prompt, call.output)
+    start, end = action if action is not None else action_span(call.output)
+    base_action = base.over_bytes(start, end)
+    rows = []
+    for shard in shards:
+        for mode in modes:
+            new, occurrences, status = ablated_input(call.prompt, shard, mode)
+            row: dict[str, object] = {
+                **{k: getattr(call, k) for k in ("run_id", "episode_id", "span_id", "step_index",
+                                                 "model", "suite", "task_id")},
+                "shard": shard.shard, "shard_kind": shard.kind, "mode": mode, "status": status,
+                "occurrences": occurrences, "output_tokens": len(base.logprobs),
+                "base_logp": base.total, "base_action_logp": base_action,
+                "ablated_logp": np.nan, "ablated_action_logp": np.nan, "delta_logp": np.nan,
+                "delta_action_logp": np.nan, "evaluated_tokens": 0,
+                "detail": shard.why_unlocatable if status == "unlocatable" else "",
+            }
+            if new is not None:
+                ablated = score(new, call.output)
+                ablated_action = ablated.over_bytes(start, end)
+                row.update(ablated_logp=ablated.total, ablated_action_logp=ablated_action,
+                           delta_logp=base.total - ablated.total,
+                           delta_action_logp=base_action - ablated_action,
+                           evaluated_tokens=ablated.evaluated_tokens)
+            rows.append(row)
+    if rows:
+        rows[0]["evaluated_tokens"] = int(rows[0]["evaluated_tokens"]) + base.evaluated_tokens  # type: ignore[call-overload]
+    return rows
+
+
+def episode_deltas(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per episode x shard x mode: the deltas summed over the episode's scored steps."""
+    scored = rows[rows.status == "scored"]
+    keys = ["model", "suite", "task_id", "episode_id", "shard", "mode"]
+    if scored.empty:
+        return pd.DataFrame(columns=[*keys, "steps", "delta_logp", "delta_action_logp"])
+    return (scored.groupby(keys, sort=True)
+            .agg(steps=("span_id", "nunique"), delta_logp=("delta_logp", "sum"),
+                 delta_action_logp=("delta_action_logp", "sum"))
+            .reset_index())
+
+
+def attribution_summary(rows: pd.DataFrame, value: str = "delta_action_logp") -> pd.DataFrame:
+    """Per model x shard x mode: episodes, tasks, mean per-episode delta with a standard error
+    clustered by task and its 95% interval; and how many calls located the shard."""
+    columns = ["model", "shard", "mode", "episodes", "tasks", "mean", "se", "ci_low", "ci_high",
+               "calls", "located", "not_found", "unlocatable"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    per_episode = episode_deltas(rows)
+    out = []
+    for (model, shard, mode), group in rows.groupby(["model", "shard", "mode"], sort=True):
+        episodes = per_episode[(per_episode.model == model) & (per_episode["shard"] == shard)
+                               & (per_episode["mode"] == mode)]
+        tasks = (episodes.suite.astype(str) + "/" + episodes.task_id.astype(str)).to_numpy()
+        est = estimate(episodes[value].to_numpy(dtype=float), tasks)
+        status = group.status.value_counts()
+        out.append({"model": model, "shard": shard, "mode": mode, "episodes": est.n,
+                    "tasks": est.clusters, "mean": est.mean, "se": est.se,
+                    "ci_low": est.ci_low, "ci_high": est.ci_high, "calls": len(group),
+                    "located": int(status.get("scored", 0) + status.get("no_replacement", 0)),
+                    "not_found": int(status.get("not_found", 0)),
+                    "unlocatable": int(status.get("unlocatable", 0))})
+    return pd.DataFrame(out, columns=columns)
+
+
+def top_shard_rate(rows: pd.DataFrame, shard: str, mode: str = "removed",
+                   value: str = "delta_action_logp") -> pd.Series:
+    """Per model: the share of episodes where ``shard`` has the largest delta of all shards."""
+    per_episode = episode_deltas(rows)
+    per_episode = per_episode[per_episode["mode"] == mode]
+    if per_episode.empty:
+        return pd.Series(dtype=float)
+    best = per_episode.loc[per_episode.groupby(["model", "episode_id"])[value].idxmax()]
+    return (best["shard"] == shard).groupby(best.model).mean()
+
+
+def with_models(calls: Sequence[RecordedCall], models: Sequence[str] | None) -> list[RecordedCall]:
+    """``calls`` of these models (all when None); an error naming the models that have none."""
+    if not models:
+        return list(calls)
+    missing = sorted(set(models) - {c.model for c in calls})
+    if missing:
+        present = ", ".join(sorted({c.model for c in calls})) or "none"
+        raise AttributionError(f"no recorded llm calls of {', '.join(missing)} in the selection; "
+                               f"models with calls: {present}")
+    return [c for c in calls if c.model in models]
+
+
+def relabel(call: RecordedCall, **changes: object) -> RecordedCall:
+    return replace(call, **changes)  # type: ignore[arg-type]
+
+
+def suites_dir_or_none(path: Path | None) -> Path | None:
+    return path if path and path.is_dir() else None

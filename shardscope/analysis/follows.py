@@ -1,0 +1,85 @@
+""""Follows the shard": when a replaced shard declares the answer it implies
+(``implied_answer``), does the model's answer follow the replacement, keep the original, or
+neither? (Knowledge-conflict studies such as ClashEval, Wu et al. 2024, measure this.)
+
+The prior is the model's answer with the shard *removed* (same baseline): a model that
+already answers right without the shard keeps it more often under a replacement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from shardscope.scaffolds.tasks.checks import check_exact, check_numeric
+from shardscope.scaffolds.tasks.model import Check, Shard
+
+FOLLOW_COLUMNS = ["model", "episodes", "follow", "keep", "other", "follow_rate",
+                  "follow_rate_prior_right", "follow_rate_prior_wrong"]
+ShardLookup = Callable[[str, str, str], Shard | None]  # (suite, task_id, shard) -> the shard
+
+
+def answers_implied(check: Check, implied: str, answer: str | None) -> bool:
+    """Whether ``answer`` gives ``implied`` by the task's own kind of check."""
+    if not answer or not answer.strip():
+        return False
+    if check.type == "numeric":
+        try:
+            spec = Check("numeric", expected=float(implied), tolerance=check.tolerance,
+                         relative=check.relative)
+        except ValueError:
+            return False
+        return check_numeric(spec, answer).outcome == "success"
+    return check_exact(Check("exact", expected=implied), answer).outcome == "success"
+
+
+def classify(pairs: pd.DataFrame, lookup: ShardLookup,
+             checks: Callable[[str, str], Check | None]) -> pd.DataFrame:
+    """Each replaced-shard pair (from :func:`shardscope.analysis.influence.ablation_pairs`)
+    whose shard declares ``implied_answer``, with ``follows`` = follow | keep | other."""
+    if pairs.empty:
+        return pairs.assign(follows=[])
+    replaced = pairs[pairs["mode"] == "replaced"]
+    rows = []
+    for r in replaced.itertuples():
+        shard, check = lookup(r.suite, r.task_id, r.shard), checks(r.suite, r.task_id)
+        if shard is None or shard.implied_answer is None or check is None:
+            continue
+        answer = getattr(r, "final_answer", None)
+        if answers_implied(check, shard.implied_answer, answer):
+            label = "follow"
+        elif r.outcome == "success":
+            label = "keep"
+        else:
+            label = "other"
+        rows.append({**r._asdict(), "follows": label})
+    return pd.DataFrame(rows)
+
+
+def follow_rates(classified: pd.DataFrame, prior: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per model: counts of follow / keep / other and the follow rate, split by the prior
+    (``prior``: removed-shard pairs; right = that episode succeeded) where known."""
+    if classified.empty:
+        return pd.DataFrame(columns=FOLLOW_COLUMNS)
+    data = classified
+    if prior is not None and not prior.empty:
+        removed = prior[prior["mode"] == "removed"][["baseline_episode_key", "shard", "outcome"]]
+        data = data.merge(removed.rename(columns={"outcome": "prior_outcome"}),
+                          on=["baseline_episode_key", "shard"], how="left")
+    out = []
+    for model, group in data.groupby("model", sort=True):
+        counts = group.follows.value_counts()
+        row = {"model": model, "episodes": len(group),
+               **{k: int(counts.get(k, 0)) for k in ("follow", "keep", "other")},
+               "follow_rate": float((group.follows == "follow").mean())}
+        for side, outcome in (("right", True), ("wrong", False)):
+            if "prior_outcome" in group:
+                known = group.prior_outcome.notna()
+                part = group[known & ((group.prior_outcome == "success") == outcome)]
+                row[f"follow_rate_prior_{side}"] = (
+                    float((part.follows == "follow").mean()) if len(part) else float("nan"))
+            else:
+                row[f"follow_rate_prior_{side}"] = float("nan")
+        out.append(row)
+    return pd.DataFrame(out, columns=FOLLOW_COLUMNS)

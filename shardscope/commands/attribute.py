@@ -1,0 +1,148 @@
+"""`shardscope attribute`: likelihood attribution of recorded episodes (see
+:mod:`shardscope.analysis.attribution`), stored in the ``attributions`` table and printed per
+model x shard with standard errors clustered by task, and what it cost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from shardscope.analysis import attribution as attr
+from shardscope.config.errors import ConfigError
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.backends.registry import build_backend, kind_of, load_catalog
+from shardscope.scaffolds.tasks.loader import get_suite
+from shardscope.scaffolds.tasks.suite import Suite
+from shardscope.tracer.queries import attributions as q
+from shardscope.tracer.store import Store
+
+NO_MESSAGES = ("the store has no recorded message content for these calls (recorded with "
+               "capture_content = false): likelihood attribution scores the recorded output "
+               "under the recorded input; re-run with content capture on")
+
+
+@dataclass
+class AttributionRun:
+    """What one `attribute` did: rows, the models it could not score, the cost."""
+
+    rows: pd.DataFrame
+    unscorable: dict[str, str] = field(default_factory=dict)
+    forward_passes: int = 0
+    evaluated_tokens: int = 0
+    episodes: int = 0
+    seconds: float = 0.0
+
+
+def scorer_for(model: str, settings: Settings) -> Any:
+    """The model's backend when it can score a given output, else an AttributionError."""
+    try:
+        entry = load_catalog(settings.models_file).get(model)
+    except ConfigError as exc:
+        raise attr.AttributionError(f"cannot load {model!r} to score its calls: {exc}") from None
+    kind = kind_of(entry)
+    if kind.name != "local":
+        raise attr.AttributionError(
+            f"model {model!r} ({kind.name} backend) cannot score a recorded output: hosted chat "
+            "APIs return no log-probabilities of a given text; `shardscope ablate` measures "
+            "its shard influence from outcomes instead")
+    return build_backend(entry)
+
+
+def calls_frame(store: Store, run_ids: Sequence[str], models: Sequence[str]) -> pd.DataFrame:
+    calls = q.recorded_calls(store, run_ids, models)
+    if calls.empty:
+        known = "" if not models else f" of {', '.join(models)}"
+        raise attr.AttributionError(
+            f"no recorded llm calls{known} in baseline episodes of the selection: "
+            "run `shardscope run` first (or check --run and --models)")
+    if calls.prompt.isna().all() and not calls.has_messages.any():
+        raise attr.AttributionError(NO_MESSAGES)
+    return calls
+
+
+def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] = (),
+                    models: Sequence[str] = (), modes: Sequence[str] = attr.MODES,
+                    scorers: dict[str, Any] | None = None) -> AttributionRun:
+    """Score every recorded call of the selection under each shard removed / replaced."""
+    calls = calls_frame(store, run_ids, models)
+    result = AttributionRun(pd.DataFrame(columns=attr.ROW_COLUMNS))
+    scorers = dict(scorers or {})
+    for model in sorted(calls.model.unique()):
+        if model not in scorers:
+            try:
+                scorers[model] = scorer_for(model, settings)
+            except attr.AttributionError as exc:
+                result.unscorable[model] = str(exc)
+    usable = calls[calls.model.isin(list(scorers)) & calls.prompt.notna() & calls.output.notna()]
+    for model in sorted(set(calls.model) - set(usable.model) - set(result.unscorable)):
+        result.unscorable[model] = (f"model {model!r}: its calls recorded no rendered prompt "
+                                    "and raw output to score")
+    if usable.empty:
+        raise attr.AttributionError("; ".join(result.unscorable.values()) or NO_MESSAGES)
+    tools = q.tool_results(store, sorted(usable.episode_id.unique()))
+    suites: dict[str, Suite] = {}
+    rows: list[dict[str, object]] = []
+    start = time.perf_counter()
+    for call in usable.itertuples():
+        suite = suites.get(call.suite) or suites.setdefault(
+            call.suite, get_suite(call.suite, settings.suites_dir))
+        task = suite.task(call.task_id)
+        episode_tools = tools[tools.episode_id == call.episode_id]
+        results = {name: list(g.result) for name, g in episode_tools.groupby("tool_name")}
+        scorer = scorers[call.model]
+        recorded = attr.RecordedCall(call.run_id, call.episode_id, call.span_id,
+                                     int(call.step_index or 0), call.model, call.suite,
+                                     call.task_id, call.prompt, call.output)
+        new = attr.attribute_call(recorded, attr.shard_texts(task, results),
+                                  scorer.score_continuation, modes)
+        result.forward_passes += 1 + sum(1 for r in new if r["status"] == "scored")
+        rows += new
+    result.seconds = time.perf_counter() - start
+    result.rows = pd.DataFrame(rows, columns=attr.ROW_COLUMNS)
+    result.evaluated_tokens = int(result.rows.evaluated_tokens.sum())
+    result.episodes = int(usable.episode_id.nunique())
+    return result
+
+
+def print_attribution(console: Console, run: AttributionRun) -> None:
+    for message in run.unscorable.values():
+        console.print(f"[yellow]not scored:[/] {message}")
+    summary = attr.attribution_summary(run.rows)
+    table = Table(title="likelihood attribution: Δ log p of the recorded action when the shard "
+                        "is ablated (per episode, SE clustered by task, 95% CI)",
+                  title_justify="left")
+    for col in ("model", "shard", "mode", "episodes", "tasks", "Δ log p", "95% CI", "located",
+                "not found", "unlocatable"):
+        table.add_column(col, justify="left" if col in ("model", "shard", "mode") else "right")
+    for r in summary.itertuples():
+        table.add_row(r.model, r.shard, r.mode, str(r.episodes), str(r.tasks),
+                      f"{r.mean:.2f} ± {r.se:.2f}", f"[{r.ci_low:.2f}, {r.ci_high:.2f}]",
+                      str(r.located), str(r.not_found), str(r.unlocatable))
+    console.print(table)
+    missing = run.rows[run.rows.status.isin(["not_found", "unlocatable", "no_replacement"])]
+    for (shard, status), group in missing.groupby(["shard", "status"]):
+        detail = next((d for d in group.detail if d), "")
+        console.print(f"shard {shard!r}: {status} in {len(group)} call(s)"
+                      + (f" ({detail})" if detail else ""))
+    modes = max(run.rows["mode"].nunique(), 1)
+    shards = run.rows["shard"].nunique()
+    console.print(
+        f"cost: {run.forward_passes} forward passes ({run.evaluated_tokens} tokens evaluated, "
+        f"{run.seconds:.1f} s) for {run.episodes} episodes; outcome ablation of the same "
+        f"shards would run {run.episodes * shards * modes} episodes")
+
+
+def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str],
+                      models: Sequence[str], modes: Sequence[str]) -> int:
+    run = run_attribution(store, settings, run_ids=run_ids, models=models, modes=modes)
+    written = q.write_attributions(store, run.rows)
+    console = Console()
+    print_attribution(console, run)
+    console.print(f"{written} rows in the store's `attributions` table")
+    return 0

@@ -1,0 +1,42 @@
+"""The Lasso surrogate recovers planted additive shard effects and reports held-out R²."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from shardscope.analysis import attribution as attr
+from shardscope.analysis.surrogate import fit_surrogate
+
+pytest.importorskip("sklearn")
+
+EFFECTS = {"S0": 6.0, "S1": 0.0, "S2": 2.0, "S3": 0.0, "S4": 0.0, "S5": 1.0}
+
+
+@dataclass(frozen=True)
+class Total:
+    total: float
+
+
+def planted(prompt: str, output: str) -> Total:
+    # log p rises by each present shard's planted effect (plus a small interaction noise)
+    value = -20.0 + sum(e for name, e in EFFECTS.items() if f"<{name}>" in prompt)
+    return Total(value + 0.05 * np.sin(len(prompt)))
+
+
+def test_the_surrogate_finds_the_planted_weights() -> None:
+    shards = [attr.ShardText(n, "fact", (f"<{n}>",), {}) for n in EFFECTS]
+    prompt = "task: " + " ".join(f"<{n}>" for n in EFFECTS) + " go"
+    fit = fit_surrogate(prompt, "out", shards, planted, masks=48, alpha=0.01)  # type: ignore[arg-type]
+    weights = dict(zip(fit.shards, fit.weights, strict=True))
+    assert max(weights, key=lambda k: weights[k]) == "S0"
+    assert weights["S0"] == pytest.approx(6.0, abs=0.3) and weights["S2"] == pytest.approx(2.0, abs=0.3)
+    assert abs(weights["S1"]) < 0.2 and abs(weights["S3"]) < 0.2
+    assert fit.r2_heldout > 0.95 and fit.masks == 48
+
+
+def test_no_located_shard_is_an_error() -> None:
+    with pytest.raises(attr.AttributionError, match="nothing to attribute"):
+        fit_surrogate("plain", "out", [attr.ShardText("a", "fact", ("<a>",), {})], planted)  # type: ignore[arg-type]

@@ -1,0 +1,90 @@
+"""Locating shards in a recorded input is exact, and a shard that is not there is reported
+(never skipped); deltas, actions and per-model summaries from scored rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shardscope.analysis import attribution as attr
+from shardscope.scaffolds.tasks.loader import get_suite
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A stand-in score for the pure functions: -1 per output byte, +10 if 'KEY' is in the input."""
+
+    total: float
+    evaluated_tokens: int
+    logprobs: tuple[float, ...]
+
+    def over_bytes(self, start: int, end: int) -> float:
+        return self.total * (end - start) / max(len(self.logprobs), 1)
+
+
+def counted(prompt: str, output: str) -> Counted:
+    total = -float(len(output)) + (10.0 if "KEY" in prompt else 0.0)
+    return Counted(total, len(prompt), tuple([-1.0] * len(output.encode())))
+
+
+def test_every_exact_occurrence_is_found_and_removed() -> None:
+    prompt = "a KEY=7. b. KEY=7. c"
+    assert attr.locate(prompt, "KEY=7.") == [(2, 8), (12, 18)]
+    shard = attr.ShardText("k", "fact", ("KEY=7.",), {"KEY=7.": "KEY=9."})
+    assert attr.ablated_input(prompt, shard, "removed") == ("a  b.  c", 2, "scored")
+    assert attr.ablated_input(prompt, shard, "replaced") == ("a KEY=9. b. KEY=9. c", 2, "scored")
+
+
+def test_a_shard_not_in_the_input_is_reported_not_skipped() -> None:
+    shard = attr.ShardText("k", "fact", ("KEY=7.",), {"KEY=7.": None})
+    assert attr.ablated_input("key = 7", shard, "removed") == (None, 0, "not_found")  # exact only
+    assert attr.ablated_input("KEY=7.", shard, "replaced") == (None, 1, "no_replacement")
+    rows = pd.DataFrame(attr.attribute_call(
+        attr.RecordedCall("r", "e", "s", 0, "m", "x", "t", "nothing here", "out"),
+        [shard, attr.ShardText("rows", "rows", (), {}, "a query")], counted))
+    assert list(rows.status) == ["not_found", "not_found", "unlocatable", "unlocatable"]
+    assert rows.delta_logp.isna().all()
+    summary = attr.attribution_summary(rows)
+    assert list(summary.not_found) == [1, 1, 0, 0] and list(summary.unlocatable) == [0, 0, 1, 1]
+    assert (summary.episodes == 0).all() and summary["mean"].isna().all()  # not a zero
+
+
+def test_shipped_fact_shards_are_found_in_their_rendered_prompt() -> None:
+    suite = get_suite("arithmetic")
+    task = suite.tasks[0]
+    prompt = task.prompt.format(**{s.name: s.content for s in task.shards if s.kind == "fact"})
+    texts = [t for t in attr.shard_texts(task) if t.kind == "fact"]
+    assert texts
+    for shard in texts:
+        new, count, status = attr.ablated_input(prompt, shard, "removed")
+        assert status == "scored" and count >= 1 and new is not None and shard.texts[0] not in new
+
+
+def test_action_span_is_the_tool_call_or_the_final_answer() -> None:
+    out = 'Thought: add.\n<tool_call>\n{"name": "add"}\n</tool_call>'
+    start, end = attr.action_span(out)
+    assert out.encode()[start:end].decode().startswith("<tool_call>")
+    start, end = attr.action_span("I think so. Final Answer: 5")
+    assert b"I think so. Final Answer: 5"[start:end] == b"Final Answer: 5"
+    assert attr.action_span("just text") == (0, 9)
+
+
+def test_deltas_sum_over_steps_and_summarize_per_model() -> None:
+    shard = attr.ShardText("k", "fact", ("KEY",), {"KEY": "LOCK"})
+    rows = []
+    for episode in range(4):
+        for step in range(2):
+            call = attr.RecordedCall("r", f"e{episode}", f"s{episode}{step}", step, "m", "x",
+                                     f"t{episode % 2}", "the KEY is here", "answer")
+            rows += attr.attribute_call(call, [shard], counted)
+    frame = pd.DataFrame(rows)
+    assert np.allclose(frame.delta_logp, 10.0)
+    per_episode = attr.episode_deltas(frame)
+    assert np.allclose(per_episode.delta_logp, 20.0) and set(per_episode.steps) == {2}
+    summary = attr.attribution_summary(frame, "delta_logp")
+    row = summary[summary["mode"] == "removed"].iloc[0]
+    assert (row.episodes, row.tasks, row["mean"]) == (4, 2, pytest.approx(20.0))
+    assert attr.top_shard_rate(frame, "k", value="delta_logp")["m"] == 1.0

@@ -1,0 +1,90 @@
+"""Likelihood attribution's reads and its table.
+
+``recorded_calls`` reads the LLM calls of baseline (not ablated) episodes with the input
+exactly as sent (``raw_request.prompt``, the rendered prompt of in-process models) and the
+output exactly as produced (``raw_response.text``). ``attributions`` is a table written by
+``shardscope attribute`` (not a view over spans): one row per call x shard x mode, documented
+in docs/attribution.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from shardscope.tracer.queries.frames import read_frame
+from shardscope.tracer.store import Store
+
+ATTRIBUTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS attributions (
+    run_id VARCHAR, episode_id VARCHAR, span_id VARCHAR, step_index BIGINT, model VARCHAR,
+    suite VARCHAR, task_id VARCHAR, shard VARCHAR, shard_kind VARCHAR, mode VARCHAR,
+    status VARCHAR, occurrences INTEGER, output_tokens INTEGER,
+    base_logp DOUBLE, ablated_logp DOUBLE, delta_logp DOUBLE,
+    base_action_logp DOUBLE, ablated_action_logp DOUBLE, delta_action_logp DOUBLE,
+    evaluated_tokens BIGINT, detail VARCHAR, scored_at TIMESTAMPTZ DEFAULT current_timestamp
+)"""
+COLUMNS = ("run_id", "episode_id", "span_id", "step_index", "model", "suite", "task_id",
+           "shard", "shard_kind", "mode", "status", "occurrences", "output_tokens",
+           "base_logp", "ablated_logp", "delta_logp", "base_action_logp",
+           "ablated_action_logp", "delta_action_logp", "evaluated_tokens", "detail")
+
+
+def recorded_calls(store: Store, run_ids: Sequence[str] = (), models: Sequence[str] = ()
+                   ) -> pd.DataFrame:
+    """Baseline episodes' LLM calls: ids, model, provider, suite, task, prompt and output
+    (NULL when the backend records no rendered prompt, or content capture was off)."""
+    where, params = ["e.ablation_shard IS NULL", "c.status_code <> 'ERROR'"], []
+    if run_ids:
+        where.append(f"e.run_id IN ({', '.join('?' * len(run_ids))})")
+        params += list(run_ids)
+    if models:
+        where.append(f"c.model IN ({', '.join('?' * len(models))})")
+        params += list(models)
+    return read_frame(store, f"""
+        SELECT e.run_id, c.episode_id, c.span_id, c.step_index, c.model, c.provider,
+               e.suite, e.task_id,
+               c.raw_request->>'$.prompt' AS prompt, c.raw_response->>'$.text' AS output,
+               c.input_messages IS NOT NULL AS has_messages
+        FROM llm_calls c JOIN episodes e USING (episode_id)
+        WHERE {' AND '.join(where)}
+        ORDER BY c.model, e.suite, e.task_id, c.episode_id, c.step_index, c.started_at""", params)
+
+
+def tool_results(store: Store, episode_ids: Sequence[str]) -> pd.DataFrame:
+    """episode_id, tool_name, result of the tool calls of these episodes."""
+    if not episode_ids:
+        return pd.DataFrame(columns=["episode_id", "tool_name", "result"])
+    return read_frame(store, f"""
+        SELECT episode_id, tool_name, result FROM tool_calls
+        WHERE episode_id IN ({', '.join('?' * len(episode_ids))}) AND result IS NOT NULL""",
+        list(episode_ids))
+
+
+def write_attributions(store: Store, rows: pd.DataFrame) -> int:
+    """Replace the stored rows of these calls by ``rows``; the number written."""
+    if rows.empty:
+        return 0
+    frame = rows[list(COLUMNS)]
+    with store.writer() as con:
+        con.execute(ATTRIBUTIONS_DDL)
+        con.register("new_attributions", frame)
+        con.execute("DELETE FROM attributions WHERE span_id IN "
+                    "(SELECT DISTINCT span_id FROM new_attributions)")
+        con.execute(f"INSERT INTO attributions ({', '.join(COLUMNS)}) "
+                    f"SELECT {', '.join(COLUMNS)} FROM new_attributions")
+        con.unregister("new_attributions")
+    return len(frame)
+
+
+def read_attributions(store: Store, run_ids: Sequence[str] = ()) -> pd.DataFrame:
+    """The stored attribution rows (empty when ``shardscope attribute`` never ran)."""
+    exists = read_frame(store, "SELECT count(*) AS n FROM information_schema.tables "
+                               "WHERE table_name = 'attributions'")
+    if not int(exists.n.iloc[0]):
+        return pd.DataFrame(columns=list(COLUMNS))
+    where, params = "", list(run_ids)
+    if run_ids:
+        where = f"WHERE run_id IN ({', '.join('?' * len(run_ids))})"
+    return read_frame(store, f"SELECT * FROM attributions {where}", params)
