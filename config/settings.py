@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -22,6 +23,7 @@ from shardscope.config.errors import ConfigError
 EXPORTER_NAMES = ("duckdb", "otlp", "console")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_MEMORY = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class Settings:
     suites_dir: Path | None = None
     ui_host: str = "127.0.0.1"
     ui_port: int = 8501
+    # User SQL (`shardscope query`, the SQL console): seconds before a query is interrupted,
+    # and the DuckDB memory limit of its connection.
+    sql_timeout: float = 30.0
+    sql_memory_limit: str = "1GB"
     # The bearer token `shardscope collect` requires (the one secret that is a setting: the
     # collector itself needs it; it is never written to the store, and redacted from spans).
     collect_token: str | None = field(default=None, repr=False)
@@ -56,6 +62,12 @@ class Settings:
             raise ConfigError(f"flush_interval must be > 0 seconds, got {self.flush_interval}")
         if self.max_buffered_spans < 1:
             raise ConfigError(f"max_buffered_spans must be >= 1, got {self.max_buffered_spans}")
+        if not 0 < self.sql_timeout <= 86_400:
+            raise ConfigError(f"sql_timeout must be > 0 and at most 86400 seconds, got {self.sql_timeout}")
+        if not _MEMORY.fullmatch(self.sql_memory_limit):
+            raise ConfigError(
+                f"sql_memory_limit must be a size such as 512MB or 2GB, got {self.sql_memory_limit!r}"
+            )
         if "otlp" in self.exporters and not self.otlp_endpoint:
             raise ConfigError(
                 "exporter 'otlp' needs an endpoint: set SHARDSCOPE_OTLP_ENDPOINT or "

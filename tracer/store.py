@@ -79,11 +79,14 @@ class Store:
         return session
 
     @contextlib.contextmanager
-    def reader(self, *, sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def reader(
+        self, *, sandboxed: bool = False, memory_limit: str | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection under the shared lock.
 
-        ``sandboxed`` also denies file access outside the store (COPY TO, ATTACH, read_csv):
-        used for SQL typed by a user.
+        ``sandboxed`` also denies file access outside the store (COPY TO, ATTACH, read_csv)
+        and locks the configuration (no SET, no ``enable_logging``), after setting
+        ``memory_limit``: used for SQL typed by a user.
         """
         if not self.exists():
             raise StoreNotFoundError(
@@ -93,7 +96,7 @@ class Store:
         if not self._schema_current:
             self.upgrade()
         with self.lock.shared():
-            con = self._connect(read_only=True, sandboxed=sandboxed)
+            con = self._connect(read_only=True, sandboxed=sandboxed, memory_limit=memory_limit)
             try:
                 yield con
             finally:
@@ -140,8 +143,20 @@ class Store:
                 f"cannot create the directory for store {self.path}: {exc.strerror}"
             ) from None
 
-    def _connect(self, *, read_only: bool, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
-        config = {"enable_external_access": "false"} if sandboxed else {}
+    def _connect(
+        self, *, read_only: bool, sandboxed: bool = False, memory_limit: str | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"enable_external_access": "false"} if sandboxed else {})
+        if sandboxed and memory_limit:
+            config["memory_limit"] = memory_limit
+        con = self._open(read_only, config)
+        if sandboxed:
+            _lock_configuration(con)
+        return con
+
+    def _open(self, read_only: bool, config: dict[str, str | bool | int | float | list[str]]
+              ) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.01
         while True:
@@ -179,6 +194,17 @@ class WriterSession:
             self.connection.close()
         finally:
             self._lock.__exit__(None, None, None)
+
+
+def _lock_configuration(con: duckdb.DuckDBPyConnection) -> None:
+    """Lock the settings of a user's connection, last, so nothing the query says (SET,
+    ``CALL enable_logging``, which aborts the process) can change them."""
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
 
 
 def _store_error(path: Path, exc: duckdb.Error, read_only: bool) -> StoreError:
