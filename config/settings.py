@@ -58,8 +58,12 @@ class Settings:
                 f"unknown exporter {', '.join(map(repr, unknown))}; "
                 f"choose from {', '.join(EXPORTER_NAMES)}"
             )
-        if self.flush_interval <= 0:
-            raise ConfigError(f"flush_interval must be > 0 seconds, got {self.flush_interval}")
+        if not 0 <= self.lock_timeout <= 86_400:  # also NaN
+            raise ConfigError(f"lock_timeout must be between 0 and 86400 seconds, got {self.lock_timeout}")
+        if not 0 < self.flush_interval <= 3600:
+            raise ConfigError(f"flush_interval must be > 0 and at most 3600 seconds, got {self.flush_interval}")
+        if not 1 <= self.ui_port <= 65535:
+            raise ConfigError(f"ui_port must be a port between 1 and 65535, got {self.ui_port}")
         if self.max_buffered_spans < 1:
             raise ConfigError(f"max_buffered_spans must be >= 1, got {self.max_buffered_spans}")
         if not 0 < self.sql_timeout <= 86_400:
@@ -140,15 +144,35 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (the config file is UTF-8 TOML)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     table = data.get("shardscope", data)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [shardscope] must be a table of settings")
-    return {k: v for k, v in table.items() if not isinstance(v, dict)}
+    others = sorted(k for k in data if k != "shardscope") if "shardscope" in data else []
+    if others:
+        raise ConfigError(f"{path}: only [shardscope] settings belong here, found "
+                          f"{', '.join(map(repr, others))}; see docs/settings.md")
+    nested = sorted(k for k, v in table.items() if isinstance(v, dict))
+    if nested:
+        raise ConfigError(f"{path}: settings are plain keys, not tables: [{nested[0]}] is not a "
+                          "setting; see docs/settings.md for the known ones")
+    return dict(table)
+
+
+# SHARDSCOPE_* variables that are not settings but are read elsewhere.
+OTHER_VARIABLES = frozenset({"SHARDSCOPE_CONFIG", "SHARDSCOPE_STRICT_TRACING",
+                             "SHARDSCOPE_MODEL_CACHE"})
 
 
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    known = {f"SHARDSCOPE_{name.upper()}" for name in _field_types()} | OTHER_VARIABLES
+    unknown = sorted(k for k in env if k.startswith("SHARDSCOPE_") and k not in known)
+    if unknown:
+        raise ConfigError(f"environment: unknown variable {unknown[0]}; known: "
+                          f"{', '.join(sorted(known))} (unset it, or fix its name)")
     values: dict[str, Any] = {}
     for name in _field_types():
         key = f"SHARDSCOPE_{name.upper()}"

@@ -102,6 +102,32 @@ class Store:
             finally:
                 con.close()
 
+    def check_usable(self) -> None:
+        """Before the first episode of a run: the path can hold a shardscope store (not a
+        directory, not under a file) and what is there is one, of a version we can write."""
+        if self.path.is_dir():
+            raise StoreError(f"store path {self.path} is a directory; name a file in it, e.g. "
+                             f"--db {self.path / 'shardscope.duckdb'}")
+        parent = next((p for p in self.path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise StoreError(f"store path {self.path} is under {parent}, which is a file, not a "
+                             "directory; choose another --db")
+        if not self.exists():
+            return
+        with self.lock.shared():
+            con = self._connect(read_only=True)
+            try:
+                version = stored_version(con)
+                tables = [r[0] for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                    "current_database() ORDER BY 1 LIMIT 5").fetchall()]
+            finally:
+                con.close()
+        check_readable(version, self.path)
+        if version == 0 and tables:
+            raise StoreError(f"{self.path} is a DuckDB database but not a shardscope store (it "
+                             f"holds {', '.join(tables)}); choose another --db")
+
     def upgrade(self) -> None:
         """Check the schema version; migrate an older store, and replace views written by
         another shardscope version (both need write access, for a moment)."""
