@@ -140,6 +140,10 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
                           "SHARDSCOPE_MODELS_FILE)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a model catalog is UTF-8 TOML)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the model catalog: {exc.strerror}") from None
     models = data.get("models")
     if not isinstance(models, dict):
         raise ConfigError(f"{path}: expected [models.<id>] tables")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -22,6 +23,7 @@ from shardscope.config.errors import ConfigError
 EXPORTER_NAMES = ("duckdb", "otlp", "console")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_MEMORY = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class Settings:
     suites_dir: Path | None = None
     ui_host: str = "127.0.0.1"
     ui_port: int = 8501
+    # User SQL (`shardscope query`, the SQL console): seconds before a query is interrupted,
+    # and the DuckDB memory limit of its connection.
+    sql_timeout: float = 30.0
+    sql_memory_limit: str = "1GB"
     # The bearer token `shardscope collect` requires (the one secret that is a setting: the
     # collector itself needs it; it is never written to the store, and redacted from spans).
     collect_token: str | None = field(default=None, repr=False)
@@ -56,14 +62,24 @@ class Settings:
                 f"unknown exporter {', '.join(map(repr, unknown))}; "
                 f"choose from {', '.join(EXPORTER_NAMES)}"
             )
-        if self.flush_interval <= 0:
-            raise ConfigError(f"flush_interval must be > 0 seconds, got {self.flush_interval}")
-        if self.call_timeout <= 0 or self.call_timeout_per_token < 0:
+        if not (0 < self.call_timeout <= 86_400 and 0 <= self.call_timeout_per_token <= 3600):  # also NaN
             raise ConfigError(
                 f"call_timeout must be > 0 and call_timeout_per_token >= 0 seconds, got "
                 f"{self.call_timeout} and {self.call_timeout_per_token}")
+        if not 0 <= self.lock_timeout <= 86_400:  # also NaN
+            raise ConfigError(f"lock_timeout must be between 0 and 86400 seconds, got {self.lock_timeout}")
+        if not 0 < self.flush_interval <= 3600:
+            raise ConfigError(f"flush_interval must be > 0 and at most 3600 seconds, got {self.flush_interval}")
+        if not 1 <= self.ui_port <= 65535:
+            raise ConfigError(f"ui_port must be a port between 1 and 65535, got {self.ui_port}")
         if self.max_buffered_spans < 1:
             raise ConfigError(f"max_buffered_spans must be >= 1, got {self.max_buffered_spans}")
+        if not 0 < self.sql_timeout <= 86_400:
+            raise ConfigError(f"sql_timeout must be > 0 and at most 86400 seconds, got {self.sql_timeout}")
+        if not _MEMORY.fullmatch(self.sql_memory_limit):
+            raise ConfigError(
+                f"sql_memory_limit must be a size such as 512MB or 2GB, got {self.sql_memory_limit!r}"
+            )
         if "otlp" in self.exporters and not self.otlp_endpoint:
             raise ConfigError(
                 "exporter 'otlp' needs an endpoint: set SHARDSCOPE_OTLP_ENDPOINT or "
@@ -136,15 +152,35 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (the config file is UTF-8 TOML)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     table = data.get("shardscope", data)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [shardscope] must be a table of settings")
-    return {k: v for k, v in table.items() if not isinstance(v, dict)}
+    others = sorted(k for k in data if k != "shardscope") if "shardscope" in data else []
+    if others:
+        raise ConfigError(f"{path}: only [shardscope] settings belong here, found "
+                          f"{', '.join(map(repr, others))}; see docs/settings.md")
+    nested = sorted(k for k, v in table.items() if isinstance(v, dict))
+    if nested:
+        raise ConfigError(f"{path}: settings are plain keys, not tables: [{nested[0]}] is not a "
+                          "setting; see docs/settings.md for the known ones")
+    return dict(table)
+
+
+# SHARDSCOPE_* variables that are not settings but are read elsewhere.
+OTHER_VARIABLES = frozenset({"SHARDSCOPE_CONFIG", "SHARDSCOPE_STRICT_TRACING",
+                             "SHARDSCOPE_MODEL_CACHE"})
 
 
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    known = {f"SHARDSCOPE_{name.upper()}" for name in _field_types()} | OTHER_VARIABLES
+    unknown = sorted(k for k in env if k.startswith("SHARDSCOPE_") and k not in known)
+    if unknown:
+        raise ConfigError(f"environment: unknown variable {unknown[0]}; known: "
+                          f"{', '.join(sorted(known))} (unset it, or fix its name)")
     values: dict[str, Any] = {}
     for name in _field_types():
         key = f"SHARDSCOPE_{name.upper()}"

@@ -124,7 +124,7 @@ ListOption = Optional[list[str]]
 SuitesOption = Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s): arithmetic, docs, village, bugfix (or your own, setting `suites_dir`); repeat or comma-separate.")]
 ModelsOption = Annotated[ListOption, typer.Option("--models", "-m", help="Model id(s) from the catalog (`shardscope models`).")]
 ScaffoldsOption = Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Scaffold(s): react-tools, react-text, plan-execute.")]
-SeedsOption = Annotated[int, typer.Option("--seeds", min=1, help="Repeats of every task (seeds 0..N-1).")]
+SeedsOption = Annotated[int, typer.Option("--seeds", min=1, max=10_000, help="Repeats of every task (seeds 0..N-1, at most 10000).")]
 TasksOption = Annotated[ListOption, typer.Option("--tasks", "-t", help="Only tasks whose id matches these patterns (e.g. 'arith-0*').")]
 LimitOption = Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many tasks per suite.")]
 ParamOption = Annotated[ListOption, typer.Option("--param", "-p", help="Scaffold parameter, e.g. react-tools.max_steps=4; repeatable.")]
@@ -162,6 +162,10 @@ def run(
         bool,
         typer.Option("--accept-changed-scaffolds", help="With --resume, when a scaffold's code changed since the run's episodes were stored (its hash differs): keep those episodes as done and run only the missing ones with the current code."),
     ] = False,
+    retry_errors: Annotated[
+        bool,
+        typer.Option("--retry-errors", help="With --resume, also run again the episodes that ended in infrastructure errors (call timeouts, server errors after retries); model failures are kept."),
+    ] = False,
     db: DbOption = None,
     progress: ProgressOption = True,
 ) -> None:
@@ -179,6 +183,9 @@ def run(
     settings = run_cli.settings_for(db)
     if accept_changed_scaffolds and resume is None:
         raise ShardscopeError("--accept-changed-scaffolds only applies with --resume")
+    if retry_errors and resume is None:
+        raise ShardscopeError("--retry-errors only applies with --resume (e.g. `shardscope run "
+                              "--resume latest --retry-errors`)")
     if resume is not None:
         matrix = ("suite", "models", "scaffolds", "seeds", "tasks", "limit", "param", "concurrency",
                   "logprobs", "ablate", "name")
@@ -197,7 +204,8 @@ def run(
         spec = run_cli.build_spec(options)
     code = run_cli.execute(
         spec, settings, resume_run=None if resume is None else ("" if resume == "latest" else resume),
-        accept_changed_scaffolds=accept_changed_scaffolds, progress=progress,
+        accept_changed_scaffolds=accept_changed_scaffolds, retry_errors=retry_errors,
+        progress=progress,
     )
     raise typer.Exit(code)
 
@@ -454,11 +462,19 @@ def suites_score(
 
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""
+    # typer vendors click; its UsageError is BadParameter's base (typer exports only that).
+    usage_error: type[typer.BadParameter] = typer.BadParameter.__mro__[1]
     try:
-        app()
+        code = app(standalone_mode=False)
+    except usage_error as exc:  # typer's boxed panel would be many lines
+        command = exc.ctx.command_path if exc.ctx else "shardscope"
+        typer.secho(f"error: {exc.format_message()} (see `{command} --help`)", err=True,
+                    fg=typer.colors.RED)
+        sys.exit(exc.exit_code)
     except ShardscopeError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         typer.secho("interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -120,6 +120,7 @@ class AbandonReason:
     CANCELLED: Final = "cancelled"  # the episode's task was cancelled (Ctrl-C under asyncio)
     INTERRUPTED: Final = "interrupted"  # SystemExit (SIGTERM) or KeyboardInterrupt inside it
     ORPHANED: Final = "orphaned"  # found by --resume: spans but no episode span (SIGKILL, crash)
+    RETRIED: Final = "retried"  # ended in an infrastructure error; run again by --retry-errors
 
 
 # Shards and ablation

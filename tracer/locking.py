@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,44 @@ class StoreLock:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.02)
+
+
+class RunLock:
+    """Held by the one process running (or resuming) a run: ``<db>.run-<id>.lock`` holds
+    that process's pid and host, so a second one is refused with a message naming it."""
+
+    def __init__(self, db_path: Path, run_id: str) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)
+        self.path = Path(db_path).with_name(f"{Path(db_path).name}.run-{safe}.lock")
+        self.run_id = run_id
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise StoreBusyError(
+                f"run {self.run_id} is already being run by {holder}: resuming it twice would "
+                "run its tasks twice. Wait for that process to finish, or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _open_lock_file(path: Path) -> int | None:

@@ -2,14 +2,17 @@
 
 Two nets: the values of environment variables whose names say they are secrets
 (``*_API_KEY``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``), and well-known key shapes
-(``sk-...``, ``sk-ant-...``, ``Bearer ...``, AWS access key ids).
+(``sk-...``, ``sk-ant-...``, ``Bearer ...``, AWS, GitHub, Google, Slack, Hugging Face keys).
+Both match case-insensitively (a model that echoes ``Sk-Audit-...`` is still caught), and a
+token stream is redacted as the text it spells (:meth:`Redactor.tokens`), so a key streamed
+a few characters per token does not slip through token by token.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +23,11 @@ _KEY_SHAPES = (
     r"sk-(?:proj-)?[A-Za-z0-9_\-]{16,}",
     r"(?<=Bearer )[A-Za-z0-9_\-\.=]{16,}",
     r"AKIA[0-9A-Z]{16}",
+    r"gh[pousr]_[A-Za-z0-9]{30,}",
+    r"github_pat_[A-Za-z0-9_]{30,}",
+    r"AIza[0-9A-Za-z_\-]{35}",
+    r"xox[abprs]-[A-Za-z0-9\-]{10,}",
+    r"hf_[A-Za-z0-9]{30,}",
 )
 _MIN_SECRET_LENGTH = 8
 
@@ -27,7 +35,7 @@ _MIN_SECRET_LENGTH = 8
 @lru_cache(maxsize=8)
 def _pattern(secret_values: frozenset[str]) -> re.Pattern[str]:
     literals = sorted((re.escape(v) for v in secret_values), key=len, reverse=True)
-    return re.compile("|".join([*literals, *_KEY_SHAPES]))
+    return re.compile("|".join([*literals, *_KEY_SHAPES]), re.IGNORECASE)
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -53,6 +61,22 @@ class Redactor:
             return text
         return self._pattern.sub(REDACTED, text)
 
+    def tokens(self, texts: Sequence[str]) -> list[str]:
+        """Redact a token stream as the text it spells: a secret spread over several tokens
+        becomes ``[REDACTED]`` in the first of them and is cut from the rest, so the stream
+        still has one entry per token and joins to the redacted text."""
+        joined = "".join(texts)
+        matches = [m.span() for m in self._pattern.finditer(joined)]
+        if not matches:
+            return [self.text(t) for t in texts]
+        out: list[str] = []
+        start = 0
+        for text in texts:
+            end = start + len(text)
+            out.append(_cut(text, start, end, matches))
+            start = end
+        return out
+
     def value(self, value: Any) -> Any:
         """Redact strings inside an attribute value (str, sequences, mappings)."""
         if isinstance(value, str):
@@ -62,3 +86,19 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return type(value)(self.value(v) for v in value)
         return value
+
+
+def _cut(text: str, start: int, end: int, matches: list[tuple[int, int]]) -> str:
+    """``text`` (which spans ``start:end`` of the stream) without the parts inside a match;
+    the token where a match begins gets the marker."""
+    pieces: list[str] = []
+    at = start
+    for m_start, m_end in matches:
+        if m_end <= at or m_start >= end:
+            continue
+        pieces.append(text[at - start:max(m_start, at) - start])
+        if m_start >= start:
+            pieces.append(REDACTED)
+        at = min(m_end, end)
+    pieces.append(text[at - start:])
+    return "".join(pieces)

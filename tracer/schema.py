@@ -452,7 +452,14 @@ def stored_version(con: duckdb.DuckDBPyConnection) -> int:
     if not has_meta or not has_meta[0]:
         return 0
     row = con.execute("SELECT value FROM shardscope_meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    if not row:
+        return 0
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise StoreVersionError(
+            f"store has schema version {row[0]!r}, which is not a version number: the file is "
+            "damaged or was not written by shardscope; point --db at another store") from None
 
 
 def check_readable(version: int, path: object) -> None:

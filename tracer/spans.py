@@ -13,7 +13,7 @@ import contextvars
 import json
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -149,6 +149,11 @@ class TracedSpan:
         if logprob is not None:
             attrs[A.TOKEN_LOGPROB] = logprob
         self.span.add_event(A.EVENT_TOKEN, attrs, timestamp=timestamp_ns)
+
+    def redact_stream(self, texts: Sequence[str]) -> list[str]:
+        """The texts of a token stream, redacted as the text they spell together (a secret
+        spread over several tokens is caught); record each with :meth:`token`."""
+        return self._policy.redactor.tokens(texts)
 
     def fail(self, error_type: str, message: str | None = None) -> None:
         """Mark the span failed without an exception (e.g. a protocol error)."""

@@ -79,11 +79,14 @@ class Store:
         return session
 
     @contextlib.contextmanager
-    def reader(self, *, sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def reader(
+        self, *, sandboxed: bool = False, memory_limit: str | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection under the shared lock.
 
-        ``sandboxed`` also denies file access outside the store (COPY TO, ATTACH, read_csv):
-        used for SQL typed by a user.
+        ``sandboxed`` also denies file access outside the store (COPY TO, ATTACH, read_csv)
+        and locks the configuration (no SET, no ``enable_logging``), after setting
+        ``memory_limit``: used for SQL typed by a user.
         """
         if not self.exists():
             raise StoreNotFoundError(
@@ -93,11 +96,37 @@ class Store:
         if not self._schema_current:
             self.upgrade()
         with self.lock.shared():
-            con = self._connect(read_only=True, sandboxed=sandboxed)
+            con = self._connect(read_only=True, sandboxed=sandboxed, memory_limit=memory_limit)
             try:
                 yield con
             finally:
                 con.close()
+
+    def check_usable(self) -> None:
+        """Before the first episode of a run: the path can hold a shardscope store (not a
+        directory, not under a file) and what is there is one, of a version we can write."""
+        if self.path.is_dir():
+            raise StoreError(f"store path {self.path} is a directory; name a file in it, e.g. "
+                             f"--db {self.path / 'shardscope.duckdb'}")
+        parent = next((p for p in self.path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise StoreError(f"store path {self.path} is under {parent}, which is a file, not a "
+                             "directory; choose another --db")
+        if not self.exists():
+            return
+        with self.lock.shared():
+            con = self._connect(read_only=True)
+            try:
+                version = stored_version(con)
+                tables = [r[0] for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                    "current_database() ORDER BY 1 LIMIT 5").fetchall()]
+            finally:
+                con.close()
+        check_readable(version, self.path)
+        if version == 0 and tables:
+            raise StoreError(f"{self.path} is a DuckDB database but not a shardscope store (it "
+                             f"holds {', '.join(tables)}); choose another --db")
 
     def upgrade(self) -> None:
         """Check the schema version; migrate an older store, and replace views written by
@@ -140,9 +169,20 @@ class Store:
                 f"cannot create the directory for store {self.path}: {exc.strerror}"
             ) from None
 
-    def _connect(self, *, read_only: bool, sandboxed: bool = False) -> duckdb.DuckDBPyConnection:
+    def _connect(
+        self, *, read_only: bool, sandboxed: bool = False, memory_limit: str | None = None
+    ) -> duckdb.DuckDBPyConnection:
         config: dict[str, str | bool | int | float | list[str]] = (
             {"enable_external_access": "false"} if sandboxed else {})
+        if sandboxed and memory_limit:
+            config["memory_limit"] = memory_limit
+        con = self._open(read_only, config)
+        if sandboxed:
+            _lock_configuration(con)
+        return con
+
+    def _open(self, read_only: bool, config: dict[str, str | bool | int | float | list[str]]
+              ) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.01
         while True:
@@ -180,6 +220,17 @@ class WriterSession:
             self.connection.close()
         finally:
             self._lock.__exit__(None, None, None)
+
+
+def _lock_configuration(con: duckdb.DuckDBPyConnection) -> None:
+    """Lock the settings of a user's connection, last, so nothing the query says (SET,
+    ``CALL enable_logging``, which aborts the process) can change them."""
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
 
 
 def _store_error(path: Path, exc: duckdb.Error, read_only: bool) -> StoreError:

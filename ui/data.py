@@ -27,8 +27,9 @@ from shardscope.tracer.queries.episodes import EpisodePage, episode_table
 from shardscope.tracer.queries.filters import EpisodeFilter
 from shardscope.tracer.queries.overview import CubeCache
 from shardscope.tracer.queries.runs import StoreSummary, store_summary
+from shardscope.tracer.queries.sql_worker import SqlWorker
 from shardscope.tracer.queries.status import Relation, describe_schema, store_version
-from shardscope.tracer.queries.user_sql import sql_result
+from shardscope.tracer.queries.user_sql import SqlLimits
 from shardscope.tracer.store import Store
 
 ENV_DB = "SHARDSCOPE_DB"  # the setting's variable: `shardscope ui` passes --db as well
@@ -53,6 +54,12 @@ def _store(path: str) -> Store:
     # A Store holds no connection, only its path and lock files; one per path checks the
     # schema version once.
     return Store(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _sql_worker() -> SqlWorker:
+    # The console's queries run in this child process, so none can take the server down.
+    return SqlWorker()
 
 
 @st.cache_resource(show_spinner=False)
@@ -116,8 +123,13 @@ def schema(path: str, version: str) -> list[Relation]:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def sql(path: str, version: str, text: str, max_rows: int) -> tuple[pd.DataFrame, bool]:
-    """User SQL (sandboxed, read-only); ``version`` is the one when the user pressed Run."""
-    return sql_result(_store(path), text, max_rows)
+    """User SQL (sandboxed, read-only, in the worker process); ``version`` is the one when
+    the user pressed Run."""
+    settings = load_settings()
+    table = _sql_worker().run(path, text, max_rows=max_rows + 1,
+                              limits=SqlLimits.from_settings(settings),
+                              lock_timeout=settings.lock_timeout)
+    return table.slice(0, max_rows).to_pandas(), table.num_rows > max_rows
 
 
 # --- comparison pages (shardscope.analysis) ---------------------------------------------------

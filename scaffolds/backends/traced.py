@@ -212,9 +212,11 @@ class TracedModel:
                 f"{self.backend.describe()}: the stream ended without a final answer"
             )
         # Emitted only once the attempt succeeded, so a retried attempt's tokens never mix in.
-        for index, (chunk, offset_ms, wall_ns) in enumerate(received):
+        # Redacted as one text: a key streamed a few characters per token is still caught.
+        texts = span.redact_stream([chunk.text for chunk, _, _ in received])
+        for index, ((chunk, offset_ms, wall_ns), text) in enumerate(zip(received, texts, strict=True)):
             top = [{"token": t.token, "logprob": t.logprob} for t in chunk.top_logprobs] or None
-            span.token(index, chunk.text, round(offset_ms, 3), chunk.logprob, top, wall_ns)
+            span.token(index, text, round(offset_ms, 3), chunk.logprob, top, wall_ns)
         return output, (received[0][1] / 1000 if received else None)
 
     def _wait(self, state: RetryCallState) -> float:

@@ -36,7 +36,7 @@ REMOTE_CONCURRENCY = 4
 class Checker(Protocol):
     def __call__(
         self, task: Task, answer: str | None, instance: TaskInstance,
-        calls: Sequence[ToolCall] = (),
+        calls: Sequence[ToolCall] = (), /,
     ) -> CheckResult: ...
 
 

@@ -46,6 +46,8 @@ def load_suite(path: Path | str, known_tools: Iterable[str] | None = None) -> Su
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{display(path)}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"{display(path)}: not a text file (a suite is UTF-8 TOML)") from None
     except OSError as exc:
         raise SuiteError(f"{display(path)}: cannot read the suite file: {exc.strerror}") from None
     tools_known = frozenset(known_tools) if known_tools is not None else _builtin_tools()

@@ -15,10 +15,13 @@ from shardscope.config.settings import Settings, load_settings
 from shardscope.scaffolds.runner.hashes import HashChange, current_hashes, hash_changes
 from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
 from shardscope.scaffolds.runner.resources import default_resources
-from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport
+from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport, mark_abandoned
+from shardscope.tracer import attributes as A
+from shardscope.tracer.locking import RunLock
 from shardscope.tracer.queries.runs import (
     completed_episode_cells,
     completed_episode_keys,
+    error_episodes,
     orphan_episode_ids,
     run_episodes,
     run_info,
@@ -27,6 +30,7 @@ from shardscope.tracer.queries.runs import (
 )
 from shardscope.tracer.schema import STALE_AFTER_S
 from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.spans import Tracing
 from shardscope.tracer.store import Store
 
 if TYPE_CHECKING:
@@ -45,35 +49,51 @@ DEMO = MatrixSpec(
 
 
 def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | None = None,
-            accept_changed_scaffolds: bool = False, progress: bool = True,
-            show_influence: bool = False) -> int:
+            accept_changed_scaffolds: bool = False, retry_errors: bool = False,
+            progress: bool = True, show_influence: bool = False) -> int:
     """Run (or resume) a matrix into the store; print the summary and where to look next.
 
-    A resumed run whose stored episodes ran under another scaffold hash than the current
-    code's is refused (ConfigError), unless ``accept_changed_scaffolds``: then those
-    episodes count as done. Returns the exit code: 0, 130 after Ctrl-C, 128 + signal after
-    SIGTERM."""
+    The store is checked before anything runs. A resumed run is held under a per-run lock (a
+    second resume of it is refused, naming the process). A resumed run whose stored episodes
+    ran under another scaffold hash than the current code's is refused (ConfigError), unless
+    ``accept_changed_scaffolds``: then those episodes count as done. ``retry_errors`` runs
+    again the episodes that ended in infrastructure errors. Returns the exit code: 0, 130
+    after Ctrl-C, 128 + signal after SIGTERM."""
     store = Store(settings.db, settings.lock_timeout)
-    target = (_Resume(spec) if resume_run is None
-              else _resume_target(store, resume_run, accept_changed_scaffolds))
+    store.check_usable()  # before any episode is paid for
+    if resume_run is None:
+        return _execute(store, _Resume(spec), settings, progress, show_influence)
+    with RunLock(store.path, _resume_id(store, resume_run)) as lock:
+        target = _resume_target(store, lock.run_id, accept_changed_scaffolds, retry_errors)
+        return _execute(store, target, settings, progress, show_influence)
+
+
+def _execute(store: Store, target: _Resume, settings: Settings, progress: bool,
+             show_influence: bool) -> int:
     spec = target.spec
     assert spec is not None
     for change in target.accepted:
         _note(f"keeping {_count(change.episodes, 'episode')} of {change.scaffold} stored under "
               f"scaffold hash {change.stored[:12]} as done (the current code hashes to "
               f"{change.current[:12]}); the missing ones run with the current code")
-    warning = greedy_seeds_warning(spec) if resume_run is None else None
+    warning = greedy_seeds_warning(spec) if target.run_id is None else None
     if warning:
         _note(warning)
     reused = stored_baseline_keys(store) - target.done if spec.reuse_baselines else set()
     tracing = setup_tracing(settings, install_signal_handlers=True, set_global=False)
     resources = default_resources(settings, tracing, logprobs=spec.logprobs)
+    try:
+        _check_concurrency(spec, resources)
+    except BaseException:
+        tracing.shutdown()
+        raise
     runner = Runner(tracing, resources, progress=progress and sys.stderr.isatty())
     report: RunReport | None = None
     exit_code: int | None = None
     try:
         if spec.reuse_baselines:
             _note_changed_baselines(store, spec, runner, resources, reused | target.done)
+        _mark_retried(tracing, target)
         report = asyncio.run(runner.run(spec, run_id=target.run_id, done_keys=target.done,
                                         reused_keys=reused, orphans=target.orphans))
     except KeyboardInterrupt:
@@ -88,6 +108,7 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
             return exit_code
         raise ShardscopeError("the run stopped before it started")
     _print_outcome(store, report)
+    _note_errors(store, report.run_id)
     if (show_influence or spec.ablations) and store.exists():
         _print_influence(store, spec, report.run_id, settings.suites_dir)
     if exit_code is not None:
@@ -152,6 +173,33 @@ def _note_changed_baselines(store: Store, spec: MatrixSpec, runner: Runner, reso
                   f"baseline of the same code, so {they} again")
 
 
+def _mark_retried(tracing: Tracing, target: _Resume) -> None:
+    """Episodes run again by --retry-errors leave the views (their spans stay stored)."""
+    if not target.retried:
+        return
+    _note(f"running again {_count(len(target.retried), 'episode')} that ended in "
+          "infrastructure errors (--retry-errors)")
+    with tracing.inherit({A.RUN_ID: target.run_id}):
+        for episode_id, key in target.retried.items():
+            mark_abandoned(tracing, episode_id, A.AbandonReason.RETRIED, key)
+
+
+def _check_concurrency(spec: MatrixSpec, resources: Resources) -> None:
+    used = {resources.provider_of(m) for m in spec.models}
+    unused = sorted(set(spec.concurrency) - used)
+    if unused:
+        raise ConfigError(f"--concurrency {unused[0]}=...: no model of this run has provider "
+                          f"{unused[0]!r} (its providers: {', '.join(sorted(used))})")
+
+
+def _note_errors(store: Store, run_id: str) -> None:
+    errors = error_episodes(store, run_id) if store.exists() else {}
+    if errors:
+        _note(f"{_count(len(errors), 'episode')} of run {run_id} ended in infrastructure errors "
+              "(call timeouts, server errors after retries), not model failures; "
+              f"`shardscope run --resume {run_id} --retry-errors` runs them again")
+
+
 @dataclass(frozen=True)
 class _Resume:
     """What a (resumed) run starts from: its matrix, id, finished keys, orphaned attempts, and
@@ -162,16 +210,24 @@ class _Resume:
     done: set[str] = field(default_factory=set)
     orphans: tuple[str, ...] = ()
     accepted: tuple[HashChange, ...] = ()
+    retried: dict[str, str] = field(default_factory=dict)  # episode id -> key
 
 
-def _resume_target(store: Store, requested: str, accept_changed: bool = False) -> _Resume:
+def _resume_id(store: Store, requested: str) -> str:
+    """The id of the run to resume ('' is the latest)."""
     if not store.exists():
         raise ConfigError(f"nothing to resume: no store at {store.path}")
     info = run_info(store, requested or None)
     if info is None:
         what = f"run {requested!r}" if requested else "any run"
         raise ConfigError(f"nothing to resume: {what} not found in {store.path}")
-    run_id = info["run_id"]
+    return str(info["run_id"])
+
+
+def _resume_target(store: Store, run_id: str, accept_changed: bool = False,
+                   retry_errors: bool = False) -> _Resume:
+    info = run_info(store, run_id)
+    assert info is not None
     if info["status"] == "running":
         raise ConfigError(
             f"run {run_id} is still running (its writer was heard within the last "
@@ -185,9 +241,12 @@ def _resume_target(store: Store, requested: str, accept_changed: bool = False) -
     if changes and not accept_changed:
         raise _changed_scaffolds_error(run_id, changes)
     done |= {key for change in changes for key in change.keys}
+    retried = error_episodes(store, run_id) if retry_errors else {}
+    done -= set(retried.values())
     # A killed process left its in-flight attempts' spans without an episode: they are
     # marked abandoned (kept, but out of the views) before the tasks run again.
-    return _Resume(spec, run_id, done, tuple(orphan_episode_ids(store, run_id)), tuple(changes))
+    return _Resume(spec, run_id, done, tuple(orphan_episode_ids(store, run_id)), tuple(changes),
+                   retried)
 
 
 def _changed_scaffolds_error(run_id: str, changes: Sequence[HashChange]) -> ConfigError:
@@ -248,13 +307,24 @@ def build_spec(options: MatrixOptions) -> MatrixSpec:
         tasks=split_list(options.tasks),
         limit_tasks=options.limit,
         scaffold_params=scaffold_params(options.params),
-        concurrency={k: whole_number(v, "--concurrency") for k, v in
+        concurrency={k: _concurrency(k, v) for k, v in
                      parse_assignments(options.concurrency, "--concurrency").items()},
         logprobs=options.logprobs,
         ablations=options.ablate or "",
         reuse_baselines=options.reuse_baselines,
         name=options.name or "",
     )
+
+
+MAX_CONCURRENCY = 1024
+
+
+def _concurrency(provider: str, value: str) -> int:
+    n = whole_number(value, "--concurrency")
+    if not 1 <= n <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency {provider}={value}: episodes at once must be between 1 "
+                          f"and {MAX_CONCURRENCY}")
+    return n
 
 
 def settings_for(db: Path | None) -> Settings:

@@ -51,7 +51,12 @@ def query_command(store: Store, options: QueryOptions) -> int:
 def sql_text(sql: str | None, file: Path | None) -> str:
     """The SQL from ``--file``, stdin (``-``) or the argument."""
     if file is not None:
-        return file.read_text(encoding="utf-8")
+        try:
+            return file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ShardscopeError(f"--file {file}: not a text file of SQL") from None
+        except OSError as exc:
+            raise ShardscopeError(f"--file {file}: cannot read it: {exc.strerror}") from None
     if sql == "-":
         return sys.stdin.read()
     if not sql:

@@ -99,6 +99,22 @@ def completed_episode_keys(store: Store, run_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def error_episodes(store: Store, run_id: str) -> dict[str, str]:
+    """Episode id -> key of the run's episodes that ended in an infrastructure error (outcome
+    'error': a call timeout, a server error after retries), for keys with no other outcome:
+    what ``--resume --retry-errors`` runs again. Model failures are not among them."""
+    if not store.exists():
+        return {}
+    with store.reader() as con:
+        rows = con.execute(
+            "SELECT episode_id, episode_key FROM episodes WHERE run_id = ? AND outcome = 'error' "
+            "AND episode_key IS NOT NULL AND episode_key NOT IN (SELECT episode_key FROM episodes "
+            "WHERE run_id = ? AND outcome <> 'error' AND episode_key IS NOT NULL)",
+            [run_id, run_id],
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
 def stored_baseline_keys(store: Store) -> set[str]:
     """Keys of every finished, un-ablated episode in the store, whatever its run (what an
     ablation run reuses instead of running its baselines again)."""

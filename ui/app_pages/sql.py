@@ -1,7 +1,7 @@
 """SQL console: the views with their columns, example queries that answer comparison
 questions, results as a table and a chart, CSV download. Read-only and sandboxed: it runs
 through ``shardscope.tracer.queries.user_sql.run_sql``, which cannot change the store or touch
-other files."""
+other files, in a worker process that no query can bring down with the app."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from shardscope.config.errors import QueryError
+from shardscope.config.errors import StoreError
 from shardscope.tracer.queries.runs import StoreSummary
 from shardscope.tracer.queries.user_sql import EXAMPLE_QUERIES
 from shardscope.ui import charts, data, widgets
@@ -76,7 +76,7 @@ def _results(ctx: data.Context) -> None:
     sql, max_rows, version, at = submitted
     try:
         frame, truncated = data.sql(ctx.path, version, sql, max_rows)
-    except QueryError as exc:
+    except StoreError as exc:  # QueryError, or the store busy or gone since the page loaded
         st.error(f"Query failed: {exc}", icon=":material/error:")
         return
     note = f"{len(frame):,} rows" + (f" (stopped at {max_rows:,})" if truncated else "")
