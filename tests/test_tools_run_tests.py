@@ -32,21 +32,21 @@ def test_runaway_loop_is_killed_with_its_children(tmp_path: Path) -> None:
     (tmp_path / "test_loop.py").write_text(
         "import subprocess, sys\n"
         "def test_forever():\n"
-        "    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)'])\n"
         f"    open({str(marker)!r}, 'w').write(str(child.pid))\n"
         "    while True:\n"
         "        pass\n"
     )
-    start = time.monotonic()
+    # Neither loop ends by itself: the tool returns only if it kills both (or the test hangs
+    # into pytest's timeout), whatever the machine's speed.
     result = _run(tmp_path, timeout_s=1.5)
-    assert time.monotonic() - start < 10
     assert not result.ok and result.error_type == "timeout"
     assert "1.5 s" in (result.error_message or "")
     child = int(marker.read_text())
     assert _dies_soon(child), "the grandchild survived the timeout kill"
 
 
-def _dies_soon(pid: int, within_s: float = 5.0) -> bool:
+def _dies_soon(pid: int, within_s: float = 120.0) -> bool:
     """True when ``pid`` is gone or a zombie (killed, waiting for init to reap it)."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
