@@ -298,6 +298,7 @@ def test_live_run_appears_without_lock_errors(tmp_path: Path, monkeypatch: pytes
         deadline = time.monotonic() + 300  # a deadline for a hung writer, not a speed bound
         while seen[-1] < 32 or writer.poll() is None:
             assert time.monotonic() < deadline, seen
+            assert writer.poll() in (None, 0), writer.stderr.read() if writer.stderr else ""
             time.sleep(0.2)
             at.run()
             assert not at.exception and not at.error, ([e.value for e in at.exception], texts(at.error))
