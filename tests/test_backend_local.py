@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import pytest
 
 from shardscope.scaffolds.backends.errors import BadRequestError, CallTimeoutError
+from shardscope.scaffolds.backends.local import llama_thread
 from shardscope.scaffolds.backends.registry import build_backend, load_catalog, open_model
 from shardscope.scaffolds.backends.traced import RetryPolicy
 from shardscope.scaffolds.types import GenerationConfig, Message, ToolSpec
@@ -80,7 +80,7 @@ def test_the_event_loop_stays_free_while_tokens_are_computed(catalog, smollm2_pa
     backend = build_backend(catalog.get("smollm2-135m-instruct"))
     backend.load()
 
-    async def main() -> tuple[int, float]:
+    async def main() -> int:
         ticks = 0
         done = asyncio.Event()
 
@@ -91,26 +91,31 @@ def test_the_event_loop_stays_free_while_tokens_are_computed(catalog, smollm2_pa
                 await asyncio.sleep(0.005)
 
         task = asyncio.create_task(ticker())
-        started = time.perf_counter()
         await backend.generate(QUESTION, (), GenerationConfig(temperature=0.0, max_tokens=24, seed=1))
-        elapsed = time.perf_counter() - started
         done.set()
         await task
-        return ticks, elapsed
+        return ticks
 
-    ticks, elapsed = asyncio.run(main())
-    assert ticks >= max(3, elapsed / 0.005 * 0.3)  # the loop kept ticking during generation
+    # Ticks are counted only until generate() returns; a blocked loop would count none. (How
+    # many a loaded machine fits in is not a property of the backend: no ratio to the clock.)
+    assert asyncio.run(main()) >= 3
 
 
 def test_a_timed_out_generation_stops_and_frees_the_model(catalog, smollm2_path, tracing) -> None:
     model = open_model(catalog.get("smollm2-135m-instruct"), tracing, retry=RetryPolicy(max_attempts=1))
-    model.backend.load()
+    loaded = model.backend.load()
+    story = [Message("user", "Write a long story about the sea.")]
     long = GenerationConfig(temperature=0.0, max_tokens=400, seed=1, timeout_s=0.2)
     with pytest.raises(CallTimeoutError):
-        asyncio.run(model.generate([Message("user", "Write a long story about the sea.")], (), long))
-    started = time.perf_counter()
+        asyncio.run(model.generate(story, (), long))
+    # The one llama.cpp thread runs this once the abandoned generation has given the model up;
+    # by then it must have stopped early, not sampled its 400 tokens.
+    evaluated = llama_thread().submit(lambda: loaded.llama.n_tokens).result(timeout=300)
+    prompt = model.backend._render(loaded, story, ())
+    prompt_tokens = len(loaded.llama.tokenize(prompt.text.encode(), add_bos=prompt.add_bos, special=True))
+    assert evaluated < prompt_tokens + 400, (evaluated, prompt_tokens)
     output = asyncio.run(model.generate(QUESTION, (), CONFIG))
-    assert output.text and time.perf_counter() - started < 5  # not stuck behind the old one
+    assert output.text  # the model answers again
 
 
 def test_qwen_calls_a_tool_in_text_and_gets_a_real_tool_call(catalog, tracing, db_path) -> None:

@@ -65,7 +65,7 @@ def watch_for(marker: str) -> Iterator[list[int]]:
         thread.join()
 
 
-def gone_soon(marker: str, within_s: float = 10.0) -> bool:
+def gone_soon(marker: str, within_s: float = 60.0) -> bool:
     stop = threading.Event()
     for _ in range(int(within_s / 0.05)):
         if not live_processes_with(marker):

@@ -26,10 +26,8 @@ def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.source["ui_port"] == "argument"
 
 
-def test_defaults_without_any_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert load_settings({}) == Settings()
+def test_defaults_without_any_source() -> None:
+    assert load_settings({}) == Settings()  # cwd and HOME are empty temp dirs (conftest)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -33,39 +32,42 @@ def _count(db: Path, where: str = "") -> int:
         con.close()
 
 
-def _wait_for_store(db: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not db.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert db.exists(), "the writer never created the store"
-
-
 @pytest.mark.slow
-def test_reader_process_queries_while_writer_writes(db_path: Path) -> None:
-    writer = _writer(db_path, "--spans", "20000", "--batch", "200", "--sleep", "0.02")
-    _wait_for_store(db_path)
+def test_reader_process_queries_while_writer_writes(db_path: Path, tmp_path: Path) -> None:
+    # The writer commits its first batch, then waits for `go`, which the reader creates after
+    # its first query: the reader provably overlaps the writer, however slow the machine.
+    go = tmp_path / "go"
+    writer = _writer(db_path, "--spans", "20000", "--batch", "200", "--sleep", "0.02", "--hold", str(go))
+    assert writer.stdout is not None
+    first = writer.stdout.readline()
+    assert first == "flushed 200\n", first + (writer.stderr.read() if writer.stderr else "")
     reader = subprocess.run(
-        [sys.executable, "-c", _READER, str(db_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", _READER, str(db_path), str(go), "20000"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
-    _out, err = writer.communicate(timeout=300)
+    _out, err = writer.communicate(timeout=600)
     assert writer.returncode == 0, err
     assert reader.returncode == 0, reader.stderr
     counts = [int(x) for x in reader.stdout.split()]
-    assert len(counts) == 50
+    assert counts[0] == 200, "the first query ran while the writer held after one batch"
     assert counts == sorted(counts), "a count went down"
-    assert counts[-1] > counts[0], "the reader never saw the writer progress"
+    assert counts[-1] == 20_000
     assert _count(db_path) == 20_000
 
 
 _READER = """
 import sys, time
+from pathlib import Path
 from shardscope.tracer.store import Store
 from shardscope.tracer.queries.user_sql import run_sql
-store = Store(sys.argv[1])
-for _ in range(50):
-    table = run_sql(store, "SELECT count(*) AS n FROM spans")
-    print(table.column("n")[0].as_py(), flush=True)
+store, go, total = Store(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+deadline = time.monotonic() + 300  # a hung writer, not a speed bound
+while True:
+    n = run_sql(store, "SELECT count(*) AS n FROM spans").column("n")[0].as_py()
+    print(n, flush=True)
+    go.touch()  # after the first query: let the writer go on
+    if n == total or time.monotonic() > deadline:
+        break
     time.sleep(0.05)
 """
 
@@ -123,12 +125,11 @@ def test_store_lock_error_never_reaches_a_reader(db_path: Path) -> None:
         stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
-    started = time.monotonic()
+    # The holder lets go only once it sees a reader waiting at the door (StoreLock.contended).
     table = run_sql(store, "SELECT count(*) AS n FROM shardscope_meta WHERE key = 'probe'")
-    waited = time.monotonic() - started
-    holder.wait(30)
+    out, _ = holder.communicate(timeout=300)
+    assert holder.returncode == 0 and out.strip() == "released: a reader was waiting", out
     assert table.column("n")[0].as_py() == 1
-    assert waited >= 0.5, "the reader should have waited for the writer's lock"
 
 
 _HOLDER = """
@@ -137,5 +138,10 @@ from shardscope.tracer.store import Store
 store = Store(sys.argv[1])
 with store.writer() as con:
     print("holding", flush=True)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 300
+    while not store.lock.contended():
+        if time.monotonic() > deadline:
+            sys.exit("no reader came in 300 s")
+        time.sleep(0.01)
+print("released: a reader was waiting", flush=True)
 """

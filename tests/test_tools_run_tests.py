@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +13,9 @@ def _run(workdir: Path, **kwargs):
     ctx = ToolContext(
         workdir=workdir,
         max_output_chars=kwargs.pop("max_output_chars", 1000),
-        timeout_s=kwargs.pop("timeout_s", 30.0),  # generous: 2 cores, heavily shared
+        # Generous: the tool's timeout is not under test here, and pytest itself takes seconds
+        # to start on a busy machine.
+        timeout_s=kwargs.pop("timeout_s", 300.0),
         memory_mb=kwargs.pop("memory_mb", 256),
     )
     return default_registry().get("run_tests").run(kwargs, ctx)
@@ -41,12 +42,16 @@ def test_runaway_loop_is_killed_with_its_children(tmp_path: Path) -> None:
         "    while True:\n"
         "        pass\n"
     )
-    with watch_for(marker) as seen:
-        start = time.monotonic()
-        result = _run(tmp_path, timeout_s=4.5)
-    assert time.monotonic() - start < 30
-    assert not result.ok and result.error_type == "timeout"
-    assert "4.5 s" in (result.error_message or "")
+    # Neither loop ends by itself: the tool returns only if it kills both. The timeout also
+    # covers pytest's start-up inside the sandbox, which on a busy machine can outlast a short
+    # one before the grandchild exists: then try a longer one.
+    for timeout_s in (4.5, 30.0, 120.0):
+        with watch_for(marker) as seen:
+            result = _run(tmp_path, timeout_s=timeout_s)
+        assert not result.ok and result.error_type == "timeout"
+        assert f"{timeout_s:g} s" in (result.error_message or "")
+        if seen:
+            break
     assert seen, "the grandchild never started: the test shows nothing"
     assert gone_soon(marker), "the grandchild survived the timeout kill"
 
@@ -58,7 +63,7 @@ def test_memory_hog_is_stopped(tmp_path: Path) -> None:
         "    while True:\n"
         "        blocks.append(bytearray(50 * 1024 * 1024))\n"
     )
-    result = _run(tmp_path, memory_mb=256, timeout_s=20)
+    result = _run(tmp_path, memory_mb=256)
     assert not result.ok
     assert result.error_type == "memory_limit"
     assert "256 MB" in (result.error_message or "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import duckdb
@@ -87,11 +86,10 @@ def test_the_connection_is_locked_even_past_the_statement_filter(
 
 
 def test_runaway_query_is_interrupted(sql) -> None:
-    start = time.monotonic()
+    # 10^14 rows: only the interrupt can end this query (a hang would hit pytest's timeout).
     result = sql(
         "SELECT sum(a.range * b.range) FROM range(100000000) a, range(1000000) b", timeout_s=0.5
     )
-    assert time.monotonic() - start < 30  # the query process starts first; load is high
     assert not result.ok
     assert result.error_type == "timeout"
     assert "0.5 s" in (result.error_message or "")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
-import time
+import traceback
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,7 @@ from shardscope.tracer.queries.status import store_status
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.sinks import ExporterSink, spill_dir
 from shardscope.tracer.store import Store
+from tests.helpers.wait import wait_until
 
 
 def _count(db: Path, table: str = "spans") -> int:
@@ -43,19 +45,26 @@ def test_burst_of_100k_spans_arrives_complete(db_path: Path) -> None:
     assert stats["spans_written"] == 100_000 and stats["lost_spans"] == 0
 
 
+def _functions_on(thread: threading.Thread) -> list[str]:
+    """The function names on a running thread's stack right now."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    return [f.name for f in traceback.extract_stack(frame)] if frame is not None else []
+
+
 def test_full_buffer_blocks_the_producer_instead_of_dropping(db_path: Path) -> None:
     tracing = setup_tracing(Settings(db=db_path, max_buffered_spans=200), strict=True)
     store = tracing.store
     assert store is not None
-    release = threading.Event()
+    held, release = threading.Event(), threading.Event()
 
     def hold_lock() -> None:
         with store.lock.exclusive():
-            release.wait(10)
+            held.set()
+            release.wait(300)
 
     holder = threading.Thread(target=hold_lock)
     holder.start()
-    time.sleep(0.1)
+    assert held.wait(300)
     producer_done = threading.Event()
 
     def produce() -> None:
@@ -66,15 +75,18 @@ def test_full_buffer_blocks_the_producer_instead_of_dropping(db_path: Path) -> N
 
     producer = threading.Thread(target=produce)
     producer.start()
-    time.sleep(0.5)
+    # The handshake: the producer is seen inside the processor's wait for room (or done).
+    wait_until(lambda: producer_done.is_set() or "_wait_for_room" in _functions_on(producer),
+               "the producer to block on the full buffer")
     assert not producer_done.is_set(), "the producer must wait while the buffer is full"
     release.set()
     holder.join()
-    producer.join(30)
+    producer.join(300)
+    assert producer_done.is_set()
     tracing.shutdown()
     stats = tracing.stats()["duckdb"]
     assert _count(db_path) == 1_000
-    assert stats["backpressure_waits"] >= 1 and stats["backpressure_seconds"] > 0.2
+    assert stats["backpressure_waits"] >= 1 and stats["backpressure_seconds"] > 0
     status = store_status(Store(db_path))
     assert status.writers[-1]["backpressure_waits"] >= 1
 
@@ -92,11 +104,11 @@ def test_unreachable_store_spills_and_next_writer_recovers(db_path: Path) -> Non
     def hold_lock() -> None:
         with Store(db_path).lock.exclusive():
             blocker_ready.set()
-            release.wait(20)
+            release.wait(300)
 
     holder = threading.Thread(target=hold_lock)
     holder.start()
-    blocker_ready.wait(5)
+    assert blocker_ready.wait(300)
     for i in range(50):
         with tracing.span("unlucky", SpanType.SPAN, {"i": i}):
             pass

@@ -268,34 +268,46 @@ def test_unreadable_store_is_an_error_message(tmp_path: Path, monkeypatch: pytes
     assert len(at.error) == 1 and texts(at.error)[0].startswith(f"{path} is not a DuckDB database file")
 
 
+def episodes_in_sidebar(at: AppTest) -> int:
+    return int(metrics(at, sidebar=True).get("episodes", "0").replace(",", ""))
+
+
 # --- a run writing while the app reads --------------------------------------------------------
 @pytest.mark.slow
 def test_live_run_appears_without_lock_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "live.duckdb"
     at = open_app(db, monkeypatch)
     assert texts(at.info) == [f"No store at `{db}` yet."]
+    go = tmp_path / "go"
     writer = subprocess.Popen(
         [sys.executable, "-m", "tests.helpers.toy_run", "--db", str(db), "--tasks", "8",
-         "--seeds", "2", "--delay", "0.25"],
+         "--seeds", "2", "--delay", "0.25", "--hold", str(go)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert writer.stdout is not None
-    first = writer.stdout.readline()  # printed once the first episode is in the store
-    assert first.startswith("episode "), writer.stderr.read() if writer.stderr else ""
-    announced = time.monotonic()
-    seen: list[int] = []
-    while True:
+    try:
+        assert writer.stdout is not None
+        first = writer.stdout.readline()  # printed once the first episode is in the store
+        assert first.startswith("episode "), writer.stderr.read() if writer.stderr else ""
+        # The run is held mid-way (no episode finishes until `go` exists): one rerun shows
+        # what was committed, with no lock error.
         at.run()
         assert not at.exception and not at.error, ([e.value for e in at.exception], texts(at.error))
-        count = int(metrics(at, sidebar=True).get("episodes", "0").replace(",", ""))
-        if not seen and count:
-            assert time.monotonic() - announced < 3  # a rerun shows what was committed
-        seen.append(count)
-        if writer.poll() is not None and count == 32:
-            break
-        assert time.monotonic() - announced < 120, seen
-        time.sleep(0.2)
-    assert writer.returncode == 0, writer.stderr.read() if writer.stderr else ""
-    assert seen == sorted(seen) and any(0 < c < 32 for c in seen), seen
+        held = episodes_in_sidebar(at)
+        assert 1 <= held < 32 and writer.poll() is None, held
+        go.touch()
+        seen = [held]
+        deadline = time.monotonic() + 300  # a deadline for a hung writer, not a speed bound
+        while seen[-1] < 32 or writer.poll() is None:
+            assert time.monotonic() < deadline, seen
+            assert writer.poll() in (None, 0), writer.stderr.read() if writer.stderr else ""
+            time.sleep(0.2)
+            at.run()
+            assert not at.exception and not at.error, ([e.value for e in at.exception], texts(at.error))
+            seen.append(episodes_in_sidebar(at))
+        assert writer.returncode == 0, writer.stderr.read() if writer.stderr else ""
+        assert seen == sorted(seen), seen
+    finally:
+        if writer.poll() is None:
+            writer.kill()
     assert metrics(at)["Episodes"] == "32"
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.wait import wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -62,7 +64,7 @@ def serve() -> Iterator[Callable[[Path], str]]:
         lines = [proc.stdout.readline(), proc.stdout.readline()]
         url = f"http://127.0.0.1:{port}"
         assert f"URL: {url}" in lines[1], lines
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a hung server, not a speed bound
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
@@ -101,7 +103,7 @@ def _text(driver) -> str:
     return " ".join(driver.execute_script("return document.body.innerText").split())
 
 
-def _settled(driver, expected: list[str], timeout: float = 60) -> str:
+def _settled(driver, expected: list[str], timeout: float = 180) -> str:
     """Page text once every expected string is there, the script has stopped running and
     the text stayed the same for half a second."""
     deadline, previous = time.monotonic() + timeout, None
@@ -116,6 +118,12 @@ def _settled(driver, expected: list[str], timeout: float = 60) -> str:
         time.sleep(0.5)
 
 
+def _charts_drawn(driver) -> int:
+    return driver.execute_script(
+        "return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
+        "[data-testid=\"stVegaLiteChart\"] svg').length")
+
+
 def _exceptions(driver) -> list[str]:
     return driver.execute_script(
         "return [...document.querySelectorAll('[data-testid=\"stException\"]')].map(e => e.innerText)")
@@ -127,16 +135,12 @@ def test_every_page_renders_in_chromium(fixture_store: Path, serve, browser) -> 
     for path, expected in PAGES.items():
         browser.get(f"{url}/{path}")
         text = _settled(browser, expected)
-        time.sleep(1.0)  # let the charts draw before the screenshot
+        if path == "":  # the screenshot waits for the overview's six charts to draw
+            wait_until(lambda: _charts_drawn(browser) >= 6, "the overview's six charts to draw")
         browser.save_screenshot(str(SHOTS / f"{path or 'overview'}.png"))
         assert _exceptions(browser) == [], path
         assert "Traceback" not in text and "Page not found" not in text, path
         assert str(fixture_store) in text.replace(" ", "")  # the sidebar names the store
-        if path == "":
-            charts = browser.execute_script(
-                "return document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
-                "[data-testid=\"stVegaLiteChart\"] svg').length")
-            assert charts >= 6, "the overview's six charts did not draw"
 
 
 @pytest.mark.slow
@@ -145,17 +149,19 @@ def test_page_fills_in_while_a_run_writes(tmp_path: Path, serve, browser) -> Non
     url = serve(db)
     browser.get(url)
     _settled(browser, ["No store at", "shardscope demo --db"])
+    go = tmp_path / "go"
     writer = subprocess.Popen(
         [sys.executable, "-m", "tests.helpers.toy_run", "--db", str(db), "--tasks", "8",
-         "--seeds", "2", "--delay", "0.5"],
+         "--seeds", "2", "--delay", "0.5", "--hold", str(go)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert writer.stdout is not None and writer.stdout.readline().startswith("episode ")
-        announced = time.monotonic()
-        _settled(browser, ["Success rate", "toy-a"], timeout=15)  # the live refresh redrew it
-        assert time.monotonic() - announced < 15
-        assert writer.wait(120) == 0, writer.stderr.read() if writer.stderr else ""
-        text = _settled(browser, ["Episodes 32", "finished — 32 / 32 episodes"], timeout=20)
+        # No episode finishes until `go` exists: the live refresh, not the run's end, redraws it.
+        _settled(browser, ["Success rate", "toy-a"], timeout=120)
+        assert writer.poll() is None and "Episodes 32" not in _text(browser)
+        go.touch()
+        assert writer.wait(300) == 0, writer.stderr.read() if writer.stderr else ""
+        text = _settled(browser, ["Episodes 32", "finished — 32 / 32 episodes"], timeout=120)
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SHOTS / "live.png"))
         assert _exceptions(browser) == [] and "lock" not in text.lower()

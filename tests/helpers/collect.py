@@ -26,6 +26,7 @@ class Running:
     port: int
     collector: Collector
     grpc: GrpcServer | None
+    http: Any = None  # the HTTP server (its connection count, for handshakes)
 
     @property
     def grpc_target(self) -> str:
@@ -43,7 +44,7 @@ def running_collector(db: Path, *, grpc: bool = False, token: str | None = None,
     grpc_server = serve_grpc(collector, "127.0.0.1", 0) if grpc else None
     try:
         yield Running(f"http://127.0.0.1:{server.server_port}", server.server_port, collector,
-                      grpc_server)
+                      grpc_server, server)
     finally:
         if grpc_server is not None:
             grpc_server.stop(0)

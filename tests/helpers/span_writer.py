@@ -2,7 +2,9 @@
 
 Writes ``--spans`` spans in batches of ``--batch`` through the real pipeline; with
 ``--ack`` it force-flushes after each batch and prints ``flushed <total>`` once the batch is
-in the store, so a parent can kill it and know what must have survived.
+in the store, so a parent can kill it and know what must have survived. With ``--hold FILE``
+it flushes its first batch, prints ``flushed <n>`` and writes nothing more until FILE exists,
+so a reader provably queries while this writer is still running.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from shardscope.config.settings import Settings
 from shardscope.tracer import attributes as A
@@ -26,6 +29,7 @@ def main() -> int:
     parser.add_argument("--ack", action="store_true")
     parser.add_argument("--sleep", type=float, default=0.0, help="pause between batches")
     parser.add_argument("--then-wait", action="store_true", help="block at the end until killed")
+    parser.add_argument("--hold", type=Path, help="after the first batch, wait for this file")
     args = parser.parse_args()
     tracing = setup_tracing(
         Settings(db=args.db, flush_interval=0.2), install_signal_handlers=True, strict=True
@@ -36,11 +40,14 @@ def main() -> int:
             for _ in range(min(args.batch, args.spans - written)):
                 with tracing.span("work", SpanType.SPAN, {"writer.seq": written}):
                     written += 1
-            if args.ack:
-                if not tracing.force_flush(60):
+            hold = args.hold is not None and written <= args.batch
+            if args.ack or hold:
+                if not tracing.force_flush(300):
                     print("flush timed out", file=sys.stderr)
                     return 3
                 print(f"flushed {written}", flush=True)
+            while hold and not args.hold.exists():
+                time.sleep(0.02)
             if args.sleep:
                 time.sleep(args.sleep)
     print(f"done {written}", flush=True)

@@ -3,7 +3,8 @@
 Prints ``episode <key> <outcome>`` as episodes finish. ``--resume`` continues the latest run
 in the store, skipping the episode keys already there and marking the attempts a killed
 process left behind as abandoned (as ``shardscope run --resume`` does). SIGTERM exits with
-128 + 15 once the run is marked interrupted.
+128 + 15 once the run is marked interrupted. ``--hold FILE``: once an episode is announced, no
+episode finishes until FILE exists, so a test can look at a run that is provably mid-way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import sys
 import time
+from pathlib import Path
 
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
@@ -50,6 +52,7 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--busy", action="store_true", help="compute the delay, do not await it")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--hold", type=Path, help="after the first episode, wait for this file")
     args = parser.parse_args()
     tracing = setup_tracing(Settings(db=args.db, flush_interval=0.1), install_signal_handlers=True)
     answer = policy(args.delay, args.busy)
@@ -72,6 +75,8 @@ def main() -> int:
         await original(episode, scaffold, spec_, report, progress)
         tracing.force_flush(30)  # the line below promises the episode is stored
         print(f"episode {episode.key}", flush=True)
+        while args.hold is not None and not args.hold.exists():
+            await asyncio.sleep(0.05)
 
     runner._episode = announce  # type: ignore[method-assign]
     try:

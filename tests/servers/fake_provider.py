@@ -1,5 +1,5 @@
 """A loopback HTTP server that speaks OpenAI chat completions and Anthropic Messages, with a
-script of faults per test: 429 + Retry-After, 500, 529 overloaded, slow answers (timeouts),
+script of faults per test: 429 + Retry-After, 500, 529 overloaded, slow or held answers (timeouts),
 malformed JSON, streams cut mid-way or ending without their terminal event, error events.
 
 The real ``openai``, ``anthropic`` and ``litellm`` clients talk to it unchanged. Every request
@@ -35,6 +35,7 @@ class Reply:
     tool_call: tuple[str, str] | None = None  # (name, arguments JSON text)
     cut_after: int = 2  # stream events sent before a cut
     echo_auth: bool = False  # put the request's credential into the answer (secrets tests)
+    gate: threading.Event | None = None  # answer only once the test sets it (or after 300 s)
 
 
 def ok(text: str = "Hello from the fake provider.", **kw: Any) -> Reply:
@@ -54,6 +55,11 @@ def status(code: int, message: str = "scripted failure", *, retry_after: str | N
 
 def slow(delay_s: float, **kw: Any) -> Reply:
     return Reply(delay_s=delay_s, **kw)
+
+
+def held(gate: threading.Event, **kw: Any) -> Reply:
+    """An answer that waits for ``gate``: a client that gives up first provably did not wait."""
+    return Reply(gate=gate, **kw)
 
 
 def malformed() -> Reply:
@@ -130,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
         shape = _Anthropic() if self.path.startswith(ANTHROPIC_PATH) else _OpenAI()
         if reply.delay_s:
             time.sleep(reply.delay_s)
+        if reply.gate is not None:
+            reply.gate.wait(300)
         try:
             self._answer(reply, shape, body)
         except (BrokenPipeError, ConnectionResetError):
