@@ -60,8 +60,12 @@ def score(loaded: LoadedModel, prompt: str, continuation: str, *, add_bos: bool,
             f"{model}: input and output are {len(ids)} tokens, more than its context "
             f"({llama.n_ctx()}); raise n_ctx in the catalog entry")
     with loaded.lock:
-        reused = _reuse_prefix(llama, ids)
-        logits = _decode(llama, ids, reused, want_from=len(prompt_ids) - 1)
+        # Only the prompt may come from the cache: the positions predicting the continuation
+        # must run to give their logits, even when the cache already holds prompt + output
+        # (as it does right after generating that output).
+        want_from = len(prompt_ids) - 1
+        reused = _reuse_prefix(llama, ids[: want_from + 1])
+        logits = _decode(llama, ids, reused, want_from=want_from)
     top = logits.max(axis=1, keepdims=True)
     lse = (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
     logprobs = logits[np.arange(len(output_ids)), output_ids] - lse
