@@ -62,7 +62,7 @@ def test_chat_through_the_sdk(model_id, catalog, llama_server, tracing, db_path)
     assert (row["provider"], row["request_model"], row["model"]) == ("openai", llama_server.model, model_id)
     assert (row["input_tokens"], row["output_tokens"]) == (output.usage.input_tokens, output.usage.output_tokens)
     assert (row["response_id"], row["streamed"], row["attempts"]) == (output.response_id, False, 1)
-    assert (row["temperature"], row["max_tokens"], row["seed"]) == (0.0, 8, 7)
+    assert (row["temperature"], row["max_tokens"], row["request_seed"]) == (0.0, 8, 7)
     assert json.loads(row["output_messages"])[0]["parts"][0]["content"] == output.text
     assert json.loads(row["raw_request"])["messages"][1] == {"role": "user", "content": "Name a color."}
     if model_id == "llama-server":
