@@ -36,7 +36,9 @@ def shardscope(cwd: Path, *args: str, suites: Path | None = None) -> subprocess.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHARDSCOPE_")}
     config = cwd / "empty.toml"
     config.write_text("", encoding="utf-8")
-    env.update(SHARDSCOPE_CONFIG=str(config), SHARDSCOPE_STRICT_TRACING="1", PYTHONPATH=str(ROOT))
+    # COLUMNS: rich wraps a table's headers to the terminal's width (80 without one)
+    env.update(SHARDSCOPE_CONFIG=str(config), SHARDSCOPE_STRICT_TRACING="1", PYTHONPATH=str(ROOT),
+               COLUMNS="200")
     if suites is not None:
         env["SHARDSCOPE_SUITES_DIR"] = str(suites)
     return subprocess.run([sys.executable, "-m", "shardscope", *args], cwd=cwd, env=env,
