@@ -125,6 +125,7 @@ def test_unknown_model_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr + done.stdout
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: unknown model 'no-such-model'; known models: ")
+    assert lines[0].startswith("error: model 'no-such-model' is not in "), lines[0]
+    assert "; known models: " in lines[0]
     assert MODEL in lines[0].split("known models: ", 1)[1].split(", ")
     assert not db.exists(), "a run with bad input must not create a store"
