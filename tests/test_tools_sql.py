@@ -131,7 +131,10 @@ ctx = ToolContext(workdir=database.parent, dataset_path=database, memory_mb=512,
 result = default_registry().get("sql").run({"query": sys.argv[2]}, ctx)
 print(json.dumps({
     "ok": result.ok, "error_type": result.error_type, "output": result.output,
-    "self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # VmHWM, not RUSAGE_SELF: Linux folds the pre-exec image's peak into ru_maxrss across
+    # execve, so a process forked from a big pytest would report pytest's size.
+    "self_mb": next(int(line.split()[1]) for line in open("/proc/self/status")
+                    if line.startswith("VmHWM:")) / 1024,
     "query_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
 }))
 """
