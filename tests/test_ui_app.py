@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +20,7 @@ from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 from shardscope.ui.charts import OUTCOME_COLORS
 from tests import ui_fixtures as F
+from tests.helpers.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "ui" / "app.py"
@@ -295,14 +295,15 @@ def test_live_run_appears_without_lock_errors(tmp_path: Path, monkeypatch: pytes
         assert 1 <= held < 32 and writer.poll() is None, held
         go.touch()
         seen = [held]
-        deadline = time.monotonic() + 300  # a deadline for a hung writer, not a speed bound
-        while seen[-1] < 32 or writer.poll() is None:
-            assert time.monotonic() < deadline, seen
+
+        def finished() -> bool:
             assert writer.poll() in (None, 0), writer.stderr.read() if writer.stderr else ""
-            time.sleep(0.2)
             at.run()
             assert not at.exception and not at.error, ([e.value for e in at.exception], texts(at.error))
             seen.append(episodes_in_sidebar(at))
+            return seen[-1] >= 32 and writer.poll() is not None
+
+        wait_until(finished, lambda: f"the run to finish (episodes seen: {seen})", interval=0.2)
         assert writer.returncode == 0, writer.stderr.read() if writer.stderr else ""
         assert seen == sorted(seen), seen
     finally:

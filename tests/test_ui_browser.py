@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,16 +63,18 @@ def serve() -> Iterator[Callable[[Path], str]]:
         lines = [proc.stdout.readline(), proc.stdout.readline()]
         url = f"http://127.0.0.1:{port}"
         assert f"URL: {url}" in lines[1], lines
-        deadline = time.monotonic() + 180  # a hung server, not a speed bound
-        while True:
+        def healthy() -> bool:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
                     if reply.read() == b"ok":
-                        return url
+                        return True
             except OSError:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-            time.sleep(0.25)
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            return False
+
+        wait_until(healthy, f"the app at {url} to answer its health check", interval=0.25)
+        return url
 
     yield start
     for proc in started:
@@ -106,16 +107,21 @@ def _text(driver) -> str:
 def _settled(driver, expected: list[str], timeout: float = 180) -> str:
     """Page text once every expected string is there, the script has stopped running and
     the text stayed the same for half a second."""
-    deadline, previous = time.monotonic() + timeout, None
-    while True:
+    seen: list[str] = []
+
+    def settled() -> str | None:
         text = _text(driver)
         running = driver.execute_script(
             "return !!document.querySelector('[data-testid=\"stStatusWidget\"]')")
-        if all(e in text for e in expected) and not running and text == previous:
-            return text
-        assert time.monotonic() < deadline, f"missing {[e for e in expected if e not in text]}:\n{text}"
-        previous = text
-        time.sleep(0.5)
+        stable = bool(seen) and text == seen[-1]
+        seen.append(text)
+        return text if all(e in text for e in expected) and not running and stable else None
+
+    def missing() -> str:
+        text = seen[-1] if seen else ""
+        return f"the page to settle; missing {[e for e in expected if e not in text]}:\n{text}"
+
+    return wait_until(settled, missing, timeout=timeout, interval=0.5)
 
 
 def _charts_drawn(driver) -> int:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -74,10 +73,10 @@ def test_read_statements_of_every_shape_run(store: Store) -> None:
 
 
 def test_time_limit_interrupts_and_releases_the_store(store: Store) -> None:
-    started = time.monotonic()
+    # the error itself says the query was interrupted at its limit (run to the end it takes
+    # hours, and pytest's own timeout stops a hang)
     with pytest.raises(QueryError, match=r"stopped after 1 s .*sql_timeout"):
         run_sql(store, CROSS_JOIN, limits=SqlLimits(timeout=1.0))
-    assert time.monotonic() - started < 60  # interrupted, not run to the end (hours)
     with Store(store.path, lock_timeout=5).writer() as con:  # the lock is free again
         assert con.execute("SELECT count(*) FROM spans").fetchone() == (1,)
 
