@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import tempfile
 from collections import Counter, defaultdict
@@ -90,7 +91,8 @@ def shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
         # Phoenix answers the OTLP request before its bulk inserter stores the spans.
         spans = wait_until(lambda: (s := phoenix.spans()) and len(s) >= sent and s,
                            lambda: f"{sent} spans in Phoenix (log: {phoenix.log})")
-        yield Shown(phoenix, spans, *_store_facts(db), stats)
+        episodes, tokens, stored = _store_facts(db)
+        yield Shown(phoenix, spans, episodes, tokens, stats, stored)
 
 
 def _run_matrix(db: Path, endpoint: str) -> dict[str, Any]:
@@ -113,7 +115,8 @@ def _store_facts(db: Path) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[i
     with duckdb.connect(str(db), read_only=True) as con:
         cursor = con.execute("SELECT * FROM episodes")
         names = [d[0] for d in cursor.description]
-        episodes = {row["episode_id"]: row for row in (dict(zip(names, r)) for r in cursor.fetchall())}
+        rows = (dict(zip(names, row, strict=True)) for row in cursor.fetchall())
+        episodes = {row["episode_id"]: row for row in rows}
         tokens = {model: (int(i), int(o)) for model, i, o in con.execute(
             "SELECT model, sum(input_tokens), sum(output_tokens) FROM llm_calls GROUP BY model"
         ).fetchall()}
@@ -193,7 +196,8 @@ def test_token_counts(shown: Shown) -> None:
     for llm in _kind(shown.spans, "LLM"):
         prompt = _attr(llm, "llm.token_count.prompt")
         completion = _attr(llm, "llm.token_count.completion")
-        assert isinstance(prompt, int) and isinstance(completion, int) and prompt > 0 < completion
+        # the scripted backend counts words: a reply that is only a tool call has 0 output tokens
+        assert isinstance(prompt, int) and isinstance(completion, int) and prompt > 0 <= completion
         assert _attr(llm, "llm.token_count.total") == prompt + completion
         totals[_attr(llm, "llm.model_name")][0] += prompt
         totals[_attr(llm, "llm.model_name")][1] += completion
@@ -209,12 +213,14 @@ def test_the_model_on_the_agent_span(shown: Shown) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+@pytest.mark.skipif((CHROMIUM is None or CHROMEDRIVER is None) and not os.environ.get("CI"),
                     reason="headless Chromium is not installed: apt-get install chromium "
-                           "chromium-driver (.ci/run does)")
+                           "chromium-driver (.ci/run does; under CI this test fails instead)")
 def test_screenshot_of_a_trace_in_phoenix(shown: Shown, tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    assert CHROMIUM and CHROMEDRIVER, "CI must have headless Chromium: .ci/run installs it"
 
     project = shown.phoenix.get("/v1/projects")["data"][0]["id"]
     agent = next(a for a in _kind(shown.spans, "AGENT") if _attr(a, "shardscope.model.id") == "toy-a")
