@@ -30,6 +30,7 @@ from shardscope.scaffolds.backends.errors import (
 )
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 from shardscope.tracer import attributes as A
+from shardscope.tracer.encoding import to_json
 from shardscope.tracer.spans import TracedSpan, Tracing
 
 
@@ -150,7 +151,9 @@ class TracedModel:
             ]
             or None,
             A.GEN_AI_INPUT_MESSAGES: [m.to_genai() for m in rest],
-            A.GEN_AI_TOOL_DEFINITIONS: [t.as_json_schema_tool() for t in tools] or None,
+            # A JSON string, flat items: the shape the conventions define and Phoenix reads.
+            A.GEN_AI_TOOL_DEFINITIONS: to_json([t.as_tool_definition() for t in tools])
+            if tools else None,
         }
 
     async def _with_retries(
@@ -258,6 +261,7 @@ class TracedModel:
     def _record_output(self, span: TracedSpan, output: ModelOutput, ttft: float | None) -> None:
         usage = output.usage
         started = span.span.start_time
+        reason = A.finish_reason(output.finish_reason, bool(output.tool_calls))
         if ttft is not None and usage.output_tokens and started is not None:
             elapsed = (time.time_ns() - started) / 1e9 - ttft
             if elapsed > 0:
@@ -266,14 +270,12 @@ class TracedModel:
             {
                 A.GEN_AI_RESPONSE_MODEL: output.response_model,
                 A.GEN_AI_RESPONSE_ID: output.response_id,
-                A.GEN_AI_RESPONSE_FINISH_REASONS: [output.finish_reason]
-                if output.finish_reason
-                else None,
+                A.GEN_AI_RESPONSE_FINISH_REASONS: [reason],
                 A.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
                 A.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
                 A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: ttft,
                 A.GEN_AI_OUTPUT_MESSAGES: [
-                    {**output.message.to_genai(), "finish_reason": output.finish_reason}
+                    {**output.message.to_genai(), "finish_reason": reason}
                 ],
                 A.LLM_RAW_REQUEST: output.raw_request,
                 A.LLM_RAW_RESPONSE: output.raw_response,
