@@ -88,7 +88,7 @@ def test_the_trace_explorer_shows_an_episode_trace(db_path: Path) -> None:
     episode_id = read_frame(store, "SELECT episode_id FROM episodes LIMIT 1").episode_id[0]
     trace = load_trace(store, episode_id)
     assert trace is not None
-    assert list(trace.spans.depth)[0] == 0 and trace.spans.span_type.iloc[0] == "episode"
+    assert next(iter(trace.spans.depth)) == 0 and trace.spans.span_type.iloc[0] == "episode"
     assert sorted(trace.spans.span_type) == sorted(
         ["episode", "step", "step", "llm_call", "llm_call", "tool_call"])
     assert len(trace.steps) == 2 and len(trace.llm_calls) == 2 and len(trace.tool_calls) == 1

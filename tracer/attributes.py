@@ -1,12 +1,12 @@
-"""Every span, event and attribute name shardscope writes, in one module.
+"""Every span, event, metric and attribute name shardscope writes, in one module.
 
-GenAI names come from the OpenTelemetry semantic conventions (``gen_ai.*``, incubating
-attributes of ``opentelemetry-semantic-conventions``; v1.41 of the spec). What the conventions
-do not cover (runs, episodes, steps, scaffolds, tasks, shards, token streams, retry attempts)
-lives under ``shardscope.*``. The names and values emitted were checked against the GenAI
-conventions of the ``open-telemetry/semantic-conventions-genai`` repository (see
-docs/attributes.md for the version and for what is deliberately not emitted). docs/attributes.md documents each name; a test checks that the
-table there and this module agree.
+GenAI names come from the OpenTelemetry semantic conventions (``gen_ai.*``, the constants of
+``opentelemetry-semantic-conventions``), checked against the current GenAI conventions of the
+``open-telemetry/semantic-conventions-genai`` repository (docs/attributes.md states the
+version and what is deliberately not emitted). What the conventions do not cover (runs,
+episodes, steps, scaffolds, tasks, shards, token streams, retry attempts) lives under
+``shardscope.*``. docs/attributes.md documents each name; a test checks that the table there
+and this module agree.
 """
 
 from __future__ import annotations

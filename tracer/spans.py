@@ -25,6 +25,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from shardscope.tracer import attributes as A
 from shardscope.tracer.encoding import to_json
+from shardscope.tracer.metrics import GenAIMetrics
 from shardscope.tracer.redact import Redactor
 
 # Message content: recorded by default (it is the point of this product), dropped when
@@ -177,9 +178,11 @@ class TracedSpan:
 class Tracing:
     """A configured tracer: create spans, scope inherited attributes, flush, shut down."""
 
-    def __init__(self, tracer: Tracer, policy: SpanPolicy) -> None:
+    def __init__(self, tracer: Tracer, policy: SpanPolicy, metrics: GenAIMetrics | None = None
+                 ) -> None:
         self.tracer = tracer
         self.policy = policy
+        self.metrics = metrics  # None: no metric reader configured, nothing is recorded
 
     def span(
         self,
@@ -228,7 +231,7 @@ class Tracing:
 class _SpanScope:
     """Context manager behind :meth:`Tracing.span` (a class: cheaper than a generator)."""
 
-    __slots__ = ("_attrs", "_kind", "_name", "_new_trace", "_span", "_token", "_tracing")
+    __slots__ = ("_attrs", "_kind", "_name", "_new_trace", "_span", "_token", "_tracing", "ended")
 
     def __init__(self, tracing: Tracing, name: str, attrs: dict[str, Any], kind: SpanKind,
                  new_trace: bool = False) -> None:
@@ -237,6 +240,7 @@ class _SpanScope:
         self._attrs = attrs
         self._kind = kind
         self._new_trace = new_trace
+        self.ended: ReadableSpan | None = None  # the span, once __exit__ ended it
 
     def __enter__(self) -> TracedSpan:
         if self._new_trace:
@@ -276,3 +280,4 @@ class _SpanScope:
         finally:
             otel_context.detach(self._token)
             span.end()
+            self.ended = span
