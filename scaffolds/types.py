@@ -27,8 +27,13 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
+    def as_tool_definition(self) -> dict[str, Any]:
+        """This tool as one item of GenAI's ``gen_ai.tool.definitions`` (the flat shape)."""
+        return {"type": "function", "name": self.name, "description": self.description,
+                "parameters": self.parameters}
+
     def as_json_schema_tool(self) -> dict[str, Any]:
-        """The OpenAI-style function tool dict (also what GenAI's tool.definitions holds)."""
+        """The OpenAI-style function tool dict (the wire shape of OpenAI's ``tools``)."""
         return {
             "type": "function",
             "function": {

@@ -204,7 +204,7 @@ def test_every_backend_kind_has_one_registry_row_and_fills_in_its_provider(tmp_p
     assert {e.id: e.provider for e in checked} == {
         **dict.fromkeys(EMBEDDED, "llama_cpp"),
         "gpt-4o-mini": "openai", "claude-3-5-haiku": "anthropic", "gemini-2.0-flash": "gcp.gemini",
-        "llama-cpp-server": "openai", "ollama-qwen2.5-0.5b": "openai",
+        "llama-cpp-server": "llama_cpp", "ollama-qwen2.5-0.5b": "ollama",
     }
     # The catalog reads any backend name; only the registry knows which exist.
     user = write(tmp_path, '[models.x]\nbackend = "bard"\nmodel = "m"\nflavour = 1')

@@ -41,10 +41,10 @@ base_url = "{llama_server.base_url}"
     return load_catalog(path)
 
 
-def test_the_endpoint_is_available_and_provider_is_openai(catalog) -> None:
+def test_the_endpoint_is_available_and_its_provider_is_not_openai(catalog) -> None:
     entry = catalog.get("llama-server")
     assert availability(entry)[0] is True
-    assert entry.provider == "openai"
+    assert entry.provider == "openai_compatible"  # an entry names vllm, ollama, llama_cpp
     assert catalog.get("llama-server-litellm").provider == "openai"
 
 
@@ -59,7 +59,8 @@ def test_chat_through_the_sdk(model_id, catalog, llama_server, tracing, db_path)
     assert output.usage.input_tokens > 5 and 1 <= output.usage.output_tokens <= 8
     assert output.response_id.startswith("chatcmpl")
     (row,) = rows(db_path, "SELECT * FROM llm_calls")
-    assert (row["provider"], row["request_model"], row["model"]) == ("openai", llama_server.model, model_id)
+    assert (row["provider"], row["request_model"], row["model"]) == (
+        "openai_compatible" if model_id == "llama-server" else "openai", llama_server.model, model_id)
     assert (row["input_tokens"], row["output_tokens"]) == (output.usage.input_tokens, output.usage.output_tokens)
     assert (row["response_id"], row["streamed"], row["attempts"]) == (output.response_id, False, 1)
     assert (row["temperature"], row["max_tokens"], row["request_seed"]) == (0.0, 8, 7)

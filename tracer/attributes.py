@@ -1,10 +1,12 @@
-"""Every span, event and attribute name shardscope writes, in one module.
+"""Every span, event, metric and attribute name shardscope writes, in one module.
 
-GenAI names come from the OpenTelemetry semantic conventions (``gen_ai.*``, incubating
-attributes of ``opentelemetry-semantic-conventions``; v1.41 of the spec). What the conventions
-do not cover (runs, episodes, steps, scaffolds, tasks, shards, token streams, retry attempts)
-lives under ``shardscope.*``. docs/attributes.md documents each name; a test checks that the
-table there and this module agree.
+GenAI names come from the OpenTelemetry semantic conventions (``gen_ai.*``, the constants of
+``opentelemetry-semantic-conventions``), checked against the current GenAI conventions of the
+``open-telemetry/semantic-conventions-genai`` repository (docs/attributes.md states the
+version and what is deliberately not emitted). What the conventions do not cover (runs,
+episodes, steps, scaffolds, tasks, shards, token streams, retry attempts) lives under
+``shardscope.*``. docs/attributes.md documents each name; a test checks that the table there
+and this module agree.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from typing import Final
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.attributes import session_attributes as _session
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
 from opentelemetry.semconv.attributes import error_attributes as _error
 from opentelemetry.semconv.attributes import server_attributes as _server
 
@@ -45,6 +49,10 @@ GEN_AI_TOOL_CALL_ARGUMENTS: Final = _gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS
 GEN_AI_TOOL_CALL_RESULT: Final = _gen_ai.GEN_AI_TOOL_CALL_RESULT
 GEN_AI_AGENT_NAME: Final = _gen_ai.GEN_AI_AGENT_NAME
 GEN_AI_AGENT_ID: Final = _gen_ai.GEN_AI_AGENT_ID
+GEN_AI_AGENT_VERSION: Final = _gen_ai.GEN_AI_AGENT_VERSION  # the scaffold hash
+GEN_AI_TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE  # metric attribute: input | output
+# Groups a run's episode traces in the peers' session views (Phoenix, Langfuse): the run id.
+SESSION_ID: Final = _session.SESSION_ID
 ERROR_TYPE: Final = _error.ERROR_TYPE
 SERVER_ADDRESS: Final = _server.SERVER_ADDRESS
 SERVER_PORT: Final = _server.SERVER_PORT
@@ -54,6 +62,52 @@ OP_CHAT: Final = "chat"
 OP_TEXT_COMPLETION: Final = "text_completion"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_INVOKE_AGENT: Final = "invoke_agent"
+
+
+class FinishReason:
+    """Values of ``gen_ai.response.finish_reasons`` and of an output message's
+    ``finish_reason`` (the conventions' FinishReason enum); see ``finish_reason``."""
+
+    STOP: Final = "stop"
+    LENGTH: Final = "length"
+    CONTENT_FILTER: Final = "content_filter"
+    TOOL_CALL: Final = "tool_call"
+    ERROR: Final = "error"
+
+
+# Providers' own finish reasons -> the conventions' values.
+_FINISH_REASONS: Final = {
+    "stop": FinishReason.STOP, "end_turn": FinishReason.STOP, "stop_sequence": FinishReason.STOP,
+    "eos": FinishReason.STOP, "length": FinishReason.LENGTH, "max_tokens": FinishReason.LENGTH,
+    "content_filter": FinishReason.CONTENT_FILTER, "refusal": FinishReason.CONTENT_FILTER,
+    "tool_call": FinishReason.TOOL_CALL, "tool_calls": FinishReason.TOOL_CALL,
+    "tool_use": FinishReason.TOOL_CALL, "function_call": FinishReason.TOOL_CALL,
+    "error": FinishReason.ERROR,
+}
+
+
+def finish_reason(reported: str | None, made_tool_calls: bool) -> str:
+    """The convention's finish reason for what a provider reported (never None: Phoenix drops
+    a message list with one null ``finish_reason``). Unknown values pass through as they are
+    (the schema allows any string); a missing one is ``tool_call`` when the answer called
+    tools, else ``stop``."""
+    if reported:
+        return _FINISH_REASONS.get(reported.lower(), reported)
+    return FinishReason.TOOL_CALL if made_tool_calls else FinishReason.STOP
+
+
+# gen_ai.provider.name for OpenAI-compatible servers: the conventions have no well-known value
+# for them, so (as they allow) a custom one, never ``openai`` (the OpenAI service's flavour).
+PROVIDER_VLLM: Final = "vllm"
+PROVIDER_OLLAMA: Final = "ollama"
+PROVIDER_LLAMA_CPP: Final = "llama_cpp"
+PROVIDER_OPENAI_COMPATIBLE: Final = "openai_compatible"  # any other OpenAI-compatible server
+
+# --- GenAI client metrics (tracer/metrics.py) -----------------------------------------------
+METRIC_OPERATION_DURATION: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
+METRIC_TOKEN_USAGE: Final = _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
+METRIC_TIME_TO_FIRST_CHUNK: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK
+METRIC_TIME_PER_OUTPUT_CHUNK: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK
 
 # --- shardscope's own names -----------------------------------------------------------------
 # Every span shardscope creates says what it is, so views never parse span names.
@@ -154,6 +208,10 @@ TOKEN_TEXT: Final = "shardscope.token.text"
 TOKEN_OFFSET_MS: Final = "shardscope.token.offset_ms"  # since the request was sent
 TOKEN_LOGPROB: Final = "shardscope.token.logprob"
 TOKEN_TOP_LOGPROBS: Final = "shardscope.token.top_logprobs"  # JSON [{token, logprob}]
+# OTLP only (the store keeps every token): token events left off a span sent over OTLP, and
+# how many were sent, when its stream was longer than the per-span cap (tracer/otlp_bounds.py).
+TOKEN_EVENTS_DROPPED: Final = "shardscope.token.events_dropped"
+TOKEN_EVENTS_SENT: Final = "shardscope.token.events_sent"
 
 # Retry attempts: one span event per failed attempt on the chat span.
 EVENT_ATTEMPT_FAILED: Final = "shardscope.attempt.failed"

@@ -44,6 +44,7 @@ class PipelineStats:
     recovered_spans: int = 0
     lost_spans: int = 0
     dropped_spans: int = 0  # secondary sinks only: given up after repeated failures
+    events_dropped: int = 0  # OTLP only: token events left off to bound requests (counted)
     late_spans: int = 0  # ended after shutdown: exported synchronously
     sdk_dropped_attributes: int = 0
     sdk_dropped_events: int = 0

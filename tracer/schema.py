@@ -16,6 +16,7 @@ import duckdb
 
 from shardscope.config.errors import StoreVersionError
 from shardscope.tracer import attributes as A
+from shardscope.tracer.metric_views import METRIC_DESCRIPTIONS, metric_views
 
 SCHEMA_VERSION = 2
 
@@ -380,6 +381,8 @@ LEFT JOIN writers w ON w.writer_id = s.writer_id
 """,
 }
 
+VIEWS.update(metric_views(_kept))  # genai_metrics (tracer/metric_views.py)
+
 # Descriptions for `shardscope query --schema`, COMMENT ON, and docs/store.md.
 DESCRIPTIONS: dict[str, str] = {
     "spans": "Every span, raw: ids, timing, status, promoted typed columns, attributes as JSON. "
@@ -412,6 +415,9 @@ DESCRIPTIONS: dict[str, str] = {
     f"writing it silent for over {STALE_AFTER_S} s: it died; `shardscope run --resume` "
     "finishes it); writer_heard_at: when that process last wrote to the store.",
 }
+
+
+DESCRIPTIONS.update(METRIC_DESCRIPTIONS)
 
 
 def _create_views(con: duckdb.DuckDBPyConnection) -> None:

@@ -11,12 +11,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from shardscope import __version__
 from shardscope.config.settings import Settings, load_settings
+from shardscope.tracer.metrics import GenAIMetrics
+from shardscope.tracer.otlp_bounds import BoundedOTLPSink
 from shardscope.tracer.pipeline import ReliableSpanProcessor, Sink
 from shardscope.tracer.redact import Redactor
 from shardscope.tracer.sinks import DuckDBSink, ExporterSink
@@ -46,9 +50,13 @@ class TracingSession(Tracing):
         policy: SpanPolicy,
         settings: Settings,
         store: Store | None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
-        super().__init__(provider.get_tracer("shardscope", __version__), policy)
+        metrics = (GenAIMetrics(meter_provider.get_meter("shardscope", __version__))
+                   if meter_provider is not None else None)
+        super().__init__(provider.get_tracer("shardscope", __version__), policy, metrics)
         self.provider = provider
+        self.meter_provider = meter_provider
         self.processors = list(processors)
         self.settings = settings
         self.store = store
@@ -56,12 +64,17 @@ class TracingSession(Tracing):
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         """Write everything buffered; True when all exporters finished in time."""
-        return self.provider.force_flush(int(timeout_s * 1000))
+        flushed = self.provider.force_flush(int(timeout_s * 1000))
+        if self.meter_provider is not None:
+            flushed = self.meter_provider.force_flush(int(timeout_s * 1000)) and flushed
+        return flushed
 
     def shutdown(self) -> None:
         if not self._shut:
             self._shut = True
             self.provider.shutdown()
+            if self.meter_provider is not None:
+                self.meter_provider.shutdown()
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Counters per exporter: received, written, backpressure, errors, spilled, lost."""
@@ -85,12 +98,16 @@ def setup_tracing(
     set_global: bool = False,
     extra_sinks: Sequence[Sink] = (),
     strict: bool | None = None,
+    metric_readers: Sequence[MetricReader] = (),
 ) -> TracingSession:
     """Build a tracer whose spans go to the exporters the settings name.
 
     Arguments override settings (which come from environment, config file, defaults). With
     ``install_signal_handlers`` SIGTERM unwinds the program like Ctrl-C, so buffered spans
     are flushed on both; the provider flushes at interpreter exit in any case.
+
+    GenAI client metrics are recorded when a metric reader exists: the OTLP one when the
+    ``otlp`` exporter is on, and any of ``metric_readers`` (tests: an InMemoryMetricReader).
     """
     settings = (settings or load_settings()).replace(
         db=db, exporters=exporters, capture_content=capture_content, service_name=service_name
@@ -123,7 +140,27 @@ def setup_tracing(
     if install_signal_handlers:
         _unwind_on_sigterm()
     policy = SpanPolicy(settings.capture_content, Redactor())
-    return TracingSession(provider, processors, policy, settings, store)
+    readers = [*_metric_readers_for(settings), *metric_readers]
+    meter_provider = MeterProvider(metric_readers=readers, resource=resource) if readers else None
+    return TracingSession(provider, processors, policy, settings, store, meter_provider)
+
+
+def _otlp_url(settings: Settings, signal_path: str) -> str:
+    """The OTLP/HTTP URL of one signal (``v1/traces``, ``v1/metrics``) under the endpoint."""
+    endpoint = (settings.otlp_endpoint or "").rstrip("/")
+    for known in ("/v1/traces", "/v1/metrics", "/v1/logs"):
+        if endpoint.endswith(known):
+            endpoint = endpoint[: -len(known)]
+    return f"{endpoint}/{signal_path}"
+
+
+def _metric_readers_for(settings: Settings) -> list[MetricReader]:
+    if "otlp" not in settings.exporters:
+        return []
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return [PeriodicExportingMetricReader(OTLPMetricExporter(
+        endpoint=_otlp_url(settings, "v1/metrics")))]
 
 
 def _sinks_for(settings: Settings, store: Store | None) -> list[Sink]:
@@ -133,10 +170,8 @@ def _sinks_for(settings: Settings, store: Store | None) -> list[Sink]:
     if "otlp" in settings.exporters:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        endpoint = settings.otlp_endpoint or ""
-        if not endpoint.rstrip("/").endswith("/v1/traces"):
-            endpoint = endpoint.rstrip("/") + "/v1/traces"
-        sinks.append(ExporterSink(OTLPSpanExporter(endpoint=endpoint), "otlp"))
+        exporter = OTLPSpanExporter(endpoint=_otlp_url(settings, "v1/traces"))
+        sinks.append(BoundedOTLPSink(exporter, "otlp"))
     if "console" in settings.exporters:
         sinks.append(ExporterSink(ConsoleSpanExporter(), "console"))
     return sinks

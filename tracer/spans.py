@@ -21,10 +21,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from shardscope.tracer import attributes as A
 from shardscope.tracer.encoding import to_json
+from shardscope.tracer.metrics import GenAIMetrics
 from shardscope.tracer.redact import Redactor
 
 # Message content: recorded by default (it is the point of this product), dropped when
@@ -177,9 +178,11 @@ class TracedSpan:
 class Tracing:
     """A configured tracer: create spans, scope inherited attributes, flush, shut down."""
 
-    def __init__(self, tracer: Tracer, policy: SpanPolicy) -> None:
+    def __init__(self, tracer: Tracer, policy: SpanPolicy, metrics: GenAIMetrics | None = None
+                 ) -> None:
         self.tracer = tracer
         self.policy = policy
+        self.metrics = metrics  # None: no metric reader configured, nothing is recorded
 
     def span(
         self,
@@ -187,11 +190,15 @@ class Tracing:
         span_type: str = A.SpanType.SPAN,
         attributes: Mapping[str, Any] | None = None,
         kind: SpanKind = SpanKind.INTERNAL,
+        *,
+        new_trace: bool = False,
     ) -> _SpanScope:
         """A span named ``name`` of ``span_type``, used as ``with tracing.span(...) as span``.
 
         Attributes of the enclosing :meth:`inherit` scopes are added (explicit ones win); an
         exception marks the span failed (``error.type``, redacted message) and propagates.
+        With ``new_trace`` the span is the root of a trace of its own, linked to the span it
+        would otherwise have been a child of (an episode and its run).
         """
         attrs: dict[str, Any] = {**_INHERITED.get(), A.SPAN_TYPE: span_type}
         if attributes:
@@ -199,7 +206,7 @@ class Tracing:
                 clean = self.policy.clean
                 attributes = {k: c for k, v in attributes.items() if (c := clean(k, v)) is not None}
             attrs.update(attributes)
-        return _SpanScope(self, name, attrs, kind)
+        return _SpanScope(self, name, attrs, kind, new_trace)
 
     @staticmethod
     @contextlib.contextmanager
@@ -224,22 +231,37 @@ class Tracing:
 class _SpanScope:
     """Context manager behind :meth:`Tracing.span` (a class: cheaper than a generator)."""
 
-    __slots__ = ("_attrs", "_kind", "_name", "_span", "_token", "_tracing")
+    __slots__ = ("_attrs", "_kind", "_name", "_new_trace", "_span", "_token", "_tracing", "ended")
 
-    def __init__(self, tracing: Tracing, name: str, attrs: dict[str, Any], kind: SpanKind) -> None:
+    def __init__(self, tracing: Tracing, name: str, attrs: dict[str, Any], kind: SpanKind,
+                 new_trace: bool = False) -> None:
         self._tracing = tracing
         self._name = name
         self._attrs = attrs
         self._kind = kind
+        self._new_trace = new_trace
+        self.ended: ReadableSpan | None = None  # the span, once __exit__ ended it
 
     def __enter__(self) -> TracedSpan:
-        span = self._tracing.tracer.start_span(self._name, kind=self._kind, attributes=self._attrs)
+        if self._new_trace:
+            span = self._start_root()
+        else:
+            span = self._tracing.tracer.start_span(self._name, kind=self._kind,
+                                                   attributes=self._attrs)
         # Tracing's tracer comes from the SDK's provider (always sampled), so the span is an SDK
         # span; TracedSpan and __exit__ read its recorded attributes and start time.
         assert isinstance(span, Span), type(span)
         self._span = span
         self._token = otel_context.attach(trace.set_span_in_context(span))
         return TracedSpan(span, self._tracing.policy)
+
+    def _start_root(self) -> Any:
+        # An empty context has no parent: the SDK starts a new trace id. The span it would have
+        # been a child of is kept as a link (peers show it as "linked from").
+        enclosing = trace.get_current_span().get_span_context()
+        links = [Link(enclosing)] if enclosing.is_valid else None
+        return self._tracing.tracer.start_span(self._name, context=Context(), kind=self._kind,
+                                               attributes=self._attrs, links=links)
 
     def abandon(self) -> None:
         """Leave the span unended (it is never exported) and restore the context."""
@@ -258,3 +280,4 @@ class _SpanScope:
         finally:
             otel_context.detach(self._token)
             span.end()
+            self.ended = span

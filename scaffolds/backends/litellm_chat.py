@@ -55,6 +55,12 @@ GENAI_PROVIDER = {
     "xai": "x_ai",
     "perplexity": "perplexity",
     "watsonx": "ibm.watsonx.ai",
+    # OpenAI-compatible servers: no well-known value in the conventions, so a custom one
+    "hosted_vllm": "vllm",
+    "vllm": "vllm",
+    "ollama": "ollama",
+    "ollama_chat": "ollama",
+    "llamafile": "llama_cpp",
 }
 # The environment variable LiteLLM reads for a provider prefix (when the entry names none).
 KEY_ENV = {

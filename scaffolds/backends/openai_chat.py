@@ -24,6 +24,7 @@ from shardscope.scaffolds.backends.provider_errors import (
     require,
 )
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
+from shardscope.tracer import attributes as A
 
 OPENAI_URL = "https://api.openai.com"  # where the SDK goes without a base_url
 
@@ -145,7 +146,9 @@ OPENAI = BackendKind(
 OPENAI_COMPATIBLE = BackendKind(
     name="openai-compatible",
     build=_build_compatible,
-    default_provider=lambda model: "openai",
+    # Not `openai`: that value names the OpenAI service's telemetry flavour. An entry for a
+    # vLLM, Ollama or llama.cpp server names its provider (`vllm`, `ollama`, `llama_cpp`).
+    default_provider=lambda model: A.PROVIDER_OPENAI_COMPATIBLE,
     availability=lambda entry: hosted.availability(entry.api_key_env, entry.base_url),
     sdk="openai",
     extra="openai",

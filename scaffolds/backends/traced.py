@@ -30,6 +30,8 @@ from shardscope.scaffolds.backends.errors import (
 )
 from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, StreamChunk, ToolSpec
 from shardscope.tracer import attributes as A
+from shardscope.tracer.encoding import to_json
+from shardscope.tracer.metrics import CallMeasurement
 from shardscope.tracer.spans import TracedSpan, Tracing
 
 
@@ -109,16 +111,39 @@ class TracedModel:
         )
         operation = A.OP_CHAT if self.backend.capabilities.chat_template else A.OP_TEXT_COMPLETION
         kind = SpanKind.INTERNAL if self.backend.in_process else SpanKind.CLIENT
-        with self.tracing.span(
+        measured: list[Any] = [None, None, ()]  # output, ttft, chunk offsets (for metrics)
+        scope = self.tracing.span(
             f"{operation} {self.backend.model}",
             A.SpanType.LLM_CALL,
             self._request_attributes(operation, messages, tools, config, streaming),
             kind=kind,
-        ) as span:
-            output, attempts, ttft = await self._with_retries(span, messages, tools, config, streaming)
-            span.set(A.LLM_ATTEMPTS, attempts)
-            self._record_output(span, output, ttft)
-            return output
+        )
+        try:
+            with scope as span:
+                output, attempts, ttft, offsets = await self._with_retries(
+                    span, messages, tools, config, streaming)
+                measured[:] = [output, ttft, offsets]
+                span.set(A.LLM_ATTEMPTS, attempts)
+                self._record_output(span, output, ttft)
+                return output
+        finally:
+            if self.tracing.metrics is not None and scope.ended is not None:
+                self._record_metrics(scope.ended, *measured)
+
+    def _record_metrics(self, span: Any, output: ModelOutput | None, ttft: float | None,
+                        offsets: Sequence[float]) -> None:
+        """The call's GenAI metrics, from its ended span (so they equal what the store's
+        ``genai_metrics`` view derives from the span)."""
+        assert self.tracing.metrics is not None
+        usage = output.usage if output is not None else None
+        self.tracing.metrics.record(CallMeasurement(
+            attributes=dict(span.attributes or {}),
+            duration_s=((span.end_time or 0) - (span.start_time or 0)) / 1e9,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            time_to_first_chunk_s=ttft,
+            chunk_offsets_ms=offsets,
+        ))
 
     def _request_attributes(
         self,
@@ -150,7 +175,9 @@ class TracedModel:
             ]
             or None,
             A.GEN_AI_INPUT_MESSAGES: [m.to_genai() for m in rest],
-            A.GEN_AI_TOOL_DEFINITIONS: [t.as_json_schema_tool() for t in tools] or None,
+            # A JSON string, flat items: the shape the conventions define and Phoenix reads.
+            A.GEN_AI_TOOL_DEFINITIONS: to_json([t.as_tool_definition() for t in tools])
+            if tools else None,
         }
 
     async def _with_retries(
@@ -160,7 +187,7 @@ class TracedModel:
         tools: Sequence[ToolSpec],
         config: GenerationConfig,
         streaming: bool,
-    ) -> tuple[ModelOutput, int, float | None]:
+    ) -> tuple[ModelOutput, int, float | None, tuple[float, ...]]:
         attempt = 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.max_attempts),
@@ -176,10 +203,12 @@ class TracedModel:
                 try:
                     async with asyncio.timeout(config.timeout_s):
                         if streaming:
-                            output, ttft = await self._stream(span, messages, tools, config)
+                            output, ttft, offsets = await self._stream(span, messages, tools,
+                                                                       config)
                         else:
-                            output, ttft = await self.backend.generate(messages, tools, config), None
-                    return output, attempt, ttft
+                            output = await self.backend.generate(messages, tools, config)
+                            ttft, offsets = None, ()
+                    return output, attempt, ttft, offsets
                 except BackendError as exc:
                     self._record_failed_attempt(span, attempt, exc, started)
                     raise
@@ -198,7 +227,7 @@ class TracedModel:
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
         config: GenerationConfig,
-    ) -> tuple[ModelOutput, float | None]:
+    ) -> tuple[ModelOutput, float | None, tuple[float, ...]]:
         sent = time.perf_counter()
         received: list[tuple[StreamChunk, float, int]] = []
         output: ModelOutput | None = None
@@ -214,10 +243,11 @@ class TracedModel:
         # Emitted only once the attempt succeeded, so a retried attempt's tokens never mix in.
         # Redacted as one text: a key streamed a few characters per token is still caught.
         texts = span.redact_stream([chunk.text for chunk, _, _ in received])
-        for index, ((chunk, offset_ms, wall_ns), text) in enumerate(zip(received, texts, strict=True)):
+        offsets = tuple(round(offset_ms, 3) for _, offset_ms, _ in received)
+        for index, ((chunk, _, wall_ns), text) in enumerate(zip(received, texts, strict=True)):
             top = [{"token": t.token, "logprob": t.logprob} for t in chunk.top_logprobs] or None
-            span.token(index, text, round(offset_ms, 3), chunk.logprob, top, wall_ns)
-        return output, (received[0][1] / 1000 if received else None)
+            span.token(index, text, offsets[index], chunk.logprob, top, wall_ns)
+        return output, (received[0][1] / 1000 if received else None), offsets
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -258,6 +288,7 @@ class TracedModel:
     def _record_output(self, span: TracedSpan, output: ModelOutput, ttft: float | None) -> None:
         usage = output.usage
         started = span.span.start_time
+        reason = A.finish_reason(output.finish_reason, bool(output.tool_calls))
         if ttft is not None and usage.output_tokens and started is not None:
             elapsed = (time.time_ns() - started) / 1e9 - ttft
             if elapsed > 0:
@@ -266,14 +297,12 @@ class TracedModel:
             {
                 A.GEN_AI_RESPONSE_MODEL: output.response_model,
                 A.GEN_AI_RESPONSE_ID: output.response_id,
-                A.GEN_AI_RESPONSE_FINISH_REASONS: [output.finish_reason]
-                if output.finish_reason
-                else None,
+                A.GEN_AI_RESPONSE_FINISH_REASONS: [reason],
                 A.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
                 A.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
                 A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: ttft,
                 A.GEN_AI_OUTPUT_MESSAGES: [
-                    {**output.message.to_genai(), "finish_reason": output.finish_reason}
+                    {**output.message.to_genai(), "finish_reason": reason}
                 ],
                 A.LLM_RAW_REQUEST: output.raw_request,
                 A.LLM_RAW_RESPONSE: output.raw_response,

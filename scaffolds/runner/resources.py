@@ -32,4 +32,5 @@ def default_resources(settings: Settings, tracing: Tracing, *, logprobs: bool = 
         provider_of=provider_of,
         check=check,
         known_models=lambda: sorted(catalog.ids()),
+        request_model_of=lambda model_id: catalog.get(model_id).model,
     )

@@ -55,6 +55,8 @@ class Resources:
     provider_of: Callable[[str], str]  # catalog id -> gen_ai provider name
     check: Checker  # judges a final answer (or the declared calls made)
     known_models: Callable[[], list[str]]
+    # catalog id -> the provider's model name (gen_ai.request.model on the episode span)
+    request_model_of: Callable[[str], str | None] = lambda model_id: None
 
 
 @dataclass
@@ -209,6 +211,10 @@ async def run_episode(
 ) -> str:
     """One task attempt inside its ``invoke_agent`` span; returns the outcome.
 
+    The episode span is the root of a trace of its own (linked to the run span), so peers that
+    treat a trace as one agent session (Phoenix, Langfuse, Logfire, Jaeger) see one episode
+    per trace; ``session.id`` (the run id) groups a run's episodes there.
+
     An interrupted attempt (cancellation, or SystemExit / KeyboardInterrupt raised inside it)
     leaves the episode span unended, so it never shows up as an episode and ``--resume`` runs
     it again; its finished steps stay stored and an ``abandoned_episode`` marker keeps them
@@ -221,8 +227,10 @@ async def run_episode(
     attributes = {
         A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT,
         A.GEN_AI_AGENT_NAME: spec.scaffold,
+        A.GEN_AI_AGENT_VERSION: spec.scaffold_hash,
         A.GEN_AI_CONVERSATION_ID: episode_id,
         A.GEN_AI_PROVIDER_NAME: provider,
+        A.GEN_AI_REQUEST_MODEL: resources.request_model_of(spec.model),
         A.EPISODE_ID: episode_id,
         A.EPISODE_KEY: spec.key,
         A.SUITE_NAME: spec.suite,
@@ -239,8 +247,11 @@ async def run_episode(
         A.ABLATION_KIND: _shard_kind(task, spec.ablation),
         A.ABLATION_BASELINE_KEY: spec.baseline_key,
     }
-    with tracing.inherit({A.EPISODE_ID: episode_id, A.MODEL_ID: spec.model}):
-        scope = tracing.span(f"invoke_agent {spec.scaffold}", SpanType.EPISODE, attributes)
+    run_id = tracing.inherited().get(A.RUN_ID)
+    with tracing.inherit({A.EPISODE_ID: episode_id, A.MODEL_ID: spec.model,
+                          A.SESSION_ID: run_id, A.GEN_AI_CONVERSATION_ID: episode_id}):
+        scope = tracing.span(f"invoke_agent {spec.scaffold}", SpanType.EPISODE, attributes,
+                             new_trace=True)
         span = scope.__enter__()
         try:
             with tempfile.TemporaryDirectory(prefix="shardscope-episode-") as workdir:
@@ -264,6 +275,7 @@ async def _attempt(
     try:
         instance = task.instantiate(workdir, spec.ablation)
         model = model_factory()
+        span.set(A.GEN_AI_REQUEST_MODEL, model.backend.model)  # what the backend will be sent
         episode = Episode(model, tracing, instance, resources.registry, scaffold.params, seed=spec.seed)
         result = await scaffold.run(episode)
     except Exception as exc:  # infrastructure failure: record it, the run goes on (an
