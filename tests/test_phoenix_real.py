@@ -151,9 +151,20 @@ def test_one_trace_per_episode(shown: Shown) -> None:
         assert agent["parent_id"] is None, f"{agent['name']} is not its trace's root"
         episode = _attr(agent, "shardscope.episode.id")
         assert {_attr(s, "shardscope.episode.id") for s in trace} == {episode}
-        assert _attr(agent, "session.id") == episode  # Phoenix groups the episode as a session
+        assert _attr(agent, "gen_ai.conversation.id") == episode
     in_episodes = {s["context"]["trace_id"] for s in shown.spans if s["span_kind"] in ("LLM", "TOOL")}
     assert in_episodes <= agent_traces
+
+
+def test_the_run_is_one_phoenix_session_of_episode_traces(shown: Shown) -> None:
+    """``session.id`` is the run id: Phoenix's Sessions page lists the run, one trace per episode."""
+    (run_id,) = {row["run_id"] for row in shown.episodes.values()}
+    sessions = shown.phoenix.get("/v1/projects/default/sessions", limit=1000)["data"]
+    assert [s["session_id"] for s in sessions] == [run_id]
+    traces = {t["trace_id"] for t in sessions[0]["traces"]}
+    agent_traces = {a["context"]["trace_id"] for a in _kind(shown.spans, "AGENT")}
+    assert agent_traces <= traces and len(agent_traces) == EPISODES
+    assert sessions[0]["token_count_prompt"] == sum(i for i, _ in shown.llm_tokens.values())
 
 
 def test_span_kinds_llm_tool_agent(shown: Shown) -> None:
@@ -224,27 +235,45 @@ def test_screenshot_of_a_trace_in_phoenix(shown: Shown, tmp_path: Path) -> None:
 
     project = shown.phoenix.get("/v1/projects")["data"][0]["id"]
     agent = next(a for a in _kind(shown.spans, "AGENT") if _attr(a, "shardscope.model.id") == "toy-a")
-    url = f"{shown.phoenix.url}/projects/{project}/traces/{agent['context']['trace_id']}"
+    trace = agent["context"]["trace_id"]
+    answer = next(s for s in _kind(shown.spans, "LLM") if s["context"]["trace_id"] == trace
+                  and _attr(s, "llm.output_messages.0.message.content") == "Final Answer: 5")
+    url = f"{shown.phoenix.url}/projects/{project}/traces/{trace}"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1600,1000", f"--user-data-dir={tmp_path / 'chrome'}"):
+                 "--no-first-run", "--window-size=1600,1200", f"--user-data-dir={tmp_path / 'chrome'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         driver.set_page_load_timeout(120)
-        driver.get(url)
-        expected = ["invoke_agent react-tools", "chat toy-a", "execute_tool add"]
-
-        def rendered() -> str | None:
-            text = driver.execute_script("return document.body.innerText")
-            return text if all(e in text for e in expected) else None
-
-        wait_until(rendered, lambda: f"the trace view at {url} to show {expected}", timeout=180)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shot = SHOTS / "phoenix-trace.png"
-        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-        print(f"screenshot: {shot}")
+        # the trace tree, then the final chat call selected: its messages in the detail pane
+        views = {"phoenix-trace.png": (url, ["invoke_agent react-tools", "chat toy-a",
+                                             "execute_tool add"]),
+                 "phoenix-llm-span.png": (f"{url}?selectedSpanNodeId={answer['id']}",
+                                          ["invoke_agent react-tools", "Final Answer: 5"])}
+        for name, (page, expected) in views.items():
+            driver.get(page)
+            _wait_for_text(driver, expected, page)
+            shot = SHOTS / name
+            assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+            (SHOTS / f"{shot.stem}.txt").write_text(driver.execute_script(
+                "return document.body.innerText"))
     finally:
         driver.quit()
+
+
+def _wait_for_text(driver: Any, expected: list[str], page: str) -> str:
+    """The page's text once every expected string is in it and it stayed the same for a poll."""
+    seen: list[str] = []
+
+    def rendered() -> str | None:
+        text = driver.execute_script("return document.body.innerText")
+        stable = bool(seen) and seen[-1] == text
+        seen.append(text)
+        return text if stable and all(e in text for e in expected) else None
+
+    return wait_until(rendered, lambda: f"{page} to show {expected}; it shows "
+                      f"{(seen or [''])[-1][:2000]!r}", timeout=180, interval=0.5)
