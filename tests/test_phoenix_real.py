@@ -93,6 +93,8 @@ def shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
                            lambda: f"{sent} spans in Phoenix (log: {phoenix.log})")
         episodes, tokens, stored = _store_facts(db)
         yield Shown(phoenix, spans, episodes, tokens, stats, stored)
+    SHOTS.mkdir(parents=True, exist_ok=True)  # kept for a look after the run, with the shots
+    shutil.copy(phoenix.log, SHOTS / "phoenix.log")
 
 
 def _run_matrix(db: Path, endpoint: str) -> dict[str, Any]:
@@ -249,9 +251,10 @@ def test_screenshot_of_a_trace_in_phoenix(shown: Shown, tmp_path: Path) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         driver.set_page_load_timeout(120)
-        # the trace tree, then the final chat call selected: its messages in the detail pane
-        views = {"phoenix-trace.png": (url, ["invoke_agent react-tools", "chat toy-a",
-                                             "execute_tool add"]),
+        # the trace tree with its agent span selected, then the final chat call: its messages
+        views = {"phoenix-trace.png": (f"{url}?selectedSpanNodeId={agent['id']}",
+                                       ["invoke_agent react-tools", "chat toy-a",
+                                        "execute_tool add", "Attributes"]),
                  "phoenix-llm-span.png": (f"{url}?selectedSpanNodeId={answer['id']}",
                                           ["invoke_agent react-tools", "Final Answer: 5"])}
         for name, (page, expected) in views.items():
