@@ -13,7 +13,7 @@ from shardscope.tracer.queries.status import describe_schema
 from shardscope.tracer.store import Store
 
 PUBLIC_VIEWS = ("episodes", "steps", "llm_calls", "tool_calls", "messages", "token_events",
-                "llm_attempts", "runs")
+                "llm_attempts", "runs", "genai_metrics")
 
 
 def test_schema_describes_every_column_of_every_view(demo_store: Path) -> None:

@@ -150,3 +150,17 @@ def test_metrics_go_out_over_otlp_with_the_spans(db_path: Path) -> None:
     # the conventions' bucket boundaries
     assert list(duration.histogram.data_points[0].explicit_bounds)[:3] == [0.01, 0.02, 0.04]
     assert names[A.METRIC_TOKEN_USAGE].unit == "{token}"
+
+
+def test_otel_metrics_exporter_none_turns_the_otlp_metrics_off(db_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    settings = Settings(db=db_path, exporters=("duckdb", "otlp"), otlp_endpoint="http://127.0.0.1:9")
+    tracing = setup_tracing(settings, strict=True)
+    assert tracing.metrics is None and tracing.meter_provider is None
+    tracing.shutdown()
+    monkeypatch.delenv("OTEL_METRICS_EXPORTER")
+    tracing = setup_tracing(settings)
+    assert tracing.metrics is not None
+    tracing.meter_provider.shutdown(timeout_millis=1000)  # nothing recorded: nothing to send
+    tracing.provider.shutdown()

@@ -111,6 +111,16 @@ _BY_VIEW: dict[str, dict[str, str]] = {
         "wait_s": "Seconds waited before the next attempt.",
         "duration_ms": "Wall time of the failed attempt in milliseconds.",
     },
+    "genai_metrics": {
+        "metric": "GenAI client metric: gen_ai.client.operation.duration, gen_ai.client.token.usage, "
+        "gen_ai.client.operation.time_to_first_chunk, gen_ai.client.operation.time_per_output_chunk.",
+        "unit": "The metric's unit: s or {token}.",
+        "value": "One data point (seconds or tokens).",
+        "token_type": "input or output (gen_ai.client.token.usage only).",
+        "operation": "gen_ai.operation.name of the call: chat or text_completion.",
+        "error_type": "error.type of a failed call (operation.duration only).",
+        "time": "When the data point was recorded: the call's end, or the chunk's arrival.",
+    },
     "runs": {
         "name": "The run's label (--name).",
         "status": "running, finished, interrupted or stale (its writer silent for over 60 s).",

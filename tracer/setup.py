@@ -155,7 +155,9 @@ def _otlp_url(settings: Settings, signal_path: str) -> str:
 
 
 def _metric_readers_for(settings: Settings) -> list[MetricReader]:
-    if "otlp" not in settings.exporters:
+    # OpenTelemetry's own switch: a backend that takes traces only (Langfuse) would answer
+    # every metrics export with an error.
+    if "otlp" not in settings.exporters or os.environ.get("OTEL_METRICS_EXPORTER") == "none":
         return []
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
