@@ -142,7 +142,7 @@ def test_qwen_calls_a_tool_in_text_and_gets_a_real_tool_call(catalog, tracing, d
     assert "<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>" in prompt
     assert second.text or second.tool_calls
     calls = rows(db_path, "SELECT finish_reasons, output_messages FROM llm_calls ORDER BY started_at")
-    assert json.loads(calls[0]["finish_reasons"]) == ["tool_calls"]
+    assert json.loads(calls[0]["finish_reasons"]) == ["tool_call"]  # the conventions' value on the span
     parts = json.loads(calls[0]["output_messages"])[0]["parts"]
     assert {"type": "tool_call", "id": call.id, "name": "add", "arguments": {"a": 17, "b": 25}} in parts
 

@@ -134,3 +134,30 @@ def test_finish_reason_mapping() -> None:
     assert A.finish_reason(None, True) == "tool_call"
     assert A.finish_reason(None, False) == "stop"
     assert A.finish_reason("recitation", False) == "recitation"  # unknown: kept, never null
+
+
+def test_the_collector_stores_our_episode_traces_as_the_pipeline_does(
+        tmp_path: Path, monkeypatch) -> None:
+    """A run exported over OTLP into `shardscope collect` gives the same episodes, each still
+    its own trace with its link, as the run's own store."""
+    from tests.helpers.collect import running_collector
+
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")  # the collector takes traces and logs
+    direct, collected = tmp_path / "direct.duckdb", tmp_path / "collected.duckdb"
+    with running_collector(collected) as collector:
+        settings = Settings(db=direct, exporters=("duckdb", "otlp"), otlp_endpoint=collector.url,
+                            flush_interval=0.1)
+        tracing = setup_tracing(settings, strict=True)
+        models = {n: TracedModel(ScriptedBackend(model=n, policy=_policy), tracing, model_id=n)
+                  for n in ("toy-a", "toy-b")}
+        asyncio.run(Runner(tracing, fakes.resources(models, tasks=2), progress=False).run(SPEC))
+        tracing.shutdown()
+    sql = ("SELECT episode_id, trace_id, span_id, run_id, model, outcome, steps, llm_calls, "
+           "tool_calls, scaffold_hash FROM episodes ORDER BY episode_id")
+    mine, theirs = read_frame(Store(direct), sql), read_frame(Store(collected), sql)
+    assert len(mine) == 8 and mine.equals(theirs)
+    links = read_frame(Store(collected), "SELECT links FROM spans WHERE span_type = 'episode'")
+    (run_span,) = read_frame(Store(collected), "SELECT span_id FROM spans WHERE span_type = 'run'").span_id
+    assert {json.loads(text)[0]["span_id"] for text in links.links} == {run_span}
+    trace = load_trace(Store(collected), mine.episode_id[0])
+    assert trace is not None and len(trace.spans) == 6
