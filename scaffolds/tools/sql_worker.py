@@ -236,6 +236,7 @@ class WorkerPool:
         self._start = start
         self._idle: dict[int, list[QueryWorker]] = {}
         self._lock = threading.Lock()
+        self._closed = False
         self.started = 0
 
     def ask(self, memory_mb: int, job: dict[str, Any], timeout_s: float) -> Completed:
@@ -247,6 +248,7 @@ class WorkerPool:
 
     def _take(self, memory_mb: int) -> QueryWorker:
         with self._lock:
+            self._closed = False
             idle = self._idle.setdefault(memory_mb, [])
             while idle:
                 worker = idle.pop()
@@ -259,14 +261,16 @@ class WorkerPool:
     def _give(self, worker: QueryWorker) -> None:
         with self._lock:
             idle = self._idle.setdefault(worker.memory_mb, [])
-            if worker.alive() and len(idle) < MAX_IDLE:
+            if worker.alive() and len(idle) < MAX_IDLE and not self._closed:
                 idle.append(worker)
                 return
         worker.close()
 
     def close(self) -> None:
-        """Stop every idle worker (a worker lent out is stopped when it comes back)."""
+        """Stop every idle worker (a worker lent out is stopped when it comes back); a later
+        query starts a new one."""
         with self._lock:
+            self._closed = True
             workers = [w for idle in self._idle.values() for w in idle]
             self._idle.clear()
         for worker in workers:
