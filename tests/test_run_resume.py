@@ -2,9 +2,10 @@
 store, with the real openai client against a loopback OpenAI-compatible server (issue 16:
 the "Late" bullet of finding 9, and finding 7).
 
-The server answers by task: in the first run the tasks about Alda and Bram get HTTP 500 on
-every attempt (infrastructure errors: the episodes end `error` after the retries), the other
-two get a wrong answer (model failures). Then the server answers every task right."""
+The server answers by task: in the first run the task about Alda gets HTTP 500 on every
+attempt and the one about Bram answers after the call timeout (infrastructure errors: both
+episodes end `error` after the retries), the other two get a wrong answer (model failures).
+Then the server answers every task right, at once."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ import pytest
 from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 from tests.helpers.wait import wait_until
-from tests.servers.fake_provider import FakeProvider, Recorded, Reply, ok, status
+from tests.servers.fake_provider import FakeProvider, Recorded, Reply, ok, slow, status
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWERS = {"Alda": "12", "Bram": "75", "coins": "24", "Edda": "34"}  # arith-001 .. 004
-BROKEN = ("Alda", "Bram")  # 500 on every attempt in the first run
+BROKEN = ("Alda", "Bram")  # a 500 / a call timeout on every attempt in the first run
 TASK_OF = {"Alda": "arith-001", "Bram": "arith-002", "coins": "arith-003", "Edda": "arith-004"}
 RUN = ("run", "-s", "arithmetic", "-m", "fake", "-a", "react-tools", "--limit", "4",
        "--no-progress")
@@ -53,7 +54,9 @@ class ByTask(FakeProvider):
             self.requests.append(recorded)
             self.asked.append(word)
         if not self.healed:
-            return status(500, "the server is down") if word in BROKEN else ok("7")
+            if word == "Alda":
+                return status(500, "the server is down")
+            return slow(5.0, text=ANSWERS[word]) if word == "Bram" else ok("7")
         return ok(ANSWERS[word], gate=self.gate)
 
 
@@ -75,6 +78,7 @@ def _env(tmp_path: Path, provider: ByTask) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHARDSCOPE_")
            or k == "SHARDSCOPE_STRICT_TRACING"}
     env.update(SHARDSCOPE_MODELS_FILE=str(catalog), SHARDSCOPE_DB=str(tmp_path / "s.duckdb"),
+               SHARDSCOPE_CALL_TIMEOUT="1", SHARDSCOPE_CALL_TIMEOUT_PER_TOKEN="0.001",
                COLUMNS="200")
     return env
 
