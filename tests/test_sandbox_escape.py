@@ -312,3 +312,44 @@ def test_without_bubblewrap_it_falls_back_loudly(
     assert any("WITHOUT a sandbox" in r.getMessage() for r in caplog.records)
     run = run_pytest(tmp_path, None, _ctx(tmp_path))
     assert not run.done.sandboxed and (run.verdict.ran, run.verdict.passed) == (2, 1)
+
+
+def test_limits_are_set_inside_the_child_not_by_preexec_fn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``preexec_fn`` (unsafe in a threaded process, finding 6): every process the tools
+    start is spawned without one, and the tests still run under the limits (read from
+    /proc/self/limits inside them)."""
+    import subprocess
+
+    spawned: list[dict[str, object]] = []
+    real_popen = subprocess.Popen
+
+    class Recording(real_popen):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            spawned.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    run = _pytest(
+        tmp_path,
+        "def test_limits():\n"
+        "    limits = open('/proc/self/limits').read()\n"
+        "    line = next(ln for ln in limits.splitlines() if ln.startswith('Max address space'))\n"
+        f"    assert line.split()[3] == str({512 * 1024 * 1024}), line\n"
+        "    line = next(ln for ln in limits.splitlines() if ln.startswith('Max processes'))\n"
+        f"    assert line.split()[2] == '{sandbox.MAX_PROCESSES}', line\n",
+    )
+    assert run.verdict.all_passed, (run.verdict, run.done.output)
+    database = tmp_path / "d.duckdb"
+    import duckdb
+
+    duckdb.connect(str(database)).close()
+    tool = default_registry().get("sql")
+    try:
+        assert tool.run({"query": "SELECT 1"}, ToolContext(workdir=tmp_path,
+                                                           dataset_path=database)).ok
+    finally:
+        tool.close()  # type: ignore[attr-defined]
+    assert len(spawned) >= 2, spawned  # the tests' sandbox and the sql worker at least
+    assert all(kwargs.get("preexec_fn") is None for kwargs in spawned), spawned

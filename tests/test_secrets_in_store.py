@@ -86,3 +86,58 @@ def test_token_stream_redaction_keeps_one_entry_per_token() -> None:
     assert redactor.tokens(tokens) == ["say ", REDACTED, "", "", " ok"]
     assert redactor.tokens(["a", "b"]) == ["a", "b"]
     assert redactor.text("Bearer sk-proj-" + "Q" * 20) == "Bearer " + REDACTED
+
+
+def test_collect_stores_no_key_sent_over_otlp(db_path: Path) -> None:
+    """`shardscope collect` (the real CLI) receives spans from the real OTel SDK over OTLP/HTTP
+    carrying keys in attributes, a status, and token streams one piece per event, case-changed;
+    no key is in any stored text, any rebuilt token stream, or the store file (finding 3)."""
+    import signal
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    from tests.test_collector_cli import _start
+
+    known = f"vendorkey{secrets.token_hex(10)}"  # in the collector's environment, no shape
+    shaped = f"sk-proj-{secrets.token_hex(16)}"  # a common key shape, in no environment
+    process, port, _ = _start(db_path, "--no-grpc", env={"VENDOR_API_KEY": known})
+    try:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")))
+        tracer = provider.get_tracer("someone-elses-agent")
+        answer = f"keys: {known.upper()} and {shaped.swapcase()} end"
+        with tracer.start_as_current_span("chat m", attributes={
+            "shardscope.span.type": "llm_call", "gen_ai.operation.name": "chat",
+            "gen_ai.output.messages": f'[{{"role":"assistant","parts":[{{"type":"text",'
+                                      f'"content":"{answer}"}}]}}]',
+        }) as span:
+            for index, start in enumerate(range(0, len(answer), 3)):
+                span.add_event("shardscope.token", {"shardscope.token.index": index,
+                                                    "shardscope.token.text": answer[start:start + 3]})
+            for start in range(0, len(answer), 4):  # another instrumentation's chunk events
+                span.add_event("gen_ai.choice.chunk", {"content": answer[start:start + 4]})
+            span.set_status(Status(StatusCode.ERROR, f"rejected {known.capitalize()}"))
+        provider.shutdown()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and "stopped: 1 spans" in out, out
+
+    streams = _stored_streams(db_path)
+    assert streams == [f"keys: {REDACTED} and {REDACTED} end"], streams
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        chunks = con.execute("SELECT string_agg(attributes->>'$.content', '' ORDER BY seq) "
+                             "FROM span_events WHERE name = 'gen_ai.choice.chunk'").fetchone()
+    finally:
+        con.close()
+    assert chunks == (f"keys: {REDACTED} and {REDACTED} end",)
+    texts = [v.lower() for values in text_cells(db_path).values() for v in values]
+    raw = db_path.read_bytes().lower()
+    for key in (known, shaped):
+        assert not [t for t in texts if key.lower() in t]
+        assert key.lower().encode() not in raw

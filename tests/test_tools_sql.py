@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -11,7 +16,7 @@ from shardscope.scaffolds.tools import ToolContext, default_registry
 
 
 @pytest.fixture
-def sql(tmp_path: Path):
+def sql(tmp_path: Path) -> Iterator[Any]:
     database = tmp_path / "data.duckdb"
     con = duckdb.connect(str(database))
     con.execute(
@@ -26,7 +31,9 @@ def sql(tmp_path: Path):
         return tool.run({"query": query}, ctx)
 
     run.database = database  # type: ignore[attr-defined]
-    return run
+    run.tool = tool  # type: ignore[attr-defined]
+    yield run
+    tool.close()
 
 
 def test_select_returns_a_readable_table(sql) -> None:
@@ -128,7 +135,9 @@ from shardscope.scaffolds.tools import ToolContext, default_registry
 database = Path(sys.argv[1])
 duckdb.connect(str(database)).execute("CREATE TABLE t AS SELECT range AS i FROM range(10)").close()
 ctx = ToolContext(workdir=database.parent, dataset_path=database, memory_mb=512, timeout_s=60)
-result = default_registry().get("sql").run({"query": sys.argv[2]}, ctx)
+tool = default_registry().get("sql")
+result = tool.run({"query": sys.argv[2]}, ctx)
+tool.close()  # its worker ends and is waited for: RUSAGE_CHILDREN then counts it
 print(json.dumps({
     "ok": result.ok, "error_type": result.error_type, "output": result.output,
     # VmHWM, not RUSAGE_SELF: Linux folds the pre-exec image's peak into ru_maxrss across
@@ -170,3 +179,62 @@ def test_a_large_sort_still_runs_under_the_limit(tmp_path: Path) -> None:
     assert measured["ok"], measured
     assert measured["output"].splitlines()[1] == "4000000 | 3996001"
     assert measured["query_mb"] < 512 + 256, measured
+
+
+# --- the long-lived worker (one process answers many queries; replaced when it fails) --------
+def _worker_pids(tool: Any) -> set[int]:
+    return {w.pid for idle in tool.workers._idle.values() for w in idle}
+
+
+def test_one_worker_answers_query_after_query(sql) -> None:
+    answers = [sql(f"SELECT count(*) FROM farmers WHERE id < {n}").output.splitlines()[1]
+               for n in (1, 10, 100, 250)]
+    assert answers == ["1", "10", "100", "250"]
+    assert sql.tool.workers.started == 1 and len(_worker_pids(sql.tool)) == 1
+
+
+def test_a_worker_that_ran_out_of_memory_is_replaced(sql) -> None:
+    assert sql("SELECT 1", memory_mb=256).ok
+    (before,) = _worker_pids(sql.tool)
+    huge = sql("SELECT length(repeat('x', 1500000000))", memory_mb=256, timeout_s=30)
+    assert huge.error_type == "memory_limit", huge
+    after = sql("SELECT count(*) FROM farmers", memory_mb=256, timeout_s=30)
+    assert after.output.splitlines()[1] == "250"
+    assert _worker_pids(sql.tool) != {before} and sql.tool.workers.started == 2
+
+
+def test_a_killed_worker_is_a_clear_error_and_the_next_query_gets_a_new_one(sql) -> None:
+    assert sql("SELECT 1").ok
+    (pid,) = _worker_pids(sql.tool)
+    threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+    # 10^14 rows: the kill ends it, long before the 60 s limit
+    crashed = sql("SELECT sum(a.range * b.range) FROM range(100000000) a, range(1000000) b",
+                  timeout_s=60)
+    assert crashed.error_type == "sql_error" and "query process failed" in (
+        crashed.error_message or ""), crashed
+    assert sql("SELECT count(*) FROM farmers").output.splitlines()[1] == "250"
+    assert _worker_pids(sql.tool) != {pid} and sql.tool.workers.started == 2
+
+
+def test_a_worker_that_stops_answering_is_killed_at_its_deadline(sql) -> None:
+    assert sql("SELECT 1").ok
+    (pid,) = _worker_pids(sql.tool)
+    os.kill(pid, signal.SIGSTOP)  # no interrupt inside it can run: only the outside deadline
+    hung = sql("SELECT 1", timeout_s=0.5)
+    assert hung.error_type == "timeout", hung
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
+    assert sql("SELECT count(*) FROM farmers").output.splitlines()[1] == "250"
+
+
+def test_concurrent_episodes_get_workers_of_their_own(sql) -> None:
+    results: list[Any] = []
+    slow = "SELECT count(*) FROM range(30000000) a WHERE a.range % 7 = 0"
+    threads = [threading.Thread(target=lambda: results.append(sql(slow, timeout_s=60)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.output.splitlines()[1] for r in results] == ["4285715", "4285715"]
+    assert sql.tool.workers.started == 2 and len(_worker_pids(sql.tool)) == 2

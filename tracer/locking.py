@@ -101,7 +101,11 @@ class StoreLock:
 
 class RunLock:
     """Held by the one process running (or resuming) a run: ``<db>.run-<id>.lock`` holds
-    that process's pid and host, so a second one is refused with a message naming it."""
+    that process's pid and host, so a second one is refused with a message naming it.
+
+    The file is removed on release. A process that opened it just before then holds a lock
+    on a file that is gone, so after taking the lock each checks that the path still names
+    the file it locked, and starts over if not."""
 
     def __init__(self, db_path: Path, run_id: str) -> None:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)
@@ -110,22 +114,28 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise StoreBusyError(
-                f"run {self.run_id} is already being run by {holder}: resuming it twice would "
-                "run its tasks twice. Wait for that process to finish, or stop it first"
-            ) from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise StoreBusyError(
+                    f"run {self.run_id} is already being run by {holder}: running it twice "
+                    "would run its tasks twice. Wait for that process to finish, or stop it first"
+                ) from None
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # released and removed by its last holder meanwhile: start over
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode())
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)  # while still held: nobody else can be holding it
             os.close(self._fd)
             self._fd = None
 
@@ -135,6 +145,15 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 def _open_lock_file(path: Path) -> int | None:

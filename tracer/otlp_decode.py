@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pyarrow as pa
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -198,6 +199,14 @@ def _ns(value: int, what: str) -> int:
     return value
 
 
+def _loads(raw: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # NaN, Infinity, ints beyond 64 bits: the stdlib's JSON
+        value = json.loads(raw)
+    return value if isinstance(value, dict) else {}
+
+
 def _hex_id(raw: bytes, size: int, what: str, *, optional: bool = False) -> str | None:
     if optional and (not raw or raw == bytes(size)):
         return None
@@ -264,6 +273,19 @@ class Decoder:
                 fragments[key] = (encoded.encode("utf-8") if isinstance(encoded, str)
                                   else encoded)[1:-1]
         return b"{" + b",".join(fragments.values()) + b"}", True
+
+    def redact_streams(self, events: list[tuple[int, str, bytes, int]]
+                       ) -> list[tuple[int, str, bytes, int]]:
+        """A span's events with each stream (a token stream: one token per event) redacted
+        as the text it spells (:meth:`Redactor.streams`)."""
+        parsed = [_loads(raw) for _, _, raw, _ in events]
+        changed = self.redactor.streams([name for _, name, _, _ in events], parsed)
+        out = list(events)
+        for i in changed:
+            encoded = encode_attributes(parsed[i])
+            raw = encoded.encode("utf-8") if isinstance(encoded, str) else encoded
+            out[i] = (events[i][0], events[i][1], raw, events[i][3])
+        return out
 
     def _name(self, name: str) -> str:
         cached = self._names.get(name)
@@ -434,6 +456,8 @@ class _SpanRows:
              d.attributes_json(e.attributes), e.dropped_attributes_count)
             for e in s.events
         ]
+        if len(events) > 1:
+            events = d.redact_streams(events)
         links = [self._link(raw) for raw in s.links] if s.links else None
         is_root = not parent or parent == _ZERO_SPAN_ID
         attributes, foreign = d.span_attributes(s, start, is_root, events)

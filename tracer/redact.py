@@ -77,6 +77,27 @@ class Redactor:
             start = end
         return out
 
+    def streams(self, names: Sequence[str], records: Sequence[dict[str, Any]]) -> set[int]:
+        """Redact, in place, each stream in a span's events: the values of one string
+        attribute across the events of one name, in order, redacted as the text they spell
+        together (:meth:`tokens`), so a key sent one token per event is caught. Returns the
+        indexes of the records changed."""
+        streams: dict[tuple[str, str], list[int]] = {}
+        for index, (name, record) in enumerate(zip(names, records, strict=True)):
+            for key, value in record.items():
+                if isinstance(value, str):
+                    streams.setdefault((name, key), []).append(index)
+        changed: set[int] = set()
+        for (_, key), indexes in streams.items():
+            if len(indexes) < 2:
+                continue
+            texts = [records[i][key] for i in indexes]
+            for i, old, new in zip(indexes, texts, self.tokens(texts), strict=True):
+                if new != old:
+                    records[i][key] = new
+                    changed.add(i)
+        return changed
+
     def value(self, value: Any) -> Any:
         """Redact strings inside an attribute value (str, sequences, mappings)."""
         if isinstance(value, str):

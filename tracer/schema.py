@@ -157,11 +157,15 @@ def _episode_view_columns() -> str:
 
 # An attempt abandoned (interrupted, or its process killed) keeps its spans in `spans`; the
 # views below leave them out. An id is abandoned when an `abandoned_episode` marker names it
-# and no episode span does (a marker never hides an attempt that did finish). Both sides scan
+# and no episode span does (a marker never hides an attempt that did finish), or when its
+# marker says `retried`: an attempt that finished in an infrastructure error and was run
+# again by `--resume --retry-errors` leaves every view, `episodes` included. Both sides scan
 # one promoted column for a few thousand rows, so the filter is cheap on 1M spans.
+_MARKED = "SELECT episode_id FROM spans WHERE span_type = 'abandoned_episode' AND episode_id IS NOT NULL"
 _ABANDONED = (
-    "SELECT episode_id FROM spans WHERE span_type = 'abandoned_episode' AND episode_id IS NOT NULL "
-    "EXCEPT SELECT episode_id FROM spans WHERE span_type = 'episode' AND episode_id IS NOT NULL"
+    f"({_MARKED} EXCEPT SELECT episode_id FROM spans WHERE span_type = 'episode' "
+    f"AND episode_id IS NOT NULL) UNION ({_MARKED} AND "
+    f"attributes->>'$.\"{A.EPISODE_ABANDONED_REASON}\"' = '{A.AbandonReason.RETRIED}')"
 )
 
 
@@ -214,6 +218,7 @@ FROM ({EPISODE_ROW_SQL}) e
 LEFT JOIN llm l USING (episode_id)
 LEFT JOIN tools t USING (episode_id)
 LEFT JOIN step_spans s USING (episode_id)
+WHERE {_kept("e.")}
 """,
     "steps": f"""
 WITH llm AS (

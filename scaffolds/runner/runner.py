@@ -127,7 +127,7 @@ class Runner:
         kept = [e for e in episodes if e.key not in reused_keys]
         reused, episodes = len(episodes) - len(kept), kept
         todo = [e for e in episodes if e.key not in done_keys]
-        run_id = run_id or _new_run_id()
+        run_id = run_id or new_run_id()
         report = RunReport(run_id, planned=len(episodes), skipped=len(episodes) - len(todo),
                            reused=reused)
         self.last_report = report
@@ -331,5 +331,6 @@ def _shard_kind(task: Task, ablation: Ablation | None) -> str | None:
     return next((s.kind for s in task.shards if s.name == ablation.shard), None)
 
 
-def _new_run_id() -> str:
+def new_run_id() -> str:
+    """A new run's id: its start time and a random suffix."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]

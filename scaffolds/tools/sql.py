@@ -4,72 +4,31 @@ Three locks on the door: only SELECT-like statements are accepted, the file is o
 ``read_only=True``, and external access (files, URLs, extensions) is disabled and the
 configuration locked. A timer thread interrupts a query that runs past the timeout.
 
-The query runs in a child process, because DuckDB's ``memory_limit`` only bounds its buffer
-manager: ``SELECT repeat('x', 1500000000)`` took this process to 2.9 GB under a 512 MB limit
-(measured). The child has ``memory_limit = memory_mb``, one thread, a private spill directory
-capped at ``memory_mb``, and an address-space limit (``RLIMIT_AS``) of ``memory_mb`` plus
-the ~770 MB of address space Python and DuckDB reserve before any query (VmPeak measured
-766,060 kB); the run process's own memory is not touched by the query at all.
+The query runs in a separate, long-lived worker process (:mod:`.sql_worker`), because
+DuckDB's ``memory_limit`` only bounds its buffer manager: ``SELECT repeat('x', 1500000000)``
+took this process to 2.9 GB under a 512 MB limit (measured). The worker has ``memory_limit =
+memory_mb``, one thread, a private spill directory capped at ``memory_mb``, an address-space
+limit (``RLIMIT_AS``) of ``memory_mb`` plus the ~770 MB Python and DuckDB reserve before any
+query, and a CPU budget per query; the run process's own memory is not touched by the query
+at all. A worker that crashed, timed out or ran out of memory is replaced for the next query.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from shardscope.scaffolds.tools.base import Tool, ToolContext, ToolResult, truncate
-from shardscope.scaffolds.tools.sandbox import (
-    Completed,
-    child_env,
-    run_worker,
-)
+from shardscope.scaffolds.tools.sandbox import Completed
+from shardscope.scaffolds.tools.sql_worker import WorkerPool
 from shardscope.scaffolds.types import ToolSpec
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 MAX_QUERY_CHARS = 5000
-RUNTIME_ADDRESS_SPACE_MB = 768  # what the child reserves before the query (see above)
-_STARTUP_GRACE_S = 20.0  # past the query's own timeout, for the child to start and report
-
-# The child: opens the dataset locked down, runs one query, prints one JSON document.
-_WORKER = r"""
-import json, resource, sys, threading
-job = json.loads(sys.argv[1])
-for name, value in job["limits"].items():
-    resource.setrlimit(getattr(resource, name), (value, value))
-import duckdb
-
-def cell(value, limit):
-    text = "NULL" if value is None else format(value, ".10g") if isinstance(value, float) else str(value)
-    return text[:limit]
-
-def tables(con):
-    found = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
-    ).fetchall()
-    return [name for (name,) in found]
-
-con = duckdb.connect(job["path"], read_only=True, config=job["config"])
-con.execute("SET lock_configuration = true")
-timer = threading.Timer(job["timeout_s"], con.interrupt)
-timer.start()
-try:
-    cursor = con.execute(job["query"])
-    columns = [d[0] for d in cursor.description or ()]
-    rows = [[cell(v, job["cell_chars"]) for v in row] for row in cursor.fetchmany(job["rows"])]
-    out = {"columns": columns, "rows": rows}
-except duckdb.Error as exc:
-    out = {"error": type(exc).__name__, "message": str(exc)}
-    if isinstance(exc, duckdb.CatalogException):
-        out["tables"] = tables(con)
-finally:
-    timer.cancel()
-print(json.dumps(out))
-"""
 
 
 class SqlQuery(Tool):
@@ -89,6 +48,15 @@ class SqlQuery(Tool):
         },
     )
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.workers = WorkerPool()
+        weakref.finalize(self, self.workers.close)  # also at exit: no worker outlives us
+
+    def close(self) -> None:
+        """Stop the idle query workers (the next query starts a new one)."""
+        self.workers.close()
+
     def execute(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolResult:
         if ctx.dataset_path is None or not ctx.dataset_path.exists():
             return ToolResult.fail("no_dataset", "there is no dataset to query in this task")
@@ -96,7 +64,7 @@ class SqlQuery(Tool):
         refusal = _refusal(query)
         if refusal is not None:
             return ToolResult.fail("not_read_only", refusal)
-        return _run(ctx.dataset_path, query, ctx)
+        return _run(self.workers, ctx.dataset_path, query, ctx)
 
 
 def _refusal(query: str) -> str | None:
@@ -114,47 +82,15 @@ def _refusal(query: str) -> str | None:
     return None
 
 
-def _run(dataset: Path, query: str, ctx: ToolContext) -> ToolResult:
-    with tempfile.TemporaryDirectory(prefix="shardscope-sql-") as scratch:
-        # DuckDB allows file access inside its temp_directory: not the child's cwd, then
-        spill = Path(scratch) / "spill"
-        job = {
-            "path": str(dataset.resolve()),
-            "query": query,
-            "timeout_s": ctx.timeout_s,
-            "rows": ctx.max_rows + 1,
-            "cell_chars": ctx.max_output_chars,
-            "config": connection_config(ctx.memory_mb, spill),
-            "limits": _limits(ctx),
-        }
-        done = run_worker(
-            [sys.executable, "-c", _WORKER, json.dumps(job)],
-            Path(scratch),
-            timeout_s=ctx.timeout_s + _STARTUP_GRACE_S,
-            env=child_env(scratch),
-        )
-    return _result(done, ctx)
-
-
-def _limits(ctx: ToolContext) -> dict[str, int]:
-    memory = (ctx.memory_mb + RUNTIME_ADDRESS_SPACE_MB) * 1024 * 1024
-    cpu = int(ctx.timeout_s + _STARTUP_GRACE_S)
-    return {
-        "RLIMIT_AS": memory,
-        "RLIMIT_CPU": cpu,
-        "RLIMIT_CORE": 0,
+def _run(workers: WorkerPool, dataset: Path, query: str, ctx: ToolContext) -> ToolResult:
+    job = {
+        "path": str(dataset.resolve()),
+        "query": query,
+        "timeout_s": ctx.timeout_s,
+        "rows": ctx.max_rows + 1,
+        "cell_chars": ctx.max_output_chars,
     }
-
-
-def connection_config(memory_mb: int, spill: Path) -> dict[str, Any]:
-    """The DuckDB settings of the query's connection: locked down and bounded."""
-    return {
-        "enable_external_access": False,
-        "threads": 1,
-        "memory_limit": f"{memory_mb}MB",
-        "temp_directory": str(spill),
-        "max_temp_directory_size": f"{memory_mb}MB",
-    }
+    return _result(workers.ask(ctx.memory_mb, job, ctx.timeout_s), ctx)
 
 
 def _result(done: Completed, ctx: ToolContext) -> ToolResult:

@@ -15,7 +15,13 @@ from shardscope.config.settings import Settings, load_settings
 from shardscope.scaffolds.runner.hashes import HashChange, current_hashes, hash_changes
 from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
 from shardscope.scaffolds.runner.resources import default_resources
-from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport, mark_abandoned
+from shardscope.scaffolds.runner.runner import (
+    Resources,
+    Runner,
+    RunReport,
+    mark_abandoned,
+    new_run_id,
+)
 from shardscope.tracer import attributes as A
 from shardscope.tracer.locking import RunLock
 from shardscope.tracer.queries.runs import (
@@ -53,8 +59,8 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
             progress: bool = True, show_influence: bool = False) -> int:
     """Run (or resume) a matrix into the store; print the summary and where to look next.
 
-    The store is checked before anything runs. A resumed run is held under a per-run lock (a
-    second resume of it is refused, naming the process). A resumed run whose stored episodes
+    The store is checked before anything runs. A run, fresh or resumed, is held under a
+    per-run lock (a resume of it meanwhile is refused, naming the process). A resumed run whose stored episodes
     ran under another scaffold hash than the current code's is refused (ConfigError), unless
     ``accept_changed_scaffolds``: then those episodes count as done. ``retry_errors`` runs
     again the episodes that ended in infrastructure errors. Returns the exit code: 0, 130
@@ -62,14 +68,17 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
     store = Store(settings.db, settings.lock_timeout)
     store.check_usable()  # before any episode is paid for
     if resume_run is None:
-        return _execute(store, _Resume(spec), settings, progress, show_influence)
+        # held by a fresh run too: a `--resume latest` meanwhile is refused, naming this process
+        run_id = new_run_id()
+        with RunLock(store.path, run_id):
+            return _execute(store, _Resume(spec), settings, progress, show_influence, run_id)
     with RunLock(store.path, _resume_id(store, resume_run)) as lock:
         target = _resume_target(store, lock.run_id, accept_changed_scaffolds, retry_errors)
         return _execute(store, target, settings, progress, show_influence)
 
 
 def _execute(store: Store, target: _Resume, settings: Settings, progress: bool,
-             show_influence: bool) -> int:
+             show_influence: bool, fresh_id: str | None = None) -> int:
     spec = target.spec
     assert spec is not None
     for change in target.accepted:
@@ -94,7 +103,8 @@ def _execute(store: Store, target: _Resume, settings: Settings, progress: bool,
         if spec.reuse_baselines:
             _note_changed_baselines(store, spec, runner, resources, reused | target.done)
         _mark_retried(tracing, target)
-        report = asyncio.run(runner.run(spec, run_id=target.run_id, done_keys=target.done,
+        report = asyncio.run(runner.run(spec, run_id=target.run_id or fresh_id,
+                                        done_keys=target.done,
                                         reused_keys=reused, orphans=target.orphans))
     except KeyboardInterrupt:
         report = runner.last_report

@@ -15,8 +15,11 @@ answer is ``b"T"`` + Arrow IPC stream, or ``b"E"`` + JSON ``{"type", "message"}`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import resource
 import select
 import signal
 import struct
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 import pyarrow as pa
@@ -161,7 +165,11 @@ def _answer(request: dict[str, Any], stores: dict[tuple[str, float], Store]) -> 
     store = stores.setdefault(key, Store(*key))
     limits = SqlLimits(float(request["timeout"]), str(request["memory_limit"]))
     try:
-        table = run_sql(store, str(request["sql"]), max_rows=request["max_rows"], limits=limits)
+        with address_space_limit(limits.memory_limit):
+            table = run_sql(store, str(request["sql"]), max_rows=request["max_rows"],
+                            limits=limits)
+    except MemoryError:
+        return b"E" + json.dumps({"type": "QueryError", "message": _OUT_OF_MEMORY}).encode()
     except ShardscopeError as exc:
         return b"E" + json.dumps({"type": type(exc).__name__, "message": str(exc)}).encode()
     except Exception as exc:
@@ -172,6 +180,43 @@ def _answer(request: dict[str, Any], stores: dict[tuple[str, float], Store]) -> 
         writer.write_table(table)
     body: bytes = sink.getvalue().to_pybytes()
     return b"T" + body
+
+
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+# Past DuckDB's memory_limit, what a query may add to the worker's address space (DuckDB's
+# allocations outside its buffer manager, the Arrow copy of the result).
+HEADROOM_BYTES = 1 << 30
+_OUT_OF_MEMORY = ("the query needed more memory than the worker allows (setting "
+                  "sql_memory_limit, SHARDSCOPE_SQL_MEMORY_LIMIT, plus 1 GiB): aggregate more, or "
+                  "select fewer or smaller values")
+
+
+def memory_bytes(size: str) -> int:
+    """Bytes in a setting such as ``512MB`` or ``2 GiB`` (already checked by Settings)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", size.lower())
+    if match is None or match.group(2) not in _UNITS:
+        raise QueryError(f"sql_memory_limit must be a size such as 512MB or 2GB, got {size!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@contextlib.contextmanager
+def address_space_limit(memory_limit: str) -> Iterator[None]:
+    """For one query in the worker: a soft ``RLIMIT_AS`` of the address space it holds now
+    plus ``memory_limit`` plus HEADROOM_BYTES. DuckDB's memory_limit bounds only its buffer
+    manager: ``SELECT length(repeat('x', 1500000000))`` grew a process to 2.9 GB under a
+    512 MB limit, and cannot be interrupted; under this limit it fails at once."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        held = next(int(ln.split()[1]) * 1024 for ln in status if ln.startswith("VmSize:"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = held + memory_bytes(memory_limit) + HEADROOM_BYTES
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from shardscope.ui import charts, data, widgets
 EXAMPLES = {q.title: q.sql.strip() for q in EXAMPLE_QUERIES}
 SQL_KEY = "sql_text"
 SUBMITTED = "sql_submitted"  # (sql, max_rows, store version when Run was pressed, time)
+FAILED = "sql_failed"  # (the submitted tuple that failed, its message)
 
 
 def render() -> None:
@@ -74,9 +75,16 @@ def _results(ctx: data.Context) -> None:
         st.info("Pick an example or write a query, then press Run.")
         return
     sql, max_rows, version, at = submitted
+    failed = st.session_state.get(FAILED)
+    if failed is not None and failed[0] == submitted:
+        # a failed query is not cached: without this every rerun (any click) would run it
+        # again, up to its time limit, or crash its worker again
+        st.error(failed[1], icon=":material/error:")
+        return
     try:
         frame, truncated = data.sql(ctx.path, version, sql, max_rows)
     except StoreError as exc:  # QueryError, or the store busy or gone since the page loaded
+        st.session_state[FAILED] = (submitted, f"Query failed: {exc}")
         st.error(f"Query failed: {exc}", icon=":material/error:")
         return
     note = f"{len(frame):,} rows" + (f" (stopped at {max_rows:,})" if truncated else "")
