@@ -137,11 +137,12 @@ def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
     or ``action`` holding each step's stored action, ``protocol_error`` and ``output``)."""
     column = "action_json" if "action_json" in steps else "action"
     ordered = steps.sort_values(["episode_id", "step_index"], kind="stable")
-    outputs = ordered["output"] if "output" in ordered else [None] * len(ordered)
+    outputs = ordered["output"].tolist() if "output" in ordered else [None] * len(ordered)
     out: dict[str, list[Action]] = {}
+    # Plain lists: iterating Arrow-backed columns element by element costs ~4 us per value.
     for episode, index, raw, error, text in zip(
-            ordered["episode_id"], ordered["step_index"], ordered[column],
-            ordered["protocol_error"], outputs, strict=True):
+            ordered["episode_id"].tolist(), ordered["step_index"].tolist(),
+            ordered[column].tolist(), ordered["protocol_error"].tolist(), outputs, strict=True):
         error = error if isinstance(error, str) else None
         if isinstance(raw, Mapping):
             kind, tool, detail = _classify(StepAction.from_json(raw), error)
@@ -157,7 +158,8 @@ def tool_paths(calls: pd.DataFrame, stepped: Collection[str]) -> dict[str, list[
     by other instrumentations record tool spans but no scaffold steps); ``calls`` is a
     ``tool_calls_of`` frame, in order."""
     out: dict[str, list[Action]] = {}
-    for episode, tool in zip(calls["episode_id"], calls["tool_name"], strict=True):
+    for episode, tool in zip(calls["episode_id"].tolist(), calls["tool_name"].tolist(),
+                             strict=True):
         if episode not in stepped:
             path = out.setdefault(episode, [])
             path.append(Action("tool", tool if isinstance(tool, str) else None, "", len(path)))
