@@ -92,8 +92,10 @@ STEPS_SQL = """
 SELECT episode_id, step_index, CAST(action AS VARCHAR) AS action_json, protocol_error, output
 FROM typed_steps WHERE episode_id IN (SELECT unnest($ids)) ORDER BY episode_id, step_index
 """
+# Only what a comparison reads (the tool profile, paths, counts): span ids and times of 50k
+# calls would cost more to convert than the query itself.
 TOOL_CALLS_SQL = """
-SELECT span_id, episode_id, step_index, model, tool_name, error_type, started_at, ok
+SELECT episode_id, step_index, model, tool_name, error_type, ok
 FROM typed_tool_calls WHERE episode_id IN (SELECT unnest($ids))
 ORDER BY episode_id, step_index, started_at
 """
