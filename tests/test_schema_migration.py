@@ -158,3 +158,20 @@ def test_any_split_of_the_spans_into_batches_gives_the_same_views(tmp_path: Path
                        ).fetchone() == (True,)  # episodes really were split
     _assert_views_as_in_v2(con)
     con.close()
+
+
+def test_the_first_query_on_a_v2_store_migrates_it_with_a_progress_bar(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "v2.duckdb"
+    spans = build_v2_store(db)
+    result = subprocess.run(
+        [sys.executable, "-m", "shardscope", "query", "--db", str(db), "--format", "csv",
+         "SELECT count(*) AS n, sum(llm_calls) AS calls FROM episodes"],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "to schema v3" in result.stderr and f"{spans}/{spans}" in result.stderr
+    expected = [json.loads(line) for line in (DATA / "views" / "episodes.jsonl").open()]
+    n, calls = result.stdout.strip().splitlines()[-1].split(",")
+    assert (int(n), int(calls)) == (len(expected), sum(r["llm_calls"] for r in expected))
