@@ -345,6 +345,8 @@ def backfill(con: duckdb.DuckDBPyConnection,
              progress: Callable[[int, int], None] | None = None) -> int:
     """Derive the typed rows of every stored span (a store migrating to v3), ``BACKFILL_ROWS``
     spans at a time; ``progress(done, total)`` after each chunk. Returns the spans read."""
+    for name in TABLES:  # from nothing: a store re-migrated (its version edited) is not doubled
+        con.execute(f"DELETE FROM {name}")
     row = con.execute("SELECT count(*), min(rowid), max(rowid) FROM spans").fetchone()
     total, low, high = (int(row[0]), row[1], row[2]) if row and row[0] else (0, 0, -1)
     done = 0
