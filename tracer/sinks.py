@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -225,7 +226,8 @@ def _append(con: duckdb.DuckDBPyConnection, spans: pa.Table, events: pa.Table | 
     con.register("_shardscope_promoted", promoted)
     try:
         con.execute("INSERT INTO spans BY NAME SELECT * FROM _shardscope_promoted")
-        insert_typed(con, "_shardscope_promoted")
+        types = {t for t in pc.unique(promoted["span_type"]).to_pylist() if t is not None}
+        insert_typed(con, "_shardscope_promoted", types)
     finally:
         con.unregister("_shardscope_promoted")
     if events is not None and events.num_rows:
