@@ -357,6 +357,10 @@ def test_without_writer_stats_the_last_activity_decides(db_path: Path) -> None:
     with store.writer() as con:
         con.execute("UPDATE spans SET start_time = start_time - to_seconds(?)",
                     [STALE_AFTER_S + 5])
+        # the runs view reads the typed rows derived at ingest (schema v3): backdate them too
+        for table, column in (("typed_runs", "started_at"), ("typed_episodes", "ended_at")):
+            con.execute(f"UPDATE {table} SET {column} = {column} - to_seconds(?)",
+                        [STALE_AFTER_S + 5])
     assert run_status(store) == "stale"
 
 

@@ -1,6 +1,6 @@
 """The Runs page's episode table: one filtered, sorted page of episodes, the number matching
-and the values each filter offers; everything else reads promoted columns or one page's
-rows, in tens of milliseconds on a store of 1M spans (bench/ui_load.py)."""
+and the values each filter offers; the count, the sort and the facets read the episodes'
+typed rows, and only the page's rows pay for the view's sums (bench/ui_load.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pandas as pd
 
 from shardscope.tracer.queries.filters import EpisodeFilter, Facets, facets_of
 from shardscope.tracer.queries.frames import aggregate_row, query_frame
+from shardscope.tracer.schema import EPISODE_ROW_SQL
 from shardscope.tracer.store import Store
 
 TABLE_COLUMNS = ("episode_id", "run_id", "suite", "task_id", "scaffold", "model", "seed",
@@ -21,9 +22,12 @@ SORTS = {"started_at": "started_at", "duration_s": "duration_s", "tokens": "toke
          "scaffold": "scaffold", "seed": "seed", "outcome": "outcome", "score": "score",
          "cost_usd": "cost_usd"}
 _TABLE_SELECT = ", ".join(
-    "input_tokens + output_tokens AS tokens" if c == "tokens" else c
-    for c in TABLE_COLUMNS if c != "cost_usd"
+    "input_tokens + output_tokens AS tokens" if c == "tokens" else c for c in TABLE_COLUMNS
 )
+# Sorts the episode's own row answers (every filter column is in it): counting and sorting
+# there skips adding up every episode's call sums, which the view does.
+_VIEW_SORTS = ("tokens", "steps", "cost_usd")
+_ROWS = f"({EPISODE_ROW_SQL})"
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class EpisodePage:
     facets: Facets | None = None  # every value of each filter column, when asked for
 
 
-FACETS_SQL = "SELECT DISTINCT run_id, suite, task_id, scaffold, model, outcome FROM episodes"
+FACETS_SQL = f"SELECT DISTINCT run_id, suite, task_id, scaffold, model, outcome FROM {_ROWS}"
 
 
 def episode_table(store: Store, flt: EpisodeFilter = EpisodeFilter(), *, sort: str = "started_at",
@@ -56,19 +60,17 @@ def episode_rows(con: duckdb.DuckDBPyConnection, flt: EpisodeFilter, sort: str, 
     """One sorted page of episode rows on an open connection, and the number matching
     (-1 without ``count``)."""
     # Only the rows shown pay for all their columns: the sorted ids of the page first, then
-    # those episodes; their cost from their own LLM calls (the view would decode them all).
+    # those episodes.
     where, params = flt.where()
     order = f"{SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST, episode_id"
     sort_expr = "input_tokens + output_tokens AS tokens" if sort == "tokens" else SORTS[sort]
-    total = aggregate_row(con, f"SELECT count(*) FROM episodes WHERE {where}", params)[0] if count else -1
+    source = "episodes" if sort in _VIEW_SORTS else _ROWS
+    total = aggregate_row(con, f"SELECT count(*) FROM {_ROWS} WHERE {where}", params)[0] if count else -1
     ids = [r[0] for r in con.execute(
-        f"SELECT episode_id, {sort_expr} FROM episodes WHERE {where} ORDER BY {order} "
+        f"SELECT episode_id, {sort_expr} FROM {source} WHERE {where} ORDER BY {order} "
         "LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()]
     rows = query_frame(con, f"SELECT {_TABLE_SELECT} FROM episodes WHERE episode_id IN "
                        "(SELECT unnest(?))", [ids])
-    costs = query_frame(con, "SELECT episode_id, sum(cost_usd) AS cost_usd FROM llm_calls WHERE "
-                        "episode_id IN (SELECT unnest(?)) GROUP BY episode_id", [ids])
-    rows = rows.merge(costs, on="episode_id", how="left")
     rows = rows.set_index("episode_id").loc[ids].reset_index()  # the sorted order
     return rows[list(TABLE_COLUMNS)], int(total)
 
