@@ -81,8 +81,13 @@ def _expected(view: str) -> tuple[list[str], list[str]]:
     return list(rows[0]), sorted(_canonical(r) for r in rows)
 
 
+# The views schema v2 had (views added later, e.g. genai_metrics, have no v2 rows to match).
+V2_VIEWS = sorted(path.stem for path in (DATA / "views").glob("*.jsonl"))
+
+
 def _assert_views_as_in_v2(con: duckdb.DuckDBPyConnection) -> None:
-    for view in VIEWS:
+    assert len(V2_VIEWS) == 8 and set(V2_VIEWS) <= set(VIEWS)
+    for view in V2_VIEWS:
         names, rows = _view_rows(con, view)
         expected_names, expected_rows = _expected(view)
         assert names == expected_names, view  # the documented columns, in their order
