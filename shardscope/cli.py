@@ -33,7 +33,7 @@ DbOption = Annotated[
     Optional[Path],
     typer.Option(
         "--db",
-        help="Store path (a DuckDB file). Default: setting `db` (SHARDSCOPE_DB, shardscope.toml), "
+        help="Store path (a DuckDB file, or a Parquet lake directory for reading). Default: setting `db` (SHARDSCOPE_DB, shardscope.toml), "
         "else ./shardscope.duckdb.",
         show_default=False,
     ),

@@ -109,6 +109,19 @@ def split_by(table: pa.Table, column: str) -> Iterator[tuple[str | None, pa.Tabl
         yield value, table.filter(pc.fill_null(mask, False))
 
 
+def lake_version(root: Path) -> str:
+    """A cheap token that changes whenever a file is renamed into the lake."""
+    count = size = latest = 0
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                stat = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue  # renamed or removed meanwhile
+            count, size, latest = count + 1, size + stat.st_size, max(latest, stat.st_mtime_ns)
+    return f"lake:{count}:{size}:{latest}"
+
+
 # --- reading ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
