@@ -460,6 +460,26 @@ def suites_score(
     raise typer.Exit(score_command(db, tuple(split_list(run_ids) or ())))
 
 
+@app.command()
+def compact(
+    lake: Annotated[Path, typer.Argument(help="The lake directory (written by the parquet exporter).", show_default=False)],
+    db: DbOption = None,
+) -> None:
+    """Merge a Parquet lake into one DuckDB store, for fast local exploration.
+
+    Idempotent: rows the store already holds (by span id, as ingest dedupes) are not added
+    again, so compacting a growing lake repeatedly adds only what is new. Files that are not
+    the lake's (foreign, corrupt, cut short) are skipped and listed; the rest is compacted.
+
+    Example:
+
+        shardscope compact /shared/lake --db local.duckdb
+    """
+    from shardscope.commands.lake import compact_command
+
+    raise typer.Exit(compact_command(lake, db))
+
+
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""
     # typer vendors click; its UsageError is BadParameter's base (typer exports only that).

@@ -192,7 +192,7 @@ def _bind_files(con: duckdb.DuckDBPyConnection, scan: LakeScan) -> None:
         if files:
             listed = ", ".join("'" + str(f.path).replace("'", "''") + "'" for f in files)
             source += (f" UNION ALL BY NAME SELECT * FROM read_parquet([{listed}], "
-                       "union_by_name = true)")
+                       "union_by_name = true, hive_partitioning = false)")
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT {select} FROM ({source})')
     con.execute(f"DELETE FROM {SKIPPED_TABLE}")
     if scan.skipped:
