@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from shardscope.config.errors import ConfigError, StoreError
 from shardscope.config.settings import Settings
-from shardscope.scaffolds.runner import Runner
+from shardscope.scaffolds.runner.runner import Runner
 from shardscope.tracer.compact import compact
 from shardscope.tracer.lake import MARKER
 from shardscope.tracer.lake_store import LakeStore, open_source
@@ -175,8 +175,10 @@ def test_foreign_corrupt_and_cut_short_files_are_skipped_and_counted(
 
 WRITER = """
 import sys, time
+from shardscope.config.settings import Settings
 from shardscope.tracer.setup import setup_tracing
-tracing = setup_tracing(exporters=["parquet"], lake=sys.argv[1], strict=True, flush_interval=0.05)
+settings = Settings(exporters=("parquet",), lake=sys.argv[1], flush_interval=0.05)
+tracing = setup_tracing(settings, strict=True)
 tracer = tracing.provider.get_tracer("killed")
 i = 0
 while True:
@@ -192,9 +194,11 @@ def test_a_writer_killed_mid_run_loses_nothing_it_had_written(tmp_path: Path) ->
     lake = tmp_path / "lake"
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(lake)]) for _ in range(2)]
     try:
-        wait_until(lambda: len(list((lake / "spans").rglob("*.parquet"))) >= 6
-                   if (lake / "spans").is_dir() else False, timeout=120,
-                   what="the writers' first files")
+        def written() -> bool:
+            assert all(w.poll() is None for w in writers), "a writer died on its own"
+            return len(list((lake / "spans").rglob("*.parquet"))) >= 6
+
+        wait_until(written, timeout=120, what="the writers' first files")
         writers[0].send_signal(signal.SIGKILL)
         writers[0].wait(timeout=60)
         count = lambda: sum(pq.read_metadata(f).num_rows for f in (lake / "spans").rglob("*.parquet"))  # noqa: E731

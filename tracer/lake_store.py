@@ -70,9 +70,7 @@ class LakeStore(Store):
     def scan(self) -> LakeScan:
         """List and check the lake's files now."""
         if not self.exists():
-            raise StoreNotFoundError(
-                f"no shardscope lake at {self.path} (no {MARKER}): point --db at a .duckdb store "
-                "or at a directory the parquet exporter writes")
+            raise self._not_a_lake()
         if self._scanner is None:
             self._scanner = LakeScanner(self.path, _expected_schemas())
         scan = self._scanner.scan()
@@ -115,12 +113,18 @@ class LakeStore(Store):
         if con is not None:
             con.close()
 
+    def _not_a_lake(self) -> StoreNotFoundError:
+        what = "a directory but not a shardscope lake" if self.path.is_dir() else "missing"
+        return StoreNotFoundError(
+            f"{self.path} is {what} (no {MARKER}): point --db at a .duckdb store or at a lake "
+            "the parquet exporter writes (SHARDSCOPE_LAKE)")
+
     def _check_marker(self) -> None:
         try:
             marker = json.loads((self.path / MARKER).read_text(encoding="utf-8"))
             version = int(marker.get("schema_version", 0))
         except FileNotFoundError:
-            raise StoreNotFoundError(f"no shardscope lake at {self.path} (no {MARKER})") from None
+            raise self._not_a_lake() from None
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise StoreError(f"{self.path / MARKER} is damaged ({exc}); it should hold "
                              '{"format": 1, "schema_version": N}') from None
