@@ -50,7 +50,7 @@ def test_a_reader_of_a_store_written_by_another_version_gets_this_versions_views
 
 
 
-def test_a_version_1_store_migrates_to_2_and_keeps_its_spans(db_path: Path) -> None:
+def test_a_version_1_store_migrates_to_the_current_version_and_keeps_its_spans(db_path: Path) -> None:
     from shardscope.tracer.schema import TABLES_V1
 
     con = duckdb.connect(str(db_path))
@@ -66,6 +66,6 @@ def test_a_version_1_store_migrates_to_2_and_keeps_its_spans(db_path: Path) -> N
     logs = con.execute("SELECT event_name FROM log_events").fetchall()
     comment = con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'log_events'").fetchone()[0]
     con.close()
-    assert SCHEMA_VERSION == 2 and version == "2"
+    assert SCHEMA_VERSION == 3 and version == "3"
     assert old == [("old span", None, None, None)] and logs == [("gen_ai.choice",)]
     assert "GenAI content events" in comment

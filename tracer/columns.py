@@ -130,4 +130,6 @@ _BY_VIEW: dict[str, dict[str, str]] = {
 
 def column_description(view: str, column: str) -> str | None:
     """What ``column`` of ``view`` means; None for a column we do not describe."""
-    return _BY_VIEW.get(view, {}).get(column) or _CONTEXT.get(column) or _COMMON.get(column)
+    # a typed table (typed_llm_calls) has its view's columns
+    by_view = _BY_VIEW.get(view) or _BY_VIEW.get(view.removeprefix("typed_"), {})
+    return by_view.get(column) or _CONTEXT.get(column) or _COMMON.get(column)

@@ -150,6 +150,11 @@ PROMOTED: tuple[tuple[str, str, str], ...] = (
 
 def insert_spans_sql(source: str) -> str:
     """INSERT of a batch (BATCH_SCHEMA) into ``spans``, promoting columns in one JSON parse."""
+    return "INSERT INTO spans BY NAME " + promoted_select_sql(source)
+
+
+def promoted_select_sql(source: str) -> str:
+    """A batch (BATCH_SCHEMA) with the promoted columns, as the ``spans`` table stores it."""
     paths = ", ".join(f"'$.\"{key}\"'" for _, key, _ in PROMOTED)
     columns = []
     for i, (column, _, sql_type) in enumerate(PROMOTED, start=1):
@@ -158,7 +163,7 @@ def insert_spans_sql(source: str) -> str:
             value = f"coalesce({value}, '{A.SpanType.SPAN}')"
         columns.append(f"{value} AS {column}")
     return (
-        "INSERT INTO spans BY NAME SELECT * EXCLUDE (_p), " + ", ".join(columns) + " FROM "
+        "SELECT * EXCLUDE (_p), " + ", ".join(columns) + " FROM "
         f"(SELECT *, json_extract_string(attributes, [{paths}]) AS _p FROM {source})"
     )
 

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from shardscope.tracer import attributes as A
 from shardscope.tracer import semantic
+from shardscope.tracer.typed import rederive_traces
 
 _T = "_shardscope_traces"
 _C = "_shardscope_changes"
@@ -139,24 +140,26 @@ GROUP BY s.trace_id, s.span_id
 """
 
 
-def settle(con: duckdb.DuckDBPyConnection, traces: Iterable[str]) -> int:
+def settle(con: duckdb.DuckDBPyConnection, traces: Iterable[str]) -> set[str]:
     """Re-derive the episodes (and merge logged content) of these traces inside the open
-    transaction; returns how many span rows changed."""
+    transaction, then replace the typed rows (tracer/typed.py) of the traces whose spans
+    changed; returns those traces."""
     ids = sorted(set(traces))
     if not ids:
-        return 0
+        return set()
     con.register(_T, pa.table({"trace_id": pa.array(ids, pa.string())}))
     try:
-        changed = _place(con) + _merge_logged_content(con)
+        changed = _place(con) | _merge_logged_content(con)
     finally:
         con.unregister(_T)
+    rederive_traces(con, changed)
     return changed
 
 
-def _place(con: duckdb.DuckDBPyConnection) -> int:
+def _place(con: duckdb.DuckDBPyConnection) -> set[str]:
     found = con.execute(_RESOLVE).fetchall()
     if not found:
-        return 0
+        return set()
     names = ("trace_id", "span_id", "span_type", "episode_id", "model_id", "provider", "scaffold")
     changes = pa.table({name: pa.array([row[i] for row in found], pa.string())
                         for i, name in enumerate(names)})
@@ -165,10 +168,10 @@ def _place(con: duckdb.DuckDBPyConnection) -> int:
         con.execute(_UPDATE)
     finally:
         con.unregister(_C)
-    return int(changes.num_rows)
+    return {row[0] for row in found}
 
 
-def _merge_logged_content(con: duckdb.DuckDBPyConnection) -> int:
+def _merge_logged_content(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(_LOGGED).fetchall()
     keys, texts = [], []
     for trace_id, span_id, attributes, records in rows:
@@ -177,7 +180,7 @@ def _merge_logged_content(con: duckdb.DuckDBPyConnection) -> int:
             keys.append((trace_id, span_id))
             texts.append(json.dumps(merged, ensure_ascii=False, separators=(",", ":")))
     if not keys:
-        return 0
+        return set()
     con.register(_C, pa.table({"trace_id": [k[0] for k in keys], "span_id": [k[1] for k in keys],
                                "attributes": texts}))
     try:
@@ -185,7 +188,7 @@ def _merge_logged_content(con: duckdb.DuckDBPyConnection) -> int:
                     "WHERE spans.trace_id = c.trace_id AND spans.span_id = c.span_id")
     finally:
         con.unregister(_C)
-    return len(keys)
+    return {k[0] for k in keys}
 
 
 def _with_logged_content(attrs: dict[str, Any], records: list[dict[str, Any]]

@@ -10,14 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import duckdb
 
 from shardscope.config.errors import StoreVersionError
-from shardscope.tracer import attributes as A
+from shardscope.tracer.typed import (  # noqa: F401  (the episode row's home is typed.py)
+    EPISODE_ATTRIBUTES,
+    EPISODE_COLUMNS,
+    EPISODE_ROW,
+    TABLES,
+    TABLES_DDL,
+    Attribute,
+    backfill,
+    select_attributes,
+)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES_V1 = """
 CREATE TABLE IF NOT EXISTS shardscope_meta (key VARCHAR, value VARCHAR);
@@ -73,81 +81,33 @@ CREATE TABLE IF NOT EXISTS log_events (
 """
 
 
-def _attr(key: str, alias: str, cast: str | None = None, table: str = "") -> str:
-    expr = f"{table}attributes->>'$.\"{key}\"'"
-    return f"TRY_CAST({expr} AS {cast}) AS {alias}" if cast else f"{expr} AS {alias}"
+# Version 3: typed rows derived from the spans at ingest (tracer/typed.py): the views read
+# these, never the attribute JSON, so a read costs what its rows cost, not what every span's
+# attributes cost to parse. A v2 store is back-filled in place (with a progress bar).
+TABLES_V3 = TABLES_DDL
 
-
-def _json_attr(key: str, alias: str, table: str = "") -> str:
-    return f"TRY_CAST({table}attributes->>'$.\"{key}\"' AS JSON) AS {alias}"
-
-
-class Attribute(NamedTuple):
-    """A span attribute read as a column: its alias, key and the type it is cast to."""
-
-    column: str
-    key: str
-    cast: str | None = None
-
-
-def select_attributes(attributes: Sequence[Attribute], base: str, where: str) -> str:
-    """SELECT ``base`` columns of the spans matching ``where`` and these attributes, parsing
-    each span's attribute JSON once (one ``->>`` per key would parse it once per key)."""
-    paths = ", ".join(f"'$.\"{a.key}\"'" for a in attributes)
-    columns = [f"TRY_CAST(_a[{i}] AS {a.cast}) AS {a.column}" if a.cast
-               else f"_a[{i}] AS {a.column}" for i, a in enumerate(attributes, start=1)]
-    return (f"SELECT {base}, {', '.join(columns)} FROM (SELECT *, json_extract_string("
-            f"attributes, [{paths}]) AS _a FROM spans WHERE {where})")
-
-
-# --- the episode row, defined once ---------------------------------------------------------
-# What an episode span says about its episode: these attributes, and the columns below (in the
-# `episodes` view's order) over them and the span's own columns. The comparison reads exactly
-# these (EPISODE_ROW_SQL: no other span is touched); the view adds the sums over the episode's
-# LLM, tool and step spans (EPISODE_SUMS, after `steps`).
-EPISODE_ATTRIBUTES: tuple[Attribute, ...] = (
-    Attribute("suite", A.SUITE_NAME), Attribute("task_id", A.TASK_ID),
-    Attribute("scaffold", A.SCAFFOLD_NAME), Attribute("scaffold_hash", A.SCAFFOLD_HASH),
-    Attribute("seed", A.SEED, "BIGINT"), Attribute("recorded_outcome", A.EPISODE_OUTCOME),
-    Attribute("score", A.EPISODE_SCORE, "DOUBLE"),
-    Attribute("recorded_steps", A.EPISODE_STEPS, "BIGINT"),
-    Attribute("recorded_error", A.EPISODE_ERROR),
-    Attribute("final_answer", A.EPISODE_FINAL_ANSWER), Attribute("episode_key", A.EPISODE_KEY),
-    Attribute("ablation_shard", A.ABLATION_SHARD), Attribute("ablation_mode", A.ABLATION_MODE),
-    Attribute("ablation_kind", A.ABLATION_KIND),
-    Attribute("baseline_episode_key", A.ABLATION_BASELINE_KEY),
-)
-EPISODE_ROW: tuple[tuple[str, str], ...] = (  # (column, SQL)
-    ("episode_id", "episode_id"), ("run_id", "run_id"), ("trace_id", "trace_id"),
-    ("span_id", "span_id"), ("suite", "suite"), ("task_id", "task_id"), ("scaffold", "scaffold"),
-    ("scaffold_hash", "scaffold_hash"), ("model", "model_id"), ("provider", "provider"),
-    ("request_model", "request_model"), ("seed", "seed"),
-    ("outcome", "coalesce(recorded_outcome, CASE WHEN status_code = 'ERROR' THEN 'error' END)"),
-    ("score", "score"),
-    ("steps", "recorded_steps"),  # NULL when the episode recorded none (it errored)
-    ("duration_s", "duration_ms / 1000.0"), ("started_at", "start_time"), ("ended_at", "end_time"),
-    ("error", "coalesce(recorded_error, CASE WHEN status_code = 'ERROR' THEN status_message END)"),
-    ("final_answer", "final_answer"), ("episode_key", "episode_key"),
-    ("ablation_shard", "ablation_shard"), ("ablation_mode", "ablation_mode"),
-    ("ablation_kind", "ablation_kind"), ("baseline_episode_key", "baseline_episode_key"),
-)
-EPISODE_ROW_SQL = (
-    "SELECT " + ",\n       ".join(sql if sql == name else f"{sql} AS {name}"
-                                  for name, sql in EPISODE_ROW)
-    + "\nFROM (" + select_attributes(EPISODE_ATTRIBUTES, "*", "span_type = 'episode'") + ")"
-)
+EPISODE_ROW_SQL = (f"SELECT {', '.join(EPISODE_COLUMNS)} FROM typed_episodes "
+                   "WHERE span_type = 'episode'")
 EPISODE_SUMS: tuple[tuple[str, str], ...] = (  # the view's columns from the episode's other spans
-    ("llm_calls", "coalesce(l.llm_calls, 0)"), ("input_tokens", "coalesce(l.input_tokens, 0)"),
-    ("output_tokens", "coalesce(l.output_tokens, 0)"), ("cost_usd", "l.cost_usd"),
-    ("tool_calls", "coalesce(t.tool_calls, 0)"), ("tool_errors", "coalesce(t.tool_errors, 0)"),
+    ("llm_calls", "coalesce(x.llm_calls, 0)"), ("input_tokens", "coalesce(x.input_tokens, 0)"),
+    ("output_tokens", "coalesce(x.output_tokens, 0)"), ("cost_usd", "x.cost_usd"),
+    ("tool_calls", "coalesce(x.tool_calls, 0)"), ("tool_errors", "coalesce(x.tool_errors, 0)"),
 )
+# An episode's partial sums (one row per batch that held some of its calls), added up.
+_SUMS = """
+SELECT episode_id, CAST(sum(llm_calls) AS BIGINT) AS llm_calls,
+       CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
+       CAST(sum(output_tokens) AS BIGINT) AS output_tokens, sum(cost_usd) AS cost_usd,
+       CAST(sum(llm_errors) AS BIGINT) AS llm_errors, CAST(sum(tool_calls) AS BIGINT) AS tool_calls,
+       CAST(sum(tool_errors) AS BIGINT) AS tool_errors, CAST(sum(step_spans) AS BIGINT) AS steps
+FROM episode_sums GROUP BY episode_id"""
 
 
 def _episode_view_columns() -> str:
     columns = []
-    for name, _ in EPISODE_ROW:
+    for name in EPISODE_COLUMNS:
         if name == "steps":  # where the episode recorded none, its step spans are counted
-            columns.append("coalesce(e.steps, s.steps, 0) AS steps")
+            columns.append("coalesce(e.steps, x.steps, 0) AS steps")
             columns += [f"{sql} AS {column}" for column, sql in EPISODE_SUMS]
         else:
             columns.append(f"e.{name}")
@@ -156,16 +116,16 @@ def _episode_view_columns() -> str:
 
 # An attempt abandoned (interrupted, or its process killed) keeps its spans in `spans`; the
 # views below leave them out. An id is abandoned when an `abandoned_episode` marker names it
-# and no episode span does (a marker never hides an attempt that did finish). Both sides scan
-# one promoted column for a few thousand rows, so the filter is cheap on 1M spans.
+# and no episode span does (a marker never hides an attempt that did finish).
 _ABANDONED = (
-    "SELECT episode_id FROM spans WHERE span_type = 'abandoned_episode' AND episode_id IS NOT NULL "
-    "EXCEPT SELECT episode_id FROM spans WHERE span_type = 'episode' AND episode_id IS NOT NULL"
+    "SELECT episode_id FROM typed_episodes WHERE span_type = 'abandoned_episode' "
+    "AND episode_id IS NOT NULL EXCEPT SELECT episode_id FROM typed_episodes "
+    "WHERE span_type = 'episode' AND episode_id IS NOT NULL"
 )
 
 
 def _kept(table: str = "") -> str:
-    """The condition that keeps a span of an attempt that was not abandoned."""
+    """The condition that keeps a row of an attempt that was not abandoned."""
     column = f"{table}episode_id"
     return f"({column} IS NULL OR {column} NOT IN ({_ABANDONED}))"
 
@@ -173,7 +133,8 @@ def _kept(table: str = "") -> str:
 # The episode's context on every per-episode view (steps, llm_calls, tool_calls, messages,
 # token_events, llm_attempts), so a question needs no join to `episodes` and ablated episodes
 # can be told from their baselines (without it the README's tool query counted them twice).
-# One row per episode id: the latest episode span, should a writer ever record two.
+# One row per episode id: the latest episode span, should a writer ever record two. Joined at
+# read time (20k rows for 1M spans): a call is written before its episode span ends.
 CONTEXT_COLUMNS = ("suite", "task_id", "scaffold", "scaffold_hash", "seed", "ablation_shard",
                    "ablation_mode")
 _CONTEXT_CTE = (
@@ -187,114 +148,69 @@ def _context(table: str = "c.") -> str:
     return ", ".join(f"{table}ctx_{c} AS {c}" for c in CONTEXT_COLUMNS)
 
 
+def _typed_columns(table: str, alias: str, *, context_after: str, skip: Sequence[str] = ()) -> str:
+    """The typed table's columns in order, the context columns after ``context_after``."""
+    columns = []
+    for name, _ in TABLES[table].columns:
+        if name in skip:
+            continue
+        columns.append(f"{alias}{name}")
+        if name == context_after:
+            columns.append(_context())
+    return ", ".join(columns)
+
+
 # A run with no end is `stale` once the process writing it has been silent this long. Every
 # writer records a `writer_stats` row with each batch and, when it has nothing to write, a
 # heartbeat every tracer.sinks.HEARTBEAT_S (10 s); six missed heartbeats mean it is gone.
 STALE_AFTER_S = 60
 
+_TOKEN_CONTEXT = "c.run_id, c.episode_id, c.step_index, c.model"
+
 VIEWS: dict[str, str] = {
     "episodes": f"""
-WITH llm AS (
-    SELECT episode_id, count(*) AS llm_calls,
-           CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
-           CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
-           sum(TRY_CAST(attributes->>'$."shardscope.llm.cost_usd"' AS DOUBLE)) AS cost_usd,
-           count(*) FILTER (WHERE status_code = 'ERROR') AS llm_errors
-    FROM spans WHERE span_type = 'llm_call' AND episode_id IS NOT NULL GROUP BY episode_id),
-tools AS (
-    SELECT episode_id, count(*) AS tool_calls,
-           count(*) FILTER (WHERE status_code = 'ERROR') AS tool_errors
-    FROM spans WHERE span_type = 'tool_call' AND episode_id IS NOT NULL GROUP BY episode_id),
-step_spans AS (
-    SELECT episode_id, count(*) AS steps
-    FROM spans WHERE span_type = 'step' AND episode_id IS NOT NULL GROUP BY episode_id)
 SELECT {_episode_view_columns()}
-FROM ({EPISODE_ROW_SQL}) e
-LEFT JOIN llm l USING (episode_id)
-LEFT JOIN tools t USING (episode_id)
-LEFT JOIN step_spans s USING (episode_id)
+FROM typed_episodes e
+LEFT JOIN ({_SUMS}) x USING (episode_id)
+WHERE e.span_type = 'episode'
 """,
     "steps": f"""
-WITH llm AS (
-    SELECT episode_id, step_index, count(*) AS llm_calls,
+WITH sums AS (
+    SELECT episode_id, step_index, CAST(sum(llm_calls) AS BIGINT) AS llm_calls,
            CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
-           CAST(sum(output_tokens) AS BIGINT) AS output_tokens
-    FROM spans WHERE span_type = 'llm_call' AND episode_id IS NOT NULL
-    GROUP BY episode_id, step_index),
-tools AS (
-    SELECT episode_id, step_index, count(*) AS tool_calls
-    FROM spans WHERE span_type = 'tool_call' AND episode_id IS NOT NULL
-    GROUP BY episode_id, step_index),
+           CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
+           CAST(sum(tool_calls) AS BIGINT) AS tool_calls
+    FROM step_sums GROUP BY episode_id, step_index),
 {_CONTEXT_CTE}
-SELECT s.episode_id, s.run_id, s.step_index, s.trace_id, s.span_id,
-       s.model_id AS model, {_context()},
-       {_attr("shardscope.step.input", "input", table="s.")},
-       {_attr("shardscope.step.output", "output", table="s.")},
-       {_json_attr("shardscope.step.action", "action", table="s.")},
-       TRY_CAST(s.attributes->>'$."shardscope.step.action"' AS JSON)->>'$.type' AS action_type,
-       TRY_CAST(s.attributes->>'$."shardscope.step.action"' AS JSON)->>'$.tool' AS action_tool,
-       {_attr("shardscope.step.protocol_error", "protocol_error", table="s.")},
+SELECT s.episode_id, s.run_id, s.step_index, s.trace_id, s.span_id, s.model, {_context()},
+       s.input, s.output, s.action, s.action_type, s.action_tool, s.protocol_error,
        coalesce(l.llm_calls, 0) AS llm_calls,
        coalesce(l.input_tokens, 0) AS input_tokens,
        coalesce(l.output_tokens, 0) AS output_tokens,
-       coalesce(t.tool_calls, 0) AS tool_calls,
-       s.status_code, s.start_time AS started_at, s.duration_ms
-FROM spans s
-LEFT JOIN llm l USING (episode_id, step_index)
-LEFT JOIN tools t USING (episode_id, step_index)
+       coalesce(l.tool_calls, 0) AS tool_calls,
+       s.status_code, s.started_at, s.duration_ms
+FROM typed_steps s
+LEFT JOIN sums l USING (episode_id, step_index)
 LEFT JOIN ctx c ON c.episode_id = s.episode_id
-WHERE s.span_type = 'step' AND {_kept("s.")}
+WHERE {_kept("s.")}
 """,
     "llm_calls": f"""
 WITH {_CONTEXT_CTE}
-SELECT span_id, trace_id, parent_span_id, run_id, s.episode_id, step_index,
-       model_id AS model, {_context()}, provider, operation, request_model, response_model,
-       {_attr("gen_ai.response.id", "response_id")},
-       {_attr("gen_ai.request.temperature", "temperature", "DOUBLE")},
-       {_attr("gen_ai.request.top_p", "top_p", "DOUBLE")},
-       {_attr("gen_ai.request.max_tokens", "max_tokens", "BIGINT")},
-       {_attr("gen_ai.request.seed", "request_seed", "BIGINT")},
-       {_json_attr("gen_ai.response.finish_reasons", "finish_reasons")},
-       input_tokens, output_tokens,
-       {_attr("gen_ai.response.time_to_first_chunk", "time_to_first_token_s", "DOUBLE")},
-       coalesce(TRY_CAST(attributes->>'$."shardscope.llm.attempts"' AS INTEGER), 1) AS attempts,
-       {_attr("shardscope.llm.cost_usd", "cost_usd", "DOUBLE")},
-       {_attr("shardscope.llm.streamed", "streamed", "BOOLEAN")},
-       {_attr("shardscope.llm.output_tokens_per_second", "tokens_per_second", "DOUBLE")},
-       events_count, status_code, status_message, error_type,
-       start_time AS started_at, duration_ms,
-       {_json_attr("gen_ai.system_instructions", "system_instructions")},
-       {_json_attr("gen_ai.input.messages", "input_messages")},
-       {_json_attr("gen_ai.output.messages", "output_messages")},
-       {_json_attr("shardscope.llm.tool_call_errors", "tool_call_errors")},
-       {_json_attr("shardscope.llm.raw_request", "raw_request")},
-       {_json_attr("shardscope.llm.raw_response", "raw_response")}
-FROM spans s LEFT JOIN ctx c ON c.episode_id = s.episode_id
-WHERE span_type = 'llm_call' AND {_kept("s.")}
+SELECT {_typed_columns("typed_llm_calls", "s.", context_after="model")}
+FROM typed_llm_calls s LEFT JOIN ctx c ON c.episode_id = s.episode_id
+WHERE {_kept("s.")}
 """,
     "tool_calls": f"""
 WITH {_CONTEXT_CTE}
-SELECT span_id, trace_id, parent_span_id, run_id, s.episode_id, step_index,
-       model_id AS model, {_context()}, tool_name,
-       {_attr("gen_ai.tool.call.id", "call_id")},
-       {_attr("gen_ai.tool.call.arguments", "arguments")},
-       {_attr("gen_ai.tool.call.result", "result")},
-       coalesce(TRY_CAST(attributes->>'$."shardscope.tool.ok"' AS BOOLEAN),
-                status_code <> 'ERROR') AS ok,
-       error_type,
-       coalesce(attributes->>'$."shardscope.tool.error_message"',
-                CASE WHEN status_code = 'ERROR' THEN status_message END) AS error_message,
-       {_attr("shardscope.tool.output_truncated", "truncated", "BOOLEAN")},
-       status_code, start_time AS started_at, duration_ms
-FROM spans s LEFT JOIN ctx c ON c.episode_id = s.episode_id
-WHERE span_type = 'tool_call' AND {_kept("s.")}
+SELECT {_typed_columns("typed_tool_calls", "s.", context_after="model")}
+FROM typed_tool_calls s LEFT JOIN ctx c ON c.episode_id = s.episode_id
+WHERE {_kept("s.")}
 """,
     "messages": f"""
 WITH calls AS (
-    SELECT span_id, trace_id, run_id, episode_id, step_index, model_id, start_time,
-           TRY_CAST(attributes->>'$."gen_ai.input.messages"' AS JSON) AS input_json,
-           TRY_CAST(attributes->>'$."gen_ai.output.messages"' AS JSON) AS output_json
-    FROM spans WHERE span_type = 'llm_call' AND {_kept()}),
+    SELECT span_id, trace_id, run_id, episode_id, step_index, model, started_at,
+           input_messages AS input_json, output_messages AS output_json
+    FROM typed_llm_calls WHERE {_kept()}),
 flat AS (
     SELECT c.*, 'input' AS direction, m.message, m.position
     FROM calls c, unnest(json_extract(c.input_json, '$[*]')) WITH ORDINALITY AS m(message, position)
@@ -302,7 +218,7 @@ flat AS (
     SELECT c.*, 'output' AS direction, m.message, m.position
     FROM calls c, unnest(json_extract(c.output_json, '$[*]')) WITH ORDINALITY AS m(message, position)),
 {_CONTEXT_CTE}
-SELECT span_id, trace_id, run_id, f.episode_id, step_index, model_id AS model, {_context()},
+SELECT span_id, trace_id, run_id, f.episode_id, step_index, model, {_context()},
        direction,
        position - 1 AS position, message->>'$.role' AS role,
        array_to_string(list_transform(
@@ -310,12 +226,13 @@ SELECT span_id, trace_id, run_id, f.episode_id, step_index, model_id AS model, {
            lambda p: p->>'$.content'), '') AS text,
        message->'$.parts' AS parts,
        message->>'$.finish_reason' AS finish_reason,
-       start_time AS started_at
+       started_at
 FROM flat f LEFT JOIN ctx c ON c.episode_id = f.episode_id
 """,
+    # Token and attempt events are on LLM call spans: their context is the call's typed row.
     "token_events": f"""
 WITH {_CONTEXT_CTE}
-SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id AS model,
+SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model,
        {_context()},
        TRY_CAST(e.attributes->>'$."shardscope.token.index"' AS INTEGER) AS token_index,
        e.attributes->>'$."shardscope.token.text"' AS token,
@@ -323,13 +240,13 @@ SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id A
        TRY_CAST(e.attributes->>'$."shardscope.token.logprob"' AS DOUBLE) AS logprob,
        TRY_CAST(e.attributes->>'$."shardscope.token.top_logprobs"' AS JSON) AS top_logprobs,
        e.time
-FROM span_events e JOIN spans s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
+FROM span_events e JOIN typed_llm_calls s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
 LEFT JOIN ctx c ON c.episode_id = s.episode_id
 WHERE e.name = 'shardscope.token' AND {_kept("s.")}
 """,
     "llm_attempts": f"""
 WITH {_CONTEXT_CTE}
-SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id AS model,
+SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model,
        {_context()},
        TRY_CAST(e.attributes->>'$."shardscope.attempt.number"' AS INTEGER) AS attempt,
        e.attributes->>'$."error.type"' AS error_type,
@@ -339,30 +256,26 @@ SELECT e.span_id, e.trace_id, s.run_id, s.episode_id, s.step_index, s.model_id A
        TRY_CAST(e.attributes->>'$."shardscope.attempt.wait_s"' AS DOUBLE) AS wait_s,
        TRY_CAST(e.attributes->>'$."shardscope.attempt.duration_ms"' AS DOUBLE) AS duration_ms,
        e.time
-FROM span_events e JOIN spans s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
+FROM span_events e JOIN typed_llm_calls s ON s.span_id = e.span_id AND s.trace_id = e.trace_id
 LEFT JOIN ctx c ON c.episode_id = s.episode_id
 WHERE e.name = 'shardscope.attempt.failed' AND {_kept("s.")}
 """,
     "runs": f"""
 WITH starts AS (
-    SELECT run_id, min(start_time) AS started_at, max(start_time) AS last_started_at,
-           max(TRY_CAST(attributes->>'$."shardscope.run.planned_episodes"' AS BIGINT)) AS planned,
-           count(*) AS starts,
-           arg_max(attributes->>'$."shardscope.run.name"', start_time) AS name,
-           arg_max(TRY_CAST(attributes->>'$."shardscope.run.config"' AS JSON), start_time)
-               AS config,
-           arg_max(writer_id, start_time) AS writer_id  -- the process writing it now
-    FROM spans WHERE span_type = 'run_start' GROUP BY run_id),
+    SELECT run_id, min(started_at) AS started_at, max(started_at) AS last_started_at,
+           max(planned_episodes) AS planned, count(*) AS starts,
+           arg_max(name, started_at) AS name, arg_max(config, started_at) AS config,
+           arg_max(writer_id, started_at) AS writer_id  -- the process writing it now
+    FROM typed_runs WHERE span_type = 'run_start' GROUP BY run_id),
 ends AS (
-    SELECT run_id, max(end_time) AS ended_at,
-           arg_max(attributes->>'$."shardscope.run.status"', end_time) AS status
-    FROM spans WHERE span_type = 'run' GROUP BY run_id),
+    SELECT run_id, max(ended_at) AS ended_at, arg_max(status, ended_at) AS status
+    FROM typed_runs WHERE span_type = 'run' GROUP BY run_id),
 eps AS (
     SELECT run_id, count(*) AS episodes,
            count(*) FILTER (WHERE outcome = 'success') AS successes,
            count(*) FILTER (WHERE outcome = 'error') AS errors,
            max(ended_at) AS last_episode_at
-    FROM episodes GROUP BY run_id),
+    FROM typed_episodes WHERE span_type = 'episode' GROUP BY run_id),
 writers AS (
     SELECT writer_id, max(recorded_at) AS heard_at FROM writer_stats GROUP BY writer_id)
 SELECT s.run_id, s.name, s.started_at, e.ended_at,
@@ -394,6 +307,18 @@ DESCRIPTIONS: dict[str, str] = {
     "when it has nothing to write: spans written, backpressure, errors, spills, drops.",
     "ingested_spills": "Spill files (written when the store was unreachable) already ingested.",
     "shardscope_meta": "Schema version and store metadata.",
+    "typed_runs": "Typed rows of the run markers (run_start, run), derived at ingest: what the "
+    "runs view reads.",
+    "typed_episodes": "Typed rows of the episode spans (and abandoned_episode markers), derived "
+    "at ingest: what the episodes view and every view's episode context read.",
+    "typed_steps": "Typed rows of the step spans, derived at ingest (the steps view).",
+    "typed_llm_calls": "Typed rows of the LLM call spans, derived at ingest (llm_calls, messages, "
+    "token_events, llm_attempts).",
+    "typed_tool_calls": "Typed rows of the tool call spans, derived at ingest (tool_calls).",
+    "episode_sums": "Per batch of spans written, each episode's partial sums (LLM calls, "
+    "tokens, cost, tool calls, errors, step spans); the episodes view adds them up.",
+    "step_sums": "Per batch of spans written, each step's partial sums (LLM calls, tokens, tool "
+    "calls); the steps view adds them up.",
     "episodes": "One row per task attempt: suite, task, scaffold (+hash), model, seed, outcome, "
     "score, steps, tokens, cost, duration, error.",
     "steps": "One row per scaffold loop iteration: what went in, what came out, the action. "
@@ -422,25 +347,35 @@ def _create_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON {kind} {name} IS '{text.replace(chr(39), chr(39) * 2)}'")
 
 
-def _migrate_to_1(con: duckdb.DuckDBPyConnection) -> None:
+# progress(done, total) while a migration back-fills rows (the store shows a progress bar).
+Progress = Callable[[int, int], None]
+
+
+def _migrate_to_1(con: duckdb.DuckDBPyConnection, progress: Progress | None) -> None:
     con.execute(TABLES_V1)
 
 
-def _migrate_to_2(con: duckdb.DuckDBPyConnection) -> None:
+def _migrate_to_2(con: duckdb.DuckDBPyConnection, progress: Progress | None) -> None:
     con.execute(TABLES_V2)
 
 
+def _migrate_to_3(con: duckdb.DuckDBPyConnection, progress: Progress | None) -> None:
+    con.execute(TABLES_V3)
+    backfill(con, progress)
+
+
 # MIGRATIONS[n] brings a store at version n-1 to version n. Views are always recreated.
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection, Progress | None], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
+    3: _migrate_to_3,
 }
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Every table at SCHEMA_VERSION, without views or metadata (benchmarks' raw baselines)."""
     for target in range(1, SCHEMA_VERSION + 1):
-        MIGRATIONS[target](con)
+        MIGRATIONS[target](con, None)
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -493,8 +428,10 @@ def _refresh_views(con: duckdb.DuckDBPyConnection) -> None:
         raise
 
 
-def migrate(con: duckdb.DuckDBPyConnection, path: object, writer_version: str) -> int:
-    """Bring the store to SCHEMA_VERSION inside one transaction; returns the old version."""
+def migrate(con: duckdb.DuckDBPyConnection, path: object, writer_version: str,
+            progress: Progress | None = None) -> int:
+    """Bring the store to SCHEMA_VERSION inside one transaction (all or nothing: an interrupted
+    migration leaves the store as it was); returns the old version."""
     version = stored_version(con)
     check_readable(version, path)
     if version == SCHEMA_VERSION:
@@ -504,7 +441,7 @@ def migrate(con: duckdb.DuckDBPyConnection, path: object, writer_version: str) -
     con.execute("BEGIN TRANSACTION")
     try:
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[target](con)
+            MIGRATIONS[target](con, progress if version else None)
         _create_views(con)
         con.execute(
             "DELETE FROM shardscope_meta WHERE key IN ('schema_version', 'written_by', 'views_hash')"

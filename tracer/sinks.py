@@ -19,12 +19,13 @@ import pyarrow.parquet as pq
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from shardscope.tracer.encoding import SpanBatch, insert_spans_sql
+from shardscope.tracer.encoding import SpanBatch, promoted_select_sql
 from shardscope.tracer.pipeline import PipelineStats
 from shardscope.tracer.store import Store, WriterSession
+from shardscope.tracer.typed import insert_typed
 
 log = logging.getLogger("shardscope.tracer")
-INSERT_SPANS = insert_spans_sql("_shardscope_spans")
+PROMOTE_SPANS = promoted_select_sql("_shardscope_spans")
 # During a burst the writer keeps the store open between batches, but never longer than this
 # without letting readers in.
 MAX_HOLD_S = 0.5
@@ -215,11 +216,18 @@ class DuckDBSink:
 
 
 def _append(con: duckdb.DuckDBPyConnection, spans: pa.Table, events: pa.Table | None) -> None:
+    """Insert a batch and its typed rows (tracer/typed.py) inside the open transaction."""
     con.register("_shardscope_spans", spans)
     try:
-        con.execute(INSERT_SPANS)
+        promoted = con.sql(PROMOTE_SPANS).to_arrow_table()
     finally:
         con.unregister("_shardscope_spans")
+    con.register("_shardscope_promoted", promoted)
+    try:
+        con.execute("INSERT INTO spans BY NAME SELECT * FROM _shardscope_promoted")
+        insert_typed(con, "_shardscope_promoted")
+    finally:
+        con.unregister("_shardscope_promoted")
     if events is not None and events.num_rows:
         con.register("_shardscope_events", events)
         try:

@@ -22,6 +22,7 @@ from shardscope.tracer.locking import StoreLock
 from shardscope.tracer.schema import (
     SCHEMA_VERSION,
     VIEWS_HASH,
+    Progress,
     check_readable,
     migrate,
     stored_version,
@@ -37,8 +38,11 @@ _SAME_PROCESS_CONFIG = "different configuration than existing connections"
 class Store:
     """A shardscope store at ``path`` (a DuckDB file, created on first write)."""
 
-    def __init__(self, path: str | Path, lock_timeout: float = 120.0) -> None:
+    def __init__(self, path: str | Path, lock_timeout: float = 120.0,
+                 progress: Progress | None = None) -> None:
         self.path = Path(path).expanduser().absolute()
+        # What a migration reports its progress to (by default a bar on stderr).
+        self.progress: Progress = progress or MigrationBar(self.path)
         self.lock = StoreLock(self.path, lock_timeout)
         self.lock_timeout = lock_timeout
         self._schema_current = False
@@ -71,7 +75,7 @@ class Store:
         session = WriterSession(con, lock)
         try:
             if not self._schema_current:
-                migrate(con, self.path, __version__)
+                migrate(con, self.path, __version__, self.progress)
                 self._schema_current = True
         except BaseException:
             session.close()
@@ -201,6 +205,34 @@ class Store:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+
+class MigrationBar:
+    """A progress bar on stderr while an old store is migrated in place (rich; drawn only
+    when there are spans to back-fill)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            logger.warning("migrating store %s to schema v%d: deriving typed rows of %d spans",
+                           self.path, SCHEMA_VERSION, total)
+            self._bar = Progress("migrating store", BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True))
+            self._task = self._bar.add_task("spans", total=total)
+            self._bar.start()
+        self._bar.update(self._task, completed=done)
+        if done >= total:
+            self._bar.stop()
+            self._bar = None
 
 
 class WriterSession:

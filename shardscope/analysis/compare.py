@@ -132,7 +132,8 @@ def _with_repeat_keys(episodes: pd.DataFrame,
     """Each episode's fingerprint (its steps' outputs, outcome, answer): the estimates count
     byte-identical repeats of a task once."""
     keys = [stats.repeat_key([a.text for a in paths.get(e, ())], o, f) for e, o, f in
-            zip(episodes.episode_id, episodes.outcome, episodes.final_answer, strict=True)]
+            zip(episodes.episode_id.tolist(), episodes.outcome.tolist(),
+                episodes.final_answer.tolist(), strict=True)]
     return episodes.assign(**{stats.REPEAT_KEY: keys})
 
 

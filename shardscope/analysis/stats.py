@@ -107,8 +107,13 @@ def estimate(values: Sequence[float] | np.ndarray, clusters: Sequence[object] | 
     collapsed = 0
     if repeats is not None:
         fingerprints = np.asarray(repeats, dtype=object)[keep]
-        first = ~pd.Series(list(zip(labels if labels is not None else [None] * len(x),
-                                    fingerprints, strict=True))).duplicated().to_numpy()
+        seen: set[tuple[object, object]] = set()
+        firsts: list[bool] = []
+        for key in zip(labels.tolist() if labels is not None else [None] * len(x),
+                       fingerprints.tolist(), strict=True):
+            firsts.append(key not in seen)
+            seen.add(key)
+        first = np.array(firsts, dtype=bool)
         collapsed = int(len(x) - first.sum())
         if labels is None or len(set(labels.tolist())) < 2:
             x, w = x[first], np.minimum(w[first], 1.0)

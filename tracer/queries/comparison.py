@@ -2,11 +2,11 @@
 pages, the report), read from the store with one filter.
 
 Each function takes a :class:`Store` (one read-only connection per call) or an open
-connection (a comparison reads everything through one). They read ``spans`` directly: the
-``episodes`` and ``steps`` views join every LLM, tool and step span of the store to count
-tokens and calls, which a comparison does not need (on a store of 1M spans a filtered read
-of the views took ~2 s, this ~0.1 s). The episode's columns are the view's own
-(:data:`shardscope.tracer.schema.EPISODE_ROW`); tests/test_analysis_store.py checks they agree.
+connection (a comparison reads everything through one). They read the typed tables directly
+(tracer/typed.py): the ``episodes`` and ``steps`` views also add up every episode's and
+step's call counts, which a comparison does not need. The episode's columns are the view's
+own (:data:`shardscope.tracer.schema.EPISODE_ROW`); tests/test_analysis_store.py checks they
+agree.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from shardscope.tracer import attributes as A
 from shardscope.tracer.queries.filters import EpisodeFilter
 from shardscope.tracer.queries.frames import Source, frame_of
-from shardscope.tracer.schema import EPISODE_ROW_SQL, Attribute, select_attributes
+from shardscope.tracer.schema import EPISODE_ROW_SQL
 from shardscope.tracer.store import Store
 
 # Which episodes to compare: the app's episode filter (every field narrows; empty means all).
@@ -89,20 +88,17 @@ def available(store: Source) -> dict[str, tuple[str, ...]]:
             for c in ("suite", "model", "scaffold")}
 
 
-STEPS_SQL = select_attributes(
-    [Attribute("action_json", A.STEP_ACTION), Attribute("protocol_error", A.STEP_PROTOCOL_ERROR),
-     Attribute("output", A.STEP_OUTPUT)],
-    "episode_id, step_index", "span_type = 'step' AND episode_id IN (SELECT unnest($ids))",
-) + " ORDER BY episode_id, step_index"
-TOOL_CALLS_SQL = select_attributes(
-    [Attribute("recorded_ok", A.TOOL_OK, "BOOLEAN")],
-    "span_id, episode_id, step_index, model_id AS model, tool_name, error_type, "
-    "start_time AS started_at, status_code",
-    "span_type = 'tool_call' AND episode_id IN (SELECT unnest($ids))",
-)
-TOOL_CALLS_SQL = (f"SELECT * EXCLUDE (recorded_ok, status_code), coalesce(recorded_ok, "
-                  f"status_code <> 'ERROR') AS ok FROM ({TOOL_CALLS_SQL}) "
-                  "ORDER BY episode_id, step_index, started_at")
+STEPS_SQL = """
+SELECT episode_id, step_index, CAST(action AS VARCHAR) AS action_json, protocol_error, output
+FROM typed_steps WHERE episode_id IN (SELECT unnest($ids)) ORDER BY episode_id, step_index
+"""
+# Only what a comparison reads (the tool profile, paths, counts): span ids and times of 50k
+# calls would cost more to convert than the query itself.
+TOOL_CALLS_SQL = """
+SELECT episode_id, step_index, model, tool_name, error_type, ok
+FROM typed_tool_calls WHERE episode_id IN (SELECT unnest($ids))
+ORDER BY episode_id, step_index, started_at
+"""
 
 
 def steps_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:

@@ -2,10 +2,9 @@
 model, outcome and ablation, and a cache of per-run cubes for live runs. The numbers the
 page shows are functions over the cube in :mod:`shardscope.analysis.summaries`.
 
-Costs on a store of 1M spans (bench/ui_load.py, fresh connection each time): reading the
-``episodes`` view's JSON-derived columns (suite, task, scaffold, outcome) of all ~20k
-episodes takes ~0.2 s; summing ``cost_usd`` decodes every LLM span's attributes (~0.6 s), so
-cubes are per run and cached while the run is unchanged.
+Every column comes from the typed rows written at ingest (tracer/typed.py): the episodes'
+own row and their partial sums, no span attribute is parsed. Cubes are still per run and
+cached while the run is unchanged (a live run costs only its own slice).
 """
 
 from __future__ import annotations
@@ -22,23 +21,24 @@ from shardscope.tracer.schema import EPISODE_ROW_SQL
 from shardscope.tracer.store import Store
 
 # The episodes' own columns come from the episode row (not the view, which would also sum
-# every episode's LLM, tool and step spans); tokens and cost from the LLM calls, filtered by
-# run first. Cost is the one expensive column (it decodes each LLM span's attributes), so
-# cubes are computed per run and a finished run's cube is reused.
+# every episode's tool and step counts); tokens and cost from the episode's partial sums.
 CUBE_SQL = """
-WITH calls AS (
-    SELECT episode_id, CAST(sum(input_tokens + output_tokens) AS BIGINT) AS tokens,
-           sum(cost_usd) AS cost_usd
-    FROM llm_calls WHERE episode_id IS NOT NULL AND {runs} GROUP BY episode_id),
-eps AS (
+WITH eps AS (
     SELECT episode_id, run_id, suite, task_id, scaffold, model, outcome, ablation_shard, duration_s
-    FROM ({row}) WHERE {runs})
+    FROM ({row}) WHERE {runs}),
+{calls}
 SELECT run_id, suite, task_id, scaffold, model, coalesce(outcome, 'unknown') AS outcome,
        ablation_shard IS NOT NULL AS ablated, count(*) AS episodes,
        CAST(coalesce(sum(c.tokens), 0) AS BIGINT) AS tokens, sum(duration_s) AS seconds,
        sum(c.cost_usd) AS cost_usd, count(c.cost_usd) AS priced
 FROM eps LEFT JOIN calls c USING (episode_id) GROUP BY ALL
 """
+# An episode's tokens and cost: its partial sums (typed at ingest, a few rows per episode).
+CALLS_SQL = """
+calls AS (
+    SELECT episode_id, CAST(sum(input_tokens + output_tokens) AS BIGINT) AS tokens,
+           sum(cost_usd) AS cost_usd
+    FROM episode_sums WHERE episode_id IN (SELECT episode_id FROM eps) GROUP BY episode_id)"""
 
 
 def _run_condition(runs: Sequence[str | None] | None) -> tuple[str, list[Any]]:
@@ -60,7 +60,8 @@ def episode_cube(store: Store, runs: Sequence[str | None] | None = None) -> pd.D
     """
     condition, params = _run_condition(runs)
     with store.reader() as con:
-        return query_frame(con, CUBE_SQL.format(runs=condition, row=EPISODE_ROW_SQL), params * 2)
+        return query_frame(con, CUBE_SQL.format(runs=condition, row=EPISODE_ROW_SQL,
+                                                calls=CALLS_SQL), params)
 
 
 class CubeCache:

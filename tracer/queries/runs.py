@@ -82,7 +82,8 @@ def store_summary(store: Store) -> StoreSummary:
         return StoreSummary(str(store.path), "missing")
     with store.reader() as con:
         spans, episodes = aggregate_row(
-            con, "SELECT count(*), count(*) FILTER (WHERE span_type = 'episode') FROM spans")
+            con, "SELECT (SELECT count(*) FROM spans), "
+            "(SELECT count(*) FROM typed_episodes WHERE span_type = 'episode')")
         runs = _runs(con) if spans else ()
     return StoreSummary(str(store.path), "ready" if spans else "empty", spans, episodes, runs)
 
