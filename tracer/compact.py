@@ -3,8 +3,10 @@
 Idempotent: a row the store already holds is not added again, whichever file (or earlier
 compaction, or direct write) brought it: spans by (trace_id, span_id) as the collector's
 ingest does, events by (trace_id, span_id, seq), writer counters by writer and time
-(``tracer.lake.ROW_KEYS``). Compacting a lake twice, or a grown lake again, adds only what is
-new. One transaction: an interrupted compaction leaves the store as it was.
+(``tracer.lake.ROW_KEYS``). The typed tables (schema v3) are derived again from the spans
+added, as ingest derives them (``tracer.typed.insert_typed``); the lake's own typed files are
+for its readers. Compacting a lake twice, or a grown lake again, adds only what is new. One
+transaction: an interrupted compaction leaves the store as it was.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from shardscope.config.errors import StoreError
 from shardscope.tracer.lake import ROW_KEYS, LakeScan, SkippedFile
 from shardscope.tracer.lake_store import LakeStore
 from shardscope.tracer.store import Store
+from shardscope.tracer.typed import insert_typed
+
+_NEW_SPANS = "_shardscope_compacted_spans"
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,8 @@ def compact(lake: LakeStore, store: Store) -> CompactReport:
     with store.writer() as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            for table, files in scan.files.items():
-                if files:
+            for table in ROW_KEYS:  # the typed tables follow from the spans
+                if scan.files.get(table):
                     added[table], present[table] = _merge(con, table, scan)
             con.execute("COMMIT")
         except duckdb.Error as exc:
@@ -66,7 +71,13 @@ def _merge(con: duckdb.DuckDBPyConnection, table: str, scan: LakeScan) -> tuple[
         source = (f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY {keys}) = 1")
         source = f'SELECT n.* FROM ({source}) n ANTI JOIN "{table}" o USING ({keys})'
     before = _count(con, table)
-    con.execute(f'INSERT INTO "{table}" BY NAME {source}')
+    if table == "spans":
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW_SPANS} AS {source}")
+        con.execute(f"INSERT INTO spans BY NAME SELECT * FROM {_NEW_SPANS}")
+        insert_typed(con, _NEW_SPANS)
+        con.execute(f"DROP TABLE {_NEW_SPANS}")
+    else:
+        con.execute(f'INSERT INTO "{table}" BY NAME {source}')
     new = _count(con, table) - before
     return new, scan.rows(table) - new
 
