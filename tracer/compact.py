@@ -83,5 +83,5 @@ def _merge(con: duckdb.DuckDBPyConnection, table: str, scan: LakeScan) -> tuple[
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()
+    return int(rows[0][0])

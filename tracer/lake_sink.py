@@ -61,6 +61,7 @@ class ParquetSink:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lake_ready = False
         self._has_written = False
+        self._columns: dict[str, list[str]] = {}
 
     def prepare(self, spans: Sequence[ReadableSpan]) -> LakeBatch:
         return LakeBatch(self._rows.prepare(spans), next(self._seq))
@@ -95,25 +96,31 @@ class ParquetSink:
 
     def _tables(self, prepared: PreparedBatch | None, stats: PipelineStats) -> dict[str, pa.Table]:
         con = self._memory()
-        con.execute("BEGIN TRANSACTION")
         try:
+            con.execute("BEGIN TRANSACTION")
             if prepared is not None:
                 prepared = self._rows.append(con, prepared)
             self._rows._record_stats(con, stats, prepared)
-            return {name: self._read(con, name) for name in self._filled(con)}
-        finally:
+            tables = {name: self._read(con, name) for name in self._filled(con)}
             con.execute("ROLLBACK")
+        except BaseException:
+            self.close()  # a failed connection is never reused: the retry starts afresh
+            raise
+        return tables
 
     def _filled(self, con: duckdb.DuckDBPyConnection) -> list[str]:
         names = [r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
             "ORDER BY table_name").fetchall() if r[0] not in _NOT_WRITTEN]
-        return [n for n in names if con.execute(f'SELECT count(*) FROM "{n}"').fetchone() != (0,)]
+        # fetchall: a result left unfetched blocks the connection's next query (DuckDB 2.0).
+        return [n for n in names if con.execute(f'SELECT count(*) FROM "{n}"').fetchall() != [(0,)]]
 
     def _read(self, con: duckdb.DuckDBPyConnection, name: str) -> pa.Table:
-        columns = [r[0] for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND "
-            "database_name = current_database() ORDER BY column_index", [name]).fetchall()]
+        columns = self._columns.get(name)
+        if columns is None:
+            columns = self._columns[name] = [r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND "
+                "database_name = current_database() ORDER BY column_index", [name]).fetchall()]
         if "run_id" in columns:
             sql = f'SELECT *, run_id AS {_RUN} FROM "{name}"'
         elif {"trace_id", "span_id"} <= set(columns) and name != "spans":
