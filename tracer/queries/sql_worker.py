@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from shardscope.config import errors
 from shardscope.config.errors import QueryError, ShardscopeError
+from shardscope.tracer.lake_store import open_source
 from shardscope.tracer.queries.user_sql import SqlLimits, run_sql
 from shardscope.tracer.store import Store
 
@@ -162,7 +163,7 @@ def _read_exactly(pipe: IO[bytes], size: int, deadline: float | None) -> bytes:
 
 def _answer(request: dict[str, Any], stores: dict[tuple[str, float], Store]) -> bytes:
     key = (str(request["path"]), float(request["lock_timeout"]))
-    store = stores.setdefault(key, Store(*key))
+    store = stores.get(key) or stores.setdefault(key, open_source(*key))
     limits = SqlLimits(float(request["timeout"]), str(request["memory_limit"]))
     try:
         with address_space_limit(limits.memory_limit):
