@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from shardscope.config.errors import ConfigError, ShardscopeError
 from shardscope.scaffolds.runner.matrix import EpisodeSpec
-from shardscope.scaffolds.runner.ray_worker import NAMESPACE, EpisodeWorker, ProviderLimits, WorkerPlan
+from shardscope.scaffolds.runner.ray_worker import (
+    NAMESPACE,
+    EpisodeWorker,
+    ProviderLimits,
+    WorkerPlan,
+)
 from shardscope.scaffolds.runner.runner import Resources, mark_abandoned
 from shardscope.tracer import attributes as A
 from shardscope.tracer.queries.outcomes import stored_outcomes

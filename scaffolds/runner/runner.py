@@ -18,7 +18,12 @@ from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ToolBox
 from shardscope.scaffolds.agents.registry import get_scaffold
 from shardscope.scaffolds.agents.runtime import Episode
 from shardscope.scaffolds.backends.traced import TracedModel
-from shardscope.scaffolds.runner.executor import EpisodeExecutor, LocalExecutor, RunJob, trace_context
+from shardscope.scaffolds.runner.executor import (
+    EpisodeExecutor,
+    LocalExecutor,
+    RunJob,
+    trace_context,
+)
 from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec, expand, in_shard
 from shardscope.scaffolds.runner.progress import Progress
 from shardscope.tracer import attributes as A

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,10 +13,12 @@ from typing import TYPE_CHECKING
 from shardscope.commands.options import parse_assignments, scaffold_params, split_list, whole_number
 from shardscope.config.errors import ConfigError, ShardscopeError
 from shardscope.config.settings import Settings, load_settings
+from shardscope.scaffolds.runner.executor import EpisodeExecutor
 from shardscope.scaffolds.runner.hashes import HashChange, current_hashes, hash_changes
 from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
 from shardscope.scaffolds.runner.resources import default_resources
 from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport, mark_abandoned
+from shardscope.scaffolds.runner.shard import parse_shard
 from shardscope.tracer import attributes as A
 from shardscope.tracer.locking import RunLock
 from shardscope.tracer.queries.runs import (
@@ -29,7 +32,7 @@ from shardscope.tracer.queries.runs import (
     stored_baseline_keys,
 )
 from shardscope.tracer.schema import STALE_AFTER_S
-from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.setup import TracingSession, setup_tracing
 from shardscope.tracer.spans import Tracing
 from shardscope.tracer.store import Store
 
@@ -50,26 +53,48 @@ DEMO = MatrixSpec(
 
 def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | None = None,
             accept_changed_scaffolds: bool = False, retry_errors: bool = False,
-            progress: bool = True, show_influence: bool = False) -> int:
+            progress: bool = True, show_influence: bool = False, executor: str = "local") -> int:
     """Run (or resume) a matrix into the store; print the summary and where to look next.
 
     The store is checked before anything runs. A resumed run is held under a per-run lock (a
     second resume of it is refused, naming the process). A resumed run whose stored episodes
     ran under another scaffold hash than the current code's is refused (ConfigError), unless
     ``accept_changed_scaffolds``: then those episodes count as done. ``retry_errors`` runs
-    again the episodes that ended in infrastructure errors. Returns the exit code: 0, 130
-    after Ctrl-C, 128 + signal after SIGTERM."""
+    again the episodes that ended in infrastructure errors. ``executor`` is local or ray.
+    Returns the exit code: 0, 130 after Ctrl-C, 128 + signal after SIGTERM."""
     store = Store(settings.db, settings.lock_timeout)
     store.check_usable()  # before any episode is paid for
     if resume_run is None:
-        return _execute(store, _Resume(spec), settings, progress, show_influence)
+        return _execute(store, _Resume(spec), settings, progress, show_influence, executor)
     with RunLock(store.path, _resume_id(store, resume_run)) as lock:
         target = _resume_target(store, lock.run_id, accept_changed_scaffolds, retry_errors)
-        return _execute(store, target, settings, progress, show_influence)
+        return _execute(store, target, settings, progress, show_influence, executor)
+
+
+EXECUTORS = ("local", "ray")
+
+
+def executor_name(value: str) -> str:
+    """``--executor``, checked: local or ray."""
+    name = value.strip().lower()
+    if name not in EXECUTORS:
+        raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {value!r}")
+    return name
+
+
+def _episode_executor(executor: str, settings: Settings, tracing: TracingSession, store: Store,
+                      spec: MatrixSpec) -> EpisodeExecutor | None:
+    """None for the local executor (the runner's own loop); a RayExecutor for ``ray``."""
+    if executor == "local":
+        return None
+    from shardscope.scaffolds.runner.ray_executor import RayExecutor
+
+    return RayExecutor(settings, functools.partial(default_resources, logprobs=spec.logprobs),
+                       tracing, store)
 
 
 def _execute(store: Store, target: _Resume, settings: Settings, progress: bool,
-             show_influence: bool) -> int:
+             show_influence: bool, executor: str = "local") -> int:
     spec = target.spec
     assert spec is not None
     for change in target.accepted:
@@ -87,7 +112,12 @@ def _execute(store: Store, target: _Resume, settings: Settings, progress: bool,
     except BaseException:
         tracing.shutdown()
         raise
-    runner = Runner(tracing, resources, progress=progress and sys.stderr.isatty())
+    try:
+        remote = _episode_executor(executor, settings, tracing, store, spec)
+    except BaseException:
+        tracing.shutdown()
+        raise
+    runner = Runner(tracing, resources, progress=progress and sys.stderr.isatty(), executor=remote)
     report: RunReport | None = None
     exit_code: int | None = None
     try:
@@ -290,6 +320,7 @@ class MatrixOptions:
     ablate: str | None = None
     reuse_baselines: bool = False
     name: str | None = None
+    shard: str | None = None
 
     def missing(self) -> list[str]:
         """The flags a matrix cannot do without that were not given."""
@@ -313,6 +344,7 @@ def build_spec(options: MatrixOptions) -> MatrixSpec:
         ablations=options.ablate or "",
         reuse_baselines=options.reuse_baselines,
         name=options.name or "",
+        shard=str(parse_shard(options.shard)) if options.shard else "",
     )
 
 

@@ -1,0 +1,165 @@
+"""``--executor ray`` on a real local Ray cluster (2 CPUs, loopback, session files under /tmp):
+every episode stored exactly once, provider limits held across worker processes, a SIGKILLed
+worker's episodes run again, interruption then ``--resume`` complete the run."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shardscope.config.settings import Settings
+from shardscope.scaffolds.runner.executor import RunJob
+from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec
+from shardscope.scaffolds.runner.ray_executor import RayExecutor, RayOptions
+from shardscope.scaffolds.runner.runner import Runner, RunReport
+from shardscope.tracer.queries.frames import read_frame
+from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.store import Store
+from tests.helpers.ray_toy import MODELS, toy_resources
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A local cluster for the module; its address, for driver processes to connect to."""
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE")}
+    # Workers import the test resources (tests.helpers.ray_toy) by name; loopback only, so no
+    # token (Ray would keep one under HOME, which every test replaces).
+    os.environ["PYTHONPATH"] = str(ROOT)
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1",
+             log_to_driver=False, namespace="shardscope")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _run(db: Path, spec: MatrixSpec, executor_type: type[RayExecutor] = RayExecutor,
+         **toy: Any) -> tuple[RunReport, RayExecutor]:
+    settings = Settings(db=db, flush_interval=0.1)
+    tracing = setup_tracing(settings, strict=True)
+    factory = functools.partial(toy_resources, **toy)
+    executor = executor_type(settings, factory, tracing, Store(db), RayOptions())
+    runner = Runner(tracing, factory(settings, tracing), progress=False, executor=executor)
+    try:
+        report = asyncio.run(runner.run(spec))
+    finally:
+        tracing.shutdown()
+    return report, executor
+
+
+def _episodes(db: Path) -> Any:
+    return read_frame(Store(db), "SELECT e.episode_key, e.outcome, e.started_at, e.ended_at, "
+                                 "s.writer_id, s.parent_span_id FROM episodes e "
+                                 "JOIN spans s ON s.span_id = e.span_id")
+
+
+def test_every_episode_runs_once_on_the_cluster(cluster: str, db_path: Path) -> None:
+    spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=3)
+    report, executor = _run(db_path, spec, tasks=5)
+    assert (report.planned, report.ran, report.outcomes["success"]) == (30, 30, 30)
+    episodes = _episodes(db_path)
+    assert len(episodes) == 30 and episodes.episode_key.nunique() == 30
+    # Written by the pool's two worker processes, not by the driver; each a child of the run span.
+    assert episodes.writer_id.nunique() == 2
+    run = read_frame(Store(db_path), "SELECT r.status, r.completed_episodes, s.span_id FROM runs r "
+                                      "JOIN spans s ON s.run_id = r.run_id AND s.span_type = 'run'")
+    assert (run.status[0], run.completed_episodes[0]) == ("finished", 30)
+    assert set(episodes.parent_span_id) == {run.span_id[0]}
+    assert executor.lost_attempts == 0
+
+
+def test_provider_limit_holds_across_worker_processes(cluster: str, db_path: Path) -> None:
+    spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=2,
+                      concurrency={"scripted": 1})
+    report, executor = _run(db_path, spec, tasks=4, delay=0.02)
+    assert report.ran == 16
+    assert executor.limit_stats["scripted"] == {"limit": 1, "peak": 1, "held": 0}
+    episodes = _episodes(db_path).sort_values("started_at")
+    assert episodes.writer_id.nunique() == 2  # both processes ran episodes ...
+    starts, ends = list(episodes.started_at), list(episodes.ended_at)
+    # ... never two at once: each episode starts after the previous one ended.
+    assert all(start >= end for start, end in zip(starts[1:], ends[:-1], strict=True))
+
+
+class _KillOnce(RayExecutor):
+    """SIGKILLs the first pool worker's process once a few episodes have come back."""
+
+    async def run_episodes(self, job: RunJob, todo: Sequence[EpisodeSpec],
+                           done: Callable[[EpisodeSpec, str], None]) -> Mapping[str, str]:
+        returned = 0
+
+        def kill_after_five(episode: EpisodeSpec, outcome: str) -> None:
+            nonlocal returned
+            done(episode, outcome)
+            returned += 1
+            if returned == 5:
+                os.kill(self.worker_pids["pool-0"], signal.SIGKILL)
+
+        return await super().run_episodes(job, todo, kill_after_five)
+
+
+def test_a_sigkilled_worker_loses_no_episode_and_doubles_none(cluster: str, db_path: Path) -> None:
+    spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=4,
+                      concurrency={"scripted": 4})
+    report, executor = _run(db_path, spec, _KillOnce, tasks=5, delay=0.05)
+    assert executor.lost_attempts >= 1  # the kill hit episodes in flight
+    assert (report.planned, report.ran, report.outcomes["success"]) == (40, 40, 40)
+    episodes = _episodes(db_path)
+    assert len(episodes) == 40 and episodes.episode_key.nunique() == 40
+    assert executor.limit_stats["scripted"]["held"] == 0  # the dead worker's permits came back
+    assert executor.limit_stats["scripted"]["peak"] <= 4
+
+
+def _driver(db: Path, address: str, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.ray_toy", "--db", str(db), "--address", address,
+         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def test_interrupted_ray_run_resumes_exactly(cluster: str, db_path: Path) -> None:
+    driver = _driver(db_path, cluster, "--delay", "0.1")
+    assert driver.stdout is not None
+    announced = [driver.stdout.readline() for _ in range(6)]
+    assert all(line.startswith("episode ") for line in announced), announced
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 128 + signal.SIGTERM, err[-2000:]
+    store = Store(db_path)
+    first = read_frame(store, "SELECT status, completed_episodes FROM runs")
+    assert first.status[0] == "interrupted" and 6 <= first.completed_episodes[0] < 48
+
+    resumed = _driver(db_path, cluster, "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    summary = out.strip().splitlines()[-1]
+    ran = int(summary.split("ran=")[1].split()[0])
+    skipped = int(summary.split("skipped=")[1].split()[0])
+    assert skipped == first.completed_episodes[0] and ran + skipped == 48, summary
+    episodes = _episodes(db_path)
+    assert len(episodes) == 48 and episodes.episode_key.nunique() == 48
+    run = read_frame(store, "SELECT status, completed_episodes FROM runs")
+    assert (run.status[0], run.completed_episodes[0]) == ("finished", 48)
