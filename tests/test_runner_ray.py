@@ -163,3 +163,28 @@ def test_interrupted_ray_run_resumes_exactly(cluster: str, db_path: Path) -> Non
     assert len(episodes) == 48 and episodes.episode_key.nunique() == 48
     run = read_frame(store, "SELECT status, completed_episodes FROM runs")
     assert (run.status[0], run.completed_episodes[0]) == ("finished", 48)
+
+
+def test_cli_run_with_the_ray_executor(cluster: str, tmp_path: Path) -> None:
+    """The real command on a shipped suite, its workers rebuilding the catalog and suites from
+    the settings (two scripted catalog models), on the cluster named by RAY_ADDRESS."""
+    answers = ", ".join(['"Final Answer: 42"'] * 40)
+    catalog = tmp_path / "models.toml"
+    catalog.write_text("".join(f'[models.{name}]\nbackend = "scripted"\nmodel = "{name}"\n'
+                               f"responses = [{answers}]\n\n" for name in ("echo-a", "echo-b")))
+    db = tmp_path / "cli.duckdb"
+    env = {**os.environ, "RAY_ADDRESS": cluster, "RAY_AUTH_MODE": "disabled",
+           "SHARDSCOPE_MODELS_FILE": str(catalog), "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "shardscope", "run", "-s", "arithmetic", "-m", "echo-a,echo-b",
+         "-a", "react-tools", "--limit", "3", "--seeds", "2", "--concurrency", "scripted=3",
+         "--executor", "ray", "--db", str(db), "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "echo-a" in result.stdout and "echo-b" in result.stdout  # the summary table
+    episodes = read_frame(Store(db), "SELECT episode_key, model, outcome, writer_id FROM episodes "
+                                     "JOIN spans USING (span_id)")
+    assert len(episodes) == 12 and episodes.episode_key.nunique() == 12
+    assert set(episodes.outcome) <= {"success", "failure"}  # each worker opened its own models
+    runs = read_frame(Store(db), "SELECT status, planned_episodes, completed_episodes FROM runs")
+    assert list(runs.iloc[0]) == ["finished", 12, 12]
