@@ -31,17 +31,19 @@ from tests.helpers.ray_toy import MODELS, toy_resources
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
+LOOPBACK = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A local cluster for the module; its address, for driver processes to connect to."""
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE")}
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE", LOOPBACK)}
     # Workers import the test resources (tests.helpers.ray_toy) by name; loopback only, so no
     # token (Ray would keep one under HOME, which every test replaces).
     os.environ["PYTHONPATH"] = str(ROOT)
     os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ[LOOPBACK] = "0"  # else Ray binds every interface (see ray_executor._loopback_only)
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1",
              log_to_driver=False, namespace="shardscope")
     try:

@@ -19,13 +19,14 @@ still be written, so no key is stored twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ MAX_PASSES = 4  # tries at an episode whose workers kept dying before the run gi
 MAX_SLOTS = 64  # episodes in flight per pool worker
 FLUSH_TIMEOUT_S = 120.0
 CANCEL_TIMEOUT_S = 15.0
+_RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 ResourcesFactory = Callable[["Settings", "Tracing"], Resources]
 
 
@@ -250,13 +252,15 @@ class RayExecutor:
         address = self.options.address or os.environ.get("RAY_ADDRESS") or None
         kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
                                   "namespace": NAMESPACE}
+        loopback = _loopback_only() if address is None else contextlib.nullcontext()
         if address is None:
             kwargs.update(num_cpus=self.options.num_cpus or os.cpu_count() or 1,
                           include_dashboard=False, _node_ip_address="127.0.0.1")
             if self.options.temp_dir:
                 kwargs["_temp_dir"] = self.options.temp_dir
         try:
-            ray.init(address=address, **kwargs)
+            with loopback:
+                ray.init(address=address, **kwargs)
         except ConnectionError as exc:
             raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc}") from None
         finally:
@@ -297,6 +301,22 @@ class RayExecutor:
         if self._started_cluster:
             ray.shutdown()
             self._started_cluster = False
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """A local cluster of one machine listens on loopback only. Ray turns 127.0.0.1 into the
+    host's reachable address and binds every interface, unless its multi-node mode is off
+    (the variable Ray reads for that; measured with ss: nothing listens beyond 127.0.0.1)."""
+    saved = os.environ.get(_RAY_CLUSTER_ENV)
+    os.environ[_RAY_CLUSTER_ENV] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(_RAY_CLUSTER_ENV, None)
+        else:
+            os.environ[_RAY_CLUSTER_ENV] = saved
 
 
 def _portable(settings: Settings) -> Settings:
