@@ -119,3 +119,16 @@ def test_cli_resume_refuses_a_new_shard(tmp_path: Path) -> None:
     result = _cli("run", "--resume", "latest", "--shard", "0/2", "--db", str(tmp_path / "s.duckdb"))
     assert result.returncode != 0
     assert "--resume takes the matrix from the stored run; drop --shard" in result.stderr
+
+
+def test_cli_ray_executor_without_ray_names_the_extra(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    code = ("import sys; sys.modules['ray'] = None; from shardscope.cli import main; "
+            "sys.argv = ['shardscope'] + sys.argv[1:]; main()")
+    result = subprocess.run(
+        [sys.executable, "-c", code, "run", "-s", "arithmetic", "-m", "smollm2-135m-instruct",
+         "-a", "react-tools", "--executor", "ray", "--db", str(db)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: --executor ray needs Ray: pip install 'shardscope[ray]'"
+    assert not db.exists()  # refused before the run started

@@ -84,7 +84,7 @@ class RayExecutor:
         self.lost_attempts = 0  # attempts whose worker died under them (each run again)
         self.limit_stats: dict[str, dict[str, int]] = {}  # ProviderLimits.stats() at the end
         self.worker_pids: dict[str, int] = {}  # actor name -> process id (restarts update it)
-        self._ray: Any = None
+        self._ray: Any = _import_ray()  # before the run starts: a missing extra is an error
         self._started_cluster = False
         self._workers: dict[str, Any] = {}
         self._limits: Any = None
@@ -242,7 +242,6 @@ class RayExecutor:
         return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
 
     def _connect(self) -> None:
-        self._ray = _import_ray()
         ray = self._ray
         if ray.is_initialized():
             return
@@ -286,8 +285,6 @@ class RayExecutor:
 
     def _teardown(self) -> None:
         ray = self._ray
-        if ray is None:
-            return
         for name in list(self._workers):
             actor = self._workers.pop(name)
             try:
