@@ -20,7 +20,7 @@ from typing import Any
 
 from shardscope.config.errors import ConfigError
 
-EXPORTER_NAMES = ("duckdb", "otlp", "console")
+EXPORTER_NAMES = ("duckdb", "otlp", "console", "parquet")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _MEMORY = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
@@ -53,6 +53,8 @@ class Settings:
     # The bearer token `shardscope collect` requires (the one secret that is a setting: the
     # collector itself needs it; it is never written to the store, and redacted from spans).
     collect_token: str | None = field(default=None, repr=False)
+    # The Parquet lake the `parquet` exporter appends to (a directory; see docs/lake.md).
+    lake: Path | None = None
     source: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +81,11 @@ class Settings:
         if not _MEMORY.fullmatch(self.sql_memory_limit):
             raise ConfigError(
                 f"sql_memory_limit must be a size such as 512MB or 2GB, got {self.sql_memory_limit!r}"
+            )
+        if "parquet" in self.exporters and self.lake is None:
+            raise ConfigError(
+                "exporter 'parquet' needs a lake directory: set SHARDSCOPE_LAKE (or `lake` in "
+                "shardscope.toml), e.g. /shared/lake"
             )
         if "otlp" in self.exporters and not self.otlp_endpoint:
             raise ConfigError(

@@ -33,7 +33,7 @@ DbOption = Annotated[
     Optional[Path],
     typer.Option(
         "--db",
-        help="Store path (a DuckDB file). Default: setting `db` (SHARDSCOPE_DB, shardscope.toml), "
+        help="Store path (a DuckDB file, or a Parquet lake directory for reading). Default: setting `db` (SHARDSCOPE_DB, shardscope.toml), "
         "else ./shardscope.duckdb.",
         show_default=False,
     ),
@@ -461,6 +461,26 @@ def suites_score(
     from shardscope.commands.suites_score import score_command
 
     raise typer.Exit(score_command(db, tuple(split_list(run_ids) or ())))
+
+
+@app.command()
+def compact(
+    lake: Annotated[Path, typer.Argument(help="The lake directory (written by the parquet exporter).", show_default=False)],
+    db: DbOption = None,
+) -> None:
+    """Merge a Parquet lake into one DuckDB store, for fast local exploration.
+
+    Idempotent: rows the store already holds (by span id, as ingest dedupes) are not added
+    again, so compacting a growing lake repeatedly adds only what is new. Files that are not
+    the lake's (foreign, corrupt, cut short) are skipped and listed; the rest is compacted.
+
+    Example:
+
+        shardscope compact /shared/lake --db local.duckdb
+    """
+    from shardscope.commands.lake import compact_command
+
+    raise typer.Exit(compact_command(lake, db))
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from shardscope import __version__
 from shardscope.config.settings import Settings, load_settings
+from shardscope.tracer.lake_sink import ParquetSink
 from shardscope.tracer.pipeline import ReliableSpanProcessor, Sink
 from shardscope.tracer.redact import Redactor
 from shardscope.tracer.sinks import DuckDBSink, ExporterSink
@@ -78,6 +79,7 @@ def setup_tracing(
     settings: Settings | None = None,
     *,
     db: str | os.PathLike[str] | None = None,
+    lake: str | os.PathLike[str] | None = None,
     exporters: Sequence[str] | None = None,
     capture_content: bool | None = None,
     service_name: str | None = None,
@@ -93,7 +95,7 @@ def setup_tracing(
     are flushed on both; the provider flushes at interpreter exit in any case.
     """
     settings = (settings or load_settings()).replace(
-        db=db, exporters=exporters, capture_content=capture_content, service_name=service_name
+        db=db, lake=lake, exporters=exporters, capture_content=capture_content, service_name=service_name
     )
     resource = Resource.create(
         {
@@ -130,6 +132,8 @@ def _sinks_for(settings: Settings, store: Store | None) -> list[Sink]:
     sinks: list[Sink] = []
     if store is not None:
         sinks.append(DuckDBSink(store, settings.service_name))
+    if "parquet" in settings.exporters and settings.lake is not None:
+        sinks.append(ParquetSink(settings.lake, settings.service_name))
     if "otlp" in settings.exporters:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -21,6 +21,7 @@ import streamlit as st
 from shardscope.analysis.clusters import Clusters
 from shardscope.analysis.compare import Comparison, ablation_detail, answer_clusters, compare
 from shardscope.config.settings import load_settings
+from shardscope.tracer.lake_store import open_source
 from shardscope.tracer.queries import trace
 from shardscope.tracer.queries.comparison import Selection, systems_of
 from shardscope.tracer.queries.episodes import EpisodePage, episode_table
@@ -53,7 +54,7 @@ def store_path(argv: list[str] | None = None) -> Path:
 def _store(path: str) -> Store:
     # A Store holds no connection, only its path and lock files; one per path checks the
     # schema version once.
-    return Store(path)
+    return open_source(path)  # a Parquet lake when the path is a directory
 
 
 @st.cache_resource(show_spinner=False)

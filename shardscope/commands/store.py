@@ -9,6 +9,7 @@ from pathlib import Path
 from shardscope.commands import output as out
 from shardscope.config.errors import ShardscopeError
 from shardscope.config.settings import load_settings
+from shardscope.tracer.lake_store import open_source
 from shardscope.tracer.queries.status import describe_schema, store_status
 from shardscope.tracer.queries.user_sql import run_sql
 from shardscope.tracer.store import Store
@@ -17,9 +18,10 @@ TABLE_ROWS = 200  # the table format's default --max-rows
 
 
 def open_store(db: Path | None) -> Store:
-    """The store the settings name (``--db`` first), not opened yet."""
+    """The store the settings name (``--db`` first), not opened yet: a Parquet lake when the
+    path is a directory."""
     settings = load_settings(db=db)
-    return Store(settings.db, settings.lock_timeout)
+    return open_source(settings.db, settings.lock_timeout)  # a lake directory, or a DuckDB file
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from shardscope.config import errors
 from shardscope.config.errors import QueryError, ShardscopeError
+from shardscope.tracer.lake_store import open_source
 from shardscope.tracer.queries.user_sql import SqlLimits, run_sql
 from shardscope.tracer.store import Store
 
@@ -158,7 +159,7 @@ def _read_exactly(pipe: IO[bytes], size: int, deadline: float | None) -> bytes:
 
 def _answer(request: dict[str, Any], stores: dict[tuple[str, float], Store]) -> bytes:
     key = (str(request["path"]), float(request["lock_timeout"]))
-    store = stores.setdefault(key, Store(*key))
+    store = stores.get(key) or stores.setdefault(key, open_source(*key))
     limits = SqlLimits(float(request["timeout"]), str(request["memory_limit"]))
     try:
         table = run_sql(store, str(request["sql"]), max_rows=request["max_rows"], limits=limits)

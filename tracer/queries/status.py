@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from shardscope.tracer.columns import column_description
+from shardscope.tracer.lake import lake_version
+from shardscope.tracer.lake_store import LakeStore
 from shardscope.tracer.queries.frames import aggregate_row
 from shardscope.tracer.schema import DESCRIPTIONS, VIEWS, stored_version
 from shardscope.tracer.sinks import spill_dir
@@ -20,7 +22,10 @@ def store_version(path: str | Path) -> str:
     """A cheap token that changes whenever a writer commits (size + mtime of file and WAL).
 
     No connection, no lock: safe to compute on every rerun to key caches and notice live runs.
+    For a Parquet lake: the count, total size and latest mtime of its files.
     """
+    if Path(path).is_dir():
+        return lake_version(Path(path))
     parts = []
     for file in (Path(path), Path(f"{path}.wal")):
         try:
@@ -81,6 +86,9 @@ class StoreStatus:
     counts: dict[str, int]
     writers: list[dict[str, Any]]
     pending_spill_files: int
+    # A Parquet lake: files left out (path: reason) and writers' unfinished temporary files.
+    lake_skipped_files: tuple[str, ...] = ()
+    lake_temporary_files: int = 0
 
     @property
     def problems(self) -> list[str]:
@@ -95,6 +103,13 @@ class StoreStatus:
             out.append(
                 f"{self.pending_spill_files} spill file(s) await ingestion by the next writer"
             )
+        if self.lake_skipped_files:
+            out.append(f"{len(self.lake_skipped_files)} lake file(s) skipped (not read as any "
+                       "table; table lake_skipped_files says why): "
+                       + "; ".join(self.lake_skipped_files[:5]))
+        if self.lake_temporary_files:
+            out.append(f"{self.lake_temporary_files} temporary lake file(s): a writer is writing "
+                       "them now, or was killed while writing (safe to delete once no writer runs)")
         return out
 
 
@@ -115,6 +130,12 @@ def store_status(store: Store) -> StoreStatus:
         writers = [dict(zip(names, row, strict=True)) for row in latest.fetchall()]
     spills = spill_dir(store)
     pending = len(list(spills.glob("*.spans.parquet"))) if spills.is_dir() else 0
+    if isinstance(store, LakeStore) and store.last_scan is not None:
+        scan = store.last_scan
+        size = sum(f.path.stat().st_size for files in scan.files.values() for f in files)
+        skipped = tuple(f"{s.path}: {s.reason}" for s in scan.skipped)
+        return StoreStatus(str(store.path), size, version, counts, writers, pending, skipped,
+                           scan.in_progress)
     size = store.path.stat().st_size + _wal_size(store)
     return StoreStatus(str(store.path), size, version, counts, writers, pending)
 
