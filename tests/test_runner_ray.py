@@ -23,6 +23,7 @@ from shardscope.scaffolds.runner.executor import RunJob
 from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec
 from shardscope.scaffolds.runner.ray_executor import RayExecutor, RayOptions
 from shardscope.scaffolds.runner.runner import Runner, RunReport
+from shardscope.tracer.lake_store import LakeStore
 from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
@@ -58,12 +59,21 @@ def cluster() -> Iterator[str]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def _settings(db: Path, sink: str = "duckdb") -> tuple[Settings, Store]:
+    """Settings whose spans go to the DuckDB file ``db``, or to a Parquet lake beside it."""
+    if sink == "duckdb":
+        return Settings(db=db, flush_interval=0.1), Store(db)
+    lake = db.with_suffix(".lake")
+    return (Settings(db=db, exporters=("parquet",), lake=lake, flush_interval=0.1),
+            LakeStore(lake))
+
+
 def _run(db: Path, spec: MatrixSpec, executor_type: type[RayExecutor] = RayExecutor,
-         **toy: Any) -> tuple[RunReport, RayExecutor]:
-    settings = Settings(db=db, flush_interval=0.1)
+         sink: str = "duckdb", **toy: Any) -> tuple[RunReport, RayExecutor]:
+    settings, store = _settings(db, sink)
     tracing = setup_tracing(settings, strict=True)
     factory = functools.partial(toy_resources, **toy)
-    executor = executor_type(settings, factory, tracing, Store(db), RayOptions())
+    executor = executor_type(settings, factory, tracing, store, RayOptions())
     runner = Runner(tracing, factory(settings, tracing), progress=False, executor=executor)
     try:
         report = asyncio.run(runner.run(spec))
@@ -72,21 +82,25 @@ def _run(db: Path, spec: MatrixSpec, executor_type: type[RayExecutor] = RayExecu
     return report, executor
 
 
-def _episodes(db: Path) -> Any:
-    return read_frame(Store(db), "SELECT e.episode_key, e.outcome, e.started_at, e.ended_at, "
+def _episodes(db: Path, sink: str = "duckdb") -> Any:
+    return read_frame(_settings(db, sink)[1], "SELECT e.episode_key, e.outcome, e.started_at, e.ended_at, "
                                  "s.writer_id, s.parent_span_id FROM episodes e "
                                  "JOIN spans s ON s.span_id = e.span_id")
 
 
-def test_every_episode_runs_once_on_the_cluster(cluster: str, db_path: Path) -> None:
+@pytest.mark.parametrize("sink", ["duckdb", "lake"])
+def test_every_episode_runs_once_on_the_cluster(cluster: str, db_path: Path, sink: str) -> None:
     spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=3)
-    report, executor = _run(db_path, spec, tasks=5)
+    report, executor = _run(db_path, spec, sink=sink, tasks=5)
     assert (report.planned, report.ran, report.outcomes["success"]) == (30, 30, 30)
-    episodes = _episodes(db_path)
+    episodes = _episodes(db_path, sink)
     assert len(episodes) == 30 and episodes.episode_key.nunique() == 30
     # Written by the pool's two worker processes, not by the driver; each a child of the run span.
     assert episodes.writer_id.nunique() == 2
-    run = read_frame(Store(db_path), "SELECT r.status, r.completed_episodes, s.span_id FROM runs r "
+    if sink == "lake":  # each writer its own partition: driver + 2 workers, no DuckDB file
+        writers = {p.name for p in (db_path.with_suffix(".lake")).rglob("writer=*")}
+        assert len(writers) == 3 and not db_path.exists()
+    run = read_frame(_settings(db_path, sink)[1], "SELECT r.status, r.completed_episodes, s.span_id FROM runs r "
                                       "JOIN spans s ON s.run_id = r.run_id AND s.span_type = 'run'")
     assert (run.status[0], run.completed_episodes[0]) == ("finished", 30)
     assert set(episodes.parent_span_id) == {run.span_id[0]}
@@ -123,13 +137,15 @@ class _KillOnce(RayExecutor):
         return await super().run_episodes(job, todo, kill_after_five)
 
 
-def test_a_sigkilled_worker_loses_no_episode_and_doubles_none(cluster: str, db_path: Path) -> None:
+@pytest.mark.parametrize("sink", ["duckdb", "lake"])
+def test_a_sigkilled_worker_loses_no_episode_and_doubles_none(cluster: str, db_path: Path,
+                                                              sink: str) -> None:
     spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=4,
                       concurrency={"scripted": 4})
-    report, executor = _run(db_path, spec, _KillOnce, tasks=5, delay=0.05)
+    report, executor = _run(db_path, spec, _KillOnce, sink, tasks=5, delay=0.05)
     assert executor.lost_attempts >= 1  # the kill hit episodes in flight
     assert (report.planned, report.ran, report.outcomes["success"]) == (40, 40, 40)
-    episodes = _episodes(db_path)
+    episodes = _episodes(db_path, sink)
     assert len(episodes) == 40 and episodes.episode_key.nunique() == 40
     assert executor.limit_stats["scripted"]["held"] == 0  # the dead worker's permits came back
     assert executor.limit_stats["scripted"]["peak"] <= 4
@@ -167,9 +183,11 @@ def test_interrupted_ray_run_resumes_exactly(cluster: str, db_path: Path) -> Non
     assert (run.status[0], run.completed_episodes[0]) == ("finished", 48)
 
 
-def test_cli_run_with_the_ray_executor(cluster: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sink", ["duckdb", "lake"])
+def test_cli_run_with_the_ray_executor(cluster: str, tmp_path: Path, sink: str) -> None:
     """The real command on a shipped suite, its workers rebuilding the catalog and suites from
-    the settings (two scripted catalog models), on the cluster named by RAY_ADDRESS."""
+    the settings (two scripted catalog models), on the cluster named by RAY_ADDRESS; into the
+    DuckDB store, or only into a Parquet lake (SHARDSCOPE_EXPORTERS=parquet)."""
     answers = ", ".join(['"Final Answer: 42"'] * 40)
     catalog = tmp_path / "models.toml"
     catalog.write_text("".join(f'[models.{name}]\nbackend = "scripted"\nmodel = "{name}"\n'
@@ -177,6 +195,8 @@ def test_cli_run_with_the_ray_executor(cluster: str, tmp_path: Path) -> None:
     db = tmp_path / "cli.duckdb"
     env = {**os.environ, "RAY_ADDRESS": cluster, "RAY_AUTH_MODE": "disabled",
            "SHARDSCOPE_MODELS_FILE": str(catalog), "COLUMNS": "200"}
+    if sink == "lake":
+        env |= {"SHARDSCOPE_EXPORTERS": "parquet", "SHARDSCOPE_LAKE": str(tmp_path / "lake")}
     result = subprocess.run(
         [sys.executable, "-m", "shardscope", "run", "-s", "arithmetic", "-m", "echo-a,echo-b",
          "-a", "react-tools", "--limit", "3", "--seeds", "2", "--concurrency", "scripted=3",
@@ -184,9 +204,11 @@ def test_cli_run_with_the_ray_executor(cluster: str, tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "echo-a" in result.stdout and "echo-b" in result.stdout  # the summary table
-    episodes = read_frame(Store(db), "SELECT episode_key, model, outcome, writer_id FROM episodes "
-                                     "JOIN spans USING (span_id)")
+    store = Store(db) if sink == "duckdb" else LakeStore(tmp_path / "lake")
+    episodes = read_frame(store, "SELECT episode_key, model, outcome, writer_id FROM episodes "
+                                 "JOIN spans USING (span_id)")
     assert len(episodes) == 12 and episodes.episode_key.nunique() == 12
     assert set(episodes.outcome) <= {"success", "failure"}  # each worker opened its own models
-    runs = read_frame(Store(db), "SELECT status, planned_episodes, completed_episodes FROM runs")
+    assert (sink == "lake") == (not db.exists())
+    runs = read_frame(store, "SELECT status, planned_episodes, completed_episodes FROM runs")
     assert list(runs.iloc[0]) == ["finished", 12, 12]

@@ -20,6 +20,7 @@ from shardscope.scaffolds.runner.resources import default_resources
 from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport, mark_abandoned
 from shardscope.scaffolds.runner.shard import parse_shard
 from shardscope.tracer import attributes as A
+from shardscope.tracer.lake_store import LakeStore
 from shardscope.tracer.locking import RunLock
 from shardscope.tracer.queries.runs import (
     completed_episode_cells,
@@ -62,7 +63,7 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
     ``accept_changed_scaffolds``: then those episodes count as done. ``retry_errors`` runs
     again the episodes that ended in infrastructure errors. ``executor`` is local or ray.
     Returns the exit code: 0, 130 after Ctrl-C, 128 + signal after SIGTERM."""
-    store = Store(settings.db, settings.lock_timeout)
+    store = _run_store(settings)
     store.check_usable()  # before any episode is paid for
     if resume_run is None:
         return _execute(store, _Resume(spec), settings, progress, show_influence, executor)
@@ -72,6 +73,24 @@ def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | No
 
 
 EXECUTORS = ("local", "ray")
+
+
+def _run_store(settings: Settings) -> Store:
+    """Where the run's spans are read back from (resume, summary, the Ray executor's count):
+    the DuckDB store, or the Parquet lake when the run writes only there (exporter
+    ``parquet`` without ``duckdb``: every writer appends its own files, no lock taken)."""
+    if "duckdb" in settings.exporters or settings.lake is None or "parquet" not in settings.exporters:
+        return Store(settings.db, settings.lock_timeout)
+    return _WrittenLake(settings.lake, settings.lock_timeout)
+
+
+class _WrittenLake(LakeStore):
+    """A lake this process writes to through its exporter: usable when it holds a lake (or
+    nothing yet), read like any lake."""
+
+    def check_usable(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"lake {self.path} is a file, not a directory; set another `lake`")
 
 
 def executor_name(value: str) -> str:
