@@ -10,7 +10,9 @@ scripted default (8 at once). The Ray cluster is local (2 CPUs, loopback, sessio
 
 Both runs count episodes from the store: stored episodes and distinct episode keys must both
 equal 2,000. The kill run SIGKILLs the first pool worker once 500 episodes have come back;
-Ray restarts it, the driver runs again exactly the episodes the store does not hold.
+Ray restarts it, the driver runs again exactly the episodes the store does not hold. Then
+the same two Ray runs with every writer appending to a Parquet lake instead (exporter
+``parquet``; counted from the lake).
 
 Local and Ray runs alternate, ROUNDS each. Last line: ``ray_overhead_per_episode_ms: <(mean
 ray seconds - mean local seconds) / 2000 x 1000>`` (wall-clock milliseconds Ray adds per
@@ -39,6 +41,7 @@ from shardscope.scaffolds.runner.executor import RunJob
 from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec
 from shardscope.scaffolds.runner.ray_executor import RayExecutor
 from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport
+from shardscope.tracer.lake_store import LakeStore
 from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.spans import Tracing
@@ -89,10 +92,18 @@ class KillOnce(RayExecutor):
         return await super().run_episodes(job, todo, kill)
 
 
-def run(db: Path, executor: type[RayExecutor] | None) -> tuple[RunReport, float, Any]:
-    settings = Settings(db=db, flush_interval=0.1)
+def store_for(db: Path, sink: str) -> tuple[Settings, Store]:
+    if sink == "duckdb":
+        return Settings(db=db, flush_interval=0.1), Store(db)
+    lake = db.with_suffix(".lake")
+    return Settings(db=db, exporters=("parquet",), lake=lake, flush_interval=0.1), LakeStore(lake)
+
+
+def run(db: Path, executor: type[RayExecutor] | None,
+        sink: str = "duckdb") -> tuple[RunReport, float, Any]:
+    settings, store = store_for(db, sink)
     tracing = setup_tracing(settings)
-    remote = executor(settings, scripted_resources, tracing, Store(db)) if executor else None
+    remote = executor(settings, scripted_resources, tracing, store) if executor else None
     runner = Runner(tracing, scripted_resources(settings, tracing), progress=False, executor=remote)
     started = time.perf_counter()
     try:
@@ -102,8 +113,8 @@ def run(db: Path, executor: type[RayExecutor] | None) -> tuple[RunReport, float,
     return report, time.perf_counter() - started, remote
 
 
-def counts(db: Path) -> tuple[int, int]:
-    row = read_frame(Store(db), "SELECT count(*) AS n, count(DISTINCT episode_key) AS k "
+def counts(db: Path, sink: str) -> tuple[int, int]:
+    row = read_frame(store_for(db, sink)[1], "SELECT count(*) AS n, count(DISTINCT episode_key) AS k "
                                 "FROM episodes").iloc[0]
     return int(row.n), int(row.k)
 
@@ -122,10 +133,12 @@ def main() -> int:
         print(f"ray_cluster_start_s: {time.perf_counter() - started:.1f}")
         results: dict[str, list[float]] = {}
         plan = [("local", None), ("ray", RayExecutor)] * ROUNDS + [("ray_sigkill", KillOnce)]
+        plan += [("ray_lake", RayExecutor), ("ray_lake_sigkill", KillOnce)]
         for i, (label, executor) in enumerate(plan):
             db = work / f"{label}-{i}.duckdb"
-            report, seconds, remote = run(db, executor)
-            stored, keys = counts(db)
+            sink = "lake" if "lake" in label else "duckdb"
+            report, seconds, remote = run(db, executor, sink)
+            stored, keys = counts(db, sink)
             results.setdefault(label, []).append(seconds)
             extra = ""
             if remote is not None:

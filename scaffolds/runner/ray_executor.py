@@ -169,17 +169,18 @@ class RayExecutor:
             lease = uuid.uuid4().hex
             ref = worker.run.remote(episode, lease)
             self._inflight[ref] = lease
+            # A cancellation (Ctrl-C, SIGTERM) leaves the attempt in _inflight: _abort cancels it.
             try:
                 outcome = await ref
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                     ray.exceptions.ObjectLostError, ray.exceptions.NodeDiedError):
+                self._inflight.pop(ref, None)
                 self.lost_attempts += 1
                 self._limits.release.remote(lease)  # a permit the dead worker held or awaited
                 if not await self._await_restart(worker):
                     return  # the other feeds (or the next pass) take the rest
                 continue
-            finally:
-                self._inflight.pop(ref, None)
+            self._inflight.pop(ref, None)
             done(episode, outcome)
 
     async def _await_restart(self, worker: Any) -> bool:
