@@ -52,8 +52,8 @@ def compact(lake: LakeStore, store: Store) -> CompactReport:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    files = sum(len(f) for f in scan.files.values())
-    return CompactReport(str(store.path), files, added, present, tuple(scan.skipped),
+    count = sum(len(f) for f in scan.files.values())
+    return CompactReport(str(store.path), count, added, present, tuple(scan.skipped),
                          scan.in_progress)
 
 
