@@ -212,3 +212,18 @@ def test_cli_run_with_the_ray_executor(cluster: str, tmp_path: Path, sink: str) 
     assert (sink == "lake") == (not db.exists())
     runs = read_frame(store, "SELECT status, planned_episodes, completed_episodes FROM runs")
     assert list(runs.iloc[0]) == ["finished", 12, 12]
+
+
+def test_each_local_model_is_pinned_to_its_own_worker_process(cluster: str, db_path: Path) -> None:
+    """Provider llama_cpp (embedded models; scripted stand-ins here): an actor per model, so a
+    model's episodes all run in one process, and the two models in two."""
+    spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=2)
+    report, executor = _run(db_path, spec, tasks=3, provider="llama_cpp")
+    assert (report.planned, report.ran) == (12, 12)
+    episodes = read_frame(Store(db_path), "SELECT e.model, s.writer_id FROM episodes e "
+                                          "JOIN spans s ON s.span_id = e.span_id")
+    writers = episodes.groupby("model").writer_id.nunique()
+    assert dict(writers) == {"toy-a": 1, "toy-b": 1}
+    assert episodes.writer_id.nunique() == 2
+    assert set(executor.worker_pids) == {"model-toy-a", "model-toy-b"}
+    assert "llama_cpp" not in executor.limit_stats  # limited per model actor, not cluster-wide
