@@ -168,6 +168,8 @@ def run(
     ] = False,
     db: DbOption = None,
     progress: ProgressOption = True,
+    executor: Annotated[str, typer.Option("--executor", help="Where episodes run: local (this process, asyncio) or ray (Ray actors on the cluster at RAY_ADDRESS, else a new local one; needs the `ray` extra). Per-provider --concurrency limits hold across the cluster; works with --resume.")] = "local",
+    shard: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Run only shard I of N (0-based: 0/4 .. 3/4) of the matrix, split by a stable hash of each episode's key; N processes (a Slurm array, a Kubernetes indexed Job) with I = 0..N-1 run every episode exactly once. Each shard is a run of its own.")] = None,
 ) -> None:
     """Run task suites x scaffolds x models x seeds, tracing every step into the store.
 
@@ -188,7 +190,7 @@ def run(
                               "--resume latest --retry-errors`)")
     if resume is not None:
         matrix = ("suite", "models", "scaffolds", "seeds", "tasks", "limit", "param", "concurrency",
-                  "logprobs", "ablate", "name")
+                  "logprobs", "ablate", "name", "shard")
         # Set on the command line (or by environment), not left at its default.
         given = [p.opts[0] for p in ctx.command.params if p.name in matrix
                  and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"]
@@ -199,13 +201,14 @@ def run(
         options = run_cli.MatrixOptions(
             suites=suite, models=models, scaffolds=scaffolds, seeds=seeds, tasks=tasks, limit=limit,
             params=param, concurrency=concurrency, logprobs=logprobs, ablate=ablate, name=name,
+            shard=shard,
         )
         _require_matrix(options, "see `shardscope run --help`, or try `shardscope demo`")
         spec = run_cli.build_spec(options)
     code = run_cli.execute(
         spec, settings, resume_run=None if resume is None else ("" if resume == "latest" else resume),
         accept_changed_scaffolds=accept_changed_scaffolds, retry_errors=retry_errors,
-        progress=progress,
+        progress=progress, executor=run_cli.executor_name(executor),
     )
     raise typer.Exit(code)
 

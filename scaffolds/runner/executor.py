@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec
+    from shardscope.tracer.spans import TracedSpan
 
 Job = TypeVar("Job")
 
@@ -64,3 +72,31 @@ class LocalExecutor:
             await asyncio.gather(*tasks, return_exceptions=True)
         if exits:
             raise exits[0]
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """What an executor that runs episodes in other processes needs to know about the run."""
+
+    spec: MatrixSpec
+    run_id: str
+    trace_context: Mapping[str, str]  # W3C trace context of the run span
+    limit_for: Callable[[str], int]  # provider -> episodes at once
+    provider_of: Callable[[str], str]  # catalog id -> provider
+
+
+class EpisodeExecutor(Protocol):
+    """Runs a run's episodes elsewhere (other processes, other hosts), e.g. on Ray."""
+
+    async def run_episodes(
+        self, job: RunJob, todo: Sequence[EpisodeSpec], done: Callable[[EpisodeSpec, str], None],
+    ) -> Mapping[str, str]:
+        """Run every episode of ``todo`` once, calling ``done(episode, outcome)`` as each
+        returns; returns the outcome of every episode of ``todo`` as stored (by key)."""
+
+
+def trace_context(span: TracedSpan) -> dict[str, str]:
+    """The W3C ``traceparent`` of ``span``, for spans that other processes start under it."""
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier, context=trace.set_span_in_context(span.span))
+    return carrier

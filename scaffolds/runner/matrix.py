@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shardscope.config.errors import ConfigError
+from shardscope.scaffolds.runner.shard import parse_shard
 from shardscope.scaffolds.tasks.model import Ablation, AblationMode
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class MatrixSpec:
     ablations: str = ""  # "" (none) | "removed" | "replaced" | "both": one episode per shard
     reuse_baselines: bool = False  # skip baselines whose identical episode is already stored
     name: str = ""
+    shard: str = ""  # "" (the whole matrix) | "i/N": only the episodes of shard i (see shard.py)
 
     def __post_init__(self) -> None:
         for label, values in (("suites", self.suites), ("models", self.models), ("scaffolds", self.scaffolds)):
@@ -45,6 +47,8 @@ class MatrixSpec:
             raise ConfigError(f"--limit must be >= 1, got {self.limit_tasks}")
         if self.ablations not in ("", "removed", "replaced", "both"):
             raise ConfigError(f"ablations must be removed, replaced or both, got {self.ablations!r}")
+        if self.shard:
+            parse_shard(self.shard)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -116,3 +120,13 @@ def expand(spec: MatrixSpec, suites: Mapping[str, Suite], hashes: Mapping[str, s
                                                 model, seed, Ablation(shard.name, mode))
                                 )
     return episodes
+
+
+def in_shard(spec: MatrixSpec, episodes: list[EpisodeSpec]) -> list[EpisodeSpec]:
+    """The episodes of the spec's shard (all of them when the spec is not sharded). An ablated
+    episode goes by its baseline's key: a task's ablations land in the shard of its baseline,
+    so each shard's run can compare them."""
+    if not spec.shard:
+        return episodes
+    shard = parse_shard(spec.shard)
+    return [e for e in episodes if shard.holds(e.baseline_key or e.key)]

@@ -18,8 +18,13 @@ from shardscope.scaffolds.agents.base import EpisodeResult, Scaffold, ToolBox
 from shardscope.scaffolds.agents.registry import get_scaffold
 from shardscope.scaffolds.agents.runtime import Episode
 from shardscope.scaffolds.backends.traced import TracedModel
-from shardscope.scaffolds.runner.executor import LocalExecutor
-from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec, expand
+from shardscope.scaffolds.runner.executor import (
+    EpisodeExecutor,
+    LocalExecutor,
+    RunJob,
+    trace_context,
+)
+from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec, expand, in_shard
 from shardscope.scaffolds.runner.progress import Progress
 from shardscope.tracer import attributes as A
 from shardscope.tracer.attributes import Outcome, SpanType
@@ -77,10 +82,12 @@ class RunReport:
 class Runner:
     """Runs a matrix through one Tracing session; ``run`` is a coroutine."""
 
-    def __init__(self, tracing: Tracing, resources: Resources, *, progress: bool = True) -> None:
+    def __init__(self, tracing: Tracing, resources: Resources, *, progress: bool = True,
+                 executor: EpisodeExecutor | None = None) -> None:
         self.tracing = tracing
         self.resources = resources
         self.show_progress = progress
+        self.executor = executor  # None: this process's asyncio loop (LocalExecutor)
         self._models: dict[str, TracedModel] = {}
         self.last_report: RunReport | None = None  # readable after Ctrl-C ends asyncio.run
 
@@ -124,6 +131,10 @@ class Runner:
         episodes = expand(spec, self.resources.suites, hashes)
         if not episodes:
             raise ConfigError("the matrix has no episodes: no task matched --tasks / --limit")
+        planned, episodes = len(episodes), in_shard(spec, episodes)
+        if not episodes:
+            raise ConfigError(f"--shard {spec.shard} holds none of the matrix's {planned} episodes: "
+                              "use fewer shards than episodes")
         kept = [e for e in episodes if e.key not in reused_keys]
         reused, episodes = len(episodes) - len(kept), kept
         todo = [e for e in episodes if e.key not in done_keys]
@@ -140,10 +151,13 @@ class Runner:
             with self.tracing.span(f"run {run_id}", SpanType.RUN, {A.RUN_NAME: spec.name}) as span:
                 progress = Progress(len(todo), enabled=self.show_progress, skipped=report.skipped)
                 try:
-                    await LocalExecutor(self._limit_for(spec)).run(
-                        todo, lambda e: self._episode(e, scaffolds[e.scaffold], spec, report, progress),
-                        key=lambda e: self.resources.provider_of(e.model),
-                    )
+                    if self.executor is None:
+                        await LocalExecutor(self._limit_for(spec)).run(
+                            todo, lambda e: self._episode(e, scaffolds[e.scaffold], spec, report, progress),
+                            key=lambda e: self.resources.provider_of(e.model),
+                        )
+                    else:
+                        await self._remote(self.executor, spec, run_id, span, todo, report, progress)
                     span.set(A.RUN_STATUS, "finished")
                 except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
                     report.interrupted = True
@@ -157,6 +171,20 @@ class Runner:
         if exiting is not None:
             raise exiting
         return report
+
+    async def _remote(self, executor: EpisodeExecutor, spec: MatrixSpec, run_id: str,
+                      span: TracedSpan, todo: list[EpisodeSpec], report: RunReport,
+                      progress: Progress) -> None:
+        """Run ``todo`` on another executor; the report counts what the store holds."""
+        job = RunJob(spec, run_id, trace_context(span), self._limit_for(spec),
+                     self.resources.provider_of)
+
+        def done(episode: EpisodeSpec, outcome: str) -> None:
+            report.outcomes[outcome] += 1
+            progress.advance(episode, outcome)
+
+        stored = await executor.run_episodes(job, todo, done)
+        report.outcomes = Counter(stored.values())
 
     def _mark_start(self, spec: MatrixSpec, run_id: str, planned: int, resumed: bool,
                     reused: int = 0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from shardscope.commands.options import parse_assignments, scaffold_params, split_list, whole_number
 from shardscope.config.errors import ConfigError, ShardscopeError
 from shardscope.config.settings import Settings, load_settings
+from shardscope.scaffolds.runner.executor import EpisodeExecutor
 from shardscope.scaffolds.runner.hashes import HashChange, current_hashes, hash_changes
 from shardscope.scaffolds.runner.matrix import MatrixSpec, expand
 from shardscope.scaffolds.runner.resources import default_resources
@@ -22,7 +24,9 @@ from shardscope.scaffolds.runner.runner import (
     mark_abandoned,
     new_run_id,
 )
+from shardscope.scaffolds.runner.shard import parse_shard
 from shardscope.tracer import attributes as A
+from shardscope.tracer.lake_store import LakeStore
 from shardscope.tracer.locking import RunLock
 from shardscope.tracer.queries.runs import (
     completed_episode_cells,
@@ -35,7 +39,7 @@ from shardscope.tracer.queries.runs import (
     stored_baseline_keys,
 )
 from shardscope.tracer.schema import STALE_AFTER_S
-from shardscope.tracer.setup import setup_tracing
+from shardscope.tracer.setup import TracingSession, setup_tracing
 from shardscope.tracer.spans import Tracing
 from shardscope.tracer.store import Store
 
@@ -56,29 +60,70 @@ DEMO = MatrixSpec(
 
 def execute(spec: MatrixSpec | None, settings: Settings, *, resume_run: str | None = None,
             accept_changed_scaffolds: bool = False, retry_errors: bool = False,
-            progress: bool = True, show_influence: bool = False) -> int:
+            progress: bool = True, show_influence: bool = False, executor: str = "local") -> int:
     """Run (or resume) a matrix into the store; print the summary and where to look next.
 
     The store is checked before anything runs. A run, fresh or resumed, is held under a
     per-run lock (a resume of it meanwhile is refused, naming the process). A resumed run whose stored episodes
     ran under another scaffold hash than the current code's is refused (ConfigError), unless
     ``accept_changed_scaffolds``: then those episodes count as done. ``retry_errors`` runs
-    again the episodes that ended in infrastructure errors. Returns the exit code: 0, 130
-    after Ctrl-C, 128 + signal after SIGTERM."""
-    store = Store(settings.db, settings.lock_timeout)
+    again the episodes that ended in infrastructure errors. ``executor`` is local or ray.
+    Returns the exit code: 0, 130 after Ctrl-C, 128 + signal after SIGTERM."""
+    store = _run_store(settings)
     store.check_usable()  # before any episode is paid for
     if resume_run is None:
         # held by a fresh run too: a `--resume latest` meanwhile is refused, naming this process
         run_id = new_run_id()
         with RunLock(store.path, run_id):
-            return _execute(store, _Resume(spec), settings, progress, show_influence, run_id)
+            return _execute(store, _Resume(spec), settings, progress, show_influence, executor,
+                            run_id)
     with RunLock(store.path, _resume_id(store, resume_run)) as lock:
         target = _resume_target(store, lock.run_id, accept_changed_scaffolds, retry_errors)
-        return _execute(store, target, settings, progress, show_influence)
+        return _execute(store, target, settings, progress, show_influence, executor)
+
+
+EXECUTORS = ("local", "ray")
+
+
+def _run_store(settings: Settings) -> Store:
+    """Where the run's spans are read back from (resume, summary, the Ray executor's count):
+    the DuckDB store, or the Parquet lake when the run writes only there (exporter
+    ``parquet`` without ``duckdb``: every writer appends its own files, no lock taken)."""
+    if "duckdb" in settings.exporters or settings.lake is None or "parquet" not in settings.exporters:
+        return Store(settings.db, settings.lock_timeout)
+    return _WrittenLake(settings.lake, settings.lock_timeout)
+
+
+class _WrittenLake(LakeStore):
+    """A lake this process writes to through its exporter: usable when it holds a lake (or
+    nothing yet), read like any lake."""
+
+    def check_usable(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"lake {self.path} is a file, not a directory; set another `lake`")
+
+
+def executor_name(value: str) -> str:
+    """``--executor``, checked: local or ray."""
+    name = value.strip().lower()
+    if name not in EXECUTORS:
+        raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {value!r}")
+    return name
+
+
+def _episode_executor(executor: str, settings: Settings, tracing: TracingSession, store: Store,
+                      spec: MatrixSpec) -> EpisodeExecutor | None:
+    """None for the local executor (the runner's own loop); a RayExecutor for ``ray``."""
+    if executor == "local":
+        return None
+    from shardscope.scaffolds.runner.ray_executor import RayExecutor
+
+    return RayExecutor(settings, functools.partial(default_resources, logprobs=spec.logprobs),
+                       tracing, store)
 
 
 def _execute(store: Store, target: _Resume, settings: Settings, progress: bool,
-             show_influence: bool, fresh_id: str | None = None) -> int:
+             show_influence: bool, executor: str = "local", fresh_id: str | None = None) -> int:
     spec = target.spec
     assert spec is not None
     for change in target.accepted:
@@ -96,7 +141,12 @@ def _execute(store: Store, target: _Resume, settings: Settings, progress: bool,
     except BaseException:
         tracing.shutdown()
         raise
-    runner = Runner(tracing, resources, progress=progress and sys.stderr.isatty())
+    try:
+        remote = _episode_executor(executor, settings, tracing, store, spec)
+    except BaseException:
+        tracing.shutdown()
+        raise
+    runner = Runner(tracing, resources, progress=progress and sys.stderr.isatty(), executor=remote)
     report: RunReport | None = None
     exit_code: int | None = None
     try:
@@ -300,6 +350,7 @@ class MatrixOptions:
     ablate: str | None = None
     reuse_baselines: bool = False
     name: str | None = None
+    shard: str | None = None
 
     def missing(self) -> list[str]:
         """The flags a matrix cannot do without that were not given."""
@@ -323,6 +374,7 @@ def build_spec(options: MatrixOptions) -> MatrixSpec:
         ablations=options.ablate or "",
         reuse_baselines=options.reuse_baselines,
         name=options.name or "",
+        shard=str(parse_shard(options.shard)) if options.shard else "",
     )
 
 
