@@ -502,6 +502,15 @@ def export(
     raise typer.Exit(export_command(_store(db), ExportOptions(fmt.value, out, flt, overwrite, progress)))
 
 
+def _add_importers() -> None:
+    from shardscope.commands.imports import import_app as records_import_app
+
+    app.add_typer(records_import_app, name="import")
+
+
+_add_importers()
+
+
 def main() -> None:
     """Console-script entry point: user errors print one line, not a traceback."""
     # typer vendors click; its UsageError is BadParameter's base (typer exports only that).
