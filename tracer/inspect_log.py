@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from shardscope.tracer.store import Store
 
 SUPPORTED_VERSIONS = (1, 2)  # EvalLog.version values this importer maps
 SCOPE = "shardscope.import.inspect"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EXTRA_HINT = "install the inspect extra: pip install 'shardscope[inspect]'"
 # Inspect's stop reasons → the GenAI conventions' finish reasons
 FINISH_REASONS = {"stop": "stop", "max_tokens": "length", "model_length": "length",
@@ -84,7 +85,9 @@ def _ns(value: Any) -> int | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return int(round(value.timestamp() * 1_000_000)) * 1000
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int((value - _EPOCH) // timedelta(microseconds=1)) * 1000
 
 
 def _dump(value: Any) -> Any:

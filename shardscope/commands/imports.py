@@ -57,8 +57,11 @@ def import_inspect_command(db: Path | None, paths: list[Path]) -> int:
 
 @import_app.command("inspect")
 def import_inspect(
-    logs: Annotated[list[Path], typer.Argument(help="Inspect AI logs (.eval or .json), or directories of them.")],
-    db: Annotated[Optional[Path], typer.Option("--db", help="Store path (default: setting `db`, else ./shardscope.duckdb).", show_default=False)] = None,
+    logs: Annotated[list[Path], typer.Argument(
+        help="Inspect AI logs (.eval or .json), or directories of them.")],
+    db: Annotated[Optional[Path], typer.Option(
+        "--db", help="Store path (default: setting `db`, else ./shardscope.duckdb).",
+        show_default=False)] = None,
 ) -> None:
     """Import Inspect AI eval logs: every sample x epoch becomes an episode.
 

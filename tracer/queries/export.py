@@ -49,7 +49,8 @@ class ExportFilter:
 
     def where(self, *, runs: bool = True, episodes: bool = True) -> tuple[str, list[Any]]:
         """A condition over a relation with run_id, suite and model columns."""
-        clauses, params = ["TRUE"], []
+        clauses: list[str] = ["TRUE"]
+        params: list[Any] = []
         pairs = ((("run_id", self.run_ids),) if runs else ()) + (
             (("suite", self.suites), ("model", self.models)) if episodes else ())
         for column, values in pairs:
@@ -107,7 +108,8 @@ def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any
     """Write the rows of ``sql`` as Parquet under ``directory`` (hive-partitioned by
     ``partition_by``: ``directory/run_id=<id>/data_0.parquet``, NULL as
     ``__HIVE_DEFAULT_PARTITION__``; the column is kept in the files too, so each file stands
-    alone; no rows: one empty file with the columns); returns the rows written. ``directory`` must not exist unless ``overwrite``.
+    alone; no rows: one empty file with the columns); returns the rows written.
+    ``directory`` must not exist unless ``overwrite``.
 
     Read it back with ``read_parquet('directory/*/*.parquet', hive_partitioning = true)``.
     """
