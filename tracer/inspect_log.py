@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,14 +53,15 @@ class InspectLogError(ShardscopeError):
 
 def read_log(path: Path) -> Any:
     """The EvalLog at ``path`` with its samples, or one clear error."""
-    try:
-        from inspect_ai.log import read_eval_log
-    except ImportError:
-        raise InspectLogError(f"reading Inspect logs needs inspect_ai: {EXTRA_HINT}") from None
     if not path.is_file():
         raise InspectLogError(f"{path}: no such file")
     if path.suffix not in (".eval", ".json"):
         raise InspectLogError(f"{path}: not an Inspect log (expected a .eval or .json file)")
+    _precheck(path)
+    try:
+        from inspect_ai.log import read_eval_log
+    except ImportError:
+        raise InspectLogError(f"reading Inspect logs needs inspect_ai: {EXTRA_HINT}") from None
     try:
         log = read_eval_log(str(path))
     except Exception as exc:  # inspect_ai raises ValueError, zipfile and pydantic errors
@@ -73,6 +76,28 @@ def read_log(path: Path) -> Any:
                               f"(this shardscope maps versions "
                               f"{', '.join(map(str, SUPPORTED_VERSIONS))})")
     return log
+
+
+_VERSION = re.compile(rb'^\s*\{\s*"version"\s*:\s*(\d+)')
+
+
+def _precheck(path: Path) -> None:
+    """What can be told without inspect_ai: a .eval log is a whole zip archive; a .json log
+    (Inspect writes ``version`` first) is of a version this importer maps."""
+    if path.suffix == ".eval":
+        try:
+            with zipfile.ZipFile(path):
+                pass
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise InspectLogError(f"{path}: not a readable Inspect log, truncated or damaged "
+                                  f"(not a complete zip archive: {exc})") from None
+        return
+    with path.open("rb") as head:
+        match = _VERSION.match(head.read(256))
+    if match and int(match.group(1)) not in SUPPORTED_VERSIONS:
+        raise InspectLogError(f"{path}: Inspect log version {int(match.group(1))} is not "
+                              "supported (this shardscope maps versions "
+                              f"{', '.join(map(str, SUPPORTED_VERSIONS))})")
 
 
 # --- small helpers ---------------------------------------------------------------------
