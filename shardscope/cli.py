@@ -460,7 +460,58 @@ def suites_score(
     from shardscope.commands.options import split_list
     from shardscope.commands.suites_score import score_command
 
-    raise typer.Exit(score_command(db, tuple(split_list(run_ids) or ())))
+    raise typer.Exit(score_command(db, split_list(run_ids)))
+
+
+class ExportFormat(StrEnum):
+    parquet = "parquet"
+    otlp_json = "otlp-json"
+
+
+@app.command("export")
+def export(
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="parquet: every view and table (episodes, steps, llm_calls, tool_calls, messages, token_events, llm_attempts, runs, spans, span_events, log_events), one directory each, hive-partitioned by run_id. otlp-json: spans (traces.jsonl) and log records (logs.jsonl) as OTLP JSON Lines, the OTLP File Exporter format, which any OTLP receiver (shardscope collect too) can replay.")] = ExportFormat.parquet,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write into (created).")] = Path("export"),
+    run_ids: Annotated[ListOption, typer.Option("--run", "-r", help="Only these runs; repeat or comma-separate.")] = None,
+    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Only episodes of these suites (and their runs' run-level spans).")] = None,
+    models: Annotated[ListOption, typer.Option("--model", "-m", help="Only episodes of these models (and their runs' run-level spans).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace what an earlier export left in --out.")] = False,
+    db: DbOption = None,
+    progress: ProgressOption = True,
+) -> None:
+    """Export the store: Parquet for any engine, or OTLP JSON Lines for any OpenTelemetry tool.
+
+    Parquet: `OUT/<view>/run_id=<id>/data_0.parquet` per view and table (the partition column
+    is kept in the files too), and `OUT/manifest.json` with the rows of each. Read it back:
+    `SELECT * FROM read_parquet('OUT/episodes/*/*.parquet', hive_partitioning = true)`.
+
+    OTLP JSON: `OUT/traces.jsonl` (and `OUT/logs.jsonl`), one export request of at most 512
+    spans per line: POST each line to an OTLP/HTTP receiver's /v1/traces.
+
+    Safe while runs write (each Parquet relation is read in one read-only snapshot).
+
+    Examples:
+
+        shardscope export --format parquet --out lake/ --model qwen2.5-coder-0.5b-instruct
+
+        shardscope export --format otlp-json --out otlp/ --run RUN_ID
+    """
+    from shardscope.commands.export import ExportOptions, export_command
+    from shardscope.commands.options import split_list
+    from shardscope.tracer.queries.export import ExportFilter
+
+    flt = ExportFilter(run_ids=split_list(run_ids), suites=split_list(suite),
+                       models=split_list(models))
+    raise typer.Exit(export_command(_store(db), ExportOptions(fmt.value, out, flt, overwrite, progress)))
+
+
+def _add_importers() -> None:
+    from shardscope.commands.imports import import_app as records_import_app
+
+    app.add_typer(records_import_app, name="import")
+
+
+_add_importers()
 
 
 @app.command()

@@ -235,3 +235,11 @@ MAPPED_LOG_RECORDS: Final = "shardscope.mapped.log_records"  # content log recor
 
 # Attributes a span inherits from the shardscope context it was started in.
 CONTEXT_ATTRIBUTES: Final = (RUN_ID, EPISODE_ID, STEP_INDEX, MODEL_ID)
+
+# Episodes imported from Inspect AI logs (`shardscope import inspect`, tracer/inspect_log.py).
+INSPECT_EVAL_ID: Final = "shardscope.inspect.eval_id"  # the log's eval id
+INSPECT_SAMPLE_ID: Final = "shardscope.inspect.sample_id"
+INSPECT_EPOCH: Final = "shardscope.inspect.epoch"  # Inspect's epoch (from 1); the seed is epoch - 1
+INSPECT_SCORES: Final = "shardscope.inspect.scores"  # JSON: every scorer's Score
+INSPECT_LIMIT: Final = "shardscope.inspect.limit"  # the limit the sample hit (tokens, messages, ...)
+INSPECT_CACHE: Final = "shardscope.inspect.cache"  # read | write: the call came from Inspect's cache

@@ -116,6 +116,23 @@ def _config(text: str) -> Callable[[Path], dict[str, str]]:
 STORE = _with_store(lambda p: None)
 
 
+def _truncated_eval(d: Path) -> dict[str, str]:
+    """An Inspect .eval log cut short (a zip archive missing its end), beside a real store."""
+    import zipfile
+
+    whole = d / "whole.eval"
+    with zipfile.ZipFile(whole, "w") as archive:
+        archive.writestr("header.json", '{"version": 2, "status": "success"}' + " " * 4000)
+        archive.writestr("samples/1_epoch_1.json", "{}" + " " * 4000)
+    (d / "cut.eval").write_bytes(whole.read_bytes()[:3000])
+    return STORE(d)
+
+
+def _future_log(d: Path) -> dict[str, str]:
+    (d / "future.json").write_text('{\n  "version": 99,\n  "status": "success",\n  "eval": {}\n}\n')
+    return STORE(d)
+
+
 BINARY = bytes(range(256)) * 4
 CASES: tuple[Case, ...] = (
     Case("truncated store, `status`", ("status",), _with_store(_truncate)),
@@ -180,6 +197,17 @@ CASES: tuple[Case, ...] = (
          env={"SHARDSCOPE_CAPTURE_CONTENT": "maybe"}),
     Case("SHARDSCOPE_CONFIG missing file", ("status",), env={"SHARDSCOPE_CONFIG": "/nonexistent"}),
     Case("SHARDSCOPE_SQL_TIMEOUT=0", ("status",), STORE, env={"SHARDSCOPE_SQL_TIMEOUT": "0"}),
+    Case("truncated Inspect .eval log, `import inspect`", ("import", "inspect", "cut.eval"),
+         _truncated_eval),
+    Case("Inspect log of an unknown version, `import inspect`",
+         ("import", "inspect", "future.json"), _future_log),
+    Case("`import inspect` a missing log", ("import", "inspect", "nosuch.eval"), STORE),
+    Case("`import inspect` a text file", ("import", "inspect", "notes.txt"),
+         lambda d: {**STORE(d), **_file("notes.txt", b"hello", "UNUSED")(d)}),
+    Case("`export --format csv`", ("export", "--format", "csv"), STORE),
+    Case("`export --model nosuch`", ("export", "--model", "nosuch", "--no-progress"), STORE),
+    Case("`export --out` a file", ("export", "--out", "afile", "--no-progress"),
+         lambda d: {**STORE(d), **_file("afile", b"x", "UNUSED")(d)}),
 )
 
 
