@@ -180,34 +180,60 @@ def attribute_call(call: RecordedCall, shards: Sequence[ShardText], score: Score
                    ) -> list[dict[str, object]]:
     """One row per (shard, mode) of ``call``: the deltas, or the status saying why none.
     ``action``: the output's bytes that are its action (default :func:`action_span`)."""
-    base = score(call.prompt, call.output)
-    start, end = action if action is not None else action_span(call.output)
-    base_action = base.over_bytes(start, end)
-    rows = []
+    return attribute_episode([call], shards, score, modes,
+                             actions=None if action is None else [action])
+
+
+def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText], score: Scorer,
+                      modes: Sequence[str] = MODES, *,
+                      actions: Sequence[tuple[int, int]] | None = None) -> list[dict[str, object]]:
+    """:func:`attribute_call` for the calls of one episode, in step order: one row per call x
+    shard x mode, ordered so.
+
+    The scoring order is what makes it cheap: every step of the original first, then every
+    step of each ablated variant in turn. Step k+1's input starts with step k's input and
+    output (the history grows), with the shard removed in both, so a scorer that keeps the
+    last evaluated tokens (llama.cpp's KV cache) evaluates only what a step added, not the
+    whole history once per shard."""
+    spans = list(actions) if actions is not None else [action_span(c.output) for c in calls]
+    bases = [score(c.prompt, c.output) for c in calls]
+    base_actions = [b.over_bytes(*span) for b, span in zip(bases, spans, strict=True)]
+    rows: dict[tuple[int, str, str], dict[str, object]] = {}
     for shard in shards:
         for mode in modes:
-            new, occurrences, status = ablated_input(call.prompt, shard, mode)
-            row: dict[str, object] = {
-                **{k: getattr(call, k) for k in ("run_id", "episode_id", "span_id", "step_index",
-                                                 "model", "suite", "task_id")},
-                "shard": shard.shard, "shard_kind": shard.kind, "mode": mode, "status": status,
-                "occurrences": occurrences, "output_tokens": len(base.logprobs),
-                "base_logp": base.total, "base_action_logp": base_action,
-                "ablated_logp": np.nan, "ablated_action_logp": np.nan, "delta_logp": np.nan,
-                "delta_action_logp": np.nan, "evaluated_tokens": 0,
-                "detail": shard.why_unlocatable if status == "unlocatable" else "",
-            }
-            if new is not None:
-                ablated = score(new, call.output)
-                ablated_action = ablated.over_bytes(start, end)
-                row.update(ablated_logp=ablated.total, ablated_action_logp=ablated_action,
-                           delta_logp=base.total - ablated.total,
-                           delta_action_logp=base_action - ablated_action,
-                           evaluated_tokens=ablated.evaluated_tokens)
-            rows.append(row)
-    if rows:
-        rows[0]["evaluated_tokens"] = int(rows[0]["evaluated_tokens"]) + base.evaluated_tokens  # type: ignore[call-overload]
-    return rows
+            for i, call in enumerate(calls):
+                rows[i, shard.shard, mode] = _variant_row(
+                    call, shard, mode, score, bases[i], base_actions[i], spans[i])
+    ordered = []
+    for i, base in enumerate(bases):
+        mine = [rows[i, shard.shard, mode] for shard in shards for mode in modes]
+        if mine:
+            mine[0]["evaluated_tokens"] = int(mine[0]["evaluated_tokens"]) + base.evaluated_tokens  # type: ignore[call-overload]
+        ordered += mine
+    return ordered
+
+
+def _variant_row(call: RecordedCall, shard: ShardText, mode: str, score: Scorer, base: Scored,
+                 base_action: float, span: tuple[int, int]) -> dict[str, object]:
+    new, occurrences, status = ablated_input(call.prompt, shard, mode)
+    row: dict[str, object] = {
+        **{k: getattr(call, k) for k in ("run_id", "episode_id", "span_id", "step_index",
+                                         "model", "suite", "task_id")},
+        "shard": shard.shard, "shard_kind": shard.kind, "mode": mode, "status": status,
+        "occurrences": occurrences, "output_tokens": len(base.logprobs),
+        "base_logp": base.total, "base_action_logp": base_action,
+        "ablated_logp": np.nan, "ablated_action_logp": np.nan, "delta_logp": np.nan,
+        "delta_action_logp": np.nan, "evaluated_tokens": 0,
+        "detail": shard.why_unlocatable if status == "unlocatable" else "",
+    }
+    if new is not None:
+        ablated = score(new, call.output)
+        ablated_action = ablated.over_bytes(*span)
+        row.update(ablated_logp=ablated.total, ablated_action_logp=ablated_action,
+                   delta_logp=base.total - ablated.total,
+                   delta_action_logp=base_action - ablated_action,
+                   evaluated_tokens=ablated.evaluated_tokens)
+    return row
 
 
 def episode_deltas(rows: pd.DataFrame) -> pd.DataFrame:

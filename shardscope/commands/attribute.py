@@ -89,19 +89,19 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
     suites: dict[str, Suite] = {}
     rows: list[dict[str, object]] = []
     start = time.perf_counter()
-    for call in usable.itertuples():
-        suite = suites.get(call.suite) or suites.setdefault(
-            call.suite, get_suite(call.suite, settings.suites_dir))
-        task = suite.task(call.task_id)
-        episode_tools = tools[tools.episode_id == call.episode_id]
+    for episode_id, episode in usable.groupby("episode_id", sort=False):
+        first = episode.iloc[0]
+        suite = suites.get(first.suite) or suites.setdefault(
+            first.suite, get_suite(first.suite, settings.suites_dir))
+        task = suite.task(first.task_id)
+        episode_tools = tools[tools.episode_id == episode_id]
         results = {name: list(g.result) for name, g in episode_tools.groupby("tool_name")}
-        scorer = scorers[call.model]
-        recorded = attr.RecordedCall(call.run_id, call.episode_id, call.span_id,
-                                     int(call.step_index or 0), call.model, call.suite,
-                                     call.task_id, call.prompt, call.output)
-        new = attr.attribute_call(recorded, attr.shard_texts(task, results),
-                                  scorer.score_continuation, modes)
-        result.forward_passes += 1 + sum(1 for r in new if r["status"] == "scored")
+        recorded = [attr.RecordedCall(c.run_id, c.episode_id, c.span_id, int(c.step_index or 0),
+                                      c.model, c.suite, c.task_id, c.prompt, c.output)
+                    for c in episode.itertuples()]
+        new = attr.attribute_episode(recorded, attr.shard_texts(task, results),
+                                     scorers[first.model].score_continuation, modes)
+        result.forward_passes += len(recorded) + sum(1 for r in new if r["status"] == "scored")
         rows += new
     result.seconds = time.perf_counter() - start
     result.rows = pd.DataFrame(rows, columns=attr.ROW_COLUMNS)
