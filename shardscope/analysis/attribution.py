@@ -301,3 +301,44 @@ def relabel(call: RecordedCall, **changes: object) -> RecordedCall:
 
 def suites_dir_or_none(path: Path | None) -> Path | None:
     return path if path and path.is_dir() else None
+
+
+def model_profiles(rows: pd.DataFrame, value: str = "delta_action_logp",
+                   by: str = "model") -> pd.DataFrame:
+    """Per ``by`` (model, or a model · scaffold label) x mode: the mean delta of removing /
+    replacing one located shard (per episode x shard, summed over steps) with a standard
+    error clustered by task; the shard it depends on most."""
+    columns = [by, "mode", "cells", "tasks", "mean", "se", "ci_low", "ci_high", "top_shard",
+               "top_delta"]
+    scored = rows[rows.status == "scored"]
+    if scored.empty:
+        return pd.DataFrame(columns=columns)
+    keys = [by, "mode", "suite", "task_id", "episode_id", "shard"]
+    cells = scored.groupby(keys, sort=True)[value].sum().reset_index()
+    out = []
+    for (who, mode), group in cells.groupby([by, "mode"], sort=True):
+        est = estimate(group[value].to_numpy(dtype=float),
+                       (group.suite.astype(str) + "/" + group.task_id.astype(str)).to_numpy())
+        per_shard = group.groupby("shard")[value].mean()
+        out.append({by: who, "mode": mode, "cells": est.n, "tasks": est.clusters,
+                    "mean": est.mean, "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high,
+                    "top_shard": per_shard.idxmax(), "top_delta": float(per_shard.max())})
+    return pd.DataFrame(out, columns=columns)
+
+
+def clearest_difference(profiles: pd.DataFrame, by: str = "model") -> str | None:
+    """One sentence naming the pair of profiles whose mean deltas differ most with
+    non-overlapping 95% intervals (None when no pair's intervals separate)."""
+    best: tuple[float, str] | None = None
+    rows = list(profiles.dropna(subset=["ci_low", "ci_high"]).itertuples())
+    for a in rows:
+        for b in rows:
+            if a.mode != b.mode or a.mean <= b.mean or a.ci_low <= b.ci_high:
+                continue
+            gap = float(a.mean - b.mean)
+            text = (f"removing one shard of a task moves {getattr(a, by)}'s log p of its own "
+                    f"action by {a.mean:.2f} nats [{a.ci_low:.2f}, {a.ci_high:.2f}], "
+                    f"{getattr(b, by)}'s by {b.mean:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}]")
+            if best is None or gap > best[0]:
+                best = (gap, text)
+    return None if best is None else best[1]
