@@ -257,7 +257,7 @@ def ablate(
 @app.command()
 def attribute(
     run_ids: Annotated[ListOption, typer.Option("--run", "-r", help="Only these runs.")] = None,
-    models: Annotated[ListOption, typer.Option("--models", "-m", help="Only these models (scoring backends: local GGUF models).")] = None,
+    models: Annotated[ListOption, typer.Option("--models", "-m", help="Only these models (scoring backends: local GGUF models, OpenAI-compatible servers that return prompt logprobs).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="removed, replaced or both.")] = "both",
     suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Only these suites.")] = None,
     scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Only these scaffolds.")] = None,
