@@ -211,4 +211,28 @@ def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str
     console = Console()
     print_attribution(console, run)
     console.print(f"{written} rows in the store's `attributions` table")
+    print_agreement(console, store, run.rows)
     return 0
+
+
+def print_agreement(console: Console, store: Store, rows: pd.DataFrame) -> None:
+    """Where outcome ablation measured the same shards: rank correlation and sign agreement."""
+    from shardscope.analysis.agreement import agreement
+    from shardscope.analysis.compare import ablation_detail
+    from shardscope.tracer.queries.comparison import Selection
+
+    if rows.empty:
+        return
+    suites = tuple(sorted(rows.suite.dropna().unique()))
+    influence, _ = ablation_detail(store, Selection(suites=suites))
+    if influence.empty:
+        return
+    stored = q.stored_attributions(store, suites=suites)
+    found = agreement(stored[stored.span_id.isin(rows.span_id)], influence)
+    if not found.cells:
+        return
+    console.print(
+        f"agreement with outcome ablation ({found.outcome_value}): {found.cells} model · "
+        f"scaffold x shard cells measured both ways; Spearman rank correlation "
+        f"{found.spearman:.2f} (p = {found.p_value:.3f}); where the outcome interval excludes "
+        f"0 ({found.significant} cells) the likelihood delta has its sign in {found.same_sign}")
