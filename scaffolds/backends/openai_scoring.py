@@ -63,7 +63,7 @@ class CompletionsScorer:
                 f"{self.model}: {url} answered {response.status_code} to a scoring request "
                 f"(echo + logprobs): {response.text[:200]}")
         try:
-            payload = response.json()
+            payload: Any = response.json()
         except ValueError:
             raise CannotScoreError(f"{self.model}: {url} returned a body that is not JSON") from None
         if not isinstance(payload, dict) or not payload.get("choices"):
@@ -75,15 +75,16 @@ class CompletionsScorer:
         CannotScoreError saying what it returned instead."""
         choice = self._request(PROBE_TEXT)
         if _echo_tokens(choice, PROBE_TEXT) is not None:
-            self.capability = ECHO
+            found = ECHO
         elif choice.get("prompt_logprobs"):
-            self.capability = PROMPT_LOGPROBS
+            found = PROMPT_LOGPROBS
         else:
             raise CannotScoreError(
                 f"{self.model}: the server at {self.base_url} returns no log-probabilities of the "
                 "prompt's tokens (echo + logprobs, or prompt_logprobs); the llama.cpp server "
                 "needs --logits_all true")
-        return self.capability
+        self.capability = found
+        return found
 
     def _request(self, text: str) -> dict[str, Any]:
         body = {"model": self.model, "prompt": text, "echo": True, "logprobs": 1,

@@ -204,7 +204,7 @@ def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText]
             for i, call in enumerate(calls):
                 rows[i, shard.shard, mode] = _variant_row(
                     call, shard, mode, score, bases[i], base_actions[i], spans[i])
-    ordered = []
+    ordered: list[dict[str, object]] = []
     for i, base in enumerate(bases):
         mine = [rows[i, shard.shard, mode] for shard in shards for mode in modes]
         if mine:

@@ -38,7 +38,7 @@ def lenient_answer(reply: str | None) -> str | None:
 def rejudge(replies: pd.DataFrame, checks: CheckLookup) -> pd.DataFrame:
     """``replies`` (:func:`shardscope.tracer.queries.protocol.last_replies`) with
     ``lenient`` = right | wrong | not_judged for off-protocol episodes (NaN otherwise)."""
-    labels = []
+    labels: list[str | None] = []
     for r in replies.itertuples():
         if r.outcome != "protocol_error":
             labels.append(None)
