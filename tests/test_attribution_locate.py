@@ -117,7 +117,10 @@ def test_model_profiles_pool_a_models_shards_with_task_clustered_intervals() -> 
     assert "b's by 1.05" in text
 
 
-def test_no_difference_is_named_when_the_intervals_overlap() -> None:
+def test_overlapping_intervals_are_said_to_overlap() -> None:
     rows = _profile_rows()
-    rows.loc[rows.model == "b", "delta_action_logp"] += 4.0
-    assert attr.clearest_difference(attr.model_profiles(rows)) is None
+    rows.loc[rows.model == "b", "delta_action_logp"] += 3.9
+    text = attr.clearest_difference(attr.model_profiles(rows))
+    assert text is not None and "a's log p" in text and "b's least" in text
+    assert text.endswith("at 4 tasks their 95% intervals overlap")
+    assert attr.clearest_difference(attr.model_profiles(rows[rows.model == "a"])) is None

@@ -231,10 +231,13 @@ def likelihood_map(cells: pd.DataFrame) -> alt.LayerChart:
                                                     strict=True)])
     base = alt.Chart(data).encode(
         x=alt.X("system:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=0)),
-        y=alt.Y("row:N", title="task · shard", sort=None))
+        y=alt.Y("row:N", title="task · shard", sort=None, axis=alt.Axis(labelLimit=0)))
+    # symmetric around 0, so a small negative delta is pale, not as dark as the largest one
+    reach = float(data["mean"].abs().max()) if len(data) else 1.0
     rect = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
         color=alt.Color("mean:Q", title="Δ log p (nats)",
-                        scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0)),
+                        scale=alt.Scale(scheme="redblue", reverse=True,
+                                        domain=[-reach, reach])),
         tooltip=["row:N", "system:N", "episodes:Q", alt.Tooltip("mean:Q", format=".2f"),
                  alt.Tooltip("ci_low:Q", title="95% low", format=".2f"),
                  alt.Tooltip("ci_high:Q", title="95% high", format=".2f")])

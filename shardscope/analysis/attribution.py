@@ -328,7 +328,8 @@ def model_profiles(rows: pd.DataFrame, value: str = "delta_action_logp",
 
 def clearest_difference(profiles: pd.DataFrame, by: str = "model") -> str | None:
     """One sentence naming the pair of profiles whose mean deltas differ most with
-    non-overlapping 95% intervals (None when no pair's intervals separate)."""
+    non-overlapping 95% intervals; without such a pair, the pair that differs most, saying
+    that their intervals overlap (None with fewer than two profiles)."""
     best: tuple[float, str] | None = None
     rows = list(profiles.dropna(subset=["ci_low", "ci_high"]).itertuples())
     for a in rows:
@@ -341,4 +342,13 @@ def clearest_difference(profiles: pd.DataFrame, by: str = "model") -> str | None
                     f"{getattr(b, by)}'s by {b.mean:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}]")
             if best is None or gap > best[0]:
                 best = (gap, text)
-    return None if best is None else best[1]
+    if best is not None or len(rows) < 2:
+        return None if best is None else best[1]
+    top = max(rows, key=lambda r: r.mean)
+    low = min((r for r in rows if r.mode == top.mode), key=lambda r: r.mean)
+    if top is low:
+        return None
+    return (f"removing one shard of a task moves {getattr(top, by)}'s log p of its own action "
+            f"most, by {top.mean:.2f} nats [{top.ci_low:.2f}, {top.ci_high:.2f}], and "
+            f"{getattr(low, by)}'s least, by {low.mean:.2f} [{low.ci_low:.2f}, "
+            f"{low.ci_high:.2f}]; at {top.tasks} tasks their 95% intervals overlap")

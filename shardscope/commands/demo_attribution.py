@@ -42,6 +42,6 @@ def demo_attribution(store: Store, settings: Settings, run_id: str) -> str | Non
         print(f"  not scored: {message}")
     difference = attr.clearest_difference(profiles, by="system")
     print("  " + (f"Concretely: {difference}." if difference else
-                  "No two models' intervals separate on this slice."))
+                  "Fewer than two models were scored: no difference to name."))
     print("  The Shards page shows the map (shards x models) beside outcome ablation.")
     return difference
