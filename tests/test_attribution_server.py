@@ -60,20 +60,25 @@ scoring_template = "chatml"
                     "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
 
 
-@pytest.mark.llm
-def test_a_server_without_prompt_logprobs_says_it_cannot_score(llama_tool_server, tmp_path) -> None:
-    # the tool-calling server runs without --logits_all: it cannot return the prompt's log p
+@pytest.mark.parametrize("reply", ["chat", "404"])
+def test_a_chat_only_server_says_it_cannot_score(reply, fake_provider, tmp_path) -> None:
+    # an OpenAI-shaped chat API: it answers a completion with a chat message (no log p of the
+    # prompt), or refuses the endpoint
+    from tests.servers import fake_provider as fp
+
+    fake_provider.script(fp.ok() if reply == "chat" else fp.status(404, "no such endpoint"))
     models = tmp_path / "models.toml"
     models.write_text(f"""
 [models.served]
 backend = "openai-compatible"
-model = "{llama_tool_server.model}"
-base_url = "{llama_tool_server.base_url}"
+model = "chat-only"
+base_url = "{fake_provider.base_url}/v1"
 """, encoding="utf-8")
     with pytest.raises(attr.AttributionError) as caught:
         scorer_for("served", Settings(models_file=models))
     message = str(caught.value)
     assert "'served' cannot score a recorded output here" in message
+    assert ("returns no log-probabilities" if reply == "chat" else "answered 404") in message
     assert "shardscope ablate" in message and "\n" not in message
 
 

@@ -4,8 +4,8 @@ attribution of models served over HTTP.
 
 Two wire shapes return log-probabilities of the *prompt's* tokens:
 
-- ``echo: true`` with ``logprobs``: the llama.cpp server (``python -m llama_cpp.server``, which
-  needs ``--logits_all true``) and vLLM. ``choices[0].logprobs`` holds ``tokens``,
+- ``echo: true`` with ``logprobs``: the llama.cpp server (``python -m llama_cpp.server``) and
+  vLLM. ``choices[0].logprobs`` holds ``tokens``,
   ``token_logprobs`` and ``text_offset`` of the prompt followed by the generated token;
 - ``prompt_logprobs``: vLLM's own field, one ``{token_id: {logprob, decoded_token}}`` per
   prompt token.
@@ -15,7 +15,8 @@ chat API (``api.openai.com`` chat models, Anthropic) returns neither, and then l
 attribution says so and points to outcome ablation.
 
 The input and the continuation are sent as one text, so the server tokenizes them together;
-a token that straddles their boundary is counted with the continuation.
+a token that straddles their boundary is counted with the continuation; the continuation is
+found from the end of the echoed tokens (servers blank or drop special tokens).
 """
 
 from __future__ import annotations
@@ -81,16 +82,23 @@ class CompletionsScorer:
         else:
             raise CannotScoreError(
                 f"{self.model}: the server at {self.base_url} returns no log-probabilities of the "
-                "prompt's tokens (echo + logprobs, or prompt_logprobs); the llama.cpp server "
-                "needs --logits_all true")
+                "prompt's tokens (echo + logprobs, or prompt_logprobs): it is a chat-only API "
+                "(the llama.cpp server and vLLM return them)")
         self.capability = found
         return found
 
     def _request(self, text: str) -> dict[str, Any]:
+        return self._reply(text)[0]
+
+    def _reply(self, text: str) -> tuple[dict[str, Any], int]:
+        """The first choice, and how many generated tokens follow the echo (from usage)."""
         body = {"model": self.model, "prompt": text, "echo": True, "logprobs": 1,
                 "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0}
-        choice = self._post(body)["choices"][0]
-        return choice if isinstance(choice, dict) else {}
+        payload = self._post(body)
+        choice = payload["choices"][0]
+        usage = payload.get("usage")
+        generated = usage.get("completion_tokens", 1) if isinstance(usage, dict) else 1
+        return (choice if isinstance(choice, dict) else {}), int(generated or 0)
 
     def score_continuation(self, prompt: str, continuation: str) -> ScoredContinuation:
         """log p of each token of ``continuation`` after ``prompt`` (blocking)."""
@@ -98,9 +106,9 @@ class CompletionsScorer:
             raise BadRequestError(f"{self.model}: the recorded output is empty: nothing to score")
         if self.capability is None:
             self.probe()
-        choice = self._request(prompt + continuation)
+        choice, generated = self._reply(prompt + continuation)
         if self.capability == ECHO:
-            tokens = _echo_tokens(choice, prompt + continuation)
+            tokens = _echo_tokens(choice, prompt + continuation, generated)
         else:
             tokens = _prompt_logprob_tokens(choice.get("prompt_logprobs"))
         if tokens is None:
@@ -129,22 +137,19 @@ def _text(content: Any) -> str:
 Token = tuple[str, float | None]  # (text, log p given everything before it)
 
 
-def _echo_tokens(choice: Mapping[str, Any], sent: str) -> list[Token] | None:
-    """The echoed prompt's tokens, or None when the reply has no per-token log p of it."""
+def _echo_tokens(choice: Mapping[str, Any], sent: str, generated: int = 1) -> list[Token] | None:
+    """The echoed prompt's tokens (the ``generated`` ones after it dropped), or None when the
+    reply has no per-token log p of it. Special tokens (chat markers) may come back as empty
+    texts and the BOS not at all: only the prompt's ordinary text is matched, from its end."""
     logprobs = choice.get("logprobs")
     if not isinstance(logprobs, Mapping):
         return None
     texts, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
     if not isinstance(texts, list) or not isinstance(values, list) or len(texts) < 2:
         return None
-    tokens: list[Token] = []
-    consumed = 0
-    for text, value in zip(texts, values, strict=False):
-        if consumed >= len(sent.encode("utf-8")):
-            break  # the generated token after the echo
-        tokens.append((str(text), None if value is None else float(value)))
-        consumed += len(str(text).encode("utf-8"))
-    if consumed < len(sent.encode("utf-8")) or all(v is None for _, v in tokens[1:]):
+    keep = len(texts) - generated if generated else len(texts)
+    tokens = [(str(t), None if v is None else float(v)) for t, v in zip(texts[:keep], values[:keep], strict=False)]
+    if not tokens or all(v is None for _, v in tokens[1:]):
         return None
     return tokens
 
@@ -167,26 +172,28 @@ def _prompt_logprob_tokens(entries: Sequence[Any] | None) -> list[Token] | None:
 
 
 def continuation_part(tokens: Sequence[Token], prompt: str, continuation: str) -> ScoredContinuation:
-    """The tokens of ``prompt + continuation`` from the one holding the continuation's first
-    byte on, as a ScoredContinuation (byte offsets relative to the continuation)."""
-    boundary = len(prompt.encode("utf-8"))
-    offset, first = 0, None
-    for i, (text, _) in enumerate(tokens):
-        size = len(text.encode("utf-8"))
-        if offset + size > boundary:
-            first = i
-            break
-        offset += size
-    if first is None:
-        raise CannotScoreError("the scored reply holds no token of the continuation")
-    start = offset - boundary  # <= 0: a straddling token starts inside the prompt
+    """The last tokens of ``prompt + continuation`` that spell ``continuation`` (the first may
+    start inside the prompt: it straddles the boundary), as a ScoredContinuation with byte
+    offsets relative to the continuation. Matched from the end, since servers drop or blank
+    special tokens of the prompt but the continuation is ordinary text."""
+    want = len(continuation.encode("utf-8"))
+    taken, size = 0, 0
+    while taken < len(tokens) and size < want:
+        taken += 1
+        size += len(tokens[-taken][0].encode("utf-8"))
+    picked = list(tokens[len(tokens) - taken:])
+    spelled = "".join(t for t, _ in picked)
+    if size < want or not spelled.endswith(continuation):
+        raise CannotScoreError("the scored reply's last tokens do not spell the recorded output "
+                               f"(they spell {spelled[-60:]!r})")
+    start = want - size  # <= 0: a straddling token starts inside the prompt
     texts, values, offsets = [], [], []
-    for text, value in tokens[first:]:
+    for text, value in picked:
         if value is None:
             raise CannotScoreError("the server returned no log p for a continuation token")
         texts.append(text)
         values.append(value)
         offsets.append(max(start, 0))
         start += len(text.encode("utf-8"))
-    return ScoredContinuation(tuple(texts), tuple(values), tuple(offsets), prompt_tokens=first,
-                              evaluated_tokens=len(tokens))
+    return ScoredContinuation(tuple(texts), tuple(values), tuple(offsets),
+                              prompt_tokens=len(tokens) - taken, evaluated_tokens=len(tokens))
