@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,14 +26,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+CPU: list[float] = []  # CPU seconds (user + system) of each CLI process, in call order
+
+
 def cli(cwd: Path, *args: str) -> float:
-    """Run the CLI; its wall time in seconds (exits on failure, showing stderr)."""
+    """Run the CLI; its wall time in seconds (exits on failure, showing stderr). Its CPU time
+    goes to ``CPU``: on a shared machine wall time also measures the neighbours' load."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHARDSCOPE_")}
     env.update(SHARDSCOPE_CONFIG=str(cwd / "config.toml"), PYTHONPATH=str(ROOT))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "shardscope", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if done.returncode != 0:
         sys.exit(f"shardscope {' '.join(args)} failed:\n{done.stderr}")
     last = [line for line in done.stdout.splitlines() if line.startswith("cost:")]
@@ -66,6 +74,8 @@ def main() -> int:
         print(f"outcome ablation (shardscope ablate --mode removed): {ablate:.1f} s")
         attribute = cli(cwd, "attribute", *db, "--mode", "removed")
         print(f"likelihood attribution (shardscope attribute --mode removed): {attribute:.1f} s")
+    print(f"CPU seconds: ablate {CPU[1]:.1f}, attribute {CPU[2]:.1f} "
+          f"(cpu ratio {CPU[2] / CPU[1]:.3f})")
     print(f"attribution_ratio: {attribute / ablate:.3f}")
     return 0
 

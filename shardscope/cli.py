@@ -260,8 +260,12 @@ def ablate(
 @app.command()
 def attribute(
     run_ids: Annotated[ListOption, typer.Option("--run", "-r", help="Only these runs.")] = None,
-    models: Annotated[ListOption, typer.Option("--models", "-m", help="Only these models (scoring backends: local GGUF models).")] = None,
+    models: Annotated[ListOption, typer.Option("--models", "-m", help="Only these models (scoring backends: local GGUF models, OpenAI-compatible servers that return prompt logprobs).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="removed, replaced or both.")] = "both",
+    suite: Annotated[ListOption, typer.Option("--suite", "-s", help="Only these suites.")] = None,
+    scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Only these scaffolds.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Score only the first N calls of each episode (default: all).")] = None,
+    output_chars: Annotated[Optional[int], typer.Option("--output-chars", min=1, help="Score only the first N characters of each recorded output (cheaper, partial; default: all).")] = None,
     db: DbOption = None,
 ) -> None:
     """Likelihood attribution: which shards each model's recorded outputs depend on, by the
@@ -277,7 +281,7 @@ def attribute(
 
         shardscope attribute -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct
     """
-    from shardscope.commands.attribute import attribute_command
+    from shardscope.commands.attribute import Limits, attribute_command
     from shardscope.commands.options import split_list
     from shardscope.commands.run import settings_for
 
@@ -286,7 +290,10 @@ def attribute(
     modes = ("removed", "replaced") if mode == "both" else (mode,)
     settings = settings_for(db)
     raise typer.Exit(attribute_command(_store(db), settings, run_ids=split_list(run_ids) or (),
-                                       models=split_list(models) or (), modes=modes))
+                                       models=split_list(models) or (), modes=modes,
+                                       limits=Limits(split_list(suite) or (),
+                                                     split_list(scaffolds) or (), steps,
+                                                     output_chars)))
 
 
 @app.command()

@@ -88,3 +88,39 @@ def test_deltas_sum_over_steps_and_summarize_per_model() -> None:
     row = summary[summary["mode"] == "removed"].iloc[0]
     assert (row.episodes, row.tasks, row["mean"]) == (4, 2, pytest.approx(20.0))
     assert attr.top_shard_rate(frame, "k", value="delta_logp")["m"] == 1.0
+
+
+def _profile_rows() -> pd.DataFrame:
+    """Two models, 4 tasks x 2 shards: model a's action depends on every shard by ~5 nats,
+    model b's by ~1; scored rows as attribute writes them."""
+    rows = []
+    for model, size in (("a", 5.0), ("b", 1.0)):
+        for task in range(4):
+            for k, shard in enumerate(("x", "y")):
+                delta = size + 0.1 * task - 0.2 * k
+                rows.append({"model": model, "suite": "s", "task_id": f"t{task}",
+                             "episode_id": f"{model}{task}", "span_id": f"{model}{task}",
+                             "shard": shard, "mode": "removed", "status": "scored",
+                             "delta_action_logp": delta, "delta_logp": delta})
+    rows.append({**rows[0], "shard": "z", "status": "not_found", "delta_action_logp": np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_model_profiles_pool_a_models_shards_with_task_clustered_intervals() -> None:
+    profiles = attr.model_profiles(_profile_rows()).set_index("model")
+    assert list(profiles.cells) == [8, 8] and list(profiles.tasks) == [4, 4]  # not_found left out
+    assert profiles.loc["a", "mean"] == pytest.approx(5.05)
+    assert profiles.loc["a", "ci_low"] < 5.05 < profiles.loc["a", "ci_high"]
+    assert profiles.loc["a", "top_shard"] == "x"
+    text = attr.clearest_difference(profiles.reset_index())
+    assert text is not None and text.startswith("removing one shard of a task moves a's")
+    assert "b's by 1.05" in text
+
+
+def test_overlapping_intervals_are_said_to_overlap() -> None:
+    rows = _profile_rows()
+    rows.loc[rows.model == "b", "delta_action_logp"] += 3.9
+    text = attr.clearest_difference(attr.model_profiles(rows))
+    assert text is not None and "a's log p" in text and "b's least" in text
+    assert text.endswith("at 4 tasks their 95% intervals overlap")
+    assert attr.clearest_difference(attr.model_profiles(rows[rows.model == "a"])) is None

@@ -94,3 +94,52 @@ def test_shards_without_ablations_says_how_to_run_them(divergence_store: Path,
     assert "No ablation episodes here yet" in " ".join(texts(at.info))
     assert "shardscope ablate --db" in " ".join(texts(at.info))
     assert not at.exception
+
+
+def test_shards_shows_likelihood_influence_beside_outcome_influence(
+        dependence_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    from shardscope.analysis.attribution import ROW_COLUMNS
+    from shardscope.tracer.queries.attributions import write_attributions
+    from shardscope.tracer.queries.frames import read_frame
+    from shardscope.tracer.store import Store
+
+    db = tmp_path / "attributed.duckdb"
+    shutil.copy(dependence_store, db)
+    store = Store(db)
+    calls = read_frame(store, "SELECT run_id, episode_id, span_id, step_index, model, suite, "
+                              "task_id FROM llm_calls WHERE ablation_shard IS NULL AND step_index = 0")
+    rows = []
+    for call in calls.itertuples():  # uses-a leans on shard a (~6 nats), uses-b on b (~1)
+        for shard in ("a", "b"):
+            leans = call.model == f"uses-{shard}"
+            delta = (6.0 if call.model == "uses-a" else 1.0) if leans else 0.1
+            delta += 0.01 * int(call.task_id.lstrip("t") or 0)
+            rows.append({**call._asdict(), "shard": shard, "shard_kind": "fact", "mode": "removed",
+                         "status": "scored", "occurrences": 1, "output_tokens": 5,
+                         "base_logp": -1.0, "ablated_logp": -1.0 - delta, "delta_logp": delta,
+                         "base_action_logp": -1.0, "ablated_action_logp": -1.0 - delta,
+                         "delta_action_logp": delta, "evaluated_tokens": 9, "detail": ""})
+    frame_ = pd.DataFrame(rows)
+    frame_["step_index"] = frame_.step_index.astype(np.int64)
+    assert write_attributions(store, frame_[ROW_COLUMNS]) == len(rows)
+
+    at = open_app(db, monkeypatch, SHARDS)
+    assert len(charts(at)) == 2  # likelihood influence, outcome influence
+    profiles = frame(at, "system", "top_shard", "ci_low")
+    tops = dict(zip(profiles.system, profiles.top_shard, strict=True))
+    assert tops == {"uses-a · react-tools": "a", "uses-b · react-tools": "b"}
+    captions = " ".join(texts(at.caption))
+    assert "Clearest difference: removing one shard of a task moves uses-a · react-tools's" in captions
+    assert not at.exception
+
+
+def test_shards_without_attributions_says_how_to_score(dependence_store: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_app(dependence_store, monkeypatch, SHARDS)
+    assert "shardscope attribute -s SUITE" in " ".join(texts(at.info))
+    assert len(charts(at)) == 1 and not at.exception

@@ -219,3 +219,29 @@ def influence_map(influence: pd.DataFrame, value: str = "success_drop") -> alt.C
                  alt.Tooltip("trajectory_change:Q", format=".2f")],
     ).properties(height=_rows_height(data["row"].nunique(), 26) + 40)
     return chart
+
+
+def likelihood_map(cells: pd.DataFrame) -> alt.LayerChart:
+    """Shards (rows: ``shard``, e.g. "task · shard") x ``system`` (columns), coloured by Δ log p of the recorded action
+    when the shard is ablated, each cell labelled with its mean (and 95% interval when the
+    shard has more than one episode)."""
+    data = cells.assign(row=cells["shard"],
+                        label=[f"{m:.1f}" if pd.isna(lo) else f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
+                               for m, lo, hi in zip(cells["mean"], cells.ci_low, cells.ci_high,
+                                                    strict=True)])
+    base = alt.Chart(data).encode(
+        x=alt.X("system:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=0)),
+        y=alt.Y("row:N", title="task · shard", sort=None, axis=alt.Axis(labelLimit=0)))
+    # symmetric around 0, so a small negative delta is pale, not as dark as the largest one
+    reach = float(data["mean"].abs().max()) if len(data) else 1.0
+    rect = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
+        color=alt.Color("mean:Q", title="Δ log p (nats)",
+                        scale=alt.Scale(scheme="redblue", reverse=True,
+                                        domain=[-reach, reach])),
+        tooltip=["row:N", "system:N", "episodes:Q", alt.Tooltip("mean:Q", format=".2f"),
+                 alt.Tooltip("ci_low:Q", title="95% low", format=".2f"),
+                 alt.Tooltip("ci_high:Q", title="95% high", format=".2f")])
+    text = base.mark_text(fontSize=11).encode(text="label:N")
+    layered: alt.LayerChart = (rect + text).properties(
+        height=_rows_height(data["row"].nunique(), 30) + 40)
+    return layered

@@ -154,6 +154,15 @@ def ablations(path: str, version: str, selection: Selection) -> tuple[pd.DataFra
     return ablation_detail(_store(path), selection)
 
 
+@st.cache_data(show_spinner="Reading likelihood attributions…", max_entries=8, ttl=10)
+def attributions(path: str, version: str, suite: str) -> pd.DataFrame:
+    """The `attributions` rows of a suite, with their episode's scaffold (a table that
+    `shardscope attribute` writes without new spans: re-read every 10 s)."""
+    from shardscope.tracer.queries.attributions import stored_attributions
+
+    return stored_attributions(_store(path), suites=(suite,) if suite else ())
+
+
 @st.cache_data(**_CACHE)
 def systems(path: str, version: str) -> pd.DataFrame:
     """Suite x model x scaffold combinations with episodes (baselines and ablations)."""

@@ -153,4 +153,7 @@ OPENAI_COMPATIBLE = BackendKind(
     sdk="openai",
     extra="openai",
     check=_needs_base_url,
+    # the chat template the server applies ("chatml"), so likelihood attribution can render a
+    # recorded chat request as the text /v1/completions scores (scaffolds/backends/openai_scoring.py)
+    option_keys=frozenset({"scoring_template"}),
 )

@@ -180,34 +180,60 @@ def attribute_call(call: RecordedCall, shards: Sequence[ShardText], score: Score
                    ) -> list[dict[str, object]]:
     """One row per (shard, mode) of ``call``: the deltas, or the status saying why none.
     ``action``: the output's bytes that are its action (default :func:`action_span`)."""
-    base = score(call.prompt, call.output)
-    start, end = action if action is not None else action_span(call.output)
-    base_action = base.over_bytes(start, end)
-    rows = []
+    return attribute_episode([call], shards, score, modes,
+                             actions=None if action is None else [action])
+
+
+def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText], score: Scorer,
+                      modes: Sequence[str] = MODES, *,
+                      actions: Sequence[tuple[int, int]] | None = None) -> list[dict[str, object]]:
+    """:func:`attribute_call` for the calls of one episode, in step order: one row per call x
+    shard x mode, ordered so.
+
+    The scoring order is what makes it cheap: every step of the original first, then every
+    step of each ablated variant in turn. Step k+1's input starts with step k's input and
+    output (the history grows), with the shard removed in both, so a scorer that keeps the
+    last evaluated tokens (llama.cpp's KV cache) evaluates only what a step added, not the
+    whole history once per shard."""
+    spans = list(actions) if actions is not None else [action_span(c.output) for c in calls]
+    bases = [score(c.prompt, c.output) for c in calls]
+    base_actions = [b.over_bytes(*span) for b, span in zip(bases, spans, strict=True)]
+    rows: dict[tuple[int, str, str], dict[str, object]] = {}
     for shard in shards:
         for mode in modes:
-            new, occurrences, status = ablated_input(call.prompt, shard, mode)
-            row: dict[str, object] = {
-                **{k: getattr(call, k) for k in ("run_id", "episode_id", "span_id", "step_index",
-                                                 "model", "suite", "task_id")},
-                "shard": shard.shard, "shard_kind": shard.kind, "mode": mode, "status": status,
-                "occurrences": occurrences, "output_tokens": len(base.logprobs),
-                "base_logp": base.total, "base_action_logp": base_action,
-                "ablated_logp": np.nan, "ablated_action_logp": np.nan, "delta_logp": np.nan,
-                "delta_action_logp": np.nan, "evaluated_tokens": 0,
-                "detail": shard.why_unlocatable if status == "unlocatable" else "",
-            }
-            if new is not None:
-                ablated = score(new, call.output)
-                ablated_action = ablated.over_bytes(start, end)
-                row.update(ablated_logp=ablated.total, ablated_action_logp=ablated_action,
-                           delta_logp=base.total - ablated.total,
-                           delta_action_logp=base_action - ablated_action,
-                           evaluated_tokens=ablated.evaluated_tokens)
-            rows.append(row)
-    if rows:
-        rows[0]["evaluated_tokens"] = int(rows[0]["evaluated_tokens"]) + base.evaluated_tokens  # type: ignore[call-overload]
-    return rows
+            for i, call in enumerate(calls):
+                rows[i, shard.shard, mode] = _variant_row(
+                    call, shard, mode, score, bases[i], base_actions[i], spans[i])
+    ordered: list[dict[str, object]] = []
+    for i, base in enumerate(bases):
+        mine = [rows[i, shard.shard, mode] for shard in shards for mode in modes]
+        if mine:
+            mine[0]["evaluated_tokens"] = int(mine[0]["evaluated_tokens"]) + base.evaluated_tokens  # type: ignore[call-overload]
+        ordered += mine
+    return ordered
+
+
+def _variant_row(call: RecordedCall, shard: ShardText, mode: str, score: Scorer, base: Scored,
+                 base_action: float, span: tuple[int, int]) -> dict[str, object]:
+    new, occurrences, status = ablated_input(call.prompt, shard, mode)
+    row: dict[str, object] = {
+        **{k: getattr(call, k) for k in ("run_id", "episode_id", "span_id", "step_index",
+                                         "model", "suite", "task_id")},
+        "shard": shard.shard, "shard_kind": shard.kind, "mode": mode, "status": status,
+        "occurrences": occurrences, "output_tokens": len(base.logprobs),
+        "base_logp": base.total, "base_action_logp": base_action,
+        "ablated_logp": np.nan, "ablated_action_logp": np.nan, "delta_logp": np.nan,
+        "delta_action_logp": np.nan, "evaluated_tokens": 0,
+        "detail": shard.why_unlocatable if status == "unlocatable" else "",
+    }
+    if new is not None:
+        ablated = score(new, call.output)
+        ablated_action = ablated.over_bytes(*span)
+        row.update(ablated_logp=ablated.total, ablated_action_logp=ablated_action,
+                   delta_logp=base.total - ablated.total,
+                   delta_action_logp=base_action - ablated_action,
+                   evaluated_tokens=ablated.evaluated_tokens)
+    return row
 
 
 def episode_deltas(rows: pd.DataFrame) -> pd.DataFrame:
@@ -275,3 +301,54 @@ def relabel(call: RecordedCall, **changes: object) -> RecordedCall:
 
 def suites_dir_or_none(path: Path | None) -> Path | None:
     return path if path and path.is_dir() else None
+
+
+def model_profiles(rows: pd.DataFrame, value: str = "delta_action_logp",
+                   by: str = "model") -> pd.DataFrame:
+    """Per ``by`` (model, or a model · scaffold label) x mode: the mean delta of removing /
+    replacing one located shard (per episode x shard, summed over steps) with a standard
+    error clustered by task; the shard it depends on most."""
+    columns = [by, "mode", "cells", "tasks", "mean", "se", "ci_low", "ci_high", "top_shard",
+               "top_delta"]
+    scored = rows[rows.status == "scored"]
+    if scored.empty:
+        return pd.DataFrame(columns=columns)
+    keys = [by, "mode", "suite", "task_id", "episode_id", "shard"]
+    cells = scored.groupby(keys, sort=True)[value].sum().reset_index()
+    out = []
+    for (who, mode), group in cells.groupby([by, "mode"], sort=True):
+        est = estimate(group[value].to_numpy(dtype=float),
+                       (group.suite.astype(str) + "/" + group.task_id.astype(str)).to_numpy())
+        per_shard = group.groupby("shard")[value].mean()
+        out.append({by: who, "mode": mode, "cells": est.n, "tasks": est.clusters,
+                    "mean": est.mean, "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high,
+                    "top_shard": per_shard.idxmax(), "top_delta": float(per_shard.max())})
+    return pd.DataFrame(out, columns=columns)
+
+
+def clearest_difference(profiles: pd.DataFrame, by: str = "model") -> str | None:
+    """One sentence naming the pair of profiles whose mean deltas differ most with
+    non-overlapping 95% intervals; without such a pair, the pair that differs most, saying
+    that their intervals overlap (None with fewer than two profiles)."""
+    best: tuple[float, str] | None = None
+    rows = list(profiles.dropna(subset=["ci_low", "ci_high"]).itertuples())
+    for a in rows:
+        for b in rows:
+            if a.mode != b.mode or a.mean <= b.mean or a.ci_low <= b.ci_high:
+                continue
+            gap = float(a.mean - b.mean)
+            text = (f"removing one shard of a task moves {getattr(a, by)}'s log p of its own "
+                    f"action by {a.mean:.2f} nats [{a.ci_low:.2f}, {a.ci_high:.2f}], "
+                    f"{getattr(b, by)}'s by {b.mean:.2f} [{b.ci_low:.2f}, {b.ci_high:.2f}]")
+            if best is None or gap > best[0]:
+                best = (gap, text)
+    if best is not None or len(rows) < 2:
+        return None if best is None else best[1]
+    top = max(rows, key=lambda r: r.mean)
+    low = min((r for r in rows if r.mode == top.mode), key=lambda r: r.mean)
+    if top is low:
+        return None
+    return (f"removing one shard of a task moves {getattr(top, by)}'s log p of its own action "
+            f"most, by {top.mean:.2f} nats [{top.ci_low:.2f}, {top.ci_high:.2f}], and "
+            f"{getattr(low, by)}'s least, by {low.mean:.2f} [{low.ci_low:.2f}, "
+            f"{low.ci_high:.2f}]; at {top.tasks} tasks their 95% intervals overlap")

@@ -4,6 +4,8 @@ model x shard with standard errors clustered by task, and what it cost."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shardscope.analysis import attribution as attr
-from shardscope.config.errors import ConfigError
+from shardscope.config.errors import ConfigError, ShardscopeError
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.registry import build_backend, kind_of, load_catalog
 from shardscope.scaffolds.tasks.loader import get_suite
@@ -39,6 +41,32 @@ class AttributionRun:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Which recorded calls to score: suites, scaffolds, the first ``steps`` calls of each
+    episode, and each output cut to its first ``output_chars`` characters (a cheaper, partial
+    attribution: the rows' ``output_tokens`` say what was scored)."""
+
+    suites: Sequence[str] = ()
+    scaffolds: Sequence[str] = ()
+    steps: int | None = None
+    output_chars: int | None = None
+
+    def select(self, calls: pd.DataFrame) -> pd.DataFrame:
+        if self.suites:
+            calls = calls[calls.suite.isin(list(self.suites))]
+        if self.scaffolds:
+            calls = calls[calls.scaffold.isin(list(self.scaffolds))]
+        if self.steps is not None:
+            calls = calls[calls.groupby("episode_id").cumcount() < self.steps]
+        if self.output_chars is not None:
+            calls = calls.assign(output=calls.output.str.slice(0, self.output_chars))
+        if calls.empty:
+            raise attr.AttributionError("no recorded llm calls of baseline episodes in these "
+                                        "suites and scaffolds: check --suite and --scaffolds")
+        return calls
+
+
 def scorer_for(model: str, settings: Settings) -> Any:
     """The model's backend when it can score a given output, else an AttributionError."""
     try:
@@ -46,12 +74,46 @@ def scorer_for(model: str, settings: Settings) -> Any:
     except ConfigError as exc:
         raise attr.AttributionError(f"cannot load {model!r} to score its calls: {exc}") from None
     kind = kind_of(entry)
+    if kind.name == "openai-compatible" and entry.base_url:
+        return _completions_scorer(entry)
     if kind.name != "local":
         raise attr.AttributionError(
             f"model {model!r} ({kind.name} backend) cannot score a recorded output: hosted chat "
             "APIs return no log-probabilities of a given text; `shardscope ablate` measures "
             "its shard influence from outcomes instead")
     return build_backend(entry)
+
+
+def _completions_scorer(entry: Any) -> Any:
+    """A scorer over the server's /v1/completions, when it returns prompt log-probabilities."""
+    from shardscope.scaffolds.backends.errors import BackendError
+    from shardscope.scaffolds.backends.openai_scoring import CompletionsScorer
+
+    key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
+    scorer = CompletionsScorer(str(entry.base_url), entry.model, key,
+                               template=entry.options.get("scoring_template"))
+    try:
+        scorer.probe()
+    except BackendError as exc:
+        raise attr.AttributionError(
+            f"model {entry.id!r} cannot score a recorded output here: {exc}; `shardscope "
+            "ablate` measures its shard influence from outcomes instead") from None
+    return scorer
+
+
+def _rendered(calls: pd.DataFrame, scorers: dict[str, Any]) -> pd.DataFrame:
+    """Calls of HTTP-served models get the text their chat request rendered to as prompt."""
+    calls = calls.copy()
+    for model, scorer in scorers.items():
+        render = getattr(scorer, "render_messages", None)
+        need = (calls.model == model) & calls.prompt.isna() & calls.request_messages.notna()
+        if render is None or not need.any():
+            continue
+        try:
+            calls.loc[need, "prompt"] = [render(json.loads(m)) for m in calls.request_messages[need]]
+        except ShardscopeError as exc:
+            raise attr.AttributionError(str(exc)) from None
+    return calls
 
 
 def calls_frame(store: Store, run_ids: Sequence[str], models: Sequence[str]) -> pd.DataFrame:
@@ -68,9 +130,10 @@ def calls_frame(store: Store, run_ids: Sequence[str], models: Sequence[str]) -> 
 
 def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] = (),
                     models: Sequence[str] = (), modes: Sequence[str] = attr.MODES,
-                    scorers: dict[str, Any] | None = None) -> AttributionRun:
+                    scorers: dict[str, Any] | None = None, limits: Limits | None = None
+                    ) -> AttributionRun:
     """Score every recorded call of the selection under each shard removed / replaced."""
-    calls = calls_frame(store, run_ids, models)
+    calls = (limits or Limits()).select(calls_frame(store, run_ids, models))
     result = AttributionRun(pd.DataFrame(columns=attr.ROW_COLUMNS))
     scorers = dict(scorers or {})
     for model in sorted(calls.model.unique()):
@@ -79,6 +142,7 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
                 scorers[model] = scorer_for(model, settings)
             except attr.AttributionError as exc:
                 result.unscorable[model] = str(exc)
+    calls = _rendered(calls, scorers)
     usable = calls[calls.model.isin(list(scorers)) & calls.prompt.notna() & calls.output.notna()]
     for model in sorted(set(calls.model) - set(usable.model) - set(result.unscorable)):
         result.unscorable[model] = (f"model {model!r}: its calls recorded no rendered prompt "
@@ -89,19 +153,19 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
     suites: dict[str, Suite] = {}
     rows: list[dict[str, object]] = []
     start = time.perf_counter()
-    for call in usable.itertuples():
-        suite = suites.get(call.suite) or suites.setdefault(
-            call.suite, get_suite(call.suite, settings.suites_dir))
-        task = suite.task(call.task_id)
-        episode_tools = tools[tools.episode_id == call.episode_id]
+    for episode_id, episode in usable.groupby("episode_id", sort=False):
+        first = episode.iloc[0]
+        suite = suites.get(first.suite) or suites.setdefault(
+            first.suite, get_suite(first.suite, settings.suites_dir))
+        task = suite.task(first.task_id)
+        episode_tools = tools[tools.episode_id == episode_id]
         results = {name: list(g.result) for name, g in episode_tools.groupby("tool_name")}
-        scorer = scorers[call.model]
-        recorded = attr.RecordedCall(call.run_id, call.episode_id, call.span_id,
-                                     int(call.step_index or 0), call.model, call.suite,
-                                     call.task_id, call.prompt, call.output)
-        new = attr.attribute_call(recorded, attr.shard_texts(task, results),
-                                  scorer.score_continuation, modes)
-        result.forward_passes += 1 + sum(1 for r in new if r["status"] == "scored")
+        recorded = [attr.RecordedCall(c.run_id, c.episode_id, c.span_id, int(c.step_index or 0),
+                                      c.model, c.suite, c.task_id, c.prompt, c.output)
+                    for c in episode.itertuples()]
+        new = attr.attribute_episode(recorded, attr.shard_texts(task, results),
+                                     scorers[first.model].score_continuation, modes)
+        result.forward_passes += len(recorded) + sum(1 for r in new if r["status"] == "scored")
         rows += new
     result.seconds = time.perf_counter() - start
     result.rows = pd.DataFrame(rows, columns=attr.ROW_COLUMNS)
@@ -139,10 +203,36 @@ def print_attribution(console: Console, run: AttributionRun) -> None:
 
 
 def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str],
-                      models: Sequence[str], modes: Sequence[str]) -> int:
-    run = run_attribution(store, settings, run_ids=run_ids, models=models, modes=modes)
+                      models: Sequence[str], modes: Sequence[str],
+                      limits: Limits | None = None) -> int:
+    run = run_attribution(store, settings, run_ids=run_ids, models=models, modes=modes,
+                          limits=limits)
     written = q.write_attributions(store, run.rows)
     console = Console()
     print_attribution(console, run)
     console.print(f"{written} rows in the store's `attributions` table")
+    print_agreement(console, store, run.rows)
     return 0
+
+
+def print_agreement(console: Console, store: Store, rows: pd.DataFrame) -> None:
+    """Where outcome ablation measured the same shards: rank correlation and sign agreement."""
+    from shardscope.analysis.agreement import agreement
+    from shardscope.analysis.compare import ablation_detail
+    from shardscope.tracer.queries.comparison import Selection
+
+    if rows.empty:
+        return
+    suites = tuple(sorted(rows.suite.dropna().unique()))
+    influence, _ = ablation_detail(store, Selection(suites=suites))
+    if influence.empty:
+        return
+    stored = q.stored_attributions(store, suites=suites)
+    found = agreement(stored[stored.span_id.isin(rows.span_id)], influence)
+    if not found.cells:
+        return
+    console.print(
+        f"agreement with outcome ablation ({found.outcome_value}): {found.cells} model · "
+        f"scaffold x shard cells measured both ways; Spearman rank correlation "
+        f"{found.spearman:.2f} (p = {found.p_value:.3f}); where the outcome interval excludes "
+        f"0 ({found.significant} cells) the likelihood delta has its sign in {found.same_sign}")

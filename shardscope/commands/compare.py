@@ -146,6 +146,38 @@ def print_clusters(console: Console, c: Comparison) -> None:
     console.print(table)
 
 
+def print_format_vs_substance(console: Console, store: Store, selection: Selection,
+                              suites_dir: Path | None = None) -> pd.DataFrame:
+    """Per model x scaffold: how much of the strict failure is the protocol alone (the last
+    reply, read leniently, is right) and how much is the answer (docs/comparison.md)."""
+    from shardscope.analysis import protocol
+    from shardscope.scaffolds.tasks.loader import load_suites
+    from shardscope.tracer.queries.protocol import last_replies
+
+    suites = load_suites(suites_dir)
+
+    def check(suite: str, task_id: str) -> Any:
+        found = suites.get(suite)
+        task = next((t for t in found.tasks if t.id == task_id), None) if found else None
+        return task.check if task else None
+
+    table_rows = protocol.format_vs_substance(
+        protocol.rejudge(last_replies(store, selection), check))
+    if table_rows.empty or not table_rows.off_protocol.any():
+        return table_rows
+    table = Table(title="format vs substance: off-protocol endings re-judged leniently "
+                        "(the strict outcome stands)", title_justify="left")
+    for col in ("model", "scaffold", "episodes", "failures", "off protocol", "right if read",
+                "wrong anyway", "not judged", "protocol share of failure"):
+        table.add_column(col, justify="left" if col in ("model", "scaffold") else "right")
+    for r in table_rows.itertuples():
+        table.add_row(r.model, r.scaffold, str(r.episodes), str(r.failures), str(r.off_protocol),
+                      str(r.protocol_only), str(r.answer_wrong), str(r.not_judged),
+                      _fmt(r.protocol_share, True))
+    console.print(table)
+    return table_rows
+
+
 def compare_command(store: Store, selection: Selection, *, metric: str, alpha: float,
                     correction: str, report: Path | None, clusters: bool,
                     embedding: str) -> Comparison:
@@ -157,6 +189,7 @@ def compare_command(store: Store, selection: Selection, *, metric: str, alpha: f
     print_differences(console, result)
     print_divergences(console, result)
     print_influence(console, result.influence)
+    print_format_vs_substance(console, store, selection)
     print_clusters(console, result)
     for note in result.notes:
         console.print(f"note: {note}", style="dim")

@@ -30,15 +30,33 @@ def demo_command(settings: Settings, progress: bool) -> int:
     code = run_cli.execute(run_cli.DEMO, settings, progress=progress)
     if code != 0:
         return code
+    difference = _attribute_demo(settings)
     if importlib.util.find_spec("bfcl_eval") is None:
         print("note: the BFCL slice is skipped: its data is not installed "
               "(pip install --no-deps 'bfcl-eval==2026.3.23', or make install)")
+        _close(difference)
         return 0
     bfcl_settings = dataclasses.replace(settings, suites_dir=_bfcl_suites(settings))
     code = run_cli.execute(DEMO_BFCL, bfcl_settings, progress=progress)
     if code == 0:
         print_bfcl_verdict(Store(settings.db, settings.lock_timeout))
+    _close(difference)
     return code
+
+
+def _close(difference: str | None) -> None:
+    if difference:
+        print(f"And by their own probabilities (likelihood attribution): {difference}.")
+
+
+def _attribute_demo(settings: Settings) -> str | None:
+    """Likelihood attribution of the demo run just finished (a cheap slice)."""
+    from shardscope.commands.demo_attribution import demo_attribution
+    from shardscope.tracer.queries.runs import run_info
+
+    store = Store(settings.db, settings.lock_timeout)
+    info = run_info(store)
+    return None if info is None else demo_attribution(store, settings, str(info["run_id"]))
 
 
 def _bfcl_suites(settings: Settings) -> Path:

@@ -34,7 +34,8 @@ COLUMNS = ("run_id", "episode_id", "span_id", "step_index", "model", "suite", "t
 def recorded_calls(store: Store, run_ids: Sequence[str] = (), models: Sequence[str] = ()
                    ) -> pd.DataFrame:
     """Baseline episodes' LLM calls: ids, model, provider, suite, task, prompt and output
-    (NULL when the backend records no rendered prompt, or content capture was off)."""
+    (NULL when the backend records no rendered prompt, or content capture was off), and the
+    chat request's messages as JSON (HTTP backends, whose prompt the server renders)."""
     where, params = ["e.ablation_shard IS NULL", "c.status_code <> 'ERROR'"], []
     if run_ids:
         where.append(f"e.run_id IN ({', '.join('?' * len(run_ids))})")
@@ -43,9 +44,12 @@ def recorded_calls(store: Store, run_ids: Sequence[str] = (), models: Sequence[s
         where.append(f"c.model IN ({', '.join('?' * len(models))})")
         params += list(models)
     return read_frame(store, f"""
-        SELECT e.run_id, c.episode_id, c.span_id, c.step_index, c.model, c.provider,
+        SELECT e.run_id, c.episode_id, c.span_id, c.step_index, c.model, c.provider, e.scaffold,
                e.suite, e.task_id,
-               c.raw_request->>'$.prompt' AS prompt, c.raw_response->>'$.text' AS output,
+               c.raw_request->>'$.prompt' AS prompt,
+               coalesce(c.raw_response->>'$.text',
+                        c.raw_response->>'$.choices[0].message.content') AS output,
+               c.raw_request->>'$.messages' AS request_messages,
                c.input_messages IS NOT NULL AS has_messages
         FROM llm_calls c JOIN episodes e USING (episode_id)
         WHERE {' AND '.join(where)}
@@ -88,3 +92,22 @@ def read_attributions(store: Store, run_ids: Sequence[str] = ()) -> pd.DataFrame
     if run_ids:
         where = f"WHERE run_id IN ({', '.join('?' * len(run_ids))})"
     return read_frame(store, f"SELECT * FROM attributions {where}", params)
+
+
+def stored_attributions(store: Store, suites: Sequence[str] = (), run_ids: Sequence[str] = ()
+                        ) -> pd.DataFrame:
+    """The ``attributions`` rows (with their episode's scaffold) of these suites and runs;
+    empty when ``shardscope attribute`` never ran on the store."""
+    exists = read_frame(store, "SELECT count(*) AS n FROM duckdb_tables() "
+                               "WHERE table_name = 'attributions'")
+    if not int(exists.n.iloc[0]):
+        return pd.DataFrame(columns=[*COLUMNS, "scaffold"])
+    where, params = ["TRUE"], []
+    for column, values in (("a.suite", suites), ("a.run_id", run_ids)):
+        if values:
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params += list(values)
+    return read_frame(store, f"""
+        SELECT a.*, e.scaffold FROM attributions a LEFT JOIN episodes e USING (episode_id)
+        WHERE {' AND '.join(where)}
+        ORDER BY a.model, a.suite, a.task_id, a.episode_id, a.step_index""", params)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from shardscope.analysis import attribution as attr
 from shardscope.tracer.queries.comparison import Selection
 from shardscope.ui import charts, data, navigation, widgets
 
@@ -23,6 +24,14 @@ Each task's declared shards (facts, documents, rows, files, tool results) are re
 replaced by a plausible wrong value, one at a time, and every ablated episode is compared
 with its baseline (same task, model, scaffold and seed).
 """
+LIKELIHOOD_HOW_TO = """\
+No likelihood attribution for this suite yet. Score the recorded outputs with each shard
+removed or replaced (one forward pass per shard, no new episodes; local models):
+
+```
+shardscope attribute -s SUITE --mode removed
+```
+"""
 PAIR_COLUMNS = ["task_id", "shard", "mode", "model", "scaffold", "seed", "base_outcome", "outcome",
                 "final_answer", "trajectory_change", "base_episode_id", "episode_id"]
 
@@ -36,23 +45,59 @@ def render() -> None:
         st.info("No finished episode yet.")
         return
     with_ablations = sorted(available[available.ablated > 0].suite.unique())
+    attributed = data.attributions(ctx.path, ctx.version, "")
+    with_attributions = sorted(attributed.suite.dropna().unique())
+    preferred = sorted(set(with_ablations) | set(with_attributions))
     cells = st.columns([1, 1, 2])
-    suite = cells[0].selectbox("Suite", with_ablations or suites, key="shards_suite")
+    suite = cells[0].selectbox("Suite", preferred or suites, key="shards_suite")
     mode = cells[1].segmented_control("Ablation", ["removed", "replaced", "both"],
                                       default="both", key="shards_mode") or "both"
     value = cells[2].segmented_control("Colour by", list(VALUES), format_func=lambda v: VALUES[v],
                                        default="success_drop", key="shards_value") or "success_drop"
+    _likelihood(attributed[attributed.suite == suite], mode)
     influence, pairs = data.ablations(ctx.path, ctx.version, Selection(suites=(suite,)))
+    st.subheader("Outcome influence")
     if influence.empty:
         st.info(HOW_TO.format(path=ctx.path, suite=suite))
         return
     shown = _by_mode(influence, mode)
-    st.subheader("Influence map")
     st.caption("Baseline minus ablated outcome: how much each model's behaviour depends on the "
                "shard (hover for the 95% interval, pairs and trajectory change).")
     st.altair_chart(charts.influence_map(shown, value), width="stretch")
     _ranking(shown)
     _drill_down(pairs, mode)
+
+
+def _likelihood(rows: pd.DataFrame, mode: str) -> None:
+    """The likelihood-influence map (from `shardscope attribute`) and each system's profile."""
+    st.subheader("Likelihood influence")
+    if mode != "both":
+        rows = rows[rows["mode"] == mode]
+    if rows.empty or not (rows.status == "scored").any():
+        st.info(LIKELIHOOD_HOW_TO)
+        return
+    rows = rows.assign(system=rows.model + " · " + rows.scaffold.fillna("?"))
+    cells = attr.attribution_summary(
+        rows.assign(model=rows.system, shard=rows.task_id + " · " + rows["shard"]))
+    cells = cells[cells.episodes > 0].rename(columns={"model": "system"})
+    if mode == "both":
+        cells = cells.assign(shard=cells["shard"] + " (" + cells["mode"] + ")")
+    st.caption("Δ log p of the model's own recorded action when the shard is ablated, the "
+               "same output scored teacher-forced (positive: the shard supported what the "
+               "model did). Mean per episode; 95% interval clustered by task where a cell "
+               "has more than one episode.")
+    st.altair_chart(charts.likelihood_map(cells), width="stretch")
+    profiles = attr.model_profiles(rows, by="system")
+    st.dataframe(profiles.rename(columns={"cells": "shards × episodes"}), hide_index=True,
+                 width="stretch", key="shards_likelihood_profiles", column_config={
+                     "mean": st.column_config.NumberColumn("Δ log p per shard", format="%.2f"),
+                     "se": st.column_config.NumberColumn(format="%.2f"),
+                     "ci_low": st.column_config.NumberColumn("95% low", format="%.2f"),
+                     "ci_high": st.column_config.NumberColumn("95% high", format="%.2f"),
+                     "top_delta": st.column_config.NumberColumn("its Δ", format="%.2f")})
+    difference = attr.clearest_difference(profiles, by="system")
+    if difference:
+        st.caption(f"Clearest difference: {difference}.")
 
 
 def _by_mode(influence: pd.DataFrame, mode: str) -> pd.DataFrame:

@@ -1,0 +1,46 @@
+"""Agreement between likelihood attribution and outcome ablation on the same shards: the rank
+correlation (Spearman) of a shard's likelihood influence (mean Δ log p of the action) and its
+outcome influence (success drop, or score drop when success never varies), over model ·
+scaffold x task x shard x mode cells measured both ways; and, where outcome ablation's 95%
+interval excludes zero, whether likelihood attribution has the same sign."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+KEYS = ["model", "scaffold", "suite", "task_id", "shard", "mode"]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    cells: int  # cells measured both ways
+    spearman: float  # NaN with fewer than 3 cells or a constant side
+    p_value: float
+    significant: int  # cells where the outcome interval excludes 0
+    same_sign: int  # of those, where the likelihood delta has the outcome's sign
+    outcome_value: str
+    table: pd.DataFrame
+
+
+def agreement(rows: pd.DataFrame, influence: pd.DataFrame) -> Agreement:
+    """``rows``: attributions with a ``scaffold`` column (scored rows are used);
+    ``influence``: :func:`shardscope.analysis.influence.shard_influence`."""
+    scored = rows[rows.status == "scored"]
+    likelihood = (scored.groupby([*KEYS, "episode_id"])["delta_action_logp"].sum()
+                  .groupby(KEYS).mean().rename("likelihood").reset_index())
+    value = "success_drop"
+    if not influence.empty and influence[value].abs().sum() == 0:
+        value = "score_drop"
+    outcome = influence[[*KEYS, value, "ci_low", "ci_high"]].rename(columns={value: "outcome"})
+    both = likelihood.merge(outcome, on=KEYS, how="inner").dropna(subset=["likelihood", "outcome"])
+    rho, p = float("nan"), float("nan")
+    if len(both) >= 3 and both.likelihood.nunique() > 1 and both.outcome.nunique() > 1:
+        result = sps.spearmanr(both.likelihood, both.outcome)
+        rho, p = float(result.statistic), float(result.pvalue)
+    significant = both[(both.ci_low > 0) | (both.ci_high < 0)] if value == "success_drop" else both.iloc[0:0]
+    same = int((np.sign(significant.likelihood) == np.sign(significant.outcome)).sum())
+    return Agreement(len(both), rho, p, len(significant), same, value, both)
