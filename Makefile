@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := local,models,embeddings,dev,interop,ray
+EXTRAS := local,models,embeddings,dev,interop,ray,inspect
 # llama.cpp is compiled here. A native build enables the CPU's AMX kernels, which crash on
 # these VMs (SIGSEGV in ggml_backend_amx_mul_mat); build portable AVX2 code instead.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
