@@ -5,18 +5,11 @@ metrics reach an OTLP/HTTP receiver on loopback."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-    ExportMetricsServiceResponse,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 from shardscope.config.settings import Settings
@@ -31,6 +24,7 @@ from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
 from tests import fakes
+from tests.helpers.otlp_receiver import otlp_receiver
 
 METRICS = (A.METRIC_OPERATION_DURATION, A.METRIC_TOKEN_USAGE, A.METRIC_TIME_TO_FIRST_CHUNK,
            A.METRIC_TIME_PER_OUTPUT_CHUNK)
@@ -105,44 +99,16 @@ class _BadRequest(BackendError):
     error_type = "bad_request"
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    metrics: ClassVar[list[ExportMetricsServiceRequest]] = []
-    paths: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.paths.append(self.path)
-        if self.path == "/v1/metrics":
-            request = ExportMetricsServiceRequest()
-            request.ParseFromString(body)
-            self.metrics.append(request)
-            payload = ExportMetricsServiceResponse().SerializeToString()
-        else:
-            payload = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
 def test_metrics_go_out_over_otlp_with_the_spans(db_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-        settings = Settings(db=db_path, exporters=("duckdb", "otlp"), otlp_endpoint=endpoint)
+    with otlp_receiver() as received:
+        settings = Settings(db=db_path, exporters=("duckdb", "otlp"),
+                            otlp_endpoint=received.endpoint)
         tracing = setup_tracing(settings, strict=True)
         model = TracedModel(ScriptedBackend(responses=["one two three"]), tracing)
         asyncio.run(model.generate([Message("user", "count")]))
         tracing.shutdown()  # the periodic reader exports what it holds at shutdown
-    finally:
-        server.shutdown()
-    assert {"/v1/traces", "/v1/metrics"} <= set(_Receiver.paths)
-    names = {m.name: m for request in _Receiver.metrics for rm in request.resource_metrics
+    assert {"/v1/traces", "/v1/metrics"} <= received.paths
+    names = {m.name: m for request in received.metric_requests() for rm in request.resource_metrics
              for sm in rm.scope_metrics for m in sm.metrics}
     assert set(METRICS) <= set(names)
     duration = names[A.METRIC_OPERATION_DURATION]

@@ -4,17 +4,10 @@ with token events capped per span (counted), while the store keeps every token."
 from __future__ import annotations
 
 import asyncio
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -32,6 +25,7 @@ from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
 from tests import fakes
+from tests.helpers.otlp_receiver import otlp_receiver
 
 MIB = 1024 * 1024
 ANSWER_TOKENS = 300  # words in each final answer: one token event each
@@ -43,33 +37,11 @@ def _policy(messages, tools, config):
     return Scripted(text=" ".join(f"w{i}" for i in range(ANSWER_TOKENS - 2)) + " Answer: 5")
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    requests: ClassVar[list[tuple[int, ExportTraceServiceRequest]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path == "/v1/traces":  # the run's metrics go to /v1/metrics: not counted here
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(body)
-            self.requests.append((len(body), request))
-        payload = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
 @pytest.mark.slow
 def test_a_big_run_goes_out_in_bounded_requests(db_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with otlp_receiver() as received:
         settings = Settings(db=db_path, exporters=("duckdb", "otlp"), flush_interval=60.0,
-                            otlp_endpoint=f"http://127.0.0.1:{server.server_address[1]}")
+                            otlp_endpoint=received.endpoint)
         tracing = setup_tracing(settings, strict=True)  # one batch at shutdown: the worst case
         models = {n: TracedModel(ScriptedBackend(model=n, policy=_policy), tracing, model_id=n)
                   for n in ("toy-a", "toy-b")}
@@ -77,14 +49,12 @@ def test_a_big_run_goes_out_in_bounded_requests(db_path: Path) -> None:
         asyncio.run(Runner(tracing, fakes.resources(models, tasks=20), progress=False).run(spec))
         tracing.shutdown()
         stats = tracing.stats()["otlp"]
-    finally:
-        server.shutdown()
 
-    sizes = [size for size, _ in _Receiver.requests]
-    spans = [s for _, r in _Receiver.requests for rs in r.resource_spans for ss in rs.scope_spans
-             for s in ss.spans]
+    requests = received.trace_requests()  # the run's metrics go to /v1/metrics: not counted
+    sizes = [size for size, _ in requests]
+    spans = received.spans()
     per_request = [sum(len(ss.spans) for rs in r.resource_spans for ss in rs.scope_spans)
-                   for _, r in _Receiver.requests]
+                   for _, r in requests]
     store = Store(db_path)
     (stored,) = read_frame(store, "SELECT count(*) AS n FROM spans").n
     assert len(spans) == stored > 2 * MAX_SPANS  # every span arrived, in several requests
