@@ -344,7 +344,7 @@ def demo(
     """Run the demo matrix on the three embedded local models (no keys, no network).
 
     SmolLM2-135M-Instruct, Qwen2.5-Coder-0.5B-Instruct and Gemma-3-270M (a base model) under
-    the same two scaffolds on a few tasks, then a six-item BFCL slice (when its data is
+    the same two scaffolds on a few tasks, then a eight-item BFCL slice (when its data is
     installed) that ends saying whether the models' difference on it excludes zero: within
     ten minutes on 2 cores. Then prints the comparison and how to open the UI and query.
     """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import shutil
 import signal
@@ -84,7 +85,7 @@ def _run(db: Path, spec: MatrixSpec, executor_type: type[RayExecutor] = RayExecu
 
 def _episodes(db: Path, sink: str = "duckdb") -> Any:
     return read_frame(_settings(db, sink)[1], "SELECT e.episode_key, e.outcome, e.started_at, e.ended_at, "
-                                 "s.writer_id, s.parent_span_id FROM episodes e "
+                                 "s.writer_id, s.parent_span_id, s.links FROM episodes e "
                                  "JOIN spans s ON s.span_id = e.span_id")
 
 
@@ -95,7 +96,8 @@ def test_every_episode_runs_once_on_the_cluster(cluster: str, db_path: Path, sin
     assert (report.planned, report.ran, report.outcomes["success"]) == (30, 30, 30)
     episodes = _episodes(db_path, sink)
     assert len(episodes) == 30 and episodes.episode_key.nunique() == 30
-    # Written by the pool's two worker processes, not by the driver; each a child of the run span.
+    # Written by the pool's two worker processes, not by the driver; each its own trace root,
+    # linked to the run span (one trace per episode, docs/attributes.md).
     assert episodes.writer_id.nunique() == 2
     if sink == "lake":  # each writer its own partition: driver + 2 workers, no DuckDB file
         writers = {p.name for p in (db_path.with_suffix(".lake")).rglob("writer=*")}
@@ -103,7 +105,8 @@ def test_every_episode_runs_once_on_the_cluster(cluster: str, db_path: Path, sin
     run = read_frame(_settings(db_path, sink)[1], "SELECT r.status, r.completed_episodes, s.span_id FROM runs r "
                                       "JOIN spans s ON s.run_id = r.run_id AND s.span_type = 'run'")
     assert (run.status[0], run.completed_episodes[0]) == ("finished", 30)
-    assert set(episodes.parent_span_id) == {run.span_id[0]}
+    assert set(episodes.parent_span_id) == {None}
+    assert {json.loads(text)[0]["span_id"] for text in episodes.links} == {run.span_id[0]}
     assert executor.lost_attempts == 0
 
 

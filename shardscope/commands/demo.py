@@ -13,7 +13,7 @@ from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.tracer.store import Store
 
 BFCL_SUITE = "bfcl-simple"
-BFCL_TASKS = 6
+BFCL_TASKS = 8  # 6 paired items allow at best p = 0.062 (5 discordant pairs); 8 allow 0.008
 # BFCL simple: one call per item, so one step each; a short reply budget keeps the base
 # model (which writes on until the budget) within the demo's ten minutes.
 DEMO_BFCL = MatrixSpec(
@@ -69,8 +69,9 @@ def _bfcl_suites(settings: Settings) -> Path:
     target = settings.suites_dir or settings.db.resolve().parent / "shardscope-demo-suites"
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{BFCL_SUITE}.toml"
-    if not path.is_file():
-        path.write_text(bfcl.convert("simple", limit=BFCL_TASKS).text, encoding="utf-8")
+    text = bfcl.convert("simple", limit=BFCL_TASKS).text
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:  # e.g. an older slice
+        path.write_text(text, encoding="utf-8")
     return target
 
 
