@@ -24,11 +24,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.backends.scripted import Scripted, ScriptedBackend
 from shardscope.scaffolds.backends.traced import TracedModel
-from shardscope.scaffolds.runner.executor import RunJob
-from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec
+from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.ray_executor import RayExecutor
 from shardscope.scaffolds.runner.runner import Resources, Runner, RunReport
 from shardscope.tracer.lake_store import LakeStore
@@ -46,6 +43,7 @@ from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.spans import Tracing
 from shardscope.tracer.store import Store
+from tests.helpers import ray_toy
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("scripted-a", "scripted-b")
@@ -72,24 +70,10 @@ def scripted_resources(settings: Settings, tracing: Tracing) -> Resources:
                      check=check, known_models=lambda: list(MODELS))
 
 
-class KillOnce(RayExecutor):
+class KillOnce(ray_toy.KillOnce):
     """SIGKILLs the first pool worker's process once KILL_AFTER episodes have come back."""
 
-    killed_pid: int | None = None
-
-    async def run_episodes(self, job: RunJob, todo: Sequence[EpisodeSpec],
-                           done: Callable[[EpisodeSpec, str], None]) -> Mapping[str, str]:
-        returned = 0
-
-        def kill(episode: EpisodeSpec, outcome: str) -> None:
-            nonlocal returned
-            done(episode, outcome)
-            returned += 1
-            if returned == KILL_AFTER:
-                self.killed_pid = self.worker_pids["pool-0"]
-                os.kill(self.killed_pid, signal.SIGKILL)
-
-        return await super().run_episodes(job, todo, kill)
+    kill_after = KILL_AFTER
 
 
 def store_for(db: Path, sink: str) -> tuple[Settings, Store]:

@@ -13,22 +13,21 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shardscope.config.settings import Settings
-from shardscope.scaffolds.runner.executor import RunJob
-from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec
+from shardscope.scaffolds.runner.matrix import MatrixSpec
 from shardscope.scaffolds.runner.ray_executor import RayExecutor, RayOptions
 from shardscope.scaffolds.runner.runner import Runner, RunReport
 from shardscope.tracer.lake_store import LakeStore
 from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.store import Store
-from tests.helpers.ray_toy import MODELS, toy_resources
+from tests.helpers.ray_toy import MODELS, KillOnce, toy_resources
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -123,29 +122,12 @@ def test_provider_limit_holds_across_worker_processes(cluster: str, db_path: Pat
     assert all(start >= end for start, end in zip(starts[1:], ends[:-1], strict=True))
 
 
-class _KillOnce(RayExecutor):
-    """SIGKILLs the first pool worker's process once a few episodes have come back."""
-
-    async def run_episodes(self, job: RunJob, todo: Sequence[EpisodeSpec],
-                           done: Callable[[EpisodeSpec, str], None]) -> Mapping[str, str]:
-        returned = 0
-
-        def kill_after_five(episode: EpisodeSpec, outcome: str) -> None:
-            nonlocal returned
-            done(episode, outcome)
-            returned += 1
-            if returned == 5:
-                os.kill(self.worker_pids["pool-0"], signal.SIGKILL)
-
-        return await super().run_episodes(job, todo, kill_after_five)
-
-
 @pytest.mark.parametrize("sink", ["duckdb", "lake"])
 def test_a_sigkilled_worker_loses_no_episode_and_doubles_none(cluster: str, db_path: Path,
                                                               sink: str) -> None:
     spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=4,
                       concurrency={"scripted": 4})
-    report, executor = _run(db_path, spec, _KillOnce, sink, tasks=5, delay=0.05)
+    report, executor = _run(db_path, spec, KillOnce, sink, tasks=5, delay=0.05)
     assert executor.lost_attempts >= 1  # the kill hit episodes in flight
     assert (report.planned, report.ran, report.outcomes["success"]) == (40, 40, 40)
     episodes = _episodes(db_path, sink)

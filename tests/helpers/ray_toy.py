@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -82,6 +84,28 @@ class _Announcing(RayExecutor):
             print(f"episode {episode.key} {outcome}", flush=True)
 
         return await super().run_episodes(job, todo, announce)
+
+
+class KillOnce(RayExecutor):
+    """SIGKILLs the first pool worker's process once ``kill_after`` episodes have come back
+    (the test's and bench/ray_matrix.py's worker kill)."""
+
+    kill_after = 5
+    killed_pid: int | None = None
+
+    async def run_episodes(self, job: RunJob, todo: Sequence[EpisodeSpec],
+                           done: Callable[[EpisodeSpec, str], None]) -> Mapping[str, str]:
+        returned = 0
+
+        def kill(episode: EpisodeSpec, outcome: str) -> None:
+            nonlocal returned
+            done(episode, outcome)
+            returned += 1
+            if returned == self.kill_after:
+                self.killed_pid = self.worker_pids["pool-0"]
+                os.kill(self.killed_pid, signal.SIGKILL)
+
+        return await super().run_episodes(job, todo, kill)
 
 
 if __name__ == "__main__":
