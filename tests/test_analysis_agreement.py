@@ -38,3 +38,15 @@ def test_a_sign_disagreement_is_counted_and_too_few_cells_give_no_correlation() 
                       _influence({"a": (0.9, 0.5, 1.0), "b": (0.0, 0.0, 0.0), "x": (1.0, 1.0, 1.0)}))
     assert found.cells == 2 and math.isnan(found.spearman)  # x has no likelihood cell
     assert (found.significant, found.same_sign) == (1, 0)
+
+
+def test_when_outcomes_never_vary_the_trajectory_change_is_ranked_instead() -> None:
+    influence = _influence({"a": (0.0, 0.0, 0.0), "b": (0.0, 0.0, 0.0), "c": (0.0, 0.0, 0.0),
+                            "d": (0.0, 0.0, 0.0)})
+    found = agreement(_rows({"a": 6.0, "b": 3.0, "c": 0.5, "d": 1.0}),
+                      influence.assign(trajectory_change=[0.9, 0.5, 0.0, 0.2]))
+    assert math.isnan(found.spearman) and found.nonzero == 0  # no outcome moved
+    assert found.trajectory_cells == 4 and found.trajectory_spearman == pytest.approx(1.0)
+    reversed_ = agreement(_rows({"a": 6.0, "b": 3.0, "c": 0.5, "d": 1.0}),
+                          influence.assign(trajectory_change=[0.0, 0.2, 0.9, 0.5]))
+    assert reversed_.trajectory_spearman == pytest.approx(-1.0)

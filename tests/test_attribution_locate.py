@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from shardscope.analysis import attribution as attr
+from shardscope.scaffolds.tasks.instantiate import render_prompt
 from shardscope.scaffolds.tasks.loader import get_suite
 
 
@@ -124,3 +125,33 @@ def test_overlapping_intervals_are_said_to_overlap() -> None:
     assert text is not None and "a's log p" in text and "b's least" in text
     assert text.endswith("at 4 tasks their 95% intervals overlap")
     assert attr.clearest_difference(attr.model_profiles(rows[rows.model == "a"])) is None
+
+
+def test_a_removed_fact_leaves_the_prompt_an_ablated_episode_is_sent() -> None:
+    # Outcome ablation sends the prompt with the fact's gap tidied (no double space, no
+    # leading space) or its declared `removed` text in place: scoring uses that same input.
+    task = get_suite("arithmetic").tasks[0]
+    first = task.shards[0]
+    task = replace(task, shards=(replace(first, params={**first.params, "removed": "Alda has sheep."}),
+                                 *task.shards[1:]))
+    sent = render_prompt(task, None, None)
+    recorded = f"<|im_start|>user\n{sent}<|im_end|>\n<|im_start|>assistant\nFinal Answer: 12"
+    facts = [t for t in attr.shard_texts(task) if t.kind == "fact"]
+    assert len(facts) == 2
+    for text in facts:
+        target = task.shard(text.shard)
+        for mode in ("removed", "replaced"):
+            new, count, status = attr.ablated_input(recorded, text, mode)
+            assert (status, count) == ("scored", 1)
+            assert new == recorded.replace(sent, render_prompt(task, target, mode))
+            assert new is not None and "  " not in new and "\n " not in new
+            assert str(target.content) not in new
+    removed, _, _ = attr.ablated_input(recorded, facts[0], "removed")
+    assert removed is not None and "Alda has sheep. At the market" in removed
+
+
+def test_a_fact_outside_its_task_prompt_is_still_found_verbatim() -> None:
+    task = get_suite("arithmetic").tasks[0]
+    text = next(t for t in attr.shard_texts(task) if t.kind == "fact")
+    quoted = f"earlier: {task.shards[0].content} later"
+    assert attr.ablated_input(quoted, text, "removed") == ("earlier:  later", 1, "scored")

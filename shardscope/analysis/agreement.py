@@ -2,7 +2,10 @@
 correlation (Spearman) of a shard's likelihood influence (mean Δ log p of the action) and its
 outcome influence (success drop, or score drop when success never varies), over model ·
 scaffold x task x shard x mode cells measured both ways; and, where outcome ablation's 95%
-interval excludes zero, whether likelihood attribution has the same sign."""
+interval excludes zero, whether likelihood attribution has the same sign. Where outcomes barely
+vary (models that fail every task), the rank correlation with the trajectory change (how far
+the ablated episode's actions moved) says whether the shards that move the log p of the
+action most are the ones whose removal changes what the model does."""
 
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ class Agreement:
     same_sign: int  # of those, where the likelihood delta has the outcome's sign
     outcome_value: str
     table: pd.DataFrame
+    nonzero: int = 0  # cells whose outcome influence is not exactly 0
+    trajectory_spearman: float = float("nan")  # with the mean trajectory change
+    trajectory_cells: int = 0
 
 
 def agreement(rows: pd.DataFrame, influence: pd.DataFrame) -> Agreement:
@@ -35,12 +41,22 @@ def agreement(rows: pd.DataFrame, influence: pd.DataFrame) -> Agreement:
     value = "success_drop"
     if not influence.empty and influence[value].abs().sum() == 0:
         value = "score_drop"
-    outcome = influence[[*KEYS, value, "ci_low", "ci_high"]].rename(columns={value: "outcome"})
+    trajectory = influence.get("trajectory_change", np.nan)
+    outcome = (influence.assign(trajectory=trajectory)[[*KEYS, value, "ci_low", "ci_high", "trajectory"]]
+               .rename(columns={value: "outcome"}))
     both = likelihood.merge(outcome, on=KEYS, how="inner").dropna(subset=["likelihood", "outcome"])
-    rho, p = float("nan"), float("nan")
-    if len(both) >= 3 and both.likelihood.nunique() > 1 and both.outcome.nunique() > 1:
-        result = sps.spearmanr(both.likelihood, both.outcome)
-        rho, p = float(result.statistic), float(result.pvalue)
+    rho, p = _spearman(both.likelihood, both.outcome)
+    moved = both.dropna(subset=["trajectory"])
+    trajectory_rho, _ = _spearman(moved.likelihood, moved.trajectory)
     significant = both[(both.ci_low > 0) | (both.ci_high < 0)] if value == "success_drop" else both.iloc[0:0]
     same = int((np.sign(significant.likelihood) == np.sign(significant.outcome)).sum())
-    return Agreement(len(both), rho, p, len(significant), same, value, both)
+    return Agreement(len(both), rho, p, len(significant), same, value, both,
+                     int((both.outcome != 0).sum()), trajectory_rho, len(moved))
+
+
+def _spearman(x: pd.Series, y: pd.Series) -> tuple[float, float]:
+    """Spearman's rho and its p-value; NaN with fewer than 3 cells or a constant side."""
+    if len(x) < 3 or x.nunique() < 2 or y.nunique() < 2:
+        return float("nan"), float("nan")
+    result = sps.spearmanr(x, y)
+    return float(result.statistic), float(result.pvalue)

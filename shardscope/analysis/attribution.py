@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +29,7 @@ import pandas as pd
 
 from shardscope.analysis.stats import estimate
 from shardscope.config.errors import ShardscopeError
+from shardscope.scaffolds.tasks.instantiate import render_prompt
 from shardscope.scaffolds.tasks.model import Edit, Shard
 from shardscope.scaffolds.tasks.suite import Task
 from shardscope.scaffolds.tasks.world import apply_edits
@@ -69,6 +70,7 @@ class ShardText:
     texts: tuple[str, ...]  # any of these, verbatim (empty: the kind cannot be located)
     replacements: Mapping[str, str | None]  # text -> its replaced form (None: no replacement)
     why_unlocatable: str = ""
+    removals: Mapping[str, str] = field(default_factory=dict)  # text -> its removed form ("")
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,7 @@ def shard_texts(task: Task, tool_results: Mapping[str, Sequence[str]] | None = N
 
 def _shard_text(task: Task, shard: Shard, tool_results: Mapping[str, Sequence[str]]) -> ShardText:
     if shard.kind == "fact":
-        text = shard.content or ""
-        wrong = None if shard.replacement is None else str(shard.replacement)
-        return ShardText(shard.name, shard.kind, (text,) if text else (), {text: wrong})
+        return _fact_text(task, shard)
     if shard.kind == "document":
         doc = task.world.corpus.get(str(shard.params.get("doc")), "")
         return _edited(shard, (doc,) if doc else (), "the document is not in the suite's corpus")
@@ -114,6 +114,23 @@ def _shard_text(task: Task, shard: Shard, tool_results: Mapping[str, Sequence[st
                          "" if results else "the tool returned nothing in this episode")
     return ShardText(shard.name, shard.kind, (), {},
                      f"{shard.kind} shards change what a query returns, not a text in the input")
+
+
+def _fact_text(task: Task, shard: Shard) -> ShardText:
+    """A fact shard stands first for the task's whole prompt, whose removed and replaced forms
+    are the prompts an ablated episode is sent (the gaps a removed fact leaves tidied, a
+    declared ``removed`` text put in its place): scoring then uses the input outcome ablation
+    uses. Where the whole prompt is not in the input, the fact's own sentence stands for it."""
+    text = shard.content or ""
+    if not text:
+        return ShardText(shard.name, shard.kind, (), {})
+    wrong = None if shard.replacement is None else str(shard.replacement)
+    whole = render_prompt(task, None, None)
+    texts = (whole, text) if text in whole else (text,)
+    replaced = None if wrong is None else render_prompt(task, shard, "replaced")
+    return ShardText(shard.name, shard.kind, texts, {whole: replaced, text: wrong},
+                     removals={whole: render_prompt(task, shard, "removed"),
+                               text: str(shard.params.get("removed", ""))})
 
 
 def _edited(shard: Shard, texts: tuple[str, ...], missing: str) -> ShardText:
@@ -150,7 +167,7 @@ def ablated_input(prompt: str, shard: ShardText, mode: str) -> tuple[str | None,
         spans = locate(prompt, text)
         if not spans:
             continue
-        new = "" if mode == "removed" else shard.replacements.get(text)
+        new = shard.removals.get(text, "") if mode == "removed" else shard.replacements.get(text)
         if new is None:
             return None, len(spans), "no_replacement"
         return prompt.replace(text, new), len(spans), "scored"

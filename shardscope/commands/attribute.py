@@ -235,4 +235,6 @@ def print_agreement(console: Console, store: Store, rows: pd.DataFrame) -> None:
         f"agreement with outcome ablation ({found.outcome_value}): {found.cells} model · "
         f"scaffold x shard cells measured both ways; Spearman rank correlation "
         f"{found.spearman:.2f} (p = {found.p_value:.3f}); where the outcome interval excludes "
-        f"0 ({found.significant} cells) the likelihood delta has its sign in {found.same_sign}")
+        f"0 ({found.significant} cells) the likelihood delta has its sign in {found.same_sign}; "
+        f"{found.nonzero} cells have a nonzero outcome influence; Spearman with the trajectory "
+        f"change {found.trajectory_spearman:.2f} ({found.trajectory_cells} cells)")
