@@ -50,3 +50,14 @@ def test_when_outcomes_never_vary_the_trajectory_change_is_ranked_instead() -> N
     reversed_ = agreement(_rows({"a": 6.0, "b": 3.0, "c": 0.5, "d": 1.0}),
                           influence.assign(trajectory_change=[0.0, 0.2, 0.9, 0.5]))
     assert reversed_.trajectory_spearman == pytest.approx(-1.0)
+
+
+def test_the_outcome_ablation_cost_counts_each_episodes_own_shards() -> None:
+    from shardscope.commands.attribute import ablation_episodes
+
+    # Two episodes of two tasks, two shards each (four names in the suite), two modes, and
+    # two steps each: outcome ablation runs 2 x 2 x 2 = 8 episodes, not 2 x 4 x 2 = 16.
+    rows = pd.DataFrame([{"episode_id": e, "shard": f"{e}{k}", "mode": m, "span_id": f"{e}{step}"}
+                         for e in ("a", "b") for k in range(2) for m in ("removed", "replaced")
+                         for step in range(2)])
+    assert ablation_episodes(rows) == 8

@@ -194,12 +194,16 @@ def print_attribution(console: Console, run: AttributionRun) -> None:
         detail = next((d for d in group.detail if d), "")
         console.print(f"shard {shard!r}: {status} in {len(group)} call(s)"
                       + (f" ({detail})" if detail else ""))
-    modes = max(run.rows["mode"].nunique(), 1)
-    shards = run.rows["shard"].nunique()
     console.print(
         f"cost: {run.forward_passes} forward passes ({run.evaluated_tokens} tokens evaluated, "
         f"{run.seconds:.1f} s) for {run.episodes} episodes; outcome ablation of the same "
-        f"shards would run {run.episodes * shards * modes} episodes")
+        f"shards would run {ablation_episodes(run.rows)} episodes")
+
+
+def ablation_episodes(rows: pd.DataFrame) -> int:
+    """Episodes outcome ablation runs for these rows: one per episode x shard of its task x
+    mode (not every shard name of the suite for every episode)."""
+    return len(rows[["episode_id", "shard", "mode"]].drop_duplicates())
 
 
 def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str],
