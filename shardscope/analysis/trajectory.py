@@ -335,16 +335,18 @@ def divergence_summary(table: pd.DataFrame) -> dict[str, Any]:
 
 
 # --- tool-use profiles ------------------------------------------------------------------------
-def tool_profile(tool_calls: pd.DataFrame, systems: pd.Series | None = None) -> pd.DataFrame:
-    """Per system and tool: calls, share of the system's calls, error rate. ``systems`` maps
-    episode id -> system label (default: the tool call's model)."""
-    if tool_calls.empty:
+def tool_profile(tool_use: pd.DataFrame, systems: pd.Series | None = None) -> pd.DataFrame:
+    """Per system and tool: calls, share of the system's calls, error rate. ``tool_use`` is a
+    ``tool_use_of`` frame (calls and failed calls per episode and tool, added up by the
+    store); ``systems`` maps episode id -> system label (default: the calls' model). Calls
+    with no tool name are counted in the episode's calls, not here."""
+    named = tool_use[tool_use.tool_name.notna()]
+    if named.empty:
         return pd.DataFrame(columns=["system", "tool_name", "calls", "share", "error_rate"])
-    data = tool_calls.assign(
-        system=tool_calls.episode_id.map(systems) if systems is not None else tool_calls.model,
-        failed=~tool_calls.ok.fillna(False).astype(bool))
-    out = data.groupby(["system", "tool_name"]).agg(calls=("episode_id", "size"),
-                                                    error_rate=("failed", "mean")).reset_index()
+    data = named.assign(system=named.episode_id.map(systems) if systems is not None
+                        else named.model)
+    out = data.groupby(["system", "tool_name"])[["calls", "failed"]].sum().reset_index()
+    out["error_rate"] = out.failed / out.calls
     out["share"] = out.calls / out.groupby("system").calls.transform("sum")
     return out[["system", "tool_name", "calls", "share", "error_rate"]].sort_values(
         ["system", "calls"], ascending=[True, False], ignore_index=True)
