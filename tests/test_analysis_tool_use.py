@@ -89,7 +89,7 @@ def store_reads(request: pytest.FixtureRequest) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def test_tool_use_counts_equal_the_per_call_counts(store_reads) -> None:
-    episodes, calls, use, _ = store_reads
+    _, calls, use, _ = store_reads
     assert len(calls) > 0
     assert use.calls.sum() == len(calls)
     by_sql = use.groupby("episode_id").calls.sum().sort_index()
