@@ -138,17 +138,21 @@ def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
     ordered = steps.sort_values(["episode_id", "step_index"], kind="stable")
     outputs = ordered["output"].tolist() if "output" in ordered else [None] * len(ordered)
     out: dict[str, list[Action]] = {}
+    # Steps repeat across seeds and models: one (immutable) Action per distinct step, shared.
+    made: dict[tuple[str | None, str | None, int, str | None], Action] = {}
     # Plain lists: iterating Arrow-backed columns element by element costs ~4 us per value.
     for episode, index, raw, error, text in zip(
             ordered["episode_id"].tolist(), ordered["step_index"].tolist(),
             ordered[column].tolist(), ordered["protocol_error"].tolist(), outputs, strict=True):
         error = error if isinstance(error, str) else None
+        text = text if isinstance(text, str) else None
         if isinstance(raw, Mapping):
-            kind, tool, detail = _classify(StepAction.from_json(raw), error)
+            action = Action(*_classify(StepAction.from_json(raw), error), int(index), text)
         else:
-            kind, tool, detail = _classify_json(raw if isinstance(raw, str) else None, error)
-        out.setdefault(episode, []).append(
-            Action(kind, tool, detail, int(index), text if isinstance(text, str) else None))
+            key = (raw if isinstance(raw, str) else None, error, int(index), text)
+            action = made.get(key) or made.setdefault(
+                key, Action(*_classify_json(key[0], error), key[2], text))
+        out.setdefault(episode, []).append(action)
     return out
 
 
