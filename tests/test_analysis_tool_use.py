@@ -117,26 +117,22 @@ def test_the_written_store_has_every_kind_of_call(tool_store: Path) -> None:
     assert use.calls.sum() == 3 * (4 + 3)  # 3 tasks each, one of them without steps
     assert use.failed.sum() == 3 * (2 + 2)  # ok false, or a failed span
     assert use.tool_name.isna().sum() == 3  # m1's unnamed call, stepped and not
-    unstepped = reads.unstepped_tool_calls_of(store, ids)
-    assert sorted(set(unstepped.episode_id)) == ["m1-t2-u", "m2-t2-u"]
-    assert len(unstepped) == 4 + 3
+    result = compare(store, reads.Selection(suites=("tools",)), clusters=False)
+    unstepped = {e: [a.tool for a in p] for e, p in result.paths.items() if e.endswith("-u")}
+    assert unstepped == {"m1-t2-u": ["add", "add", "mul", None], "m2-t2-u": ["add", "add", "mul"]}
     profile = trajectory.tool_profile(use).set_index(["system", "tool_name"])
     assert profile.loc[("m2", "add"), "calls"] == 6
     assert profile.loc[("m2", "add"), "error_rate"] == 0.5
     assert profile.loc[("m1", "mul"), "error_rate"] == 1.0  # its span failed
 
 
-def test_unstepped_calls_are_the_calls_of_episodes_without_steps(store_reads) -> None:
+def test_paths_of_unstepped_episodes_are_their_tool_calls(store_reads) -> None:
     episodes, calls, _, path = store_reads
-    ids = list(episodes.episode_id)
-    steps = reads.steps_of(Store(path), ids)
-    stepped = set(trajectory.trajectories(steps))
-    unstepped = reads.unstepped_tool_calls_of(Store(path), ids)
-    expected = calls[~calls.episode_id.isin(stepped)].reset_index(drop=True)
-    # (every episode of these two stores has steps: tests/test_collector_semantic.py compares
-    # OTLP-ingested episodes that have none)
-    pd.testing.assert_frame_equal(unstepped.reset_index(drop=True), expected, check_dtype=False)
-    assert trajectory.tool_paths(unstepped, stepped) == trajectory.tool_paths(calls, stepped)
+    result = compare(Store(path), reads.Selection(), clusters=False)
+    stepped = set(reads.steps_of(Store(path), list(episodes.episode_id)).episode_id)
+    expected = trajectory.tool_paths(calls, stepped)
+    assert {e: result.paths[e] for e in expected} == expected
+    assert set(result.paths) == stepped | set(expected)
 
 
 def test_the_comparison_counts_each_episodes_calls(store_reads) -> None:

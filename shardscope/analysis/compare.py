@@ -92,11 +92,15 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         ids = list(episodes.episode_id) + list(ablation.episode_id)
         steps = reads.steps_of(con, ids)
         use = reads.tool_use_of(con, list(episodes.episode_id))
-        unstepped = reads.unstepped_tool_calls_of(con, list(episodes.episode_id))
+        # Episodes with no step (agents traced by other instrumentations): their tool calls
+        # are their trajectories. Only theirs are read.
+        unstepped = list(episodes.episode_id[~episodes.episode_id.isin(steps.episode_id)])
+        calls = reads.tool_calls_of(con, unstepped) if unstepped else None
     chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
                    if s in set(episodes.system))
     paths = trajectory.trajectories(steps)
-    paths |= trajectory.tool_paths(unstepped, set(paths))
+    if calls is not None:
+        paths |= trajectory.tool_paths(calls, set(paths))
     episodes = _with_repeat_keys(_with_counts(episodes, steps, use), paths)
     comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction,
                                         only=chosen)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -136,23 +137,42 @@ def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
     or ``action`` holding each step's stored action, ``protocol_error`` and ``output``)."""
     column = "action_json" if "action_json" in steps else "action"
     ordered = steps.sort_values(["episode_id", "step_index"], kind="stable")
-    outputs = ordered["output"].tolist() if "output" in ordered else [None] * len(ordered)
+    if not len(ordered):
+        return {}
+    if "output" not in ordered:
+        ordered = ordered.assign(output=None)
+    if ordered[column].dtype == object and any(isinstance(v, Mapping) for v in ordered[column]):
+        return _trajectories_of_mappings(ordered, column)
+    # Steps repeat across seeds and models: one (immutable) Action per distinct step, shared,
+    # and no Python loop over the rows (this was the Compare page's largest cost).
+    fields = ordered[[column, "protocol_error", "step_index", "output"]]
+    codes = fields.groupby(list(fields.columns), dropna=False, sort=False).ngroup().to_numpy()
+    firsts = fields[~pd.Series(codes).duplicated().to_numpy()]
+    made = [Action(*_classify_json(_text(raw), _text(error)), int(index), _text(text))
+            for raw, error, index, text in zip(*(firsts[c].tolist() for c in fields.columns),
+                                               strict=True)]
+    actions = [made[c] for c in codes.tolist()]
+    episodes = ordered["episode_id"].to_numpy()
+    starts = [0, *(np.flatnonzero(episodes[1:] != episodes[:-1]) + 1).tolist(), len(episodes)]
+    return {episodes[i]: actions[i:j] for i, j in itertools.pairwise(starts)}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _trajectories_of_mappings(ordered: pd.DataFrame, column: str) -> dict[str, list[Action]]:
     out: dict[str, list[Action]] = {}
-    # Steps repeat across seeds and models: one (immutable) Action per distinct step, shared.
-    made: dict[tuple[str | None, str | None, int, str | None], Action] = {}
-    # Plain lists: iterating Arrow-backed columns element by element costs ~4 us per value.
     for episode, index, raw, error, text in zip(
             ordered["episode_id"].tolist(), ordered["step_index"].tolist(),
-            ordered[column].tolist(), ordered["protocol_error"].tolist(), outputs, strict=True):
-        error = error if isinstance(error, str) else None
-        text = text if isinstance(text, str) else None
+            ordered[column].tolist(), ordered["protocol_error"].tolist(),
+            ordered["output"].tolist(), strict=True):
+        error = _text(error)
         if isinstance(raw, Mapping):
-            action = Action(*_classify(StepAction.from_json(raw), error), int(index), text)
+            kind, tool, detail = _classify(StepAction.from_json(raw), error)
         else:
-            key = (raw if isinstance(raw, str) else None, error, int(index), text)
-            action = made.get(key) or made.setdefault(
-                key, Action(*_classify_json(key[0], error), key[2], text))
-        out.setdefault(episode, []).append(action)
+            kind, tool, detail = _classify_json(_text(raw), error)
+        out.setdefault(episode, []).append(Action(kind, tool, detail, int(index), _text(text)))
     return out
 
 
@@ -293,23 +313,50 @@ def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
     return left.merge(right, on=list(PAIR_KEYS), suffixes=("_a", "_b"))
 
 
+_DIVERGENCE_COLUMNS = ["diverged", "position", "step_a", "step_b", "action_a", "action_b",
+                       "tool_a", "tool_b", "rejoined", "distance"]
+
+
 def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]]) -> pd.DataFrame:
     """One row per pair of episodes: whether and where they part, on what, and if they rejoin."""
-    rows = []
-    for pair in pairs.to_dict("records"):
-        div = first_divergence(paths.get(pair["episode_id_a"], ()), paths.get(pair["episode_id_b"], ()))
-        rows.append({
-            **pair,
-            "diverged": div.position is not None,
-            "position": div.position, "step_a": div.step_a, "step_b": div.step_b,
-            "action_a": div.action_a.label if div.action_a else None,
-            "action_b": div.action_b.label if div.action_b else None,
-            "tool_a": _tool(div.action_a), "tool_b": _tool(div.action_b),
-            "rejoined": div.rejoined, "distance": div.distance,
-        })
-    columns = [*pairs.columns, "diverged", "position", "step_a", "step_b", "action_a", "action_b",
-               "tool_a", "tool_b", "rejoined", "distance"]
-    return pd.DataFrame(rows, columns=columns)
+    keys: dict[str, list[str]] = {}  # each episode's action keys, worked out once
+
+    def of(episode: str) -> tuple[Sequence[Action], list[str]]:
+        path = paths.get(episode, ())
+        if episode not in keys:
+            keys[episode] = [x.key for x in path]
+        return path, keys[episode]
+
+    rows = [_divergence_row(*of(a), *of(b)) for a, b in
+            zip(pairs["episode_id_a"].tolist(), pairs["episode_id_b"].tolist(), strict=True)]
+    table = pd.DataFrame(rows, columns=_DIVERGENCE_COLUMNS, index=pairs.index)
+    if not rows:
+        table = pd.DataFrame(columns=_DIVERGENCE_COLUMNS, index=pairs.index)
+    return pd.concat([pairs, table], axis=1).reset_index(drop=True)
+
+
+def _divergence_row(a: Sequence[Action], keys_a: list[str], b: Sequence[Action],
+                    keys_b: list[str]) -> tuple[Any, ...]:
+    """What :func:`first_divergence` reports of a pair, without building the aligned common
+    prefix and suffix: align() matches them as they stand, so the sequences part right after
+    the prefix, rejoin if any suffix or a match in the middle follows, and the cost is the
+    middle's alone."""
+    if keys_a == keys_b:
+        return False, None, None, None, None, None, _tool(None), _tool(None), False, 0.0
+    shortest = min(len(a), len(b))
+    prefix = 0
+    while prefix < shortest and keys_a[prefix] == keys_b[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < shortest - prefix and keys_a[-1 - suffix] == keys_b[-1 - suffix]:
+        suffix += 1
+    middle = _align_middle(a[prefix:len(a) - suffix], b[prefix:len(b) - suffix])
+    rejoined = suffix > 0 or any(col.op == "match" for col in middle[1:])
+    x = a[prefix] if prefix < len(a) else None
+    y = b[prefix] if prefix < len(b) else None
+    return (True, prefix, x.step_index if x else None, y.step_index if y else None,
+            x.label if x else None, y.label if y else None, _tool(x), _tool(y), rejoined,
+            alignment_cost(middle) / max(len(a), len(b)))
 
 
 def _tool(action: Action | None) -> str | None:

@@ -102,23 +102,15 @@ ORDER BY episode_id, step_index, started_at
 
 
 # The tool use a comparison shows, added up where the calls are: per episode and tool, its
-# calls and failed calls (``ok`` false or unrecorded), with the calls' model. Fetching every call (50k rows for two
-# systems on the 1M-span bench store) to count them in pandas cost more than the counting.
+# calls and failed calls (``ok`` false, or the span failed), with the calls' model. Fetching
+# every call (48k rows for two systems on the 1M-span bench store) to count them in pandas
+# cost more than the counting.
 TOOL_USE_SQL = """
 SELECT episode_id, model, tool_name, count(*) AS calls,
        count(*) FILTER (WHERE NOT coalesce(ok, false)) AS failed
 FROM typed_tool_calls WHERE episode_id IN (SELECT unnest($ids))
 GROUP BY ALL ORDER BY ALL
 """
-# Tool calls of the episodes that recorded no step (agents traced by other instrumentations):
-# their only trajectory.
-UNSTEPPED_TOOL_CALLS_SQL = """
-SELECT episode_id, step_index, model, tool_name, error_type, ok
-FROM typed_tool_calls WHERE episode_id IN (SELECT unnest($ids)) AND episode_id NOT IN (
-    SELECT episode_id FROM typed_steps WHERE episode_id IN (SELECT unnest($ids)))
-ORDER BY episode_id, step_index, started_at
-"""
-
 
 def steps_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:
     """Steps of these episodes in order: action (JSON text), protocol error, output."""
@@ -133,8 +125,3 @@ def tool_calls_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:
 def tool_use_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:
     """Per episode, model and tool (of these episodes): calls and failed calls."""
     return frame_of(store, TOOL_USE_SQL, {"ids": list(episode_ids)})
-
-
-def unstepped_tool_calls_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:
-    """:func:`tool_calls_of` for those of these episodes that recorded no step."""
-    return frame_of(store, UNSTEPPED_TOOL_CALLS_SQL, {"ids": list(episode_ids)})
