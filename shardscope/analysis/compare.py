@@ -94,7 +94,9 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         use = reads.tool_use_of(con, list(episodes.episode_id))
         # Episodes with no step (agents traced by other instrumentations): their tool calls
         # are their trajectories. Only theirs are read.
-        unstepped = list(episodes.episode_id[~episodes.episode_id.isin(steps.episode_id)])
+        # (Series.isin on Arrow strings converts every value to Python: a set is 100x faster.)
+        stepped = set(steps.episode_id.unique().tolist())
+        unstepped = [e for e in episodes.episode_id.tolist() if e not in stepped]
         calls = reads.tool_calls_of(con, unstepped) if unstepped else None
     chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
                    if s in set(episodes.system))

@@ -422,13 +422,14 @@ def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Actio
                                      "loop_share", "protocol_errors_per_episode",
                                      "success_steps_mean", "success_steps_median"])
     data["system"] = system_column(data, systems)
-    path = data.episode_id.map(lambda e: paths.get(e, ()))
-    data["loops"] = path.map(repeated_runs)
-    data["errors"] = path.map(lambda p: sum(a.kind == "error" for a in p))
+    # Plain lists: Series.map over Arrow strings converts value by value.
+    walks = [paths.get(e, ()) for e in data.episode_id.tolist()]
+    data["looped"] = [repeated_runs(p) > 0 for p in walks]
+    data["errors"] = [sum(a.kind == "error" for a in p) for p in walks]
     data["success_steps"] = data.steps.where(data.outcome == "success")
     out = data.groupby("system").agg(
         episodes=("episode_id", "size"), tool_calls_per_episode=("tool_calls", "mean"),
-        loop_share=("loops", lambda s: float((s > 0).mean())),
+        loop_share=("looped", "mean"),
         protocol_errors_per_episode=("errors", "mean"),
         success_steps_mean=("success_steps", "mean"),
         success_steps_median=("success_steps", "median"))
