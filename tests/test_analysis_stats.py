@@ -165,3 +165,15 @@ def test_weighted_estimate_equals_the_expanded_episodes() -> None:
     single = stats.estimate([1.0, 0.0], ["t0", "t0"], weights=[3, 1])
     assert not single.clustered and single.se == pytest.approx(math.sqrt(0.75 * 0.25 / 3))
     assert stats.estimate([1.0], weights=[0]).n == 0  # zero weight: no episode
+
+
+@pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning")
+def test_estimates_grouped_by_one_column_keep_scalar_keys() -> None:
+    # Grouping by a one-element list warns that pandas will make the keys 1-tuples; the
+    # estimates must neither warn nor end up with tuples in their group column.
+    frame = simulate(np.random.default_rng(3), {"a": np.full(30, 0.9), "b": np.full(30, 0.1)})
+    out = stats.estimates(frame, by=("model",))
+    assert out.model.tolist() == ["a", "b"]
+    by_hand = frame.assign(win=frame.outcome == "success").groupby("model").win.mean()
+    assert out.set_index("model")["mean"].to_dict() == pytest.approx(by_hand.to_dict())
+    assert out.episodes.tolist() == [30, 30]

@@ -213,8 +213,11 @@ def estimates(episodes: pd.DataFrame, metric: str = "success",
     task = system_column(data, TASK_KEYS)
     counts = data[weight] if weight else pd.Series(1.0, index=data.index)
     fingerprints = data[REPEAT_KEY] if REPEAT_KEY in data and not weight else None
-    for key, index in data.groupby(list(by), sort=True, dropna=False).groups.items():
-        key = key if isinstance(key, tuple) else (key,)
+    # One column: group by its name, as a list of one makes pandas change ``groups``' keys to
+    # 1-tuples (Pandas4Warning); several: the keys are tuples already.
+    grouper = by[0] if len(by) == 1 else list(by)
+    for key, index in data.groupby(grouper, sort=True, dropna=False).groups.items():
+        key = (key,) if len(by) == 1 else key
         est = estimate(values.loc[index].to_numpy(), task.loc[index].to_numpy(), confidence,
                        weights=counts.loc[index].to_numpy(dtype=float),
                        repeats=None if fingerprints is None else fingerprints.loc[index].to_numpy())

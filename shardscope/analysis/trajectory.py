@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -136,19 +137,42 @@ def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
     or ``action`` holding each step's stored action, ``protocol_error`` and ``output``)."""
     column = "action_json" if "action_json" in steps else "action"
     ordered = steps.sort_values(["episode_id", "step_index"], kind="stable")
-    outputs = ordered["output"].tolist() if "output" in ordered else [None] * len(ordered)
+    if not len(ordered):
+        return {}
+    if "output" not in ordered:
+        ordered = ordered.assign(output=None)
+    if ordered[column].dtype == object and any(isinstance(v, Mapping) for v in ordered[column]):
+        return _trajectories_of_mappings(ordered, column)
+    # Steps repeat across seeds and models: one (immutable) Action per distinct step, shared,
+    # and no Python loop over the rows (this was the Compare page's largest cost).
+    fields = ordered[[column, "protocol_error", "step_index", "output"]]
+    codes = fields.groupby(list(fields.columns), dropna=False, sort=False).ngroup().to_numpy()
+    firsts = fields[~pd.Series(codes).duplicated().to_numpy()]
+    made = [Action(*_classify_json(_text(raw), _text(error)), int(index), _text(text))
+            for raw, error, index, text in zip(*(firsts[c].tolist() for c in fields.columns),
+                                               strict=True)]
+    actions = [made[c] for c in codes.tolist()]
+    episodes = ordered["episode_id"].to_numpy()
+    starts = [0, *(np.flatnonzero(episodes[1:] != episodes[:-1]) + 1).tolist(), len(episodes)]
+    return {episodes[i]: actions[i:j] for i, j in itertools.pairwise(starts)}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _trajectories_of_mappings(ordered: pd.DataFrame, column: str) -> dict[str, list[Action]]:
     out: dict[str, list[Action]] = {}
-    # Plain lists: iterating Arrow-backed columns element by element costs ~4 us per value.
     for episode, index, raw, error, text in zip(
             ordered["episode_id"].tolist(), ordered["step_index"].tolist(),
-            ordered[column].tolist(), ordered["protocol_error"].tolist(), outputs, strict=True):
-        error = error if isinstance(error, str) else None
+            ordered[column].tolist(), ordered["protocol_error"].tolist(),
+            ordered["output"].tolist(), strict=True):
+        error = _text(error)
         if isinstance(raw, Mapping):
             kind, tool, detail = _classify(StepAction.from_json(raw), error)
         else:
-            kind, tool, detail = _classify_json(raw if isinstance(raw, str) else None, error)
-        out.setdefault(episode, []).append(
-            Action(kind, tool, detail, int(index), text if isinstance(text, str) else None))
+            kind, tool, detail = _classify_json(_text(raw), error)
+        out.setdefault(episode, []).append(Action(kind, tool, detail, int(index), _text(text)))
     return out
 
 
@@ -289,23 +313,50 @@ def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
     return left.merge(right, on=list(PAIR_KEYS), suffixes=("_a", "_b"))
 
 
+_DIVERGENCE_COLUMNS = ["diverged", "position", "step_a", "step_b", "action_a", "action_b",
+                       "tool_a", "tool_b", "rejoined", "distance"]
+
+
 def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]]) -> pd.DataFrame:
     """One row per pair of episodes: whether and where they part, on what, and if they rejoin."""
-    rows = []
-    for pair in pairs.to_dict("records"):
-        div = first_divergence(paths.get(pair["episode_id_a"], ()), paths.get(pair["episode_id_b"], ()))
-        rows.append({
-            **pair,
-            "diverged": div.position is not None,
-            "position": div.position, "step_a": div.step_a, "step_b": div.step_b,
-            "action_a": div.action_a.label if div.action_a else None,
-            "action_b": div.action_b.label if div.action_b else None,
-            "tool_a": _tool(div.action_a), "tool_b": _tool(div.action_b),
-            "rejoined": div.rejoined, "distance": div.distance,
-        })
-    columns = [*pairs.columns, "diverged", "position", "step_a", "step_b", "action_a", "action_b",
-               "tool_a", "tool_b", "rejoined", "distance"]
-    return pd.DataFrame(rows, columns=columns)
+    keys: dict[str, list[str]] = {}  # each episode's action keys, worked out once
+
+    def of(episode: str) -> tuple[Sequence[Action], list[str]]:
+        path = paths.get(episode, ())
+        if episode not in keys:
+            keys[episode] = [x.key for x in path]
+        return path, keys[episode]
+
+    rows = [_divergence_row(*of(a), *of(b)) for a, b in
+            zip(pairs["episode_id_a"].tolist(), pairs["episode_id_b"].tolist(), strict=True)]
+    table = pd.DataFrame(rows, columns=_DIVERGENCE_COLUMNS, index=pairs.index)
+    if not rows:
+        table = pd.DataFrame(columns=_DIVERGENCE_COLUMNS, index=pairs.index)
+    return pd.concat([pairs, table], axis=1).reset_index(drop=True)
+
+
+def _divergence_row(a: Sequence[Action], keys_a: list[str], b: Sequence[Action],
+                    keys_b: list[str]) -> tuple[Any, ...]:
+    """What :func:`first_divergence` reports of a pair, without building the aligned common
+    prefix and suffix: align() matches them as they stand, so the sequences part right after
+    the prefix, rejoin if any suffix or a match in the middle follows, and the cost is the
+    middle's alone."""
+    if keys_a == keys_b:
+        return False, None, None, None, None, None, _tool(None), _tool(None), False, 0.0
+    shortest = min(len(a), len(b))
+    prefix = 0
+    while prefix < shortest and keys_a[prefix] == keys_b[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < shortest - prefix and keys_a[-1 - suffix] == keys_b[-1 - suffix]:
+        suffix += 1
+    middle = _align_middle(a[prefix:len(a) - suffix], b[prefix:len(b) - suffix])
+    rejoined = suffix > 0 or any(col.op == "match" for col in middle[1:])
+    x = a[prefix] if prefix < len(a) else None
+    y = b[prefix] if prefix < len(b) else None
+    return (True, prefix, x.step_index if x else None, y.step_index if y else None,
+            x.label if x else None, y.label if y else None, _tool(x), _tool(y), rejoined,
+            alignment_cost(middle) / max(len(a), len(b)))
 
 
 def _tool(action: Action | None) -> str | None:
@@ -335,16 +386,18 @@ def divergence_summary(table: pd.DataFrame) -> dict[str, Any]:
 
 
 # --- tool-use profiles ------------------------------------------------------------------------
-def tool_profile(tool_calls: pd.DataFrame, systems: pd.Series | None = None) -> pd.DataFrame:
-    """Per system and tool: calls, share of the system's calls, error rate. ``systems`` maps
-    episode id -> system label (default: the tool call's model)."""
-    if tool_calls.empty:
+def tool_profile(tool_use: pd.DataFrame, systems: pd.Series | None = None) -> pd.DataFrame:
+    """Per system and tool: calls, share of the system's calls, error rate. ``tool_use`` is a
+    ``tool_use_of`` frame (calls and failed calls per episode and tool, added up by the
+    store); ``systems`` maps episode id -> system label (default: the calls' model). Calls
+    with no tool name are counted in the episode's calls, not here."""
+    named = tool_use[tool_use.tool_name.notna()]
+    if named.empty:
         return pd.DataFrame(columns=["system", "tool_name", "calls", "share", "error_rate"])
-    data = tool_calls.assign(
-        system=tool_calls.episode_id.map(systems) if systems is not None else tool_calls.model,
-        failed=~tool_calls.ok.fillna(False).astype(bool))
-    out = data.groupby(["system", "tool_name"]).agg(calls=("episode_id", "size"),
-                                                    error_rate=("failed", "mean")).reset_index()
+    data = named.assign(system=named.episode_id.map(systems) if systems is not None
+                        else named.model)
+    out = data.groupby(["system", "tool_name"])[["calls", "failed"]].sum().reset_index()
+    out["error_rate"] = out.failed / out.calls
     out["share"] = out.calls / out.groupby("system").calls.transform("sum")
     return out[["system", "tool_name", "calls", "share", "error_rate"]].sort_values(
         ["system", "calls"], ascending=[True, False], ignore_index=True)
@@ -369,13 +422,14 @@ def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Actio
                                      "loop_share", "protocol_errors_per_episode",
                                      "success_steps_mean", "success_steps_median"])
     data["system"] = system_column(data, systems)
-    path = data.episode_id.map(lambda e: paths.get(e, ()))
-    data["loops"] = path.map(repeated_runs)
-    data["errors"] = path.map(lambda p: sum(a.kind == "error" for a in p))
+    # Plain lists: Series.map over Arrow strings converts value by value.
+    walks = [paths.get(e, ()) for e in data.episode_id.tolist()]
+    data["looped"] = [repeated_runs(p) > 0 for p in walks]
+    data["errors"] = [sum(a.kind == "error" for a in p) for p in walks]
     data["success_steps"] = data.steps.where(data.outcome == "success")
     out = data.groupby("system").agg(
         episodes=("episode_id", "size"), tool_calls_per_episode=("tool_calls", "mean"),
-        loop_share=("loops", lambda s: float((s > 0).mean())),
+        loop_share=("looped", "mean"),
         protocol_errors_per_episode=("errors", "mean"),
         success_steps_mean=("success_steps", "mean"),
         success_steps_median=("success_steps", "median"))
