@@ -65,7 +65,7 @@ def scaffold_hash() -> str:
     from shardscope.commands.options import scaffold_params
     from shardscope.scaffolds.agents.registry import get_scaffold
 
-    return get_scaffold(SCAFFOLD, scaffold_params(list(PARAMS)).get(SCAFFOLD)).identity
+    return str(get_scaffold(SCAFFOLD, scaffold_params(list(PARAMS)).get(SCAFFOLD)).identity)
 
 
 def commit() -> str:
