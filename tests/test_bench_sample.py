@@ -1,0 +1,59 @@
+"""The full benchmark run's bookkeeping (bench/_sample.py): its order makes every prefix a
+proportional sample, its results file resumes, and its intervals shrink to the point when
+a suite is complete."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench import _sample
+from shardscope.analysis.stats import wilson
+
+SUITES = {"simple": [f"s{i}" for i in range(40)], "parallel": [f"p{i}" for i in range(20)],
+          "irrelevance": [f"i{i}" for i in range(24)]}
+
+
+def test_every_prefix_is_proportional_and_the_order_is_seeded() -> None:
+    order = _sample.stratified_order(SUITES, seed=13)
+    assert sorted(order) == sorted((s, t) for s, ids in SUITES.items() for t in ids)
+    total = len(order)
+    for k in range(1, total + 1):
+        counts = Counter(suite for suite, _ in order[:k])
+        for suite, ids in SUITES.items():
+            assert abs(counts[suite] - k * len(ids) / total) <= 1.0, (k, suite)
+    assert _sample.stratified_order(SUITES, seed=13) == order
+    assert _sample.stratified_order(SUITES, seed=14) != order
+
+
+def test_results_resume_by_scaffold_hash(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    rows = [{"model": "m", "suite": "simple", "task_id": "s1", "scaffold_hash": "h1",
+             "outcome": "success", "wall_s": 2.0},
+            {"model": "m", "suite": "simple", "task_id": "s2", "scaffold_hash": "h0",
+             "outcome": "failure", "wall_s": 4.0}]
+    assert _sample.append_results(path, rows) == 2
+    read = _sample.read_results(path)
+    assert read == rows
+    assert _sample.done_keys(read, "h1") == {("m", "simple", "s1")}  # s2 ran under another hash
+
+
+def test_a_corrupt_results_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"model": "m"}\n{"model": \n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"results\.jsonl:2: not JSON"):
+        _sample.read_results(path)
+
+
+def test_interval_is_wilson_far_from_complete_and_a_point_when_complete() -> None:
+    big = _sample.Cell("m", "s", done=10, total=10**9, successes=4, wall_s=10.0)
+    low, high = big.interval()
+    w_low, w_high = wilson(0.4, 10, 1.96)
+    assert low == pytest.approx(w_low, abs=1e-6) and high == pytest.approx(w_high, abs=1e-6)
+    half = _sample.Cell("m", "s", done=10, total=20, successes=4, wall_s=10.0)
+    assert half.interval()[1] - half.interval()[0] < high - low  # the finite population
+    done = _sample.Cell("m", "s", done=20, total=20, successes=8, wall_s=10.0)
+    assert done.interval() == (0.4, 0.4)
+    assert half.remaining_h == pytest.approx(10 / 10 * 10 / 3600)
