@@ -341,7 +341,7 @@ th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:
 th{background:#f5f5f5}blockquote{color:#555;border-left:3px solid #ccc;margin:0;padding-left:1rem}
 figure{margin:1rem 0}details{margin:.5rem 0 1rem}summary{cursor:pointer;color:#1565c0}
 .views{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
-.views>section{flex:1 1 20rem;min-width:0;overflow-x:auto}"""
+.views>section{flex:1 1 20rem;min-width:0}.views svg{max-width:100%;height:auto}"""
 
 
 def to_html(comparison: Comparison) -> str:
