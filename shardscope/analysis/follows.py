@@ -52,6 +52,7 @@ def classify(pairs: pd.DataFrame, lookup: ShardLookup,
         if shard is None or shard.implied_answer is None or check is None:
             continue
         answer = getattr(r, "final_answer", None)
+        answer = answer if isinstance(answer, str) else None  # NaN: the episode gave none
         if answers_implied(check, shard.implied_answer, answer):
             label = "follow"
         elif r.outcome == "success":
