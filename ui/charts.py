@@ -258,13 +258,14 @@ def follow_bars(rates: pd.DataFrame) -> alt.LayerChart:
     long = rates.melt(id_vars=["model", "episodes"], value_vars=list(FOLLOW_COLOURS),
                       var_name="answer", value_name="count")
     long = long.assign(share=long["count"] / long.episodes, rank=long.answer.map(order))
-    y = alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=0))
+    # a third of the page: long "model · scaffold" labels are cut (hover shows them whole)
+    y = alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=150))
     bars = alt.Chart(long).mark_bar().encode(
-        y=y, x=alt.X("share:Q", title="share of replaced-shard answers", stack="zero",
+        y=y, x=alt.X("share:Q", title="share of answers", stack="zero",
                      axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("answer:N", scale=alt.Scale(domain=list(FOLLOW_COLOURS),
                                                     range=list(FOLLOW_COLOURS.values())),
-                        legend=alt.Legend(orient="bottom", title=None)),
+                        legend=alt.Legend(orient="top", title=None)),
         order=alt.Order("rank:Q"),
         tooltip=["model:N", "answer:N", "count:Q", alt.Tooltip("share:Q", format=".0%")])
     interval = alt.Chart(rates).mark_rule(color="black", strokeWidth=2).encode(
