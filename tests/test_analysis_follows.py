@@ -55,3 +55,11 @@ def test_the_loader_reads_implied_answer(tmp_path: Path) -> None:
     again = load_suite(copy)
     assert [s.implied_answer for t in again.tasks for s in t.shards] == \
         [s.implied_answer for t in suite.tasks for s in t.shards]
+
+
+def test_an_episode_without_a_final_answer_is_other() -> None:
+    """A protocol error or exhausted budget leaves final_answer NULL (NaN in the frame)."""
+    pairs = _pairs()
+    pairs.loc[0, "final_answer"] = float("nan")
+    classified = follows.classify(pairs, lambda *_: SHARD, lambda *_: CHECK)
+    assert list(classified.follows) == ["other", "follow", "keep", "other"]

@@ -245,3 +245,48 @@ def likelihood_map(cells: pd.DataFrame) -> alt.LayerChart:
     layered: alt.LayerChart = (rect + text).properties(
         height=_rows_height(data["row"].nunique(), 30) + 40)
     return layered
+
+
+FOLLOW_COLOURS = {"follow": "#d6604d", "keep": "#4393c3", "other": "#bababa"}
+
+
+def follow_bars(rates: pd.DataFrame) -> alt.LayerChart:
+    """Per system (``model``): shares of answers that follow the replaced shard, keep the
+    original or are something else, with the follow rate's 95% interval drawn over the
+    follow segment (which starts at 0)."""
+    order = {k: i for i, k in enumerate(FOLLOW_COLOURS)}
+    long = rates.melt(id_vars=["model", "episodes"], value_vars=list(FOLLOW_COLOURS),
+                      var_name="answer", value_name="count")
+    long = long.assign(share=long["count"] / long.episodes, rank=long.answer.map(order))
+    # a third of the page: long "model · scaffold" labels are cut (hover shows them whole)
+    y = alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=150))
+    bars = alt.Chart(long).mark_bar().encode(
+        y=y, x=alt.X("share:Q", title="share of answers", stack="zero",
+                     axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("answer:N", scale=alt.Scale(domain=list(FOLLOW_COLOURS),
+                                                    range=list(FOLLOW_COLOURS.values())),
+                        legend=alt.Legend(orient="top", title=None)),
+        order=alt.Order("rank:Q"),
+        tooltip=["model:N", "answer:N", "count:Q", alt.Tooltip("share:Q", format=".0%")])
+    interval = alt.Chart(rates).mark_rule(color="black", strokeWidth=2).encode(
+        y=y, x="follow_low:Q", x2="follow_high:Q",
+        tooltip=["model:N", alt.Tooltip("follow_rate:Q", title="follow rate", format=".0%"),
+                 alt.Tooltip("follow_low:Q", title="95% low", format=".0%"),
+                 alt.Tooltip("follow_high:Q", title="95% high", format=".0%")])
+    point = alt.Chart(rates).mark_tick(color="black", thickness=2).encode(y=y, x="follow_rate:Q")
+    layered: alt.LayerChart = (bars + interval + point).properties(
+        height=_rows_height(len(rates), 40) + 40)
+    return layered
+
+
+def token_deltas(tokens: pd.DataFrame) -> alt.Chart:
+    """One step's output tokens in order (``index``, ``token``), coloured by ``delta`` (the
+    token's log p with the shard minus without it; positive: the shard supported it)."""
+    reach = float(tokens.delta.abs().max()) if len(tokens) else 1.0
+    chart: alt.Chart = alt.Chart(tokens).mark_bar().encode(
+        x=alt.X("index:O", title="output token", axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("delta:Q", title="Δ log p (nats)"),
+        color=alt.Color("delta:Q", scale=alt.Scale(scheme="redblue", reverse=True,
+                                                   domain=[-reach, reach]), legend=None),
+        tooltip=["index:Q", "token:N", alt.Tooltip("delta:Q", format=".3f")]).properties(height=160)
+    return chart

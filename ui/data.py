@@ -154,6 +154,19 @@ def ablations(path: str, version: str, selection: Selection) -> tuple[pd.DataFra
     return ablation_detail(_store(path), selection)
 
 
+@st.cache_data(show_spinner="Classifying answers under replaced shards…", max_entries=8)
+def follows(path: str, version: str, selection: Selection) -> pd.DataFrame:
+    """Per model · scaffold: follow / keep / other under replaced shards that declare
+    ``implied_answer`` (tasks from the shipped suites and the ``suites_dir`` setting)."""
+    from shardscope.analysis import follows as follow
+
+    pairs = ablations(path, version, selection)[1]
+    if pairs.empty:
+        return pd.DataFrame(columns=follow.FOLLOW_COLUMNS)
+    pairs = pairs.assign(system=pairs.model + " · " + pairs.scaffold.fillna("?"))
+    return follow.follow_table(pairs, follow.suite_tasks(load_settings().suites_dir), by="system")
+
+
 @st.cache_data(show_spinner="Reading likelihood attributions…", max_entries=8, ttl=10)
 def attributions(path: str, version: str, suite: str) -> pd.DataFrame:
     """The `attributions` rows of a suite, with their episode's scaffold (a table that
@@ -161,6 +174,14 @@ def attributions(path: str, version: str, suite: str) -> pd.DataFrame:
     from shardscope.tracer.queries.attributions import stored_attributions
 
     return stored_attributions(_store(path), suites=(suite,) if suite else ())
+
+
+@st.cache_data(show_spinner=False, max_entries=16, ttl=10)
+def token_deltas(path: str, version: str, span_id: str, shard: str, mode: str) -> pd.DataFrame:
+    """One scored step's output tokens and their Δ log p with the shard ablated."""
+    from shardscope.tracer.queries.attributions import token_deltas as deltas
+
+    return deltas(_store(path), span_id, shard, mode)
 
 
 @st.cache_data(**_CACHE)

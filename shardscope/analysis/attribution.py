@@ -189,7 +189,8 @@ def action_span(output: str) -> tuple[int, int]:
 ROW_COLUMNS = ["run_id", "episode_id", "span_id", "step_index", "model", "suite", "task_id",
                "shard", "shard_kind", "mode", "status", "occurrences", "output_tokens",
                "base_logp", "ablated_logp", "delta_logp", "base_action_logp",
-               "ablated_action_logp", "delta_action_logp", "evaluated_tokens", "detail"]
+               "ablated_action_logp", "delta_action_logp", "evaluated_tokens", "detail",
+               "tokens", "token_deltas"]
 
 
 def attribute_call(call: RecordedCall, shards: Sequence[ShardText], score: Scorer,
@@ -242,6 +243,7 @@ def _variant_row(call: RecordedCall, shard: ShardText, mode: str, score: Scorer,
         "ablated_logp": np.nan, "ablated_action_logp": np.nan, "delta_logp": np.nan,
         "delta_action_logp": np.nan, "evaluated_tokens": 0,
         "detail": shard.why_unlocatable if status == "unlocatable" else "",
+        "tokens": None, "token_deltas": None,
     }
     if new is not None:
         ablated = score(new, call.output)
@@ -249,8 +251,18 @@ def _variant_row(call: RecordedCall, shard: ShardText, mode: str, score: Scorer,
         row.update(ablated_logp=ablated.total, ablated_action_logp=ablated_action,
                    delta_logp=base.total - ablated.total,
                    delta_action_logp=base_action - ablated_action,
-                   evaluated_tokens=ablated.evaluated_tokens)
+                   evaluated_tokens=ablated.evaluated_tokens, **_per_token(base, ablated))
     return row
+
+
+def _per_token(base: Scored, ablated: Scored) -> dict[str, object]:
+    """The output's tokens and each one's Δ log p (base minus ablated), where the scorer
+    gives token texts (the same recorded output tokenizes alike under both inputs)."""
+    texts = getattr(base, "tokens", None)
+    if texts is None or len(base.logprobs) != len(ablated.logprobs) or len(texts) != len(base.logprobs):
+        return {}
+    return {"tokens": list(texts),
+            "token_deltas": [b - a for b, a in zip(base.logprobs, ablated.logprobs, strict=True)]}
 
 
 def episode_deltas(rows: pd.DataFrame) -> pd.DataFrame:

@@ -47,6 +47,10 @@ class Comparison:
     clusters: clustering.Clusters | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     paths: dict[str, list[trajectory.Action]] = field(default_factory=dict)  # episode -> actions
+    # `shardscope attribute` rows of the selection's baselines, with ``system`` (empty: none)
+    likelihood: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # per system: answers under replaced shards declaring implied_answer (follows.follow_table)
+    follows: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def has_ablations(self) -> bool:
@@ -104,6 +108,7 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
     if calls is not None:
         paths |= trajectory.tool_paths(calls, set(paths))
     episodes = _with_repeat_keys(_with_counts(episodes, steps, use), paths)
+    pairs = influence.ablation_pairs(ablation, paths, trajectory.distance)
     comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction,
                                         only=chosen)
     divergences = tuple(
@@ -117,11 +122,38 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         divergences=divergences,
         tool_profile=trajectory.tool_profile(use, episodes.set_index("episode_id").system),
         behaviour=trajectory.behaviour_profile(episodes, paths),
-        influence=shard_influence(ablation, paths),
+        influence=influence.shard_influence(pairs),
         clusters=answer_clusters(episodes, cluster_method) if clusters else None,
         notes=notes,
         paths=paths,
+        likelihood=likelihood_rows(store, episodes),
+        follows=follow_rates(pairs),
     )
+
+
+def likelihood_rows(store: Store, episodes: pd.DataFrame) -> pd.DataFrame:
+    """The stored likelihood attributions of these baseline episodes, with their system."""
+    from shardscope.tracer.queries.attributions import stored_attributions
+
+    if episodes.empty:
+        return pd.DataFrame()
+    rows = stored_attributions(store, suites=sorted(episodes.suite.dropna().unique()))
+    rows = rows[rows.episode_id.isin(set(episodes.episode_id))]
+    if rows.empty:
+        return rows
+    return rows.assign(system=rows.model + " · " + rows.scaffold.fillna("?"))
+
+
+def follow_rates(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per system, follow / keep / other under replaced shards declaring ``implied_answer``
+    (tasks from the shipped suites and the ``suites_dir`` setting)."""
+    from shardscope.analysis import follows
+    from shardscope.config.settings import load_settings
+
+    if pairs.empty or "replaced" not in set(pairs["mode"]):
+        return pd.DataFrame(columns=follows.FOLLOW_COLUMNS)
+    pairs = pairs.assign(system=pairs.model + " · " + pairs.scaffold.fillna("?"))
+    return follows.follow_table(pairs, follows.suite_tasks(load_settings().suites_dir), by="system")
 
 
 def _with_counts(episodes: pd.DataFrame, steps: pd.DataFrame, use: pd.DataFrame) -> pd.DataFrame:

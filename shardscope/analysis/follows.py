@@ -9,15 +9,20 @@ already answers right without the shard keeps it more often under a replacement.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 
+from shardscope.analysis import stats
 from shardscope.scaffolds.tasks.checks import check_exact, check_numeric
 from shardscope.scaffolds.tasks.model import Check, Shard
+from shardscope.scaffolds.tasks.suite import Task
 
 FOLLOW_COLUMNS = ["model", "episodes", "follow", "keep", "other", "follow_rate",
-                  "follow_rate_prior_right", "follow_rate_prior_wrong"]
+                  "follow_rate_prior_right", "follow_rate_prior_wrong", "follow_low",
+                  "follow_high", "tasks", "prior_right", "prior_wrong"]
 ShardLookup = Callable[[str, str, str], Shard | None]  # (suite, task_id, shard) -> the shard
+TaskLookup = Callable[[str, str], Task | None]  # (suite, task_id) -> the task
 
 
 def answers_implied(check: Check, implied: str, answer: str | None) -> bool:
@@ -47,6 +52,7 @@ def classify(pairs: pd.DataFrame, lookup: ShardLookup,
         if shard is None or shard.implied_answer is None or check is None:
             continue
         answer = getattr(r, "final_answer", None)
+        answer = answer if isinstance(answer, str) else None  # NaN: the episode gave none
         if answers_implied(check, shard.implied_answer, answer):
             label = "follow"
         elif r.outcome == "success":
@@ -70,16 +76,62 @@ def follow_rates(classified: pd.DataFrame, prior: pd.DataFrame | None = None) ->
     out = []
     for model, group in data.groupby("model", sort=True):
         counts = group.follows.value_counts()
+        followed = (group.follows == "follow").to_numpy(dtype=float)
+        clusters = group.task_id if "task_id" in group else None
+        est = stats.estimate(followed, clusters)
+        low, high = stats.rate_interval(est)
         row = {"model": model, "episodes": len(group),
                **{k: int(counts.get(k, 0)) for k in ("follow", "keep", "other")},
-               "follow_rate": float((group.follows == "follow").mean())}
+               "follow_rate": float(followed.mean()), "follow_low": low, "follow_high": high,
+               "tasks": int(group.task_id.nunique()) if "task_id" in group else len(group)}
         for side, outcome in (("right", True), ("wrong", False)):
             if "prior_outcome" in group:
                 known = group.prior_outcome.notna()
                 part = group[known & ((group.prior_outcome == "success") == outcome)]
                 row[f"follow_rate_prior_{side}"] = (
                     float((part.follows == "follow").mean()) if len(part) else float("nan"))
+                row[f"prior_{side}"] = len(part)
             else:
                 row[f"follow_rate_prior_{side}"] = float("nan")
+                row[f"prior_{side}"] = 0
         out.append(row)
     return pd.DataFrame(out, columns=FOLLOW_COLUMNS)
+
+
+def task_lookups(task_of: TaskLookup) -> tuple[ShardLookup, Callable[[str, str], Check | None]]:
+    """The shard and check lookups :func:`classify` takes, from one task lookup."""
+    def shard(suite: str, task_id: str, name: str) -> Shard | None:
+        task = task_of(suite, task_id)
+        return next((s for s in task.shards if s.name == name), None) if task else None
+
+    def check(suite: str, task_id: str) -> Check | None:
+        task = task_of(suite, task_id)
+        return task.check if task else None
+
+    return shard, check
+
+
+def follow_table(pairs: pd.DataFrame, task_of: TaskLookup, by: str = "model") -> pd.DataFrame:
+    """Per ``by`` (a pairs column): follow / keep / other under a replaced shard declaring
+    ``implied_answer``, the follow rate with its 95% interval (inside [0, 1], clustered by
+    task) and the rate split by the prior. Empty when no replaced shard declares one."""
+    if pairs.empty or "replaced" not in set(pairs["mode"]):
+        return pd.DataFrame(columns=FOLLOW_COLUMNS)
+    classified = classify(pairs, *task_lookups(task_of))
+    if classified.empty:
+        return pd.DataFrame(columns=FOLLOW_COLUMNS)
+    grouped = pairs.assign(model=pairs[by])
+    return follow_rates(classified.assign(model=classified[by]), grouped)
+
+
+def suite_tasks(suites_dir: Path | str | None = None) -> TaskLookup:
+    """A task lookup over the shipped suites and those in ``suites_dir``."""
+    from shardscope.scaffolds.tasks.loader import load_suites
+
+    suites = load_suites(suites_dir)
+
+    def task_of(suite: str, task_id: str) -> Task | None:
+        found = suites.get(suite)
+        return next((t for t in found.tasks if t.id == task_id), None) if found else None
+
+    return task_of

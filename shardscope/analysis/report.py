@@ -25,6 +25,7 @@ PERCENT = {"success_rate", "success_se", "ci_low", "ci_high", "mean_a", "mean_b"
 @dataclass(frozen=True)
 class Block:
     kind: str  # h2 | h3 | p | table | figure | fold (text: its summary line) | end_fold
+    #            | row (what follows sits side by side, each h3 starting a cell) | end_row
     text: str = ""
     table: pd.DataFrame | None = None
     svg: str = ""
@@ -156,10 +157,68 @@ def _tools(c: Comparison) -> list[Block]:
 
 
 def _shards(c: Comparison) -> list[Block]:
+    """Three views side by side: likelihood influence, outcome influence, follow rates; then
+    each view's table."""
+    out = [Block("h2", "Shard influence"),
+           Block("p", "Three measures of how each system depends on a task's shards: the "
+                      "likelihood of its own recorded action with the shard ablated "
+                      "(`shardscope attribute`), the outcome of episodes re-run with the shard "
+                      "removed or replaced (`shardscope ablate`), and whether its answer "
+                      "follows a replaced shard (`ablate --mode replaced`, shards declaring "
+                      "implied_answer)."),
+           Block("row")]
+    views = [_likelihood_view(c), _outcome_view(c), _follow_view(c)]
+    for figure, _ in views:
+        out += figure
+    out.append(Block("end_row"))
+    for _, tables in views:
+        out += tables
+    return out
+
+
+View = tuple[list[Block], list[Block]]  # (its cell in the row of figures, its tables below)
+
+
+def _likelihood_view(c: Comparison) -> View:
+    from shardscope.analysis import attribution as attr
+
+    head = Block("h3", "Likelihood influence")
+    rows = c.likelihood
+    if rows.empty or not (rows.status == "scored").any():
+        return [head, Block("p", "No likelihood attribution for these episodes: run "
+                                 "`shardscope attribute -s SUITE` (one forward pass per shard, "
+                                 "local models).")], []
+    cells = attr.attribution_summary(
+        rows.assign(model=rows.system, shard=rows.task_id + " · " + rows["shard"]))
+    cells = cells[cells.episodes > 0].assign(row=lambda f: f["shard"] + " (" + f["mode"] + ")")
+    grid = cells.pivot_table(index="row", columns="model", values="mean", aggfunc="mean")
+    labels = cells.assign(label=[f"{m:.1f}" if pd.isna(lo) else f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
+                                 for m, lo, hi in zip(cells["mean"], cells.ci_low, cells.ci_high,
+                                                      strict=True)])
+    text = labels.pivot_table(index="row", columns="model", values="label", aggfunc="first")
+    text = text.reindex(index=grid.index, columns=grid.columns).fillna("–")
+    reach = float(cells["mean"].abs().max() or 1.0)
+    chart = svg.heatmap(list(grid.index), list(grid.columns), grid.to_numpy().tolist(),
+                        title="Δ log p of the recorded action (nats)", lo=-reach, hi=reach,
+                        labels=text.to_numpy().tolist())
+    profiles = attr.model_profiles(rows, by="system")
+    difference = attr.clearest_difference(profiles, by="system")
+    figure = [head, Block("p", "Mean Δ log p per episode when the shard is ablated, the same "
+                               "output scored teacher-forced (positive: the shard supported "
+                               "what the model did), 95% interval clustered by task."),
+              Block("figure", "likelihood", svg=chart)]
+    tables = [Block("h3", "Likelihood profile per system"),
+              Block("table", table=profiles)]
+    if difference:
+        tables.append(Block("p", f"Clearest difference: {difference}."))
+    return figure, tables
+
+
+def _outcome_view(c: Comparison) -> View:
+    head = Block("h3", "Outcome influence")
     if not c.has_ablations:
-        return [Block("h2", "Shard influence"),
-                Block("p", "No ablation episodes in the selection: run `shardscope ablate` to "
-                           "measure which shards each model depends on.")]
+        return [head, Block("p", "No ablation episodes in the selection: run `shardscope "
+                                 "ablate` to measure which shards each model depends on.")], []
     frame = c.influence.assign(row=c.influence.task_id + " · " + c.influence.shard + " ("
                                + c.influence["mode"] + ")",
                                column=c.influence.model + " · " + c.influence.scaffold)
@@ -168,14 +227,43 @@ def _shards(c: Comparison) -> list[Block]:
                         title="success drop when the shard is ablated", percent=True)
     table = c.influence[["suite", "task_id", "shard", "mode", "model", "scaffold", "n",
                          "success_drop", "ci_low", "ci_high", "score_drop", "trajectory_change"]]
-    return [Block("h2", "Shard influence"),
-            Block("p", "Baseline minus ablated outcome, per shard (removed or replaced by a "
-                       "plausible wrong value), with 95% intervals; trajectory change is the "
-                       "edit distance between the baseline's and the ablated episode's actions."),
-            Block("figure", "influence", svg=chart),
-            Block("fold", f"every shard, mode and system ({len(table)} rows)"),
-            Block("table", table=table, percent=frozenset(PERCENT | {"ci_low", "ci_high"})),
-            Block("end_fold")]
+    figure = [head, Block("p", "Baseline minus ablated outcome, per shard (removed or replaced "
+                               "by a plausible wrong value), with 95% intervals in the table; "
+                               "trajectory change is the edit distance between the baseline's "
+                               "and the ablated episode's actions."),
+              Block("figure", "influence", svg=chart)]
+    return figure, [Block("fold", f"every shard, mode and system ({len(table)} rows)"),
+                    Block("table", table=table, percent=frozenset(PERCENT | {"ci_low", "ci_high"})),
+                    Block("end_fold")]
+
+
+FOLLOW_PERCENT = frozenset({"follow_rate", "follow_low", "follow_high",
+                            "follow_rate_prior_right", "follow_rate_prior_wrong"})
+
+
+def _follow_view(c: Comparison) -> View:
+    head = Block("h3", "Follow rates")
+    rates = c.follows
+    if rates.empty:
+        return [head, Block("p", "No replaced shard here declares the answer it implies: run "
+                                 "`shardscope ablate --mode replaced` on a suite whose shards "
+                                 "declare implied_answer (arithmetic, village).")], []
+    chart = svg.forest([svg.Interval(r.model, r.follow_rate, r.follow_low, r.follow_high)
+                        for r in rates.itertuples()],
+                       title="answers that follow the replaced shard", lo=0.0, hi=1.0,
+                       width=520)
+    figure = [head, Block("p", "Share of answers under a replaced shard that give the answer "
+                               "the replacement implies, 95% interval clustered by task."),
+              Block("figure", "follows", svg=chart)]
+    table = rates.rename(columns={"model": "system"})[
+        ["system", "episodes", "tasks", "follow", "keep", "other", "follow_rate", "follow_low",
+         "follow_high", "prior_right", "follow_rate_prior_right", "prior_wrong",
+         "follow_rate_prior_wrong"]]
+    return figure, [Block("h3", "Follow rate and the model's prior"),
+                    Block("p", "keep: the original answer; other: neither. Prior: the same "
+                               "episode with the shard removed (right: it still answered "
+                               "correctly, so the model knew the fact)."),
+                    Block("table", table=table, percent=FOLLOW_PERCENT)]
 
 
 def _clusters(c: Comparison) -> list[Block]:
@@ -251,7 +339,9 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;
 table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.85rem}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f5f5f5}blockquote{color:#555;border-left:3px solid #ccc;margin:0;padding-left:1rem}
-figure{margin:1rem 0}details{margin:.5rem 0 1rem}summary{cursor:pointer;color:#1565c0}"""
+figure{margin:1rem 0}details{margin:.5rem 0 1rem}summary{cursor:pointer;color:#1565c0}
+.views{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
+.views>section{flex:1 1 20rem;min-width:0}.views svg{max-width:100%;height:auto}"""
 
 
 def to_html(comparison: Comparison) -> str:
@@ -260,8 +350,18 @@ def to_html(comparison: Comparison) -> str:
              f"</title><style>{CSS}</style></head><body><h1>shardscope comparison</h1>"
              f"<p><em>{escape(_stamp())}</em></p>"]
     parts += [f"<blockquote>{escape(n)}</blockquote>" for n in comparison.notes]
+    in_row = in_cell = False
     for block in blocks(comparison):
-        if block.kind in ("h2", "h3"):
+        if block.kind == "row":
+            parts.append("<div class='views'>")
+            in_row = True
+        elif block.kind == "end_row":
+            parts.append("</section></div>" if in_cell else "</div>")
+            in_row = in_cell = False
+        elif block.kind == "h3" and in_row:
+            parts.append(("</section>" if in_cell else "") + f"<section><h3>{escape(block.text)}</h3>")
+            in_cell = True
+        elif block.kind in ("h2", "h3"):
             parts.append(f"<{block.kind}>{escape(block.text)}</{block.kind}>")
         elif block.kind == "p":
             parts.append(f"<p>{escape(block.text)}</p>")

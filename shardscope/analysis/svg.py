@@ -82,13 +82,16 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float]], *,
-            title: str, lo: float = -1.0, hi: float = 1.0, percent: bool = False) -> str:
-    """Rows x columns of values coloured red (high) to blue (low) through white at 0."""
+            title: str, lo: float = -1.0, hi: float = 1.0, percent: bool = False,
+            labels: Sequence[Sequence[str]] | None = None) -> str:
+    """Rows x columns of values coloured red (high) to blue (low) through white at 0;
+    ``labels`` (same shape) replace the cells' printed values (e.g. with an interval)."""
     # Column headers are "model · scaffold": one line each, wide enough to read whole.
     heads = [str(c).split(" · ") for c in columns]
     lines = max((len(h) for h in heads), default=1)
     label_w = max(230, _text_width(max((str(r) for r in rows), key=len, default="")))
-    cell_w = max(110, _text_width(max((p for h in heads for p in h), key=len, default="")))
+    texts = [p for h in heads for p in h] + [t for row in labels or () for t in row]
+    cell_w = max(110, _text_width(max(texts, key=len, default="")))
     cell_h, top = 24, 44 + 14 * lines
     width = label_w + cell_w * len(columns) + 10
     height = top + cell_h * len(rows) + 10
@@ -109,7 +112,8 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequen
             parts.append(f"<rect x='{label_w + j * cell_w}' y='{y}' width='{cell_w - 2}' "
                          f"height='{cell_h - 2}' fill='{fill}'/>")
             parts.append(f"<text x='{label_w + j * cell_w + cell_w / 2}' y='{y + cell_h / 2 + 4}' "
-                         f"{FONT} text-anchor='middle'>{_fmt(value, percent)}</text>")
+                         f"{FONT} text-anchor='middle'>"
+                         f"{escape(labels[i][j]) if labels else _fmt(value, percent)}</text>")
     parts.append("</svg>")
     return "".join(parts)
 

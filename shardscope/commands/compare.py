@@ -74,37 +74,23 @@ def print_follows(console: Console, pairs: pd.DataFrame, suites_dir: Path | None
     """Per model: how often a replaced shard's implied answer was followed, the original kept,
     or neither (only shards declaring ``implied_answer``)."""
     from shardscope.analysis import follows
-    from shardscope.scaffolds.tasks.loader import load_suites
 
     if pairs.empty or "replaced" not in set(pairs["mode"]):
         return
-    suites = load_suites(suites_dir)
-
-    def task(suite: str, task_id: str) -> Any:
-        found = suites.get(suite)
-        return next((t for t in found.tasks if t.id == task_id), None) if found else None
-
-    def shard(suite: str, task_id: str, name: str) -> Any:
-        t = task(suite, task_id)
-        return next((s for s in t.shards if s.name == name), None) if t else None
-
-    def check(suite: str, task_id: str) -> Any:
-        t = task(suite, task_id)
-        return t.check if t else None
-
-    classified = follows.classify(pairs, shard, check)
-    if classified.empty:
+    rates = follows.follow_table(pairs, follows.suite_tasks(suites_dir))
+    if rates.empty:
         console.print("follows the shard: no replaced shard here declares implied_answer")
         return
-    rates = follows.follow_rates(classified, pairs)
     table = Table(title="follows the shard: answers under a replaced shard (implied_answer)",
                   title_justify="left")
-    for col in ("model", "episodes", "follow", "keep", "other", "follow rate",
+    for col in ("model", "episodes", "follow", "keep", "other", "follow rate", "95% CI",
                 "prior right", "prior wrong"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rates.itertuples():
         table.add_row(r.model, str(r.episodes), str(r.follow), str(r.keep), str(r.other),
-                      _fmt(r.follow_rate, True), _fmt(r.follow_rate_prior_right, True),
+                      _fmt(r.follow_rate, True),
+                      f"[{_fmt(r.follow_low, True)}, {_fmt(r.follow_high, True)}]",
+                      _fmt(r.follow_rate_prior_right, True),
                       _fmt(r.follow_rate_prior_wrong, True))
     console.print(table)
 

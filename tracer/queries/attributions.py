@@ -23,12 +23,17 @@ CREATE TABLE IF NOT EXISTS attributions (
     status VARCHAR, occurrences INTEGER, output_tokens INTEGER,
     base_logp DOUBLE, ablated_logp DOUBLE, delta_logp DOUBLE,
     base_action_logp DOUBLE, ablated_action_logp DOUBLE, delta_action_logp DOUBLE,
-    evaluated_tokens BIGINT, detail VARCHAR, scored_at TIMESTAMPTZ DEFAULT current_timestamp
+    evaluated_tokens BIGINT, detail VARCHAR, scored_at TIMESTAMPTZ DEFAULT current_timestamp,
+    tokens VARCHAR[], token_deltas DOUBLE[]
 )"""
+# A table written before per-token deltas were kept gains their columns (NULL in old rows).
+TOKEN_COLUMNS_DDL = ("ALTER TABLE attributions ADD COLUMN IF NOT EXISTS tokens VARCHAR[]",
+                     "ALTER TABLE attributions ADD COLUMN IF NOT EXISTS token_deltas DOUBLE[]")
 COLUMNS = ("run_id", "episode_id", "span_id", "step_index", "model", "suite", "task_id",
            "shard", "shard_kind", "mode", "status", "occurrences", "output_tokens",
            "base_logp", "ablated_logp", "delta_logp", "base_action_logp",
            "ablated_action_logp", "delta_action_logp", "evaluated_tokens", "detail")
+TOKEN_COLUMNS = ("tokens", "token_deltas")  # the output's tokens, each one's Δ log p
 
 
 def recorded_calls(store: Store, run_ids: Sequence[str] = (), models: Sequence[str] = ()
@@ -70,14 +75,18 @@ def write_attributions(store: Store, rows: pd.DataFrame) -> int:
     """Replace the stored rows of these calls by ``rows``; the number written."""
     if rows.empty:
         return 0
-    frame = rows[list(COLUMNS)]
+    frame = rows.reindex(columns=[*COLUMNS, *TOKEN_COLUMNS])  # per-token columns are optional
+    frame[list(TOKEN_COLUMNS)] = frame[list(TOKEN_COLUMNS)].astype(object)
+    written = [*COLUMNS, *TOKEN_COLUMNS]
     with store.writer() as con:
         con.execute(ATTRIBUTIONS_DDL)
+        for ddl in TOKEN_COLUMNS_DDL:
+            con.execute(ddl)
         con.register("new_attributions", frame)
         con.execute("DELETE FROM attributions WHERE span_id IN "
                     "(SELECT DISTINCT span_id FROM new_attributions)")
-        con.execute(f"INSERT INTO attributions ({', '.join(COLUMNS)}) "
-                    f"SELECT {', '.join(COLUMNS)} FROM new_attributions")
+        con.execute(f"INSERT INTO attributions ({', '.join(written)}) "
+                    f"SELECT {', '.join(written)} FROM new_attributions")
         con.unregister("new_attributions")
     return len(frame)
 
@@ -101,13 +110,38 @@ def stored_attributions(store: Store, suites: Sequence[str] = (), run_ids: Seque
     exists = read_frame(store, "SELECT count(*) AS n FROM duckdb_tables() "
                                "WHERE table_name = 'attributions'")
     if not int(exists.n.iloc[0]):
-        return pd.DataFrame(columns=[*COLUMNS, "scaffold"])
+        return pd.DataFrame(columns=[*COLUMNS, *TOKEN_COLUMNS, "scaffold"])
     where, params = ["TRUE"], []
     for column, values in (("a.suite", suites), ("a.run_id", run_ids)):
         if values:
             where.append(f"{column} IN ({', '.join('?' * len(values))})")
             params += list(values)
+    # The per-token lists stay in the table (see token_deltas): a page needs one step's.
     return read_frame(store, f"""
-        SELECT a.*, e.scaffold FROM attributions a LEFT JOIN episodes e USING (episode_id)
+        SELECT a.* EXCLUDE (tokens, token_deltas), e.scaffold
+        FROM ({_with_token_columns(store)}) a LEFT JOIN episodes e USING (episode_id)
         WHERE {' AND '.join(where)}
         ORDER BY a.model, a.suite, a.task_id, a.episode_id, a.step_index""", params)
+
+
+def _with_token_columns(store: Store) -> str:
+    """The attributions table, with NULL per-token columns where an older writer made it."""
+    have = set(read_frame(store, "SELECT column_name FROM information_schema.columns "
+                                 "WHERE table_name = 'attributions'").column_name)
+    missing = [f"NULL::{kind} AS {name}" for name, kind in
+               (("tokens", "VARCHAR[]"), ("token_deltas", "DOUBLE[]")) if name not in have]
+    return "SELECT *" + "".join(f", {m}" for m in missing) + " FROM attributions"
+
+
+def token_deltas(store: Store, span_id: str, shard: str, mode: str) -> pd.DataFrame:
+    """One scored step's output tokens in order (index, token, delta: log p with the shard
+    minus without it); empty when the row kept no per-token deltas (an older
+    ``shardscope attribute``, or a scorer without token texts)."""
+    rows = read_frame(store, f"""
+        SELECT tokens, token_deltas FROM ({_with_token_columns(store)})
+        WHERE span_id = ? AND shard = ? AND mode = ? AND token_deltas IS NOT NULL""",
+        [span_id, shard, mode])
+    if rows.empty:
+        return pd.DataFrame(columns=["index", "token", "delta"])
+    tokens, deltas = list(rows.tokens.iloc[0]), list(rows.token_deltas.iloc[0])
+    return pd.DataFrame({"index": range(len(deltas)), "token": tokens, "delta": deltas})

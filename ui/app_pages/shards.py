@@ -4,6 +4,8 @@ ablated episodes beside their baselines."""
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import streamlit as st
 
@@ -36,6 +38,16 @@ PAIR_COLUMNS = ["task_id", "shard", "mode", "model", "scaffold", "seed", "base_o
                 "final_answer", "trajectory_change", "base_episode_id", "episode_id"]
 
 
+FOLLOW_HOW_TO = """\
+No follow rates yet: they need `shardscope ablate --mode replaced` episodes of shards that
+declare the answer their replacement implies (`implied_answer` in the suite file), e.g.
+
+```
+shardscope ablate -s arithmetic -m MODEL_A,MODEL_B -a react-tools --mode replaced --limit 4
+```
+"""
+
+
 def render() -> None:
     st.title("Shards")
     ctx, _ = widgets.ready_store()
@@ -54,40 +66,59 @@ def render() -> None:
                                       default="both", key="shards_mode") or "both"
     value = cells[2].segmented_control("Colour by", list(VALUES), format_func=lambda v: VALUES[v],
                                        default="success_drop", key="shards_value") or "success_drop"
-    _likelihood(attributed[attributed.suite == suite], mode)
-    influence, pairs = data.ablations(ctx.path, ctx.version, Selection(suites=(suite,)))
-    st.subheader("Outcome influence")
-    if influence.empty:
-        st.info(HOW_TO.format(path=ctx.path, suite=suite))
-        return
-    shown = _by_mode(influence, mode)
-    st.caption("Baseline minus ablated outcome: how much each model's behaviour depends on the "
-               "shard (hover for the 95% interval, pairs and trajectory change).")
-    st.altair_chart(charts.influence_map(shown, value), width="stretch")
-    _ranking(shown)
-    _drill_down(pairs, mode)
+    selection = Selection(suites=(suite,))
+    scored = _scored(attributed[attributed.suite == suite], mode)
+    influence, pairs = data.ablations(ctx.path, ctx.version, selection)
+    shown = _by_mode(influence, mode) if not influence.empty else influence
+    rates = data.follows(ctx.path, ctx.version, selection)
+    views = st.columns(3)
+    with views[0]:
+        profiles = _likelihood(scored)
+    with views[1]:
+        _outcome(shown, value, ctx.path, suite)
+    with views[2]:
+        _follow_view(rates)
+    if profiles is not None:
+        _profiles(profiles)
+    if not rates.empty:
+        _follow_table(rates)
+    if not scored.empty:
+        _token_drill_down(ctx, scored)
+    if not shown.empty:
+        _ranking(shown)
+        _drill_down(pairs, mode)
 
 
-def _likelihood(rows: pd.DataFrame, mode: str) -> None:
-    """The likelihood-influence map (from `shardscope attribute`) and each system's profile."""
-    st.subheader("Likelihood influence")
+def _scored(rows: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The suite's attribution rows of this mode, empty when none was scored."""
     if mode != "both":
         rows = rows[rows["mode"] == mode]
     if rows.empty or not (rows.status == "scored").any():
+        return rows.iloc[0:0]
+    return rows.assign(system=rows.model + " · " + rows.scaffold.fillna("?"))
+
+
+def _likelihood(rows: pd.DataFrame) -> pd.DataFrame | None:
+    """The likelihood-influence map (from `shardscope attribute`); each system's profile."""
+    st.subheader("Likelihood influence")
+    if rows.empty:
         st.info(LIKELIHOOD_HOW_TO)
-        return
-    rows = rows.assign(system=rows.model + " · " + rows.scaffold.fillna("?"))
+        return None
     cells = attr.attribution_summary(
         rows.assign(model=rows.system, shard=rows.task_id + " · " + rows["shard"]))
     cells = cells[cells.episodes > 0].rename(columns={"model": "system"})
-    if mode == "both":
+    if cells["mode"].nunique() > 1:
         cells = cells.assign(shard=cells["shard"] + " (" + cells["mode"] + ")")
     st.caption("Δ log p of the model's own recorded action when the shard is ablated, the "
                "same output scored teacher-forced (positive: the shard supported what the "
                "model did). Mean per episode; 95% interval clustered by task where a cell "
                "has more than one episode.")
     st.altair_chart(charts.likelihood_map(cells), width="stretch")
-    profiles = attr.model_profiles(rows, by="system")
+    return attr.model_profiles(rows, by="system")
+
+
+def _profiles(profiles: pd.DataFrame) -> None:
+    st.subheader("Likelihood profile per system")
     st.dataframe(profiles.rename(columns={"cells": "shards × episodes"}), hide_index=True,
                  width="stretch", key="shards_likelihood_profiles", column_config={
                      "mean": st.column_config.NumberColumn("Δ log p per shard", format="%.2f"),
@@ -98,6 +129,96 @@ def _likelihood(rows: pd.DataFrame, mode: str) -> None:
     difference = attr.clearest_difference(profiles, by="system")
     if difference:
         st.caption(f"Clearest difference: {difference}.")
+
+
+def _outcome(shown: pd.DataFrame, value: str, path: str, suite: str) -> None:
+    st.subheader("Outcome influence")
+    if shown.empty:
+        st.info(HOW_TO.format(path=path, suite=suite))
+        return
+    st.caption("Baseline minus ablated outcome: how much each model's behaviour depends on the "
+               "shard (hover for the 95% interval, pairs and trajectory change).")
+    st.altair_chart(charts.influence_map(shown, value), width="stretch")
+
+
+def _follow_view(rates: pd.DataFrame) -> None:
+    st.subheader("Follow rates")
+    if rates.empty:
+        st.info(FOLLOW_HOW_TO)
+        return
+    st.caption("Answers under a replaced shard: the answer the replacement implies (follow), "
+               "the original answer (keep) or another. Black: the follow rate's 95% interval "
+               "(clustered by task).")
+    st.altair_chart(charts.follow_bars(rates), width="stretch")
+
+
+def _follow_table(rates: pd.DataFrame) -> None:
+    st.subheader("Follow rate and the model's prior")
+    st.caption("Prior: the same episode with the shard removed. Right: it still answered "
+               "correctly without the shard (the model knew), wrong: it did not. A model that "
+               "follows less when its prior is right trusts what it knows over the context.")
+    table = rates.rename(columns={"model": "system"})
+    st.dataframe(table[["system", "episodes", "tasks", "follow", "keep", "other", "follow_rate",
+                        "follow_low", "follow_high", "prior_right", "follow_rate_prior_right",
+                        "prior_wrong", "follow_rate_prior_wrong"]],
+                 hide_index=True, width="stretch", key="shards_follows", column_config={
+                     "follow_rate": st.column_config.NumberColumn("follow rate", format="percent"),
+                     "follow_low": st.column_config.NumberColumn("95% low", format="percent"),
+                     "follow_high": st.column_config.NumberColumn("95% high", format="percent"),
+                     "prior_right": st.column_config.NumberColumn("prior right (n)"),
+                     "follow_rate_prior_right": st.column_config.NumberColumn(
+                         "follow rate, prior right", format="percent"),
+                     "prior_wrong": st.column_config.NumberColumn("prior wrong (n)"),
+                     "follow_rate_prior_wrong": st.column_config.NumberColumn(
+                         "follow rate, prior wrong", format="percent")})
+
+
+def _token_drill_down(ctx: data.Context, scored: pd.DataFrame) -> None:
+    st.subheader("Tokens of one step")
+    st.caption("Pick a scored step: its output tokens coloured by Δ log p when the shard is "
+               "ablated (red: the shard supported the token, blue: the token was likelier "
+               "without it).")
+    rows = scored[scored.status == "scored"]
+    cells = st.columns(3)
+    episode = cells[0].selectbox("Episode", sorted(rows.episode_id.unique()),
+                                 format_func=lambda e: _episode_label(rows, e),
+                                 key="shards_token_episode")
+    mine = rows[rows.episode_id == episode]
+    step = cells[1].selectbox("Step", sorted(mine.step_index.unique()), key="shards_token_step")
+    mine = mine[mine.step_index == step]
+    choices = [f"{r.shard} ({r.mode})" for r in mine.itertuples()]
+    picked = cells[2].selectbox("Shard", choices, key="shards_token_shard")
+    row = mine.iloc[choices.index(picked)] if picked in choices else mine.iloc[0]
+    tokens = data.token_deltas(ctx.path, ctx.version, row.span_id, row["shard"], row["mode"])
+    if tokens.empty:
+        st.info("This step kept no per-token deltas (scored by an older `shardscope attribute`, "
+                "or by a scorer without token texts). Score it again to see its tokens:\n\n"
+                f"```\nshardscope attribute -s {row.suite} --mode {row['mode']}\n```")
+        return
+    st.caption(f"{row.system} · {row.task_id} · step {step} · shard {row['shard']} "
+               f"({row['mode']}): Δ log p {row.delta_logp:.2f} over {len(tokens)} tokens, "
+               f"{row.delta_action_logp:.2f} over the action.")
+    st.html(token_html(tokens))
+    st.altair_chart(charts.token_deltas(tokens), width="stretch")
+
+
+def _episode_label(rows: pd.DataFrame, episode: str) -> str:
+    first = rows[rows.episode_id == episode].iloc[0]
+    return f"{first.system} · {first.task_id} · {episode[:8]}"
+
+
+def token_html(tokens: pd.DataFrame) -> str:
+    """The tokens as inline spans, background from blue (negative) to red (positive) by Δ log p,
+    each with its value on hover."""
+    reach = max(float(tokens.delta.abs().max()), 1e-9)
+    spans = []
+    for token, delta in zip(tokens.token, tokens.delta, strict=True):
+        strength = min(abs(delta) / reach, 1.0)
+        rgb = "214,96,77" if delta > 0 else "67,147,195"
+        spans.append(f"<span title='Δ log p {delta:+.3f}' style='background:rgba({rgb},"
+                     f"{strength:.2f});white-space:pre-wrap'>{html.escape(token)}</span>")
+    return ("<div style='font-family:monospace;font-size:0.9rem;line-height:1.7;"
+            "border:1px solid #ddd;padding:0.5rem'>" + "".join(spans) + "</div>")
 
 
 def _by_mode(influence: pd.DataFrame, mode: str) -> pd.DataFrame:
