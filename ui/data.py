@@ -19,7 +19,13 @@ import pandas as pd
 import streamlit as st
 
 from shardscope.analysis.clusters import Clusters
-from shardscope.analysis.compare import Comparison, ablation_detail, answer_clusters, compare
+from shardscope.analysis.compare import (
+    Comparison,
+    ablation_detail,
+    answer_clusters,
+    compare,
+    follow_rates,
+)
 from shardscope.config.settings import load_settings
 from shardscope.tracer.lake_store import open_source
 from shardscope.tracer.queries import trace
@@ -158,13 +164,7 @@ def ablations(path: str, version: str, selection: Selection) -> tuple[pd.DataFra
 def follows(path: str, version: str, selection: Selection) -> pd.DataFrame:
     """Per model · scaffold: follow / keep / other under replaced shards that declare
     ``implied_answer`` (tasks from the shipped suites and the ``suites_dir`` setting)."""
-    from shardscope.analysis import follows as follow
-
-    pairs = ablations(path, version, selection)[1]
-    if pairs.empty:
-        return pd.DataFrame(columns=follow.FOLLOW_COLUMNS)
-    pairs = pairs.assign(system=pairs.model + " · " + pairs.scaffold.fillna("?"))
-    return follow.follow_table(pairs, follow.suite_tasks(load_settings().suites_dir), by="system")
+    return follow_rates(ablations(path, version, selection)[1])
 
 
 @st.cache_data(show_spinner="Reading likelihood attributions…", max_entries=8, ttl=10)
