@@ -266,6 +266,7 @@ def attribute(
     scaffolds: Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Only these scaffolds.")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Score only the first N calls of each episode (default: all).")] = None,
     output_chars: Annotated[Optional[int], typer.Option("--output-chars", min=1, help="Score only the first N characters of each recorded output (cheaper, partial; default: all).")] = None,
+    tasks: TasksOption = None,
     db: DbOption = None,
 ) -> None:
     """Likelihood attribution: which shards each model's recorded outputs depend on, by the
@@ -293,7 +294,7 @@ def attribute(
                                        models=split_list(models) or (), modes=modes,
                                        limits=Limits(split_list(suite) or (),
                                                      split_list(scaffolds) or (), steps,
-                                                     output_chars)))
+                                                     output_chars, split_list(tasks) or ())))
 
 
 @app.command()

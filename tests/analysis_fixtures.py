@@ -128,3 +128,19 @@ def divergence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def dependence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_dependence_store(tmp_path_factory.mktemp("dependence") / "dep.duckdb")
+
+
+def dependence_suite(directory: Path) -> Path:
+    """The toy suite's tasks as a suite file whose replacements declare implied_answer:
+    a replaced by 7 implies 7 + 3 = 10, b replaced by 7 implies 2 + 7 = 9."""
+    lines = ['[suite]', 'name = "toy"', 'description = "a + b"', 'tools = ["calculator"]']
+    for i in range(DEPENDENCE_TASKS):
+        lines += ["", "[[tasks]]", f'id = "t{i}"', 'prompt = "{a} {b} What is a + b?"',
+                  'reference = "5"', 'check = { type = "exact", expected = "5" }']
+        for name, value, implied in (("a", 2, "10"), ("b", 3, "9")):
+            lines += ["", "[[tasks.shards]]", f'name = "{name}"', 'kind = "fact"',
+                      f'description = "{name}"', f'content = "{name} is {value}."',
+                      f'replacement = "{name} is 7."', f'implied_answer = "{implied}"']
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "toy.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory

@@ -53,6 +53,7 @@ class Registry:
 class Shard:
     name: str
     kind: str = "fact"
+    replacement: str | None = "7"  # Task.instantiate replaces a shard by "<name> is 7."
 
 
 @dataclass(frozen=True)

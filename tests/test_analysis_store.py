@@ -76,8 +76,14 @@ def test_planted_shard_dependence_is_recovered_with_the_right_ranking(dependence
     assert by_shard.loc["uses-b", "b"] > 0.7 and abs(by_shard.loc["uses-b", "a"]) < 0.2
     ranking = {m: list(row.sort_values(ascending=False).index) for m, row in by_shard.iterrows()}
     assert ranking == {"uses-a": ["a", "b"], "uses-b": ["b", "a"]}
-    # every ablated episode found its baseline; intervals exist per task (3 seeds each)
-    assert (influence.n == 3).all() and influence.success_drop_se.notna().all()
+    # every ablated episode found its baseline (3 seeds each); the scripted models repeat a
+    # task byte for byte but on their unlucky seeds: a cell of three identical pairs is one
+    # piece of evidence (no SE), a cell with a differing pair has an SE
+    assert (influence.n == 3).all()
+    same = influence.identical_repeats == 2
+    assert same.any() and (~same).any()
+    assert influence[same].success_drop_se.isna().all()
+    assert influence[~same].success_drop_se.notna().all()
     # a removed shard changes what uses-a answers: its trajectory moved
     moved = influence.set_index(["model", "shard", "mode", "task_id"]).trajectory_change
     assert moved.loc[("uses-a", "a", "removed", "t1")] > 0 and moved.loc[("uses-a", "b", "removed", "t1")] >= 0

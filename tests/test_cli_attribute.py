@@ -70,6 +70,22 @@ def test_no_calls_of_the_named_model(tmp_path: Path) -> None:
     assert done.returncode == 1 and "no recorded llm calls of qwen2.5-coder-0.5b-instruct" in done.stderr
 
 
+def test_tasks_picks_the_calls_of_matching_tasks(tmp_path: Path) -> None:
+    from shardscope.commands.attribute import Limits
+    from shardscope.tracer.queries.attributions import recorded_calls
+    from shardscope.tracer.store import Store
+
+    db = tmp_path / "tasks.duckdb"
+    scripted_store(db, "smollm2-135m-instruct")
+    calls = recorded_calls(Store(db), (), ())
+    assert set(calls.task_id) == {"t0", "t1"}
+    assert set(Limits(tasks=("t1",)).select(calls).task_id) == {"t1"}
+    assert set(Limits(tasks=("x*", "t*")).select(calls).task_id) == {"t0", "t1"}
+    done = cli(tmp_path, "attribute", "--db", str(db), "-t", "nothing*")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "check --suite, --scaffolds and --tasks" in done.stderr
+
+
 @pytest.mark.llm
 @pytest.mark.slow
 def test_attribute_scores_a_recorded_smollm2_episode(tmp_path: Path, smollm2_path: Path) -> None:

@@ -143,6 +143,19 @@ def test_ablation_expansion_links_to_the_baseline() -> None:
     assert len({e.key for e in episodes}) == 5
 
 
+def test_a_shard_without_replacement_is_only_removed() -> None:
+    from dataclasses import replace
+
+    task = fakes.Task("t0")
+    bare = replace(task, shards=(task.shards[0], replace(task.shards[1], replacement=None)))
+    spec = MatrixSpec(suites=("toy",), models=("m",), scaffolds=("s",), ablations="both")
+    episodes = expand(spec, {"toy": fakes.Suite("toy", (bare,))}, {"s": "h" * 64})
+    kept = task.shards[0].name
+    gone = bare.shards[1].name
+    assert {e.ablation for e in episodes if e.ablation} == {
+        Ablation(kept, "removed"), Ablation(kept, "replaced"), Ablation(gone, "removed")}
+
+
 def test_summary_se_is_clustered_by_task_as_in_the_app(db_path: Path) -> None:
     from shardscope.analysis.summaries import model_summary
     from shardscope.tracer import attributes as A

@@ -27,22 +27,6 @@ USES_A, USES_B = "uses-a · react-tools", "uses-b · react-tools"
 TOKENS = ["Final", " Answer", ":", " 5"]
 
 
-def toy_suite(directory: Path) -> Path:
-    """The toy suite's tasks as a suite file whose replacements declare implied_answer:
-    a replaced by 7 implies 7 + 3 = 10, b replaced by 7 implies 2 + 7 = 9."""
-    lines = ['[suite]', 'name = "toy"', 'description = "a + b"', 'tools = ["calculator"]']
-    for i in range(fx.DEPENDENCE_TASKS):
-        lines += ["", "[[tasks]]", f'id = "t{i}"', 'prompt = "{a} {b} What is a + b?"',
-                  'reference = "5"', 'check = { type = "exact", expected = "5" }']
-        for name, value, implied in (("a", 2, "10"), ("b", 3, "9")):
-            lines += ["", "[[tasks.shards]]", f'name = "{name}"', 'kind = "fact"',
-                      f'description = "{name}"', f'content = "{name} is {value}."',
-                      f'replacement = "{name} is 7."', f'implied_answer = "{implied}"']
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "toy.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return directory
-
-
 def attributed(source: Path, db: Path, *, per_token: bool) -> Path:
     """A copy of ``source`` with planted attribution rows: uses-a leans on a, uses-b on b;
     with ``per_token`` each row keeps its tokens, the last one (the answer) carrying the Δ."""
@@ -70,7 +54,7 @@ def attributed(source: Path, db: Path, *, per_token: bool) -> Path:
 
 @pytest.fixture
 def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = toy_suite(tmp_path / "suites")
+    directory = fx.dependence_suite(tmp_path / "suites")
     monkeypatch.setenv("SHARDSCOPE_SUITES_DIR", str(directory))
     return directory
 

@@ -114,7 +114,11 @@ def expand(spec: MatrixSpec, suites: Mapping[str, Suite], hashes: Mapping[str, s
                         base = EpisodeSpec(suite_name, task.id, scaffold, hashes[scaffold], model, seed)
                         episodes.append(base)
                         for shard in task.shards:
+                            # a shard without a declared wrong value is only removed (the
+                            # replaced episode could only end in an AblationError)
                             for mode in spec.ablation_modes():
+                                if mode == "replaced" and shard.replacement is None:
+                                    continue
                                 episodes.append(
                                     EpisodeSpec(suite_name, task.id, scaffold, hashes[scaffold],
                                                 model, seed, Ablation(shard.name, mode))

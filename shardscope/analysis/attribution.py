@@ -18,6 +18,7 @@ Costs: one forward pass per (call, shard, mode) instead of one episode per (shar
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,10 +30,11 @@ import pandas as pd
 
 from shardscope.analysis.stats import estimate
 from shardscope.config.errors import ShardscopeError
-from shardscope.scaffolds.tasks.instantiate import render_prompt
+from shardscope.scaffolds.tasks.instantiate import declared_tools, render_prompt
 from shardscope.scaffolds.tasks.model import Edit, Shard
 from shardscope.scaffolds.tasks.suite import Task
 from shardscope.scaffolds.tasks.world import apply_edits
+from shardscope.scaffolds.types import ToolSpec
 
 MODES = ("removed", "replaced")
 _TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
@@ -107,6 +109,8 @@ def _shard_text(task: Task, shard: Shard, tool_results: Mapping[str, Sequence[st
         path = base / str(shard.params.get("path")) if base else None
         text = path.read_text(encoding="utf-8") if path and path.is_file() else ""
         return _edited(shard, (text,) if text else (), "the file is not in the suite's package")
+    if shard.kind == "function":
+        return _function_text(task, shard)
     if shard.kind == "tool_result":
         results = tuple(r for r in tool_results.get(str(shard.params.get("tool")), ()) if r)
         wrong = None if shard.replacement is None else str(shard.replacement)
@@ -131,6 +135,33 @@ def _fact_text(task: Task, shard: Shard) -> ShardText:
     return ShardText(shard.name, shard.kind, texts, {whole: replaced, text: wrong},
                      removals={whole: render_prompt(task, shard, "removed"),
                                text: str(shard.params.get("removed", ""))})
+
+
+def _function_text(task: Task, shard: Shard) -> ShardText:
+    """A function shard (a declared function's description, a parameter's description or
+    hints, a whole distractor) stands for its function's line in the tool listing, and its
+    removed and replaced forms for the line of the function outcome ablation offers instead
+    (``declared_tools``); a removed distractor leaves no line."""
+    name = shard.params.get("function")
+    spec = next((f for f in task.declared.functions if f.name == name), None)
+    if spec is None:
+        return ShardText(shard.name, shard.kind, (), {},
+                         f"the function {name!r} is not declared by the task")
+    line = _tool_line(spec)
+
+    def ablated(mode: str) -> str:
+        offered = declared_tools(task.declared, shard, mode).functions
+        return next((_tool_line(f) for f in offered if f.name == name), "")
+
+    replaced = None if shard.replacement is None else ablated("replaced")
+    return ShardText(shard.name, shard.kind, (line,), {line: replaced},
+                     removals={line: ablated("removed")})
+
+
+def _tool_line(spec: ToolSpec) -> str:
+    """A function as the local backend lists it (one JSON object a line, after a newline:
+    ``scaffolds.backends.local_prompt.tools_block``, Qwen2.5's / Hermes' tool listing)."""
+    return "\n" + json.dumps(spec.as_json_schema_tool(), ensure_ascii=False)
 
 
 def _edited(shard: Shard, texts: tuple[str, ...], missing: str) -> ShardText:

@@ -5,6 +5,11 @@ shard removed or replaced by a plausible wrong value (``shardscope ablate``). In
 shard on a model = baseline outcome - ablated outcome (success and score), averaged over
 the pairs, with a standard error clustered by task; trajectory change = how far the ablated
 run's actions moved from the baseline's (normalized edit distance, 0 = identical).
+
+A pair's fingerprint is its two episodes' (:func:`shardscope.analysis.stats.repeat_key`):
+pairs of one task with the same fingerprint (seeds at temperature 0) are one piece of
+evidence, not several, so a cell of byte-identical repeats gets no interval rather than a
+zero-width one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shardscope.analysis.stats import estimate
+from shardscope.analysis.stats import REPEAT_KEY, estimate, repeat_key
 
 Distance = Callable[[Sequence[Any], Sequence[Any]], float]
 
@@ -24,19 +29,24 @@ def ablation_pairs(episodes: pd.DataFrame, trajectories: Mapping[str, Sequence[A
                    distance: Distance | None = None) -> pd.DataFrame:
     """Each ablated episode next to its baseline (joined on the baseline's episode key), with
     ``trajectory_change`` between them when ``trajectories`` (episode_id -> actions) and
-    ``distance`` are given (else NaN)."""
+    ``distance`` are given (else NaN), and with ``trajectories`` the pair's fingerprint
+    (``REPEAT_KEY``: both episodes' outputs, outcomes and answers)."""
     if episodes.empty or "ablation_shard" not in episodes:
         return pd.DataFrame()
     base = episodes[episodes.ablation_shard.isna()]
     ablated = episodes[episodes.ablation_shard.notna()]
     # A baseline may have been run more than once (another run): use the latest.
     base = base.sort_values("started_at").drop_duplicates("episode_key", keep="last")
+    answer = "final_answer" if "final_answer" in episodes else None
     pairs = ablated.merge(
-        base[["episode_key", "episode_id", "outcome", "score"]].rename(
-            columns={"episode_key": "baseline_episode_key", "episode_id": "base_episode_id",
-                     "outcome": "base_outcome", "score": "base_score"}),
+        base[["episode_key", "episode_id", "outcome", "score", *([answer] if answer else [])]]
+        .rename(columns={"episode_key": "baseline_episode_key", "episode_id": "base_episode_id",
+                         "outcome": "base_outcome", "score": "base_score",
+                         "final_answer": "base_final_answer"}),
         on="baseline_episode_key", how="inner",
     )
+    if trajectories is not None:
+        pairs = pairs.assign(**{REPEAT_KEY: _pair_keys(pairs, trajectories, answer is not None)})
     if trajectories is not None and distance is not None:
         change: list[float] | float = [distance(trajectories.get(b, ()), trajectories.get(a, ()))
                   for b, a in zip(pairs.base_episode_id, pairs.episode_id, strict=True)]
@@ -52,14 +62,30 @@ def ablation_pairs(episodes: pd.DataFrame, trajectories: Mapping[str, Sequence[A
     )
 
 
+def _pair_keys(pairs: pd.DataFrame, trajectories: Mapping[str, Sequence[Any]],
+               answers: bool) -> list[str]:
+    """Each pair's fingerprint: its baseline's and its ablated episode's repeat keys."""
+    def key(episode: str, outcome: object, answer: object) -> str:
+        return repeat_key([getattr(a, "text", None) for a in trajectories.get(episode, ())],
+                          outcome, answer)
+
+    none = [None] * len(pairs)
+    base_answers = pairs.base_final_answer.tolist() if answers else none
+    ablated_answers = pairs.final_answer.tolist() if answers else none
+    return [key(b, bo, ba) + key(e, eo, ea) for b, bo, ba, e, eo, ea in zip(
+        pairs.base_episode_id.tolist(), pairs.base_outcome.tolist(), base_answers,
+        pairs.episode_id.tolist(), pairs.outcome.tolist(), ablated_answers, strict=True)]
+
+
 def shard_influence(
     pairs: pd.DataFrame,
     by: Sequence[str] = ("suite", "task_id", "shard", "model", "scaffold", "mode"),
 ) -> pd.DataFrame:
     """One row per group in ``by`` of :func:`ablation_pairs`: n pairs, influence on success
-    and score (mean drop, SE clustered by task, 95% interval), mean trajectory change."""
+    and score (mean drop, SE clustered by task, 95% interval), mean trajectory change.
+    Byte-identical repeated pairs of a task (same ``REPEAT_KEY``) count once."""
     columns = [*by, "n", "tasks", "success_drop", "success_drop_se", "ci_low", "ci_high",
-               "score_drop", "score_drop_se", "trajectory_change"]
+               "score_drop", "score_drop_se", "trajectory_change", "identical_repeats"]
     if pairs.empty:
         return pd.DataFrame(columns=columns)
     data = pairs.assign(
@@ -69,8 +95,9 @@ def shard_influence(
     rows = []
     for key, group in data.groupby(list(by), dropna=False, sort=True):
         tasks = (group.suite.astype(str) + "/" + group.task_id.astype(str)).to_numpy()
-        success = estimate(group.success_drop.to_numpy(), tasks)
-        score = estimate(group.score_drop.to_numpy(), tasks)
+        repeats = group[REPEAT_KEY].to_numpy() if REPEAT_KEY in group else None
+        success = estimate(group.success_drop.to_numpy(), tasks, repeats=repeats)
+        score = estimate(group.score_drop.to_numpy(), tasks, repeats=repeats)
         rows.append({
             **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
             "n": len(group), "tasks": success.clusters,
@@ -78,6 +105,7 @@ def shard_influence(
             "ci_low": success.ci_low, "ci_high": success.ci_high,
             "score_drop": score.mean, "score_drop_se": score.se,
             "trajectory_change": group.trajectory_change.mean(),
+            "identical_repeats": success.repeats,
         })
     return pd.DataFrame(rows, columns=columns)
 

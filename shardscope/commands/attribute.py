@@ -4,6 +4,7 @@ model x shard with standard errors clustered by task, and what it cost."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import time
@@ -44,26 +45,30 @@ class AttributionRun:
 @dataclass(frozen=True)
 class Limits:
     """Which recorded calls to score: suites, scaffolds, the first ``steps`` calls of each
-    episode, and each output cut to its first ``output_chars`` characters (a cheaper, partial
+    episode, tasks whose id matches a ``tasks`` pattern (fnmatch, as ``ablate --tasks``),
+    and each output cut to its first ``output_chars`` characters (a cheaper, partial
     attribution: the rows' ``output_tokens`` say what was scored)."""
 
     suites: Sequence[str] = ()
     scaffolds: Sequence[str] = ()
     steps: int | None = None
     output_chars: int | None = None
+    tasks: Sequence[str] = ()
 
     def select(self, calls: pd.DataFrame) -> pd.DataFrame:
         if self.suites:
             calls = calls[calls.suite.isin(list(self.suites))]
         if self.scaffolds:
             calls = calls[calls.scaffold.isin(list(self.scaffolds))]
+        if self.tasks:
+            calls = calls[[any(fnmatch.fnmatch(t, p) for p in self.tasks) for t in calls.task_id]]
         if self.steps is not None:
             calls = calls[calls.groupby("episode_id").cumcount() < self.steps]
         if self.output_chars is not None:
             calls = calls.assign(output=calls.output.str.slice(0, self.output_chars))
         if calls.empty:
             raise attr.AttributionError("no recorded llm calls of baseline episodes in these "
-                                        "suites and scaffolds: check --suite and --scaffolds")
+                                        "suites, scaffolds and tasks: check --suite, --scaffolds and --tasks")
         return calls
 
 

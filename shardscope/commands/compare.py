@@ -72,20 +72,30 @@ def print_divergences(console: Console, c: Comparison) -> None:
 
 def print_follows(console: Console, pairs: pd.DataFrame, suites_dir: Path | None = None) -> None:
     """Per model: how often a replaced shard's implied answer was followed, the original kept,
-    or neither (only shards declaring ``implied_answer``)."""
+    or neither (only shards declaring ``implied_answer``); nothing without replaced shards."""
     from shardscope.analysis import follows
 
     if pairs.empty or "replaced" not in set(pairs["mode"]):
         return
-    rates = follows.follow_table(pairs, follows.suite_tasks(suites_dir))
+    print_follow_rates(console, follows.follow_table(pairs, follows.suite_tasks(suites_dir)))
+
+
+def print_follow_rates(console: Console, rates: pd.DataFrame, *, replaced: bool = True,
+                       label: str = "model") -> None:
+    """The follow-rate table (:func:`shardscope.analysis.follows.follow_table`), or why there
+    is none: ``replaced`` says whether the selection has replaced-shard episodes at all;
+    ``label`` names what the ``model`` column holds."""
     if rates.empty:
-        console.print("follows the shard: no replaced shard here declares implied_answer")
+        console.print("follows the shard: no replaced shard here declares implied_answer"
+                      if replaced else
+                      "follows the shard: no replaced-shard episodes in the selection "
+                      "(`shardscope ablate --mode replaced` measures them)")
         return
     table = Table(title="follows the shard: answers under a replaced shard (implied_answer)",
                   title_justify="left")
-    for col in ("model", "episodes", "follow", "keep", "other", "follow rate", "95% CI",
+    for col in (label, "episodes", "follow", "keep", "other", "follow rate", "95% CI",
                 "prior right", "prior wrong"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+        table.add_column(col, justify="left" if col == label else "right")
     for r in rates.itertuples():
         table.add_row(r.model, str(r.episodes), str(r.follow), str(r.keep), str(r.other),
                       _fmt(r.follow_rate, True),
@@ -175,6 +185,8 @@ def compare_command(store: Store, selection: Selection, *, metric: str, alpha: f
     print_differences(console, result)
     print_divergences(console, result)
     print_influence(console, result.influence)
+    replaced = result.has_ablations and "replaced" in set(result.influence["mode"])
+    print_follow_rates(console, result.follows, replaced=replaced, label="model · scaffold")
     print_format_vs_substance(console, store, selection)
     print_clusters(console, result)
     for note in result.notes:
