@@ -36,7 +36,13 @@ from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilitie
 from shardscope.scaffolds.backends.errors import BackendError, BadRequestError, ModelIntegrityError
 from shardscope.scaffolds.backends.local_prompt import PromptFormat, RenderedPrompt
 from shardscope.scaffolds.backends.local_scoring import ScoredContinuation
-from shardscope.scaffolds.backends.local_slots import Failed, Finished, Sampling, SlotEngine, SlotRequest
+from shardscope.scaffolds.backends.local_slots import (
+    Failed,
+    Finished,
+    Sampling,
+    SlotEngine,
+    SlotRequest,
+)
 from shardscope.scaffolds.backends.local_weights import WeightsSpec, resolve, weights_spec
 from shardscope.scaffolds.backends.provider_errors import require
 from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
@@ -519,7 +525,10 @@ def _build(entry: ModelEntry, logprobs: bool) -> Backend:
     )
 
 
-def _needs_weights(entry: ModelEntry) -> str | None:
+def _check_entry(entry: ModelEntry) -> str | None:
+    slots = entry.options.get("slots")
+    if slots is not None and (isinstance(slots, bool) or not isinstance(slots, int) or slots < 1):
+        return f"slots must be a whole number of at least 1, got {slots!r}"
     if isinstance(entry.options.get("weights"), dict):
         return None
     return "a local entry needs weights = { file = ... } (or parts, assemble, path)"
@@ -554,5 +563,5 @@ LOCAL = BackendKind(
     ),
     sdk="llama_cpp",
     extra="local",
-    check=_needs_weights,
+    check=_check_entry,
 )

@@ -288,11 +288,11 @@ class SlotEngine:
             return
 
     def _finish(self, request: SlotRequest, reason: str) -> None:
+        self._release(request)  # first: whoever hears Finished may find the slot free
         rest = request.text[request.emitted:].decode("utf-8", errors="ignore")
         if rest:
             request.deliver(_chunk(request.id, rest))
         request.deliver(Finished(reason, request.sampled, request.reused))
-        self._release(request)
 
     def _release(self, request: SlotRequest) -> None:
         # The slot's KV stays: its tokens are a prefix the next prompt may share (a token
