@@ -9,6 +9,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from shardscope.config.errors import ConfigError
@@ -172,11 +173,11 @@ def test_a_real_matrix_runs_four_episodes_at_once(tmp_path: Path, smollm2_path: 
     episodes = frame(db, "SELECT * FROM episodes")
     assert len(episodes) == 4 and episodes["episode_key"].is_unique
     assert episodes["task_id"].nunique() == 4 and not episodes["outcome"].eq("error").any()
-    calls = frame(db, "SELECT * FROM llm_calls ORDER BY start_time")
+    calls = frame(db, "SELECT * FROM llm_calls ORDER BY started_at")
     assert {json.loads(r)["slots"] for r in calls["raw_request"]} == {4}
     assert set(calls["episode_id"]) == set(episodes["episode_id"])
     # Episodes overlapped: some call started before the previous one ended.
-    ends = calls["end_time"].cummax().shift()
-    assert (calls["start_time"].iloc[1:] < ends.iloc[1:]).any()
+    ends = (calls["started_at"] + pd.to_timedelta(calls["duration_ms"], unit="ms")).cummax().shift()
+    assert (calls["started_at"].iloc[1:] < ends.iloc[1:]).any()
     (run,) = frame(db, "SELECT * FROM runs").itertuples()
     assert (run.status, run.planned_episodes, run.completed_episodes) == ("finished", 4, 4)

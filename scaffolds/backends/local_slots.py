@@ -144,8 +144,13 @@ class SlotEngine:
         self._scheduled = False
         self._submit = submit
         self._pieces: dict[int, bytes] = {}
-        self.steps = 0  # llama_decode calls, and the sequences they carried (for benchmarks)
+        # For benchmarks: llama_decode calls, the sequences sampled after them, prompt tokens
+        # evaluated, seconds inside llama_decode, seconds the scheduler held the thread.
+        self.steps = 0
         self.sequences_decoded = 0
+        self.prompt_tokens = 0
+        self.decode_s = 0.0
+        self.busy_s = 0.0
 
     def busy(self) -> int:
         """Slots holding a request now."""
@@ -162,7 +167,13 @@ class SlotEngine:
 
     # --- the scheduler (llama.cpp thread) -------------------------------------------------
     def _slice(self) -> None:
-        deadline = time.monotonic() + SLICE_S
+        started = time.perf_counter()
+        try:
+            self._steps_until(time.monotonic() + SLICE_S)
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+    def _steps_until(self, deadline: float) -> None:
         try:
             while time.monotonic() < deadline:
                 self._admit()
@@ -226,12 +237,15 @@ class SlotEngine:
             for k, token in enumerate(chunk):
                 self._put(n, request, token, logits=not request.pending and k == len(chunk) - 1)
                 n += 1
+            self.prompt_tokens += len(chunk)
             if not request.pending:
                 want.append((request, n - 1))
         if n == 0:
             return
         self.batch.batch.n_tokens = n
+        started = time.perf_counter()
         self.ctx.decode(self.batch)
+        self.decode_s += time.perf_counter() - started
         self.steps += 1
         self.sequences_decoded += len(want)
         for request, index in want:
