@@ -61,9 +61,8 @@ def run(work: Path, models_file: Path, matrix: MatrixSpec, label: str) -> dict[s
                                 "(SELECT count(DISTINCT episode_key) FROM episodes) AS keys, "
                                 "sum(output_tokens) AS output, sum(input_tokens) AS input, "
                                 "count(*) AS calls FROM llm_calls").iloc[0]
-    return {"episodes": int(row.episodes), "keys": int(row.keys), "calls": int(row.calls),
-            "output": int(row.output), "input": int(row.input), "seconds": report.seconds,
-            "errors": report.outcomes.get("error", 0)}
+    counts = {k: int(row[k]) for k in ("episodes", "keys", "calls", "output", "input")}
+    return {**counts, "seconds": report.seconds, "errors": report.outcomes.get("error", 0)}
 
 
 def engine_stats() -> dict[str, float]:

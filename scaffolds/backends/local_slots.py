@@ -56,7 +56,7 @@ def build_sampler(sampling: Sampling, n_vocab: int) -> Any:
     """The sampler chain ``Llama._init_sampler`` builds for the same settings."""
     from llama_cpp import _internals
 
-    sampler = _internals.LlamaSampler()
+    sampler: Any = _internals.LlamaSampler()  # type: ignore[no-untyped-call]
     sampler.add_penalties(n_vocab=n_vocab, penalty_last_n=PENALTY_LAST_N,
                           penalty_repeat=sampling.repeat_penalty,
                           penalty_freq=sampling.frequency_penalty,
