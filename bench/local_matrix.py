@@ -13,6 +13,26 @@ filling, sampling, detokenizing, stop checks, hand-off to the event loop).
 
 Last line: ``local_matrix_ratio: <median of the rounds' (tokens/s at 4) / (tokens/s at 1)>``.
 Usage: ``python bench/local_matrix.py [--threads 1] [--rounds 2] [--tasks 6] [--seeds 2]``.
+
+Measured 2026-12-02, 1 thread, 12 episodes (13 calls, ~935 output tokens) per run, with the
+2 cores shared by other jobs (load 8.3-8.7): concurrency 1 at 21.5 and 23.8 tok/s,
+concurrency 4 at 18.2 and 22.1 tok/s; ratios 0.848 and 0.927, median 0.888. So 4 slots do
+NOT raise throughput here (target was 1.5). Why, measured in the same session:
+
+- The slot runs kept 3.4 sequences per ``llama_decode`` on average, and 98% of the
+  scheduler's time was inside ``llama_decode`` (3.5 ms of Python per step): neither idle
+  slots nor Python overhead is the limit.
+- A batch of 4 tokens costs nearly 4 single-token decodes on this CPU: the raw 4-slot
+  context decoding 4 sequences against 1 (350-token prompts, 50 steps, load 7) gave 35.2 vs
+  30.6 tok/s at 1 thread (ratio 1.15; 1.27 with ``kv_unified``) and 7.4 vs 9.0 tok/s at
+  2 threads (0.82; OpenMP threads spinning on a loaded machine). SmolLM2 is Q4_1, for which
+  llama.cpp's CPU backend has no batched (repacked) matmul kernel: each sequence's row is its
+  own dot product, so compute grows with the batch and only per-call costs are shared.
+  ``bench/local_batch.py`` (the same ceiling, at load 0.5-2.5) measured 1.03-1.48.
+- What is left of that 1.15-1.27 goes to the slots' own costs: each slot evaluates a shared
+  system prompt once for itself (no KV is copied between slots), so the 4-slot runs
+  evaluated 732-1544 prompt tokens, and the last episodes of a run decode with fewer slots
+  busy.
 """
 
 from __future__ import annotations
