@@ -6,7 +6,9 @@ The matrix: suite arithmetic (TASKS tasks), SmolLM2-135M, react-tools at tempera
 run goes through the product's Runner into its own real DuckDB store; its aggregate output
 tokens per second is the sum of ``llm_calls.output_tokens`` of the store over the run's wall
 time (``RunReport.seconds``). Runs alternate (1, 4, 1, 4, ...) after a warm-up that loads the
-model and builds the slot context. For the slot runs the engine's counters are printed too:
+model, builds the slot context and puts a prompt in every slot (without it the first 4-slot
+run paid for 3 empty slots: 1544 prompt tokens evaluated instead of 732, ratio 0.62-0.85).
+For the slot runs the engine's counters are printed too:
 sequences per ``llama_decode``, prompt tokens evaluated against tokens decoded, and the
 share of the scheduler's time spent inside ``llama_decode`` (the rest is Python: batch
 filling, sampling, detokenizing, stop checks, hand-off to the event loop).
@@ -15,9 +17,11 @@ Last line: ``local_matrix_ratio: <median of the rounds' (tokens/s at 4) / (token
 Usage: ``python bench/local_matrix.py [--threads 1] [--rounds 2] [--tasks 6] [--seeds 2]``.
 
 Measured 2026-12-02, 1 thread, 12 episodes (13 calls, ~935 output tokens) per run, with the
-2 cores shared by other jobs (load 8.3-8.7): concurrency 1 at 21.5 and 23.8 tok/s,
-concurrency 4 at 18.2 and 22.1 tok/s; ratios 0.848 and 0.927, median 0.888. So 4 slots do
-NOT raise throughput here (target was 1.5). Why, measured in the same session:
+2 cores shared by other jobs. With the full warm-up (load 7.2-7.7): concurrency 1 at 21.9
+and 21.0 tok/s, concurrency 4 at 23.5 and 24.2 tok/s; ratios 1.073 and 1.150, median 1.111.
+Earlier runs warmed one slot only (load 5.2-8.7): ratios 0.848, 0.927 and 0.624, 1.073 (the
+first of each pair paid for the empty slots). So 4 slots raise throughput by ~10% here, far
+from the 1.5 target. Why, measured in the same session:
 
 - The slot runs kept 3.4 sequences per ``llama_decode`` on average, and 98% of the
   scheduler's time was inside ``llama_decode`` (3.5 ms of Python per step): neither idle
@@ -102,8 +106,8 @@ def main() -> int:
     models_file = work / "models.toml"
     models_file.write_text(f'[models.{MODEL}]\nbackend = "local"\nn_threads = {args.threads}\n',
                            encoding="utf-8")
-    for c in (1, 4):  # warm-up: loads the weights, builds the 4-slot context
-        run(work, models_file, spec(1, 1, c, "warm-up"), f"warm-{c}")
+    for c in (1, 4):  # warm-up: loads the weights, builds the 4-slot context, fills each slot
+        run(work, models_file, spec(4, 1, c, "warm-up"), f"warm-{c}")
     ratios = []
     for round_ in range(args.rounds):
         rates = {}
