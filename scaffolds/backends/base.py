@@ -79,6 +79,10 @@ class Backend(ABC):
             yield chunk
         yield output
 
+    def plan_concurrency(self, n: int) -> None:
+        """The caller will make up to ``n`` calls at once (a hint; most backends ignore it)."""
+        return None
+
     async def aclose(self) -> None:
         """Release clients, sessions, loaded weights."""
         return None

@@ -10,6 +10,12 @@ A model is loaded once per process per (file, n_ctx, logits_all, n_threads) and 
 ``logits_all`` (needed for logprobs, and several times slower) is on only when the backend
 is built with ``logprobs=True``. Tool calls the model writes as text become real tool calls.
 The kind's registry row (:data:`LOCAL`) is at the end of this module.
+
+With ``slots`` N > 1 (the catalog option, or the runner's ``--concurrency llama_cpp=N``
+through :meth:`LocalBackend.plan_concurrency`), calls go instead to a
+:class:`~shardscope.scaffolds.backends.local_slots.SlotEngine`: one context holding N
+sequences, decoded together in one batch per step on that same thread. One slot is
+today's path, unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ from shardscope.scaffolds.backends.base import Backend, BackendKind, Capabilitie
 from shardscope.scaffolds.backends.errors import BackendError, BadRequestError, ModelIntegrityError
 from shardscope.scaffolds.backends.local_prompt import PromptFormat, RenderedPrompt
 from shardscope.scaffolds.backends.local_scoring import ScoredContinuation
+from shardscope.scaffolds.backends.local_slots import (
+    Failed,
+    Finished,
+    Sampling,
+    SlotEngine,
+    SlotRequest,
+)
 from shardscope.scaffolds.backends.local_weights import WeightsSpec, resolve, weights_spec
 from shardscope.scaffolds.backends.provider_errors import require
 from shardscope.scaffolds.backends.text_tool_calls import parse_text_tool_calls
@@ -62,6 +75,7 @@ class LoadedModel:
 
 _loaded: dict[tuple[str, int, bool, int], LoadedModel] = {}
 _load_lock = threading.Lock()
+_engines: dict[tuple[int, int, int], SlotEngine] = {}  # (id(loaded), slots, n_threads)
 _llama_thread: ThreadPoolExecutor | None = None
 _thread_lock = threading.Lock()
 
@@ -146,6 +160,7 @@ class LocalBackend(Backend):
         sampling: Mapping[str, Any] | None = None,
         prefix_cache: bool = True,
         scoring_threads: int = 1,
+        slots: int | None = None,
     ) -> None:
         unknown = set(sampling or {}) - SAMPLING_KEYS
         if unknown:
@@ -169,6 +184,12 @@ class LocalBackend(Backend):
         # shared 2-core machine 2 threads scored 5-7x slower than 1 (SmolLM2, ~60 tokens:
         # 17-29 s vs 3.4-4.4 s at load average 13; OpenMP threads spin-waiting for each other).
         self.scoring_threads = scoring_threads
+        if slots is not None and slots < 1:
+            raise BadRequestError(f"{model}: slots must be at least 1, got {slots}")
+        # None: as many as the caller plans to run at once (plan_concurrency), else 1. The
+        # slot engine reads no logprobs, so a backend built with them runs one at a time.
+        self.fixed_slots = slots
+        self.slots = 1 if logprobs else (slots or 1)
         tools = chat_template if tools is None else tools
         self.capabilities = Capabilities(
             tools=tools and chat_template,
@@ -179,6 +200,12 @@ class LocalBackend(Backend):
         )
         self._loaded: LoadedModel | None = None
         self._responses = itertools.count(1)
+
+    def plan_concurrency(self, n: int) -> None:
+        """Serve ``n`` calls at once through parallel slots (unless the catalog fixed
+        ``slots``, or logprobs are on: those keep one generation at a time)."""
+        if self.fixed_slots is None and not self.logprobs:
+            self.slots = max(1, n)
 
     def load(self) -> LoadedModel:
         """Verify and load the weights (blocking; the first call may take seconds)."""
@@ -232,7 +259,8 @@ class LocalBackend(Backend):
         pieces: list[StreamChunk] = []
         done: _Done | None = None
         response_id = None
-        async for item in self._run(loaded, tokens, kwargs):
+        run = self._run_slots if self.slots > 1 else self._run
+        async for item in run(loaded, tokens, kwargs):
             if isinstance(item, _Done):
                 done = item
                 continue
@@ -324,6 +352,49 @@ class LocalBackend(Backend):
         finally:
             cancelled.set()
 
+    async def _run_slots(
+        self, loaded: LoadedModel, tokens: list[int], kwargs: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """The same items as :meth:`_run`, from a slot of the model's shared engine."""
+        n_ctx = self.n_ctx
+        if len(tokens) >= n_ctx:
+            raise BadRequestError(f"{self.model}: Requested tokens ({len(tokens)}) exceed "
+                                  f"context window of {n_ctx}")
+        engine = _engines.get((id(loaded), self.slots, self.n_threads))
+        if engine is None:
+            engine = await asyncio.wrap_future(llama_thread().submit(self._engine, loaded))
+        max_tokens = kwargs.get("max_tokens") or 0
+        if max_tokens <= 0 or max_tokens + len(tokens) >= n_ctx:  # as create_completion
+            max_tokens = n_ctx - len(tokens) if max_tokens <= 0 else min(max_tokens, n_ctx - len(tokens))
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        request = SlotRequest(tokens, Sampling.of(kwargs), max_tokens,
+                              [s.encode("utf-8") for s in kwargs.get("stop") or ()],
+                              deliver=lambda item: _put_threadsafe(loop, queue, item, request),
+                              prefix_cache=self.prefix_cache)
+        engine.submit(request)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, Failed):
+                    raise _as_backend_error(self.model, item.exc)
+                if isinstance(item, Finished):
+                    yield _Done(item.finish_reason, item.sampled)
+                    return
+                yield item
+        finally:
+            request.cancelled.set()
+
+    def _engine(self, loaded: LoadedModel) -> SlotEngine:
+        key = (id(loaded), self.slots, self.n_threads)
+        with _load_lock:
+            engine = _engines.get(key)
+            if engine is None:
+                engine = _engines[key] = SlotEngine(
+                    loaded.llama, slots=self.slots, n_ctx=self.n_ctx, n_threads=self.n_threads,
+                    submit=llama_thread().submit)
+            return engine
+
     def _output(
         self,
         loaded: LoadedModel,
@@ -364,6 +435,7 @@ class LocalBackend(Backend):
                 "n_ctx": self.n_ctx,
                 "tools": [t.name for t in tools],
                 **kwargs,
+                **({"slots": self.slots} if self.slots > 1 else {}),
             },
             raw_response={
                 "id": response_id,
@@ -399,6 +471,14 @@ class LocalBackend(Backend):
     async def aclose(self) -> None:
         # Loaded models stay cached for the process: other backends may share them.
         self._loaded = None
+
+
+def _put_threadsafe(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: Any,
+                    request: SlotRequest) -> None:
+    try:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+    except RuntimeError:  # the loop is gone: nobody is listening any more
+        request.cancelled.set()
 
 
 def _criteria(counter: _SampleCounter) -> Any:
@@ -441,10 +521,14 @@ def _build(entry: ModelEntry, logprobs: bool) -> Backend:
         sampling=options.get("sampling"),
         prefix_cache=bool(options.get("prefix_cache", True)),
         scoring_threads=int(options.get("scoring_threads", 1)),
+        slots=int(options["slots"]) if "slots" in options else None,
     )
 
 
-def _needs_weights(entry: ModelEntry) -> str | None:
+def _check_entry(entry: ModelEntry) -> str | None:
+    slots = entry.options.get("slots")
+    if slots is not None and (isinstance(slots, bool) or not isinstance(slots, int) or slots < 1):
+        return f"slots must be a whole number of at least 1, got {slots!r}"
     if isinstance(entry.options.get("weights"), dict):
         return None
     return "a local entry needs weights = { file = ... } (or parts, assemble, path)"
@@ -475,9 +559,9 @@ LOCAL = BackendKind(
     availability=_availability,
     option_keys=frozenset(
         {"weights", "sha256", "size", "n_ctx", "n_threads", "prefix_cache", "sampling", "install",
-         "scoring_threads"}
+         "scoring_threads", "slots"}
     ),
     sdk="llama_cpp",
     extra="local",
-    check=_needs_weights,
+    check=_check_entry,
 )

@@ -211,7 +211,10 @@ class Runner:
 
     def _model(self, model_id: str, spec: MatrixSpec) -> TracedModel:
         if model_id not in self._models:
-            self._models[model_id] = self.resources.open_model(model_id)
+            model = self.resources.open_model(model_id)
+            # A local model serves as many episodes at once as its provider may run.
+            model.backend.plan_concurrency(self._limit_for(spec)(self.resources.provider_of(model_id)))
+            self._models[model_id] = model
         return self._models[model_id]
 
     async def _close_models(self) -> None:
