@@ -35,15 +35,24 @@ _NAME_CLEAN = re.compile(r"[`*\"'\[\]()]")
 
 @dataclass(frozen=True)
 class TextAction:
-    """A parsed ReAct step: a tool call, a final answer, or neither (``problem`` says why)."""
+    """A parsed ReAct step: tool calls (several ``Action:`` / ``Action Input:`` pairs before
+    the ``Observation:`` are parallel calls), a final answer, or neither (``problem`` says why)."""
 
-    call: ToolCall | None = None
+    calls: tuple[ToolCall, ...] = ()
     final_answer: str | None = None
     problem: str | None = None
 
+    @property
+    def call(self) -> ToolCall | None:
+        """The first call, if any."""
+        return self.calls[0] if self.calls else None
+
 
 def parse_react(text: str, call_id: str) -> TextAction:
-    """Parse one ReAct-format model output (whichever of Action / Final Answer comes first)."""
+    """Parse one ReAct-format model output (whichever of Action / Final Answer comes first).
+
+    Every ``Action:`` line before the first ``Observation:`` opens one call, whose input runs
+    to the next ``Action:`` line; the calls get ids ``call_id``, ``call_id-2``, ..."""
     final = _FINAL.search(text)
     action = _ACTION.search(text)
     if final and (not action or final.start() < action.start()):
@@ -54,17 +63,26 @@ def parse_react(text: str, call_id: str) -> TextAction:
         return TextAction(final_answer=answer)
     if not action:
         return TextAction(problem="no 'Action:' or 'Final Answer:' line")
+    body = _OBSERVATION.split(text[action.start():])[0]
+    actions = list(_ACTION.finditer(body))
+    calls = []
+    for i, found in enumerate(actions):
+        end = actions[i + 1].start() if i + 1 < len(actions) else len(body)
+        calls.append(_one_call(found, body[found.end():end], text,
+                               call_id if i == 0 else f"{call_id}-{i + 1}"))
+    return TextAction(calls=tuple(calls))
+
+
+def _one_call(action: re.Match[str], rest: str, text: str, call_id: str) -> ToolCall:
     name = _NAME_CLEAN.sub("", action.group("name")).strip().split(" ")[0] if action.group("name") else ""
-    rest = text[action.end():]
     found = _ACTION_INPUT.search(rest)
-    raw = rest[found.end():] if found else ""
-    raw = _OBSERVATION.split(raw)[0].strip()
+    raw = rest[found.end():].strip() if found else ""
     if not name:
-        return TextAction(call=ToolCall(call_id, "", {}, raw=text.strip(), error="'Action:' names no tool"))
+        return ToolCall(call_id, "", {}, raw=text.strip(), error="'Action:' names no tool")
     if not found:
-        return TextAction(call=ToolCall(call_id, name, {}, raw=text.strip(), error="no 'Action Input:' line"))
+        return ToolCall(call_id, name, {}, raw=text.strip(), error="no 'Action Input:' line")
     arguments, error = _json_object(raw)
-    return TextAction(call=ToolCall(call_id, name, arguments or {}, raw=raw, error=error))
+    return ToolCall(call_id, name, arguments or {}, raw=raw, error=error)
 
 
 def parse_tool_call_blocks(text: str, tool_names: Collection[str], id_prefix: str) -> list[ToolCall]:
