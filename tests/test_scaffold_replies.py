@@ -78,6 +78,16 @@ def test_react_text_reads_several_actions_as_parallel_calls() -> None:
     assert parsed.call == parsed.calls[0] and parsed.final_answer is None
 
 
+def test_react_text_reads_several_inputs_under_one_action() -> None:
+    """Qwen2.5-Coder on BFCL parallel_7 wrote one Action with an Action Input per call."""
+    reply = ('Thought: I need the factorials.\nAction: math_factorial\n'
+             'Action Input: {"number": 5}\nAction Input: {"number": 15}')
+    parsed = TextReAct().parse_reply(reply, "c")
+    assert [c.id for c in parsed.calls] == ["c", "c-2"]
+    _check_calls(list(parsed.calls), [{"tool": "math_factorial", "arguments": {"number": 5}},
+                                      {"tool": "math_factorial", "arguments": {"number": 15}}])
+
+
 REACT_TOOLS = _corpus("react-tools")
 
 
