@@ -40,10 +40,24 @@ function = "math_factorial"
 field = "description"
 description = "what the function does"
 replacement = "Returns the square root."
+
+[[tasks]]
+id = "fact-5-and-6"
+prompt = "Calculate the factorials of 5 and 6."
+functions = '[{"name": "math_factorial", "description": "n!", "parameters": {"type": "object", "properties": {"number": {"type": "integer", "description": "n"}}, "required": ["number"]}}]'
+check = { type = "tool_call", calls = '[{"math_factorial": {"number": [5]}}, {"math_factorial": {"number": [6]}}]' }
+
+[[tasks.shards]]
+name = "desc"
+kind = "function"
+function = "math_factorial"
+field = "description"
+description = "what the function does"
 '''
 
 
-def run(db: Path, scaffold: str, responses: list, tmp_path: Path, native: bool = True) -> Store:
+def run(db: Path, scaffold: str, responses: list, tmp_path: Path, native: bool = True,
+        task: str = "fact-5") -> Store:
     path = tmp_path / "fn.toml"
     path.write_text(SUITE, encoding="utf-8")
     suite = load_suite(path)
@@ -55,7 +69,7 @@ def run(db: Path, scaffold: str, responses: list, tmp_path: Path, native: bool =
     resources = Resources(suites={"fn": suite}, registry=default_registry(),
                           open_model=lambda m: model, provider_of=lambda m: "scripted",
                           check=check, known_models=lambda: ["toy"])
-    spec = MatrixSpec(suites=("fn",), models=("toy",), scaffolds=(scaffold,))
+    spec = MatrixSpec(suites=("fn",), models=("toy",), scaffolds=(scaffold,), tasks=(task,))
     asyncio.run(Runner(tracing, resources, progress=False).run(spec))
     tracing.shutdown()
     return Store(db)
@@ -89,3 +103,18 @@ def test_text_protocol_calls_are_judged_too(db_path: Path, tmp_path: Path, args:
 def test_no_call_fails_a_tool_call_task(db_path: Path, tmp_path: Path) -> None:
     store = run(db_path, "react-tools", ["Final Answer: 120"], tmp_path)
     assert read_frame(store, "SELECT outcome FROM episodes").iloc[0].outcome == "failure"
+
+
+@pytest.mark.parametrize("second, outcome", [(6, "success"), (5, "failure")])
+def test_text_protocol_expresses_parallel_calls(db_path: Path, tmp_path: Path, second: int,
+                                                outcome: str) -> None:
+    """Two Action / Action Input pairs before the Observation are two calls of one step
+    (BFCL's parallel category); before, the second pair broke the first call's JSON."""
+    reply = ("Thought: both\nAction: math_factorial\nAction Input: {\"number\": 5}\n"
+             f"Action: math_factorial\nAction Input: {{\"number\": {second}}}")
+    store = run(db_path, "react-text", [reply], tmp_path, native=False, task="fact-5-and-6")
+    ep = read_frame(store, "SELECT outcome, steps, tool_calls FROM episodes").iloc[0]
+    assert (ep.outcome, ep.steps, ep.tool_calls) == (outcome, 1, 2)
+    ids = read_frame(store, """SELECT attributes->>'$."gen_ai.tool.call.id"' AS id FROM spans
+                               WHERE name LIKE 'execute_tool %' ORDER BY start_time""").id.tolist()
+    assert ids == ["call-0", "call-0-2"]

@@ -63,6 +63,31 @@ def test_react_text_reads_an_action_right_after_its_own_cue() -> None:
     assert (parsed.call.name, dict(parsed.call.arguments)) == ("read_doc", {"name": "a"})
 
 
+def test_react_text_reads_several_actions_as_parallel_calls() -> None:
+    """Each Action / Action Input pair before the Observation is one call, in order; a bad
+    pair is a malformed call of its own, and the good ones keep their arguments."""
+    reply = ('I need both.\nAction: get_weather\nAction Input: {"city": "Boston"}\n'
+             'Action: get_weather\nAction Input: {"city": "Paris"}\n'
+             "Action: get_time\nAction Input: Paris\nObservation: (not written by the model)")
+    parsed = TextReAct().parse_reply(reply, "c")
+    assert [c.id for c in parsed.calls] == ["c", "c-2", "c-3"]
+    _check_calls(list(parsed.calls), [
+        {"tool": "get_weather", "arguments": {"city": "Boston"}},
+        {"tool": "get_weather", "arguments": {"city": "Paris"}},
+        {"tool": "get_time", "error": "not a JSON object"}])
+    assert parsed.call == parsed.calls[0] and parsed.final_answer is None
+
+
+def test_react_text_reads_several_inputs_under_one_action() -> None:
+    """Qwen2.5-Coder on BFCL parallel_7 wrote one Action with an Action Input per call."""
+    reply = ('Thought: I need the factorials.\nAction: math_factorial\n'
+             'Action Input: {"number": 5}\nAction Input: {"number": 15}')
+    parsed = TextReAct().parse_reply(reply, "c")
+    assert [c.id for c in parsed.calls] == ["c", "c-2"]
+    _check_calls(list(parsed.calls), [{"tool": "math_factorial", "arguments": {"number": 5}},
+                                      {"tool": "math_factorial", "arguments": {"number": 15}}])
+
+
 REACT_TOOLS = _corpus("react-tools")
 
 

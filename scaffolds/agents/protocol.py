@@ -9,6 +9,7 @@ records it as a protocol error.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Collection
@@ -35,15 +36,25 @@ _NAME_CLEAN = re.compile(r"[`*\"'\[\]()]")
 
 @dataclass(frozen=True)
 class TextAction:
-    """A parsed ReAct step: a tool call, a final answer, or neither (``problem`` says why)."""
+    """A parsed ReAct step: tool calls (several ``Action:`` / ``Action Input:`` pairs before
+    the ``Observation:`` are parallel calls), a final answer, or neither (``problem`` says why)."""
 
-    call: ToolCall | None = None
+    calls: tuple[ToolCall, ...] = ()
     final_answer: str | None = None
     problem: str | None = None
 
+    @property
+    def call(self) -> ToolCall | None:
+        """The first call, if any."""
+        return self.calls[0] if self.calls else None
+
 
 def parse_react(text: str, call_id: str) -> TextAction:
-    """Parse one ReAct-format model output (whichever of Action / Final Answer comes first)."""
+    """Parse one ReAct-format model output (whichever of Action / Final Answer comes first).
+
+    Before the first ``Observation:``, every ``Action Input:`` line is one call of the tool
+    named by the ``Action:`` line above it, so several pairs (or several inputs under one
+    action) are parallel calls; they get ids ``call_id``, ``call_id-2``, ..."""
     final = _FINAL.search(text)
     action = _ACTION.search(text)
     if final and (not action or final.start() < action.start()):
@@ -54,17 +65,30 @@ def parse_react(text: str, call_id: str) -> TextAction:
         return TextAction(final_answer=answer)
     if not action:
         return TextAction(problem="no 'Action:' or 'Final Answer:' line")
+    body = _OBSERVATION.split(text[action.start():])[0]
+    actions = list(_ACTION.finditer(body))
+    calls: list[ToolCall] = []
+    for i, found in enumerate(actions):
+        end = actions[i + 1].start() if i + 1 < len(actions) else len(body)
+        calls.extend(_calls_of(found, body[found.end():end], text))
+    ids = [call_id, *(f"{call_id}-{n}" for n in range(2, len(calls) + 1))]
+    return TextAction(calls=tuple(dataclasses.replace(c, id=i) for c, i in zip(calls, ids, strict=True)))
+
+
+def _calls_of(action: re.Match[str], rest: str, text: str) -> list[ToolCall]:
+    """The calls of one ``Action:`` line: one per ``Action Input:`` line under it."""
     name = _NAME_CLEAN.sub("", action.group("name")).strip().split(" ")[0] if action.group("name") else ""
-    rest = text[action.end():]
-    found = _ACTION_INPUT.search(rest)
-    raw = rest[found.end():] if found else ""
-    raw = _OBSERVATION.split(raw)[0].strip()
+    inputs = list(_ACTION_INPUT.finditer(rest))
     if not name:
-        return TextAction(call=ToolCall(call_id, "", {}, raw=text.strip(), error="'Action:' names no tool"))
-    if not found:
-        return TextAction(call=ToolCall(call_id, name, {}, raw=text.strip(), error="no 'Action Input:' line"))
-    arguments, error = _json_object(raw)
-    return TextAction(call=ToolCall(call_id, name, arguments or {}, raw=raw, error=error))
+        return [ToolCall("", "", {}, raw=text.strip(), error="'Action:' names no tool")]
+    if not inputs:
+        return [ToolCall("", name, {}, raw=text.strip(), error="no 'Action Input:' line")]
+    calls = []
+    for i, found in enumerate(inputs):
+        raw = rest[found.end():inputs[i + 1].start() if i + 1 < len(inputs) else len(rest)].strip()
+        arguments, error = _json_object(raw)
+        calls.append(ToolCall("", name, arguments or {}, raw=raw, error=error))
+    return calls
 
 
 def parse_tool_call_blocks(text: str, tool_names: Collection[str], id_prefix: str) -> list[ToolCall]:

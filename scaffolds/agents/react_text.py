@@ -27,6 +27,7 @@ class TextReAct(Scaffold):
             "Thought: think about what to do next\n"
             "Action: the name of one tool\n"
             "Action Input: the tool's arguments as a JSON object\n"
+            "(to call several tools at once, write several Action / Action Input pairs)\n"
             "Observation: the tool's result (it will be written for you)\n"
             "... (Thought / Action / Action Input / Observation can repeat)\n"
             "Thought: I now know the final answer\n"
@@ -61,16 +62,15 @@ class TextReAct(Scaffold):
                 if parsed.final_answer is not None:
                     step.action(StepAction.final_answer(parsed.final_answer))
                     return episode.finish(parsed.final_answer)
-                if parsed.call is None:
+                if not parsed.calls:
                     step.protocol_error(parsed.problem or "unparseable reply")
                     step.action(StepAction.protocol_error() if reply.strip() else StepAction.empty_reply())
                     fed_in = p["invalid"].format(problem=parsed.problem)
                 else:
-                    call = parsed.call
-                    step.action(StepAction.tool_calls([call]))
-                    outcome = await step.run_tool(call)
+                    step.action(StepAction.tool_calls(list(parsed.calls)))
+                    outcomes = [await step.run_tool(call) for call in parsed.calls]
                     if episode.ended_by_call:
                         return episode.finish(None)
-                    fed_in = p["observation"].format(output=outcome.output)
+                    fed_in = "".join(p["observation"].format(output=o.output) for o in outcomes)
                 transcript += fed_in
         return episode.finish(None)
