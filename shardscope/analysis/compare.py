@@ -102,6 +102,7 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         stepped = set(steps.episode_id.unique().tolist())
         unstepped = [e for e in episodes.episode_id.tolist() if e not in stepped]
         calls = reads.tool_calls_of(con, unstepped) if unstepped else None
+        likelihood = likelihood_rows(con, episodes)
     chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
                    if s in set(episodes.system))
     paths = trajectory.trajectories(steps)
@@ -126,12 +127,12 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         clusters=answer_clusters(episodes, cluster_method) if clusters else None,
         notes=notes,
         paths=paths,
-        likelihood=likelihood_rows(store, episodes),
+        likelihood=likelihood,
         follows=follow_rates(pairs),
     )
 
 
-def likelihood_rows(store: Store, episodes: pd.DataFrame) -> pd.DataFrame:
+def likelihood_rows(store: Source, episodes: pd.DataFrame) -> pd.DataFrame:
     """The stored likelihood attributions of these baseline episodes, with their system."""
     from shardscope.tracer.queries.attributions import stored_attributions
 
