@@ -179,8 +179,8 @@ def _with_repeat_keys(episodes: pd.DataFrame,
 
 
 def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
-    success = stats.estimates(episodes, "success")
-    score = stats.estimates(episodes, "score")[[*stats.SYSTEM_KEYS, "mean", "se"]]
+    both = stats.estimates_of(episodes, ("success", "score"))
+    success, score = both["success"], both["score"][[*stats.SYSTEM_KEYS, "mean", "se"]]
     merged = success.merge(score, on=list(stats.SYSTEM_KEYS), suffixes=("", "_score"))
     merged.insert(0, "system", stats.system_column(merged))
     return merged.rename(columns={"mean": "success_rate", "se": "success_se",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -412,6 +413,12 @@ def repeated_runs(path: Sequence[Action], at_least: int = 2) -> int:
     return loops
 
 
+def _loops(path: Sequence[Action]) -> bool:
+    """``repeated_runs(path) > 0``: some tool call is repeated right after itself."""
+    return any(current.kind == "tool" and current.key == previous.key
+               for previous, current in itertools.pairwise(path))
+
+
 def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Action]],
                       systems: Sequence[str] = SYSTEM_KEYS) -> pd.DataFrame:
     """Per system: episodes, tool calls per episode, share of episodes with a repeated-call
@@ -424,8 +431,9 @@ def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Actio
     data["system"] = system_column(data, systems)
     # Plain lists: Series.map over Arrow strings converts value by value.
     walks = [paths.get(e, ()) for e in data.episode_id.tolist()]
-    data["looped"] = [repeated_runs(p) > 0 for p in walks]
-    data["errors"] = [sum(a.kind == "error" for a in p) for p in walks]
+    data["looped"] = [_loops(p) for p in walks]
+    kind = operator.attrgetter("kind")
+    data["errors"] = [operator.countOf(map(kind, p), "error") for p in walks]
     data["success_steps"] = data.steps.where(data.outcome == "success")
     out = data.groupby("system").agg(
         episodes=("episode_id", "size"), tool_calls_per_episode=("tool_calls", "mean"),
