@@ -93,18 +93,18 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         episodes = with_systems(reads.episodes(con, selection, systems=systems))
         check_selection(episodes, con, selection)
         ablation = reads.ablation_episodes(con, selection)
-        ids = list(episodes.episode_id) + list(ablation.episode_id)
-        steps = reads.steps_of(con, ids)
-        use = reads.tool_use_of(con, list(episodes.episode_id))
+        baselines = episodes.episode_id.tolist()
+        steps = reads.steps_of(con, baselines + ablation.episode_id.tolist())
+        use = reads.tool_use_of(con, baselines)
         # Episodes with no step (agents traced by other instrumentations): their tool calls
         # are their trajectories. Only theirs are read.
         # (Series.isin on Arrow strings converts every value to Python: a set is 100x faster.)
         stepped = set(steps.episode_id.unique().tolist())
-        unstepped = [e for e in episodes.episode_id.tolist() if e not in stepped]
+        unstepped = [e for e in baselines if e not in stepped]
         calls = reads.tool_calls_of(con, unstepped) if unstepped else None
         likelihood = likelihood_rows(con, episodes)
-    chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
-                   if s in set(episodes.system))
+    present = set(episodes.system.tolist())
+    chosen = tuple(s for s in (systems or sorted(present)) if s in present)
     paths = trajectory.trajectories(steps)
     if calls is not None:
         paths |= trajectory.tool_paths(calls, set(paths))

@@ -134,7 +134,7 @@ REPEAT_KEY = "repeat_key"  # an episodes column: what makes two repeats of a tas
 def repeat_key(outputs: Sequence[str | None], outcome: object, answer: object) -> str:
     """An episode's fingerprint: every step's model output, its outcome and final answer.
     Equal fingerprints within a task are byte-identical repeats."""
-    text = "\x1f".join(o or "" for o in outputs) + f"\x1e{outcome}\x1e{answer}"
+    text = "\x1f".join([o or "" for o in outputs]) + f"\x1e{outcome}\x1e{answer}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
