@@ -338,7 +338,8 @@ def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]])
             keys[episode] = [x.key for x in path]
         return path, keys[episode]
 
-    rows = [_divergence_row(*of(a), *of(b)) for a, b in
+    middles: dict[tuple[Any, ...], list[str]] = {}  # repeats (seeds at temperature 0) align once
+    rows = [_divergence_row(*of(a), *of(b), middles) for a, b in
             zip(pairs["episode_id_a"].tolist(), pairs["episode_id_b"].tolist(), strict=True)]
     table = pd.DataFrame(rows, columns=_DIVERGENCE_COLUMNS, index=pairs.index)
     if not rows:
@@ -347,11 +348,13 @@ def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]])
 
 
 def _divergence_row(a: Sequence[Action], keys_a: list[str], b: Sequence[Action],
-                    keys_b: list[str]) -> tuple[Any, ...]:
+                    keys_b: list[str], middles: dict[tuple[Any, ...], list[str]] | None = None
+                    ) -> tuple[Any, ...]:
     """What :func:`first_divergence` reports of a pair, without building the aligned common
     prefix and suffix: align() matches them as they stand, so the sequences part right after
     the prefix, rejoin if any suffix or a match in the middle follows, and the cost is the
-    middle's alone."""
+    middle's alone. ``middles`` keeps the ops of middles aligned before: they depend only on
+    the actions' keys and tools (what the costs compare)."""
     if keys_a == keys_b:
         return False, None, None, None, None, None, _tool(None), _tool(None), False, 0.0
     shortest = min(len(a), len(b))
@@ -361,7 +364,13 @@ def _divergence_row(a: Sequence[Action], keys_a: list[str], b: Sequence[Action],
     suffix = 0
     while suffix < shortest - prefix and keys_a[-1 - suffix] == keys_b[-1 - suffix]:
         suffix += 1
-    ops = [op for _, _, op in _middle_ops(a[prefix:len(a) - suffix], b[prefix:len(b) - suffix])]
+    middle_a, middle_b = a[prefix:len(a) - suffix], b[prefix:len(b) - suffix]
+    seen = (tuple((x.key, x.tool) for x in middle_a), tuple((y.key, y.tool) for y in middle_b))
+    ops = middles.get(seen) if middles is not None else None
+    if ops is None:
+        ops = [op for _, _, op in _middle_ops(middle_a, middle_b)]
+        if middles is not None:
+            middles[seen] = ops
     rejoined = suffix > 0 or "match" in ops[1:]
     x = a[prefix] if prefix < len(a) else None
     y = b[prefix] if prefix < len(b) else None
