@@ -18,8 +18,8 @@ import pandas as pd
 from shardscope.tracer.queries.filters import EpisodeFilter
 from shardscope.tracer.queries.frames import Source, aggregate_row, frame_of
 from shardscope.tracer.schema import EPISODE_ROW_SQL
-from shardscope.tracer.typed import EPISODE_COLUMNS
 from shardscope.tracer.store import Store
+from shardscope.tracer.typed import EPISODE_COLUMNS
 
 # Which episodes to compare: the app's episode filter (every field narrows; empty means all).
 Selection = EpisodeFilter
