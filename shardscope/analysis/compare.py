@@ -93,21 +93,21 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         episodes = with_systems(reads.episodes(con, selection, systems=systems))
         check_selection(episodes, con, selection)
         ablation = reads.ablation_episodes(con, selection)
-        ids = list(episodes.episode_id) + list(ablation.episode_id)
-        steps = reads.steps_of(con, ids)
-        use = reads.tool_use_of(con, list(episodes.episode_id))
+        baselines = episodes.episode_id.tolist()
+        steps = reads.steps_of(con, baselines + ablation.episode_id.tolist())
+        use = reads.tool_use_of(con, baselines)
+        paths = trajectory.trajectories(steps)  # one action per step read, by episode
         # Episodes with no step (agents traced by other instrumentations): their tool calls
         # are their trajectories. Only theirs are read.
-        # (Series.isin on Arrow strings converts every value to Python: a set is 100x faster.)
-        stepped = set(steps.episode_id.unique().tolist())
-        unstepped = [e for e in episodes.episode_id.tolist() if e not in stepped]
+        unstepped = [e for e in baselines if e not in paths]
         calls = reads.tool_calls_of(con, unstepped) if unstepped else None
-    chosen = tuple(s for s in (systems or sorted(episodes.system.unique()))
-                   if s in set(episodes.system))
-    paths = trajectory.trajectories(steps)
+        likelihood = likelihood_rows(con, episodes)
+    recorded = pd.Series({e: len(p) for e, p in paths.items()}, dtype="int64")
+    present = set(episodes.system.tolist())
+    chosen = tuple(s for s in (systems or sorted(present)) if s in present)
     if calls is not None:
         paths |= trajectory.tool_paths(calls, set(paths))
-    episodes = _with_repeat_keys(_with_counts(episodes, steps, use), paths)
+    episodes = _with_repeat_keys(_with_counts(episodes, recorded, use), paths)
     pairs = influence.ablation_pairs(ablation, paths, trajectory.distance)
     comparisons = stats.compare_systems(episodes, metric, alpha=alpha, correction=correction,
                                         only=chosen)
@@ -120,18 +120,18 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         estimates=_estimates(episodes),
         comparisons=stats.comparisons_frame(comparisons),
         divergences=divergences,
-        tool_profile=trajectory.tool_profile(use, episodes.set_index("episode_id").system),
+        tool_profile=trajectory.tool_profile(use, episodes.system.set_axis(episodes.episode_id)),
         behaviour=trajectory.behaviour_profile(episodes, paths),
         influence=influence.shard_influence(pairs),
         clusters=answer_clusters(episodes, cluster_method) if clusters else None,
         notes=notes,
         paths=paths,
-        likelihood=likelihood_rows(store, episodes),
+        likelihood=likelihood,
         follows=follow_rates(pairs),
     )
 
 
-def likelihood_rows(store: Store, episodes: pd.DataFrame) -> pd.DataFrame:
+def likelihood_rows(store: Source, episodes: pd.DataFrame) -> pd.DataFrame:
     """The stored likelihood attributions of these baseline episodes, with their system."""
     from shardscope.tracer.queries.attributions import stored_attributions
 
@@ -156,10 +156,9 @@ def follow_rates(pairs: pd.DataFrame) -> pd.DataFrame:
     return follows.follow_table(pairs, follows.suite_tasks(load_settings().suites_dir), by="system")
 
 
-def _with_counts(episodes: pd.DataFrame, steps: pd.DataFrame, use: pd.DataFrame) -> pd.DataFrame:
-    """Steps (where the episode did not record them: it failed) and tool calls per episode
-    (``use``: a ``tool_use_of`` frame)."""
-    recorded = steps.groupby("episode_id").size()
+def _with_counts(episodes: pd.DataFrame, recorded: pd.Series, use: pd.DataFrame) -> pd.DataFrame:
+    """Steps (where the episode did not record them: it failed; ``recorded``: steps read per
+    episode id) and tool calls per episode (``use``: a ``tool_use_of`` frame)."""
     made = use.groupby("episode_id").calls.sum()
     ids = episodes.episode_id
     return episodes.assign(
@@ -178,8 +177,8 @@ def _with_repeat_keys(episodes: pd.DataFrame,
 
 
 def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
-    success = stats.estimates(episodes, "success")
-    score = stats.estimates(episodes, "score")[[*stats.SYSTEM_KEYS, "mean", "se"]]
+    both = stats.estimates_of(episodes, ("success", "score"))
+    success, score = both["success"], both["score"][[*stats.SYSTEM_KEYS, "mean", "se"]]
     merged = success.merge(score, on=list(stats.SYSTEM_KEYS), suffixes=("", "_score"))
     merged.insert(0, "system", stats.system_column(merged))
     return merged.rename(columns={"mean": "success_rate", "se": "success_se",

@@ -134,7 +134,7 @@ REPEAT_KEY = "repeat_key"  # an episodes column: what makes two repeats of a tas
 def repeat_key(outputs: Sequence[str | None], outcome: object, answer: object) -> str:
     """An episode's fingerprint: every step's model output, its outcome and final answer.
     Equal fingerprints within a task are byte-identical repeats."""
-    text = "\x1f".join(o or "" for o in outputs) + f"\x1e{outcome}\x1e{answer}"
+    text = "\x1f".join([o or "" for o in outputs]) + f"\x1e{outcome}\x1e{answer}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -207,27 +207,48 @@ def estimates(episodes: pd.DataFrame, metric: str = "success",
 
     ``weight`` names a column of counts when each row stands for that many episodes (the
     Overview's cube) instead of one."""
+    return estimates_of(episodes, (metric,), by, confidence, weight=weight)[metric]
+
+
+ESTIMATE_COLUMNS = ("episodes", "tasks", "mean", "se", "ci_low", "ci_high", "clustered",
+                    "identical_repeats")
+
+
+def estimates_of(episodes: pd.DataFrame, metrics: Sequence[str],
+                 by: Sequence[str] = SYSTEM_KEYS, confidence: float = 0.95, *,
+                 weight: str | None = None) -> dict[str, pd.DataFrame]:
+    """:func:`estimates` of each metric, grouping the episodes and labelling their tasks
+    once (the Compare page shows both metrics)."""
     data = finished(episodes)
-    rows = []
-    values = metric_values(data, metric)
-    task = system_column(data, TASK_KEYS)
-    counts = data[weight] if weight else pd.Series(1.0, index=data.index)
-    fingerprints = data[REPEAT_KEY] if REPEAT_KEY in data and not weight else None
+    task = system_column(data, TASK_KEYS).to_numpy()
+    counts = data[weight].to_numpy(dtype=float) if weight else np.ones(len(data))
+    fingerprints = data[REPEAT_KEY].to_numpy() if REPEAT_KEY in data and not weight else None
+    values = {m: metric_values(data, m).to_numpy() for m in metrics}
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in metrics}
     # One column: group by its name, as a list of one makes pandas change ``groups``' keys to
     # 1-tuples (Pandas4Warning); several: the keys are tuples already.
     grouper = by[0] if len(by) == 1 else list(by)
     for key, index in data.groupby(grouper, sort=True, dropna=False).groups.items():
         key = (key,) if len(by) == 1 else key
-        est = estimate(values.loc[index].to_numpy(), task.loc[index].to_numpy(), confidence,
-                       weights=counts.loc[index].to_numpy(dtype=float),
-                       repeats=None if fingerprints is None else fingerprints.loc[index].to_numpy())
-        low, high = rate_interval(est, confidence) if metric == "success" else (est.ci_low, est.ci_high)
-        rows.append({**dict(zip(by, key, strict=True)), "episodes": est.n, "tasks": est.clusters,
-                     "mean": est.mean, "se": est.se, "ci_low": low,
-                     "ci_high": high, "clustered": est.clustered,
-                     "identical_repeats": est.repeats})
-    return pd.DataFrame(rows, columns=[*by, "episodes", "tasks", "mean", "se", "ci_low",
-                                       "ci_high", "clustered", "identical_repeats"])
+        at = _positions(data.index, index)
+        for metric in metrics:
+            est = estimate(values[metric][at], task[at], confidence, weights=counts[at],
+                           repeats=None if fingerprints is None else fingerprints[at])
+            low, high = (rate_interval(est, confidence) if metric == "success"
+                         else (est.ci_low, est.ci_high))
+            rows[metric].append({**dict(zip(by, key, strict=True)), "episodes": est.n,
+                                 "tasks": est.clusters, "mean": est.mean, "se": est.se,
+                                 "ci_low": low, "ci_high": high, "clustered": est.clustered,
+                                 "identical_repeats": est.repeats})
+    return {m: pd.DataFrame(rows[m], columns=[*by, *ESTIMATE_COLUMNS]) for m in metrics}
+
+
+def _positions(labels: pd.Index, group: pd.Index) -> np.ndarray:
+    """Where a group's rows are, for indexing numpy arrays as ``.loc[group]`` would (the
+    labels themselves when they repeat: ``.loc`` then takes every row of a label)."""
+    if labels.is_unique:
+        return np.asarray(labels.get_indexer(group))
+    return np.asarray(labels.get_indexer_for(group))
 
 
 # --- paired comparison ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import operator
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -222,6 +223,13 @@ def align(a: Sequence[Action], b: Sequence[Action]) -> list[Aligned]:
 
 
 def _align_middle(a: Sequence[Action], b: Sequence[Action]) -> list[Aligned]:
+    return [Aligned(a[i] if i >= 0 else None, b[j] if j >= 0 else None, op)
+            for i, j, op in _middle_ops(a, b)]
+
+
+def _middle_ops(a: Sequence[Action], b: Sequence[Action]) -> list[tuple[int, int, str]]:
+    """The minimum-cost alignment as (index in a, index in b, op), -1 where a side has none
+    (the divergence table needs only the ops: no Aligned objects made for it)."""
     n, m = len(a), len(b)
     # Plain lists of floats: numpy's per-element indexing made this DP the Compare page's
     # largest cost. Costs are sums of 0, 0.5 and 1: exact in binary, so == is safe.
@@ -234,17 +242,17 @@ def _align_middle(a: Sequence[Action], b: Sequence[Action]) -> list[Aligned]:
         for j in range(1, m + 1):
             row.append(min(above[j - 1] + costs[j - 1], above[j] + 1, row[j - 1] + 1))
         cost.append(row)
-    out: list[Aligned] = []
+    out: list[tuple[int, int, str]] = []
     i, j = n, m
     while i or j:  # trace back, preferring the diagonal
         if i and j and cost[i][j] == cost[i - 1][j - 1] + sub[i - 1][j - 1]:
-            out.append(Aligned(a[i - 1], b[j - 1], _OPS.get(sub[i - 1][j - 1], "substitute")))
+            out.append((i - 1, j - 1, _OPS.get(sub[i - 1][j - 1], "substitute")))
             i, j = i - 1, j - 1
         elif i and cost[i][j] == cost[i - 1][j] + 1:
-            out.append(Aligned(a[i - 1], None, "delete"))
+            out.append((i - 1, -1, "delete"))
             i -= 1
         else:
-            out.append(Aligned(None, b[j - 1], "insert"))
+            out.append((-1, j - 1, "insert"))
             j -= 1
     return out[::-1]
 
@@ -252,8 +260,11 @@ def _align_middle(a: Sequence[Action], b: Sequence[Action]) -> list[Aligned]:
 _OPS = {0.0: "match", SIMILAR_COST: "similar"}
 
 
+_OP_COSTS = {"match": 0.0, "similar": SIMILAR_COST}  # any other op costs 1
+
+
 def alignment_cost(alignment: Sequence[Aligned]) -> float:
-    return sum({"match": 0.0, "similar": SIMILAR_COST}.get(col.op, 1.0) for col in alignment)
+    return sum(_OP_COSTS.get(col.op, 1.0) for col in alignment)
 
 
 def distance(a: Sequence[Action], b: Sequence[Action]) -> float:
@@ -304,10 +315,10 @@ def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
                   systems: Sequence[str] = SYSTEM_KEYS) -> pd.DataFrame:
     """Episodes of systems ``a`` and ``b`` on the same task and seed, side by side (the
     latest episode of each when one was run more than once)."""
-    data = episodes[episodes["outcome"].notna()].copy()
-    data["system"] = system_column(data, systems)
-    data = data.sort_values("started_at")
     cols = [*PAIR_KEYS, "episode_id", "outcome", "score", "steps", "final_answer"]
+    # Only the columns read below are copied and sorted (the same order: by started_at alone).
+    data = episodes.loc[episodes["outcome"].notna(), [*dict.fromkeys([*cols, *systems, "started_at"])]]
+    data = data.assign(system=system_column(data, systems)).sort_values("started_at")
     left = data[data.system == a].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
     right = data[data.system == b].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
     return left.merge(right, on=list(PAIR_KEYS), suffixes=("_a", "_b"))
@@ -327,7 +338,8 @@ def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]])
             keys[episode] = [x.key for x in path]
         return path, keys[episode]
 
-    rows = [_divergence_row(*of(a), *of(b)) for a, b in
+    middles: dict[tuple[Any, ...], list[str]] = {}  # repeats (seeds at temperature 0) align once
+    rows = [_divergence_row(*of(a), *of(b), middles) for a, b in
             zip(pairs["episode_id_a"].tolist(), pairs["episode_id_b"].tolist(), strict=True)]
     table = pd.DataFrame(rows, columns=_DIVERGENCE_COLUMNS, index=pairs.index)
     if not rows:
@@ -336,11 +348,13 @@ def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]])
 
 
 def _divergence_row(a: Sequence[Action], keys_a: list[str], b: Sequence[Action],
-                    keys_b: list[str]) -> tuple[Any, ...]:
+                    keys_b: list[str], middles: dict[tuple[Any, ...], list[str]] | None = None
+                    ) -> tuple[Any, ...]:
     """What :func:`first_divergence` reports of a pair, without building the aligned common
     prefix and suffix: align() matches them as they stand, so the sequences part right after
     the prefix, rejoin if any suffix or a match in the middle follows, and the cost is the
-    middle's alone."""
+    middle's alone. ``middles`` keeps the ops of middles aligned before: they depend only on
+    the actions' keys and tools (what the costs compare)."""
     if keys_a == keys_b:
         return False, None, None, None, None, None, _tool(None), _tool(None), False, 0.0
     shortest = min(len(a), len(b))
@@ -350,13 +364,19 @@ def _divergence_row(a: Sequence[Action], keys_a: list[str], b: Sequence[Action],
     suffix = 0
     while suffix < shortest - prefix and keys_a[-1 - suffix] == keys_b[-1 - suffix]:
         suffix += 1
-    middle = _align_middle(a[prefix:len(a) - suffix], b[prefix:len(b) - suffix])
-    rejoined = suffix > 0 or any(col.op == "match" for col in middle[1:])
+    middle_a, middle_b = a[prefix:len(a) - suffix], b[prefix:len(b) - suffix]
+    seen = (tuple((x.key, x.tool) for x in middle_a), tuple((y.key, y.tool) for y in middle_b))
+    ops = middles.get(seen) if middles is not None else None
+    if ops is None:
+        ops = [op for _, _, op in _middle_ops(middle_a, middle_b)]
+        if middles is not None:
+            middles[seen] = ops
+    rejoined = suffix > 0 or "match" in ops[1:]
     x = a[prefix] if prefix < len(a) else None
     y = b[prefix] if prefix < len(b) else None
     return (True, prefix, x.step_index if x else None, y.step_index if y else None,
             x.label if x else None, y.label if y else None, _tool(x), _tool(y), rejoined,
-            alignment_cost(middle) / max(len(a), len(b)))
+            sum(_OP_COSTS.get(op, 1.0) for op in ops) / max(len(a), len(b)))
 
 
 def _tool(action: Action | None) -> str | None:
@@ -370,7 +390,7 @@ def divergence_summary(table: pd.DataFrame) -> dict[str, Any]:
     if table.empty:
         return {"pairs": 0}
     parted = table[table.diverged]
-    where = Counter(zip(parted.tool_a, parted.tool_b, strict=True))
+    where = Counter(zip(parted.tool_a.tolist(), parted.tool_b.tolist(), strict=True))
     return {
         "pairs": len(table),
         "identical": int((~table.diverged).sum()),
@@ -412,11 +432,18 @@ def repeated_runs(path: Sequence[Action], at_least: int = 2) -> int:
     return loops
 
 
+def _loops(path: Sequence[Action]) -> bool:
+    """``repeated_runs(path) > 0``: some tool call is repeated right after itself."""
+    return any(current.kind == "tool" and current.key == previous.key
+               for previous, current in itertools.pairwise(path))
+
+
 def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Action]],
                       systems: Sequence[str] = SYSTEM_KEYS) -> pd.DataFrame:
     """Per system: episodes, tool calls per episode, share of episodes with a repeated-call
     loop, protocol errors per episode, and steps to success (mean and median)."""
-    data = episodes[episodes["outcome"].notna()].copy()
+    data = episodes.loc[episodes["outcome"].notna(),
+                        [*dict.fromkeys([*systems, "episode_id", "tool_calls", "steps", "outcome"])]]
     if data.empty:
         return pd.DataFrame(columns=["system", "episodes", "tool_calls_per_episode",
                                      "loop_share", "protocol_errors_per_episode",
@@ -424,13 +451,16 @@ def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Actio
     data["system"] = system_column(data, systems)
     # Plain lists: Series.map over Arrow strings converts value by value.
     walks = [paths.get(e, ()) for e in data.episode_id.tolist()]
-    data["looped"] = [repeated_runs(p) > 0 for p in walks]
-    data["errors"] = [sum(a.kind == "error" for a in p) for p in walks]
+    data["looped"] = [_loops(p) for p in walks]
+    kind = operator.attrgetter("kind")
+    data["errors"] = [operator.countOf(map(kind, p), "error") for p in walks]
     data["success_steps"] = data.steps.where(data.outcome == "success")
-    out = data.groupby("system").agg(
-        episodes=("episode_id", "size"), tool_calls_per_episode=("tool_calls", "mean"),
-        loop_share=("looped", "mean"),
-        protocol_errors_per_episode=("errors", "mean"),
-        success_steps_mean=("success_steps", "mean"),
-        success_steps_median=("success_steps", "median"))
+    # One mean over four columns (a named aggregation per column cost a pass each).
+    groups = data.groupby("system")
+    means = groups[["tool_calls", "looped", "errors", "success_steps"]].mean()
+    out = pd.DataFrame({
+        "episodes": groups.size(), "tool_calls_per_episode": means.tool_calls,
+        "loop_share": means.looped, "protocol_errors_per_episode": means.errors,
+        "success_steps_mean": means.success_steps,
+        "success_steps_median": groups.success_steps.median()})
     return out.reset_index()
