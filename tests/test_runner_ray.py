@@ -201,8 +201,10 @@ def test_cli_run_with_the_ray_executor(cluster: str, tmp_path: Path, sink: str) 
 
 def test_each_local_model_is_pinned_to_its_own_worker_process(cluster: str, db_path: Path) -> None:
     """Provider llama_cpp (embedded models; scripted stand-ins here): an actor per model, so a
-    model's episodes all run in one process, and the two models in two."""
-    spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=2)
+    model's episodes all run in one process, and the two models in two; each model is told the
+    provider's concurrency, as the local runner tells it (the local backend's parallel slots)."""
+    spec = MatrixSpec(suites=("toy",), models=MODELS, scaffolds=("react-tools",), seeds=2,
+                      concurrency={"llama_cpp": 2})
     report, executor = _run(db_path, spec, tasks=3, provider="llama_cpp")
     assert (report.planned, report.ran) == (12, 12)
     episodes = read_frame(Store(db_path), "SELECT e.model, s.writer_id FROM episodes e "
@@ -212,3 +214,5 @@ def test_each_local_model_is_pinned_to_its_own_worker_process(cluster: str, db_p
     assert episodes.writer_id.nunique() == 2
     assert set(executor.worker_pids) == {"model-toy-a", "model-toy-b"}
     assert "llama_cpp" not in executor.limit_stats  # limited per model actor, not cluster-wide
+    calls = read_frame(Store(db_path), "SELECT raw_request FROM llm_calls")
+    assert len(calls) >= 12 and {json.loads(r)["planned"] for r in calls.raw_request} == {2}

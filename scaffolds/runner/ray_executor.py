@@ -110,7 +110,8 @@ class RayExecutor:
         self._limits = ray.remote(ProviderLimits).options(
             name=name, namespace=NAMESPACE, num_cpus=0, max_concurrency=100_000).remote(shared)
         plan = WorkerPlan(self.settings, self.resources, job.spec.to_json(), job.run_id,
-                          dict(job.trace_context), name, LOCAL_PROVIDERS)
+                          dict(job.trace_context), name, LOCAL_PROVIDERS,
+                          {p: job.limit_for(p) for p in providers})
         pending, stored = list(todo), {}
         for _ in range(MAX_PASSES):
             await self._pass(plan, job, pending, done, max(shared.values(), default=1))

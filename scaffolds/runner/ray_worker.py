@@ -43,6 +43,7 @@ class WorkerPlan:
     trace_context: Mapping[str, str]  # W3C traceparent of the run span: episodes are its children
     limits_name: str  # the named ProviderLimits actor of the run
     local_providers: frozenset[str]  # in-process models: limited per worker, not cluster-wide
+    limits: Mapping[str, int]  # each provider's episodes at once, as the runner plans them
 
 
 class EpisodeWorker:
@@ -99,7 +100,12 @@ class EpisodeWorker:
 
     def _model(self, model_id: str) -> TracedModel:
         if model_id not in self._models:
-            self._models[model_id] = self.resources.open_model(model_id)
+            model = self.resources.open_model(model_id)
+            # As the local runner does: a local model serves as many episodes at once as its
+            # actor runs (parallel slots); other backends ignore the hint.
+            model.backend.plan_concurrency(
+                self.plan.limits.get(self.resources.provider_of(model_id), 1))
+            self._models[model_id] = model
         return self._models[model_id]
 
     def _limits_actor(self) -> Any:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from shardscope.commands.run import _resume_target
@@ -21,6 +23,7 @@ from shardscope.scaffolds.runner.executor import RunJob
 from shardscope.scaffolds.runner.matrix import EpisodeSpec, MatrixSpec
 from shardscope.scaffolds.runner.ray_executor import RayExecutor, RayOptions
 from shardscope.scaffolds.runner.runner import Resources, Runner
+from shardscope.scaffolds.types import GenerationConfig, Message, ModelOutput, ToolSpec
 from shardscope.tracer.queries.runs import run_info
 from shardscope.tracer.setup import setup_tracing
 from shardscope.tracer.spans import Tracing
@@ -31,9 +34,26 @@ from tests.helpers.toy_run import policy
 MODELS = ("toy-a", "toy-b")
 
 
+@dataclass
+class PlannedBackend(ScriptedBackend):
+    """A scripted backend that records in each call's raw request the concurrency planned for
+    it (``plan_concurrency``), as the local backend records its ``slots``."""
+
+    planned: int | None = None
+
+    def plan_concurrency(self, n: int) -> None:
+        self.planned = n
+
+    async def generate(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = (),
+                       config: GenerationConfig = GenerationConfig()) -> ModelOutput:
+        output = await super().generate(messages, tools, config)
+        return dataclasses.replace(output, raw_request={**output.raw_request,
+                                                        "planned": self.planned})
+
+
 def toy_resources(settings: Settings, tracing: Tracing, *, delay: float = 0.0, tasks: int = 2,
                   provider: str = "scripted") -> Resources:
-    models = {n: TracedModel(ScriptedBackend(model=n, policy=policy(delay)), tracing, model_id=n)
+    models = {n: TracedModel(PlannedBackend(model=n, policy=policy(delay)), tracing, model_id=n)
               for n in MODELS}
     resources = fakes.resources(models, tasks=tasks)
     resources.provider_of = lambda model_id: provider
