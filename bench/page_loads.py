@@ -18,7 +18,8 @@ from shardscope.tracer.store import Store
 
 def page_loaders() -> dict[str, Callable[[Store], Any]]:
     """Per page of the app, the loads it makes when opened with no filter or selection (the
-    sidebar's summary included; the SQL console runs nothing until asked)."""
+    sidebar's summary included; the SQL console runs nothing until asked), through one
+    connection per page load as the app reads them."""
 
     def overview(store: Store) -> Any:  # opens on the latest run
         summary = store_summary(store)
@@ -50,5 +51,16 @@ def page_loaders() -> dict[str, Callable[[Store], Any]]:
         summary, systems = store_summary(store), systems_of(store)
         return summary, ablation_detail(store, Selection(suites=(systems.suite.min(),)))
 
-    return {"overview": overview, "overview, all runs": overview_all_runs, "runs": runs,
-            "trace": trace, "compare": compare_page, "shards": shards, "sql": sql}
+    pages = {"overview": overview, "overview, all runs": overview_all_runs, "runs": runs,
+             "trace": trace, "compare": compare_page, "shards": shards, "sql": sql}
+    return {name: _in_session(load) for name, load in pages.items()}
+
+
+def _in_session(load: Callable[[Store], Any]) -> Callable[[Store], Any]:
+    """As the app runs a page (ui/app.py): its loads share one connection (Store.session)."""
+
+    def run(store: Store) -> Any:
+        with store.session():
+            return load(store)
+
+    return run

@@ -5,8 +5,9 @@ episodes, through the real tracing pipeline (``setup_tracing`` + ``Tracing.span`
 span shapes and attributes as the runner: run, episodes, steps, LLM calls with streamed
 token events carrying logprobs, tool calls). Then, for every page of the app, it times
 exactly the ``shardscope.tracer.queries`` calls the page makes in its default state (cold: no Streamlit
-cache, a fresh ``Store`` object each round, so a connection is opened per call as in the
-app), and the same for a plain ``SELECT count(*) FROM spans`` through the same read path.
+cache, a fresh ``Store`` object each round, the page's calls sharing one connection opened
+for them as in the app: ``Store.session``), and the same for a plain
+``SELECT count(*) FROM spans`` through the same read path (one opening, one query).
 Rounds alternate page and baseline; medians are compared.
 
 One line per page, ``<page>: <ms> ms (x<ratio>)``; the last line is

@@ -6,12 +6,13 @@ from __future__ import annotations
 import streamlit as st
 
 from shardscope.config.errors import StoreError
-from shardscope.ui import navigation, sidebar
+from shardscope.ui import data, navigation, sidebar
 
 st.set_page_config(page_title="shardscope", page_icon=":material/scatter_plot:", layout="wide")
 page = navigation.navigation()
 try:
-    sidebar.render()
-    page.run()
+    with data.page_session():  # one store connection for the loaders this rerun runs
+        sidebar.render()
+        page.run()
 except StoreError as exc:  # an unreadable store (newer schema, not DuckDB, busy): say why
     st.error(str(exc), icon=":material/error:")

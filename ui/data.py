@@ -3,13 +3,15 @@
 Every loader is a ``shardscope.tracer.queries`` function (or a comparison over what they read)
 behind ``st.cache_data`` keyed on the store path and its version token (size + mtime of the
 file and its WAL, computed on every rerun without opening the store), so a cached answer is
-reused exactly until a writer commits. Loaders open
-and close their own read-only connection: the app never holds the store between reruns.
+reused exactly until a writer commits. The loaders that miss their cache in one rerun read
+through one read-only connection (:func:`page_session`), opened by the first and closed when
+the rerun ends: the app never holds the store between reruns.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +74,13 @@ def _sql_worker() -> SqlWorker:
 @st.cache_resource(show_spinner=False)
 def _cubes() -> CubeCache:
     return CubeCache()
+
+
+def page_session() -> contextlib.AbstractContextManager[None]:
+    """This rerun's :meth:`Store.session`: a loader that misses its cache opens the store
+    once for every other (an opening costs about a ``count(*)`` of a 1M-span store); nothing
+    is opened when every loader hits. Fragment reruns (the live refresh) read as before."""
+    return current().store.session()
 
 
 @dataclass(frozen=True)
