@@ -15,6 +15,7 @@ from pathlib import Path
 
 from shardscope.analysis.agreement import Agreement, agreement
 from shardscope.analysis.compare import ablation_detail
+from shardscope.analysis.influence import excluded_note
 from shardscope.tracer.queries.attributions import stored_attributions
 from shardscope.tracer.queries.comparison import Selection
 from shardscope.tracer.store import Store
@@ -36,6 +37,9 @@ def main() -> int:
     influence, _ = ablation_detail(store, Selection(suites=tuple(args.suite)))
     rows = stored_attributions(store, suites=args.suite)
     print(line("all models", agreement(rows, influence)))
+    note = excluded_note(influence)
+    if note:
+        print(note)
     for model in sorted(rows.model.unique()):
         print(line(model, agreement(rows[rows.model == model], influence[influence.model == model])))
     return 0

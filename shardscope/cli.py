@@ -267,6 +267,7 @@ def attribute(
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Score only the first N calls of each episode (default: all).")] = None,
     output_chars: Annotated[Optional[int], typer.Option("--output-chars", min=1, help="Score only the first N characters of each recorded output (cheaper, partial; default: all).")] = None,
     tasks: TasksOption = None,
+    rescore: Annotated[bool, typer.Option("--rescore", help="Score again the calls x shards x modes already in the store (default: skip them, so a killed run resumes).")] = False,
     db: DbOption = None,
 ) -> None:
     """Likelihood attribution: which shards each model's recorded outputs depend on, by the
@@ -294,7 +295,8 @@ def attribute(
                                        models=split_list(models) or (), modes=modes,
                                        limits=Limits(split_list(suite) or (),
                                                      split_list(scaffolds) or (), steps,
-                                                     output_chars, split_list(tasks) or ())))
+                                                     output_chars, split_list(tasks) or ()),
+                                       rescore=rescore))
 
 
 @app.command()

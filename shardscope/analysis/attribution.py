@@ -124,13 +124,18 @@ def _fact_text(task: Task, shard: Shard) -> ShardText:
     """A fact shard stands first for the task's whole prompt, whose removed and replaced forms
     are the prompts an ablated episode is sent (the gaps a removed fact leaves tidied, a
     declared ``removed`` text put in its place): scoring then uses the input outcome ablation
-    uses. Where the whole prompt is not in the input, the fact's own sentence stands for it."""
+    uses. Where the whole prompt is not in the input, the fact's own sentence stands for it.
+
+    The whole prompt stands for a fact whose ``{placeholder}`` the prompt has, even where the
+    fact's text is not in the rendered prompt verbatim: rendering tidies it (HumanEval's
+    examples end lines in spaces that the rendered code block drops)."""
     text = shard.content or ""
     if not text:
         return ShardText(shard.name, shard.kind, (), {})
     wrong = None if shard.replacement is None else str(shard.replacement)
     whole = render_prompt(task, None, None)
-    texts = (whole, text) if text in whole else (text,)
+    placed = text in whole or "{" + shard.name + "}" in task.prompt
+    texts = (whole, text) if placed else (text,)
     replaced = None if wrong is None else render_prompt(task, shard, "replaced")
     return ShardText(shard.name, shard.kind, texts, {whole: replaced, text: wrong},
                      removals={whole: render_prompt(task, shard, "removed"),

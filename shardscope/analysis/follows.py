@@ -48,6 +48,8 @@ def classify(pairs: pd.DataFrame, lookup: ShardLookup,
     replaced = pairs[pairs["mode"] == "replaced"]
     rows = []
     for r in replaced.itertuples():
+        if isinstance(getattr(r, "excluded", None), str):
+            continue  # an error outcome: no answer to follow or keep (see influence.ablation_pairs)
         shard, check = lookup(r.suite, r.task_id, r.shard), checks(r.suite, r.task_id)
         if shard is None or shard.implied_answer is None or check is None:
             continue

@@ -10,6 +10,13 @@ A pair's fingerprint is its two episodes' (:func:`shardscope.analysis.stats.repe
 pairs of one task with the same fingerprint (seeds at temperature 0) are one piece of
 evidence, not several, so a cell of byte-identical repeats gets no interval rather than a
 zero-width one.
+
+A pair whose baseline or ablated episode ended in the ``error`` outcome (an infrastructure
+failure: a backend down after retries, or an ``AblationError`` of a shard that could not be
+ablated, which stores recorded before commit bc41af1 may hold) measures nothing about the
+model: it is kept in the pairs with ``excluded`` saying why, left out of every influence
+estimate, and counted per cell (``excluded_errors``). A ``protocol_error`` or
+``budget_exhausted`` episode is the model's own failure and counts as one.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from shardscope.analysis.stats import REPEAT_KEY, estimate, repeat_key
+from shardscope.tracer.attributes import Outcome
 
 Distance = Callable[[Sequence[Any], Sequence[Any]], float]
 
@@ -30,7 +38,8 @@ def ablation_pairs(episodes: pd.DataFrame, trajectories: Mapping[str, Sequence[A
     """Each ablated episode next to its baseline (joined on the baseline's episode key), with
     ``trajectory_change`` between them when ``trajectories`` (episode_id -> actions) and
     ``distance`` are given (else NaN), and with ``trajectories`` the pair's fingerprint
-    (``REPEAT_KEY``: both episodes' outputs, outcomes and answers)."""
+    (``REPEAT_KEY``: both episodes' outputs, outcomes and answers). ``excluded`` is None, or
+    why the pair measures no influence (its baseline or ablated episode ended in an error)."""
     if episodes.empty or "ablation_shard" not in episodes:
         return pd.DataFrame()
     base = episodes[episodes.ablation_shard.isna()]
@@ -53,6 +62,7 @@ def ablation_pairs(episodes: pd.DataFrame, trajectories: Mapping[str, Sequence[A
     else:
         change = np.nan
     return pairs.assign(
+        excluded=_excluded(pairs.base_outcome, pairs.outcome),
         shard=pairs.ablation_shard, mode=pairs.ablation_mode,
         base_success=(pairs.base_outcome == "success").astype(float),
         ablated_success=(pairs.outcome == "success").astype(float),
@@ -60,6 +70,15 @@ def ablation_pairs(episodes: pd.DataFrame, trajectories: Mapping[str, Sequence[A
         base_score=pairs.base_score.astype(float),
         trajectory_change=change,
     )
+
+
+def _excluded(base: pd.Series, ablated: pd.Series) -> list[str | None]:
+    """Why each pair measures no influence: an error outcome on either side, else None."""
+    reasons = {(True, True): "baseline and ablated episodes ended in an error",
+               (True, False): "baseline episode ended in an error",
+               (False, True): "ablated episode ended in an error"}
+    return [reasons.get((b == Outcome.ERROR, a == Outcome.ERROR))
+            for b, a in zip(base.tolist(), ablated.tolist(), strict=True)]
 
 
 def _pair_keys(pairs: pd.DataFrame, trajectories: Mapping[str, Sequence[Any]],
@@ -83,17 +102,22 @@ def shard_influence(
 ) -> pd.DataFrame:
     """One row per group in ``by`` of :func:`ablation_pairs`: n pairs, influence on success
     and score (mean drop, SE clustered by task, 95% interval), mean trajectory change.
-    Byte-identical repeated pairs of a task (same ``REPEAT_KEY``) count once."""
+    Byte-identical repeated pairs of a task (same ``REPEAT_KEY``) count once. Pairs with an
+    ``excluded`` reason (an error outcome) are left out of ``n`` and of every estimate and
+    counted in ``excluded_errors``; a cell of excluded pairs only has ``n`` 0 and NaN drops."""
     columns = [*by, "n", "tasks", "success_drop", "success_drop_se", "ci_low", "ci_high",
-               "score_drop", "score_drop_se", "trajectory_change", "identical_repeats"]
+               "score_drop", "score_drop_se", "trajectory_change", "identical_repeats",
+               "excluded_errors"]
     if pairs.empty:
         return pd.DataFrame(columns=columns)
     data = pairs.assign(
         success_drop=pairs.base_success - pairs.ablated_success,
         score_drop=pairs.base_score.fillna(0) - pairs.ablated_score.fillna(0),
+        excluded=pairs.get("excluded", None),
     )
     rows = []
-    for key, group in data.groupby(list(by), dropna=False, sort=True):
+    for key, cell in data.groupby(list(by), dropna=False, sort=True):
+        group = cell[cell.excluded.isna()]
         tasks = (group.suite.astype(str) + "/" + group.task_id.astype(str)).to_numpy()
         repeats = group[REPEAT_KEY].to_numpy() if REPEAT_KEY in group else None
         success = estimate(group.success_drop.to_numpy(), tasks, repeats=repeats)
@@ -106,8 +130,22 @@ def shard_influence(
             "score_drop": score.mean, "score_drop_se": score.se,
             "trajectory_change": group.trajectory_change.mean(),
             "identical_repeats": success.repeats,
+            "excluded_errors": len(cell) - len(group),
         })
     return pd.DataFrame(rows, columns=columns)
+
+
+def excluded_note(influence: pd.DataFrame) -> str | None:
+    """One line saying how many pairs the influence left out for an error outcome, or None."""
+    if influence.empty or "excluded_errors" not in influence:
+        return None
+    excluded = int(influence.excluded_errors.sum())
+    if not excluded:
+        return None
+    cells = int((influence.excluded_errors > 0).sum())
+    return (f"{excluded} ablation pair(s) in {cells} cell(s) left out of the influence: their "
+            "baseline or ablated episode ended in an error outcome (an infrastructure failure "
+            "or an AblationError, not the model's doing)")
 
 
 def influence_map(influence: pd.DataFrame, value: str = "score_drop") -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from shardscope.analysis import svg
 from shardscope.analysis.compare import Comparison
+from shardscope.analysis.influence import excluded_note
 from shardscope.config.errors import ShardscopeError
 
 PERCENT = {"success_rate", "success_se", "ci_low", "ci_high", "mean_a", "mean_b", "diff", "se",
@@ -226,12 +227,16 @@ def _outcome_view(c: Comparison) -> View:
     chart = svg.heatmap(list(grid.index), list(grid.columns), grid.to_numpy().tolist(),
                         title="success drop when the shard is ablated", percent=True)
     table = c.influence[["suite", "task_id", "shard", "mode", "model", "scaffold", "n",
-                         "success_drop", "ci_low", "ci_high", "score_drop", "trajectory_change"]]
+                         "success_drop", "ci_low", "ci_high", "score_drop", "trajectory_change",
+                         *(["excluded_errors"] if "excluded_errors" in c.influence else [])]]
     figure = [head, Block("p", "Baseline minus ablated outcome, per shard (removed or replaced "
                                "by a plausible wrong value), with 95% intervals in the table; "
                                "trajectory change is the edit distance between the baseline's "
                                "and the ablated episode's actions."),
               Block("figure", "influence", svg=chart)]
+    note = excluded_note(c.influence)
+    if note:
+        figure.append(Block("p", note + "."))
     return figure, [Block("fold", f"every shard, mode and system ({len(table)} rows)"),
                     Block("table", table=table, percent=frozenset(PERCENT | {"ci_low", "ci_high"})),
                     Block("end_fold")]

@@ -4,12 +4,16 @@ model x shard with standard errors clustered by task, and what it cost."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import pandas as pd
@@ -40,6 +44,8 @@ class AttributionRun:
     evaluated_tokens: int = 0
     episodes: int = 0
     seconds: float = 0.0
+    written: int = 0  # rows this run wrote to the store
+    skipped: int = 0  # call x shard x mode rows already recorded, not scored again
 
 
 @dataclass(frozen=True)
@@ -135,9 +141,15 @@ def calls_frame(store: Store, run_ids: Sequence[str], models: Sequence[str]) -> 
 
 def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] = (),
                     models: Sequence[str] = (), modes: Sequence[str] = attr.MODES,
-                    scorers: dict[str, Any] | None = None, limits: Limits | None = None
+                    scorers: dict[str, Any] | None = None, limits: Limits | None = None,
+                    rescore: bool = False, progress: Callable[[str], None] | None = None
                     ) -> AttributionRun:
-    """Score every recorded call of the selection under each shard removed / replaced."""
+    """Score every recorded call of the selection under each shard removed / replaced.
+
+    Each episode's rows are written to the store as soon as it is scored (one transaction),
+    so a killed run keeps what it finished. A call x shard x mode already in the store is
+    skipped (``skipped`` counts them) unless ``rescore``: re-running a killed command resumes
+    it. ``rows`` holds the whole selection's rows, the skipped ones as stored."""
     calls = (limits or Limits()).select(calls_frame(store, run_ids, models))
     result = AttributionRun(pd.DataFrame(columns=attr.ROW_COLUMNS))
     scorers = dict(scorers or {})
@@ -154,11 +166,14 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
                                     "and raw output to score")
     if usable.empty:
         raise attr.AttributionError("; ".join(result.unscorable.values()) or NO_MESSAGES)
-    tools = q.tool_results(store, sorted(usable.episode_id.unique()))
+    episode_ids = list(usable.episode_id.unique())
+    tools = q.tool_results(store, episode_ids)
+    recorded_keys = set() if rescore else q.recorded_keys(store, episode_ids)
     suites: dict[str, Suite] = {}
     rows: list[dict[str, object]] = []
+    kept: set[tuple[str, str, str, str]] = set()
     start = time.perf_counter()
-    for episode_id, episode in usable.groupby("episode_id", sort=False):
+    for number, (episode_id, episode) in enumerate(usable.groupby("episode_id", sort=False), 1):
         first = episode.iloc[0]
         suite = suites.get(first.suite) or suites.setdefault(
             first.suite, get_suite(first.suite, settings.suites_dir))
@@ -168,15 +183,42 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
         recorded = [attr.RecordedCall(c.run_id, c.episode_id, c.span_id, int(c.step_index or 0),
                                       c.model, c.suite, c.task_id, c.prompt, c.output)
                     for c in episode.itertuples()]
-        new = attr.attribute_episode(recorded, attr.shard_texts(task, results),
-                                     scorers[first.model].score_continuation, modes)
-        result.forward_passes += len(recorded) + sum(1 for r in new if r["status"] == "scored")
+        shards = attr.shard_texts(task, results)
+        wanted = {(str(episode_id), c.span_id, s.shard, m) for c in recorded for s in shards
+                  for m in modes}
+        have = wanted & recorded_keys
+        todo = [s for s in shards if any((str(episode_id), c.span_id, s.shard, m) not in have
+                                         for c in recorded for m in modes)]
+        new: list[dict[str, object]] = []
+        if todo:
+            scored = attr.attribute_episode(recorded, todo,
+                                            scorers[first.model].score_continuation, modes)
+            result.forward_passes += len(recorded) + sum(1 for r in scored
+                                                         if r["status"] == "scored")
+            new = [r for r in scored
+                   if (r["episode_id"], r["span_id"], r["shard"], r["mode"]) not in have]
+            result.written += q.write_attributions(store, pd.DataFrame(new, columns=attr.ROW_COLUMNS))
+        result.skipped += len(have)
+        kept |= have
         rows += new
+        if progress is not None:
+            progress(f"[{number}/{len(episode_ids)}] {first.model} {first.suite}/{first.task_id}: "
+                     f"{len(new)} rows written, {len(have)} skipped as already recorded")
     result.seconds = time.perf_counter() - start
     result.rows = pd.DataFrame(rows, columns=attr.ROW_COLUMNS)
-    result.evaluated_tokens = int(result.rows.evaluated_tokens.sum())
-    result.episodes = int(usable.episode_id.nunique())
+    result.evaluated_tokens = int(pd.to_numeric(result.rows.evaluated_tokens).sum())  # this run's
+    if kept:
+        result.rows = pd.concat([_stored_rows(store, kept), result.rows], ignore_index=True)
+    result.episodes = len(episode_ids)
     return result
+
+
+def _stored_rows(store: Store, keys: set[tuple[str, str, str, str]]) -> pd.DataFrame:
+    """The stored rows of these (episode_id, span_id, shard, mode) keys, as ``ROW_COLUMNS``."""
+    stored = q.read_attributions(store, episode_ids=sorted({k[0] for k in keys}))
+    mine = [tuple(k) in keys for k in
+            stored[["episode_id", "span_id", "shard", "mode"]].itertuples(index=False, name=None)]
+    return stored[mine].reindex(columns=attr.ROW_COLUMNS)
 
 
 def print_attribution(console: Console, run: AttributionRun) -> None:
@@ -201,7 +243,8 @@ def print_attribution(console: Console, run: AttributionRun) -> None:
                       + (f" ({detail})" if detail else ""))
     console.print(
         f"cost: {run.forward_passes} forward passes ({run.evaluated_tokens} tokens evaluated, "
-        f"{run.seconds:.1f} s) for {run.episodes} episodes; outcome ablation of the same "
+        f"{run.seconds:.1f} s) for {run.episodes} episodes ({run.skipped} rows skipped as "
+        f"already recorded); outcome ablation of the same "
         f"shards would run {ablation_episodes(run.rows)} episodes")
 
 
@@ -213,15 +256,50 @@ def ablation_episodes(rows: pd.DataFrame) -> int:
 
 def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str],
                       models: Sequence[str], modes: Sequence[str],
-                      limits: Limits | None = None) -> int:
-    run = run_attribution(store, settings, run_ids=run_ids, models=models, modes=modes,
-                          limits=limits)
-    written = q.write_attributions(store, run.rows)
+                      limits: Limits | None = None, rescore: bool = False) -> int:
+    """Score, writing each episode as it is done; Ctrl-C or SIGTERM stops between writes
+    (exit 130 / 143), and the same command run again resumes where it stopped."""
     console = Console()
+    progress = Console(stderr=True)
+    with _sigterm_interrupts():
+        try:
+            run = run_attribution(store, settings, run_ids=run_ids, models=models, modes=modes,
+                                  limits=limits, rescore=rescore,
+                                  progress=lambda line: progress.print(line, highlight=False,
+                                                                         soft_wrap=True))
+        except _Terminated:
+            progress.print("terminated: every episode scored so far is in the store; run the "
+                           "same command again to resume", soft_wrap=True)
+            return 128 + signal.SIGTERM
+        except KeyboardInterrupt:
+            progress.print("interrupted: every episode scored so far is in the store; run the "
+                           "same command again to resume", soft_wrap=True)
+            return 130
     print_attribution(console, run)
-    console.print(f"{written} rows in the store's `attributions` table")
+    console.print(f"{run.written} rows written, {run.skipped} skipped as already recorded; "
+                  f"{len(run.rows)} rows in the store's `attributions` table for this selection")
     print_agreement(console, store, run.rows)
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread (an open write transaction rolls back)."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def print_agreement(console: Console, store: Store, rows: pd.DataFrame) -> None:

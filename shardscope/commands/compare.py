@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shardscope.analysis.compare import Comparison, compare
+from shardscope.analysis.influence import excluded_note
 from shardscope.analysis.report import format_value, write_report
 from shardscope.commands import output
 from shardscope.tracer.queries.comparison import Selection
@@ -127,6 +128,9 @@ def print_influence(console: Console, influence: pd.DataFrame, limit: int = 30,
     console.print(table)
     if len(influence) > limit:
         console.print(f"… {len(influence) - limit} more rows {more}")
+    note = excluded_note(influence)
+    if note:
+        console.print(f"[yellow]{note}[/]")
 
 
 def print_clusters(console: Console, c: Comparison) -> None:

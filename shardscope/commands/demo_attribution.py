@@ -28,7 +28,6 @@ def demo_attribution(store: Store, settings: Settings, run_id: str) -> str | Non
     except attr.AttributionError as exc:
         print(f"note: likelihood attribution skipped: {exc}")
         return None
-    q.write_attributions(store, run.rows)
     rows = q.stored_attributions(store, run_ids=(run_id,))
     rows = rows.assign(system=rows.model + " · " + rows.scaffold.fillna("?"))
     profiles = attr.model_profiles(rows, by="system")

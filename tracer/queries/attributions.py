@@ -72,7 +72,9 @@ def tool_results(store: Store, episode_ids: Sequence[str]) -> pd.DataFrame:
 
 
 def write_attributions(store: Store, rows: pd.DataFrame) -> int:
-    """Replace the stored rows of these calls by ``rows``; the number written."""
+    """Write ``rows`` in one transaction, replacing any stored row with the same call x shard
+    x mode (``span_id``, ``shard``, ``mode``); the number written. ``shardscope attribute``
+    calls it once per episode, so a killed run keeps every episode it finished."""
     if rows.empty:
         return 0
     frame = rows.reindex(columns=[*COLUMNS, *TOKEN_COLUMNS])  # per-token columns are optional
@@ -83,24 +85,48 @@ def write_attributions(store: Store, rows: pd.DataFrame) -> int:
         for ddl in TOKEN_COLUMNS_DDL:
             con.execute(ddl)
         con.register("new_attributions", frame)
-        con.execute("DELETE FROM attributions WHERE span_id IN "
-                    "(SELECT DISTINCT span_id FROM new_attributions)")
-        con.execute(f"INSERT INTO attributions ({', '.join(written)}) "
-                    f"SELECT {', '.join(written)} FROM new_attributions")
-        con.unregister("new_attributions")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM attributions a WHERE EXISTS (SELECT 1 FROM new_attributions n "
+                        "WHERE n.span_id = a.span_id AND n.shard = a.shard AND n.mode = a.mode)")
+            con.execute(f"INSERT INTO attributions ({', '.join(written)}) "
+                        f"SELECT {', '.join(written)} FROM new_attributions")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("new_attributions")
     return len(frame)
 
 
-def read_attributions(store: Store, run_ids: Sequence[str] = ()) -> pd.DataFrame:
-    """The stored attribution rows (empty when ``shardscope attribute`` never ran)."""
+def recorded_keys(store: Store, episode_ids: Sequence[str]) -> set[tuple[str, str, str, str]]:
+    """(episode_id, span_id, shard, mode) of the stored rows of these episodes: what a
+    resumed ``shardscope attribute`` skips. Empty when the table does not exist yet."""
+    exists = read_frame(store, "SELECT count(*) AS n FROM information_schema.tables "
+                               "WHERE table_name = 'attributions'")
+    if not int(exists.n.iloc[0]) or not episode_ids:
+        return set()
+    keys = read_frame(store, f"""
+        SELECT DISTINCT episode_id, span_id, shard, mode FROM attributions
+        WHERE episode_id IN ({', '.join('?' * len(episode_ids))})""", list(episode_ids))
+    return set(keys.itertuples(index=False, name=None))
+
+
+def read_attributions(store: Store, run_ids: Sequence[str] = (),
+                      episode_ids: Sequence[str] = ()) -> pd.DataFrame:
+    """The stored attribution rows of these runs and episodes (all when none is given;
+    empty when ``shardscope attribute`` never ran)."""
     exists = read_frame(store, "SELECT count(*) AS n FROM information_schema.tables "
                                "WHERE table_name = 'attributions'")
     if not int(exists.n.iloc[0]):
         return pd.DataFrame(columns=list(COLUMNS))
-    where, params = "", list(run_ids)
-    if run_ids:
-        where = f"WHERE run_id IN ({', '.join('?' * len(run_ids))})"
-    return read_frame(store, f"SELECT * FROM attributions {where}", params)
+    where, params = ["TRUE"], []
+    for column, values in (("run_id", run_ids), ("episode_id", episode_ids)):
+        if values:
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params += list(values)
+    return read_frame(store, f"SELECT * FROM attributions WHERE {' AND '.join(where)}", params)
 
 
 def stored_attributions(store: Source, suites: Sequence[str] = (), run_ids: Sequence[str] = ()
