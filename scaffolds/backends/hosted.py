@@ -87,10 +87,12 @@ class LoopClients:
 
     def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
-        self._clients: dict[int, Any] = {}
+        # Keyed by the loop object itself, held here: a loop's id() is its address, which a
+        # new loop reuses once the old one is freed (and the old client would come back).
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
 
     def get(self) -> Any:
-        loop = id(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
             self._clients.clear()
