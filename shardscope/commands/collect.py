@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -74,8 +76,8 @@ def collect_command(store: Store, options: CollectOptions) -> int:
     grpc_server: GrpcServer | None = None
     try:
         http_server, grpc_server = _start(collector, options)
-        _announce(store, options, http_server.server_port, grpc_server)
-        _serve_until_stopped(http_server)
+        _serve_until_stopped(http_server, functools.partial(
+            _announce, store, options, http_server.server_port, grpc_server))
     finally:
         if grpc_server is not None:
             grpc_server.stop()
@@ -117,7 +119,9 @@ def _announce(
     print(f"into {store.path}; {auth}; Ctrl-C stops", flush=True)
 
 
-def _serve_until_stopped(http_server: OtlpHttpServer) -> None:
+def _serve_until_stopped(http_server: OtlpHttpServer, announce: Callable[[], None]) -> None:
+    """Announce, then serve until Ctrl-C or SIGTERM. Both are handled from before the
+    announcement: a client that signals as soon as it reads it stops the collector cleanly."""
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
@@ -125,6 +129,7 @@ def _serve_until_stopped(http_server: OtlpHttpServer) -> None:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, stop)
     try:
+        announce()
         http_server.serve_forever()
     except KeyboardInterrupt:
         pass
