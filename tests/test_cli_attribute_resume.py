@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +19,7 @@ import pytest
 
 from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
+from tests.helpers.wait import wait_until
 from tests.test_cli_attribute import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,15 +50,22 @@ def stop_after_new_episode(proc: subprocess.Popen[str], db: Path, before: int,
                            sig: signal.Signals) -> tuple[str, str]:
     """Wait until the store holds rows of more than ``before`` episodes, then send ``sig``
     while the command is still running (the point of the test); its (stdout, stderr)."""
-    deadline = time.monotonic() + 900  # generous: a guard against a hung run, not a timing
-    while stored(db).episode_id.nunique() <= before:
+    def new_episode() -> bool:
         assert proc.poll() is None, f"attribute ended before writing an episode: {proc.communicate()}"
-        assert time.monotonic() < deadline, "no new episode in the store after 900 s"
-        time.sleep(0.05)
+        return bool(stored(db).episode_id.nunique() > before)
+
+    wait_until(new_episode, "rows of a new episode in the store", timeout=900)
     assert proc.poll() is None, "attribute finished before it could be stopped"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=300)
     return out, err
+
+
+def whole_episodes(rows: pd.DataFrame, per_episode: pd.Series) -> bool:
+    """Every episode in ``rows`` has all the rows an uninterrupted run wrote for it (compared
+    by episode id, whatever order the two frames list them in)."""
+    sizes = rows.groupby("episode_id").size()
+    return bool((sizes == per_episode[sizes.index]).all())
 
 
 @pytest.mark.llm
@@ -87,13 +94,13 @@ def test_a_killed_attribute_resumes_without_duplicates(tmp_path: Path, smollm2_p
     first = stored(db)
     kept = first.episode_id.nunique()
     assert 1 <= kept < episodes
-    assert (first.groupby("episode_id").size() == per_episode[first.episode_id.unique()]).all()
+    assert whole_episodes(first, per_episode)
 
     # SIGKILL after one more: nothing runs on the way out, the committed episodes stay.
     stop_after_new_episode(start(tmp_path, *ATTRIBUTE, "--db", str(db)), db, kept, signal.SIGKILL)
     second = stored(db)
     assert kept < second.episode_id.nunique() < episodes and not second.duplicated(KEY).any()
-    assert (second.groupby("episode_id").size() == per_episode[second.episode_id.unique()]).all()
+    assert whole_episodes(second, per_episode)
 
     resumed = cli(tmp_path, *ATTRIBUTE, "--db", str(db))
     assert resumed.returncode == 0, resumed.stderr
