@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -161,3 +165,35 @@ def test_gemma_base_model_continues_a_transcript(catalog, tracing, db_path) -> N
     assert "Paris" in output.text
     (row,) = rows(db_path, "SELECT operation, provider FROM llm_calls")
     assert (row["operation"], row["provider"]) == ("text_completion", "llama_cpp")
+
+
+# Loads SmolLM2 through the backend in a fresh process (libgomp reads its settings once, when
+# llama.cpp is loaded) with OpenMP's verbose environment display on, and reports how long
+# idle threads spin: GOMP_SPINCOUNT is 300000 by default and 0 under OMP_WAIT_POLICY=PASSIVE.
+_SPIN_PROBE = """
+import sys
+from shardscope.scaffolds.backends.registry import build_backend, load_catalog
+backend = build_backend(load_catalog(None).get("smollm2-135m-instruct"))
+backend.load()
+print("loaded", file=sys.stderr)
+"""
+
+
+def _spincount(extra_env: dict[str, str]) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    env.update(extra_env, OMP_DISPLAY_ENV="VERBOSE")
+    done = subprocess.run([sys.executable, "-c", _SPIN_PROBE], env=env, capture_output=True,
+                          text=True, timeout=600, check=True)
+    assert "loaded" in done.stderr
+    found = re.search(r"GOMP_SPINCOUNT = '(\d+)'", done.stderr)
+    assert found, done.stderr[-2000:]
+    return found.group(1)
+
+
+def test_llama_threads_sleep_instead_of_spinning(smollm2_path) -> None:
+    # Spinning idle threads starved their team mate on a busy 2-core machine (5-12x slower).
+    assert _spincount({}) == "0"
+
+
+def test_a_wait_policy_the_user_set_is_kept(smollm2_path) -> None:
+    assert _spincount({"OMP_WAIT_POLICY": "ACTIVE"}) != "0"

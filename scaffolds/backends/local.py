@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import os
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,13 +90,25 @@ def llama_thread() -> ThreadPoolExecutor:
         return _llama_thread
 
 
+def import_llama_cpp() -> Any:
+    """``llama_cpp``, imported with OpenMP's threads set to sleep rather than spin.
+
+    llama.cpp's CPU kernels run on an OpenMP thread team (libgomp, read once when the library
+    loads) whose idle threads spin by default. On a busy 2-core machine that spinning starved
+    the other thread: SmolLM2, 96 tokens with 2 threads, took 42-105 s wall and 33-36 s CPU
+    by default and 7.5-8.4 s wall, 3.2-3.5 s CPU with ``OMP_WAIT_POLICY=PASSIVE`` (1 thread:
+    12-14 s) at load average 4.7-6.3. A value the user has set is kept."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return require("llama_cpp", "local", "the local backend")
+
+
 def load_model(path: Path, *, n_ctx: int, logits_all: bool, n_threads: int) -> LoadedModel:
     """The model at ``path``, loaded on first use and shared afterwards."""
     key = (str(path.resolve()), n_ctx, logits_all, n_threads)
     with _load_lock:
         model = _loaded.get(key)
         if model is None:
-            llama_cpp = require("llama_cpp", "local", "the local backend")
+            llama_cpp = import_llama_cpp()
             llama = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
