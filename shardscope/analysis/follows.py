@@ -67,14 +67,13 @@ def classify(pairs: pd.DataFrame, lookup: ShardLookup,
 
 def follow_rates(classified: pd.DataFrame, prior: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per model: counts of follow / keep / other and the follow rate, split by the prior
-    (``prior``: removed-shard pairs; right = that episode succeeded) where known."""
+    (``prior``: removed-shard pairs; right = that episode succeeded; see :func:`_priors`)
+    where known."""
     if classified.empty:
         return pd.DataFrame(columns=FOLLOW_COLUMNS)
     data = classified
     if prior is not None and not prior.empty:
-        removed = prior[prior["mode"] == "removed"][["baseline_episode_key", "shard", "outcome"]]
-        data = data.merge(removed.rename(columns={"outcome": "prior_outcome"}),
-                          on=["baseline_episode_key", "shard"], how="left")
+        data = data.merge(_priors(prior), on=["baseline_episode_key", "shard"], how="left")
     out = []
     for model, group in data.groupby("model", sort=True):
         counts = group.follows.value_counts()
@@ -98,6 +97,20 @@ def follow_rates(classified: pd.DataFrame, prior: pd.DataFrame | None = None) ->
                 row[f"prior_{side}"] = 0
         out.append(row)
     return pd.DataFrame(out, columns=FOLLOW_COLUMNS)
+
+
+def _priors(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Each baseline x shard's prior: the outcome of its latest removed-shard episode that
+    measured something (an error outcome says nothing of what the model knows). One row per
+    baseline x shard, so an ablation run twice does not count a replaced answer twice."""
+    removed = pairs[pairs["mode"] == "removed"]
+    if "excluded" in removed:
+        removed = removed[removed.excluded.isna()]
+    if "started_at" in removed:
+        removed = removed.sort_values("started_at", kind="stable")
+    keys = ["baseline_episode_key", "shard"]
+    return (removed.drop_duplicates(keys, keep="last")[[*keys, "outcome"]]
+            .rename(columns={"outcome": "prior_outcome"}))
 
 
 def task_lookups(task_of: TaskLookup) -> tuple[ShardLookup, Callable[[str, str], Check | None]]:
