@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -142,14 +143,16 @@ def calls_frame(store: Store, run_ids: Sequence[str], models: Sequence[str]) -> 
 def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] = (),
                     models: Sequence[str] = (), modes: Sequence[str] = attr.MODES,
                     scorers: dict[str, Any] | None = None, limits: Limits | None = None,
-                    rescore: bool = False, progress: Callable[[str], None] | None = None
+                    rescore: bool = False, progress: Callable[[str], None] | None = None,
+                    shield: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
                     ) -> AttributionRun:
     """Score every recorded call of the selection under each shard removed / replaced.
 
     Each episode's rows are written to the store as soon as it is scored (one transaction),
     so a killed run keeps what it finished. A call x shard x mode already in the store is
     skipped (``skipped`` counts them) unless ``rescore``: re-running a killed command resumes
-    it. ``rows`` holds the whole selection's rows, the skipped ones as stored."""
+    it. ``rows`` holds the whole selection's rows, the skipped ones as stored. Each write runs
+    inside ``shield()`` (the command's: a signal waits for the write to end)."""
     calls = (limits or Limits()).select(calls_frame(store, run_ids, models))
     result = AttributionRun(pd.DataFrame(columns=attr.ROW_COLUMNS))
     scorers = dict(scorers or {})
@@ -197,7 +200,9 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
                                                          if r["status"] == "scored")
             new = [r for r in scored
                    if (r["episode_id"], r["span_id"], r["shard"], r["mode"]) not in have]
-            result.written += q.write_attributions(store, pd.DataFrame(new, columns=attr.ROW_COLUMNS))
+            with shield():
+                result.written += q.write_attributions(
+                    store, pd.DataFrame(new, columns=attr.ROW_COLUMNS))
         result.skipped += len(have)
         kept |= have
         rows += new
@@ -261,10 +266,10 @@ def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str
     (exit 130 / 143), and the same command run again resumes where it stopped."""
     console = Console()
     progress = Console(stderr=True)
-    with _sigterm_interrupts():
+    with _stop_signals() as stops:
         try:
             run = run_attribution(store, settings, run_ids=run_ids, models=models, modes=modes,
-                                  limits=limits, rescore=rescore,
+                                  limits=limits, rescore=rescore, shield=stops.writing,
                                   progress=lambda line: progress.print(line, highlight=False,
                                                                          soft_wrap=True))
         except _Terminated:
@@ -283,23 +288,55 @@ def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str
 
 
 class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread (an open write transaction rolls back)."""
+    """SIGTERM, raised in the main thread between writes."""
+
+
+class _Stops:
+    """SIGTERM raises :class:`_Terminated` and SIGINT ``KeyboardInterrupt``, except while an
+    episode's rows are written: there the signal waits for the write to end. Raised inside
+    it, it could land after the write's COMMIT, whose ROLLBACK then failed with a DuckDB
+    TransactionException (a traceback instead of exit 143). A second signal during a write
+    (one waiting on the store's lock) stops at once."""
+
+    def __init__(self) -> None:
+        self._writing = False
+        self._pending: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._writing and self._pending is None:
+            self._pending = signum
+            return
+        self._raise(signum)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+        if self._pending is not None:
+            self._raise(self._pending)
+
+    @staticmethod
+    def _raise(signum: int) -> None:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Terminated
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def _stop_signals() -> Iterator[_Stops]:
+    stops = _Stops()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stops
         return
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {s: signal.signal(s, stops.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield stops
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def print_agreement(console: Console, store: Store, rows: pd.DataFrame) -> None:

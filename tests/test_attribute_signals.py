@@ -1,0 +1,115 @@
+"""A SIGTERM that lands while `shardscope attribute` writes an episode (here: just after the
+write's COMMIT) stops the command cleanly after that write (exit 143), with that episode kept,
+and the same command resumes the rest. Real runner and DuckDB store (scripted model); the
+scorer is a stand-in with the scorer's interface (the real-model resume test is
+tests/test_cli_attribute_resume.py), so the signal can be sent at an exact point."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shardscope.commands import attribute
+from shardscope.config.settings import Settings
+from shardscope.tracer.queries.frames import read_frame
+from shardscope.tracer.store import Store
+from tests import analysis_fixtures as fx
+from tests.test_cli_attribute import scripted_store
+
+MODEL = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class Scored:
+    total: float
+    evaluated_tokens: int
+    logprobs: tuple[float, ...]
+
+    def over_bytes(self, start: int, end: int) -> float:
+        return self.total * (end - start) / max(len(self.logprobs), 1)
+
+
+class StandInScorer:
+    """-1 per output byte, +10 when the input still says "a is 2"."""
+
+    def render_messages(self, messages: list[dict[str, Any]]) -> str:
+        return "\n".join(p["content"] for m in messages for p in m["parts"] if "content" in p)
+
+    def score_continuation(self, prompt: str, output: str) -> Scored:
+        total = -float(len(output)) + (10.0 if "a is 2" in prompt else 0.0)
+        return Scored(total, len(prompt), tuple([-1.0] * len(output.encode())))
+
+
+class SignalAfterCommit:
+    """The store, whose writer connections send SIGTERM to this process right after the
+    first COMMIT returns: the handler then runs inside the write's transaction block."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.sent = store, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Any]:
+        with self.store.writer() as con:
+            yield _Connection(con, self)
+
+
+class _Connection:
+    def __init__(self, con: Any, owner: SignalAfterCommit) -> None:
+        self.con, self.owner = con, owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        result = self.con.execute(sql, *args)
+        if sql == "COMMIT" and not self.owner.sent:
+            self.owner.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+
+def _rows(db: Path) -> Any:
+    return read_frame(Store(db), "SELECT episode_id, span_id, shard, mode FROM attributions")
+
+
+def test_sigterm_during_a_write_stops_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "s.duckdb"
+    scripted_store(db, MODEL)  # two toy episodes, two calls each
+    settings = Settings(db=db, suites_dir=fx.dependence_suite(tmp_path / "suites"))
+    monkeypatch.setattr(attribute, "scorer_for", lambda model, settings: StandInScorer())
+    previous = signal.getsignal(signal.SIGTERM)
+
+    stopped = attribute.attribute_command(
+        SignalAfterCommit(Store(db)),
+        settings,
+        run_ids=(),  # type: ignore[arg-type]
+        models=(),
+        modes=("removed",),
+    )
+    assert stopped == 128 + signal.SIGTERM
+    assert "terminated: every episode scored so far is in the store" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is previous
+    first = _rows(db)
+    assert first.episode_id.nunique() == 1 and len(first) == 2 * 2  # 2 calls x shards a, b
+
+    assert (
+        attribute.attribute_command(Store(db), settings, run_ids=(), models=(), modes=("removed",))
+        == 0
+    )
+    out = " ".join(capsys.readouterr().out.split())
+    both = _rows(db)
+    assert both.episode_id.nunique() == 2 and len(both) == 2 * len(first)
+    assert not both.duplicated().any() and set(both.shard) == {"a", "b"}
+    assert f"4 rows written, {len(first)} skipped as already recorded" in out
