@@ -1,6 +1,7 @@
-"""A SIGTERM that lands while `shardscope attribute` writes an episode (here: just after the
-write's COMMIT) stops the command cleanly after that write (exit 143), with that episode kept,
-and the same command resumes the rest. Real runner and DuckDB store (scripted model); the
+"""Resuming `shardscope attribute`. A SIGTERM that lands while it writes an episode (here:
+just after the write's COMMIT) stops the command cleanly after that write (exit 143), with that
+episode kept, and the same command resumes the rest; rows scored on outputs cut by
+--output-chars are scored again by a run over the whole outputs. Real runner and DuckDB store (scripted model); the
 scorer is a stand-in with the scorer's interface (the real-model resume test is
 tests/test_cli_attribute_resume.py), so the signal can be sent at an exact point."""
 
@@ -113,3 +114,47 @@ def test_sigterm_during_a_write_stops_after_it(
     assert both.episode_id.nunique() == 2 and len(both) == 2 * len(first)
     assert not both.duplicated().any() and set(both.shard) == {"a", "b"}
     assert f"4 rows written, {len(first)} skipped as already recorded" in out
+
+
+def _scored(db: Path) -> Any:
+    return read_frame(
+        Store(db),
+        "SELECT span_id, shard, output_tokens, detail FROM attributions "
+        "WHERE status = 'scored' ORDER BY span_id, shard",
+    )
+
+
+def test_a_run_over_whole_outputs_scores_cut_rows_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rows scored on outputs cut by --output-chars (the demo cuts at 160) measured a prefix:
+    # a resumed run over the whole outputs must not keep them as if they were whole
+    db = tmp_path / "s.duckdb"
+    scripted_store(db, MODEL)  # the answer call's output is "Final Answer: 5" (15 bytes)
+    settings = Settings(db=db, suites_dir=fx.dependence_suite(tmp_path / "suites"))
+    monkeypatch.setattr(attribute, "scorer_for", lambda model, settings: StandInScorer())
+
+    def run(limits: attribute.Limits) -> attribute.AttributionRun:
+        return attribute.run_attribution(Store(db), settings, modes=("removed",), limits=limits)
+
+    cut = run(attribute.Limits(output_chars=5))
+    assert cut.written == 8 and cut.skipped == 0
+    answers = _scored(db)
+    answers = answers[answers.output_tokens > 0]
+    assert len(answers) == 4 and (answers.output_tokens == 5).all()
+    cut_details = answers.detail
+
+    again = run(attribute.Limits(output_chars=5))  # the same cut: resumed, nothing to do
+    assert (again.written, again.skipped, again.forward_passes) == (0, 8, 0)
+
+    whole = run(attribute.Limits())
+    assert (whole.written, whole.skipped) == (4, 4)  # the cut calls again; the empty ones kept
+    answers = _scored(db)
+    answers = answers[answers.output_tokens > 0]
+    assert len(answers) == 4 and (answers.output_tokens == 15).all()
+    assert (answers.detail.fillna("") == "").all()
+    assert cut_details.str.contains("output cut to its first 5 characters").all()
+    assert len(_rows(db)) == 8 and len(whole.rows) == 8
+    # a cut run after the whole one keeps the whole rows (they measure more, at no cost)
+    after = run(attribute.Limits(output_chars=5))
+    assert (after.written, after.skipped) == (0, 8)
