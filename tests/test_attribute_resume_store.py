@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,10 @@ from shardscope.config.settings import Settings
 from shardscope.tracer.queries.frames import read_frame
 from shardscope.tracer.store import Store
 from tests import analysis_fixtures as fx
+from tests.test_attribution_locate import Counted
 from tests.test_cli_attribute import scripted_store
 
 MODEL = "smollm2-135m-instruct"
-
-
-@dataclass(frozen=True)
-class Scored:
-    total: float
-    evaluated_tokens: int
-    logprobs: tuple[float, ...]
-
-    def over_bytes(self, start: int, end: int) -> float:
-        return self.total * (end - start) / max(len(self.logprobs), 1)
 
 
 class StandInScorer:
@@ -43,9 +33,9 @@ class StandInScorer:
     def render_messages(self, messages: list[dict[str, Any]]) -> str:
         return "\n".join(p["content"] for m in messages for p in m["parts"] if "content" in p)
 
-    def score_continuation(self, prompt: str, output: str) -> Scored:
+    def score_continuation(self, prompt: str, output: str) -> Counted:
         total = -float(len(output)) + (10.0 if "a is 2" in prompt else 0.0)
-        return Scored(total, len(prompt), tuple([-1.0] * len(output.encode())))
+        return Counted(total, len(prompt), tuple([-1.0] * len(output.encode())))
 
 
 class SignalAfterCommit:
