@@ -16,7 +16,7 @@ import pandas as pd
 from shardscope.analysis import stats
 from shardscope.scaffolds.tasks.checks import check_exact, check_numeric
 from shardscope.scaffolds.tasks.model import Check, Shard
-from shardscope.scaffolds.tasks.suite import Task
+from shardscope.scaffolds.tasks.suite import Suite, Task
 
 FOLLOW_COLUMNS = ["model", "episodes", "follow", "keep", "other", "follow_rate",
                   "follow_rate_prior_right", "follow_rate_prior_wrong", "follow_low",
@@ -140,12 +140,16 @@ def follow_table(pairs: pd.DataFrame, task_of: TaskLookup, by: str = "model") ->
 
 
 def suite_tasks(suites_dir: Path | str | None = None) -> TaskLookup:
-    """A task lookup over the shipped suites and those in ``suites_dir``."""
+    """A task lookup over the shipped suites and those in ``suites_dir``, loaded at the first
+    lookup (:func:`follow_table` makes none where no shard was replaced)."""
     from shardscope.scaffolds.tasks.loader import load_suites
 
-    suites = load_suites(suites_dir)
+    suites: dict[str, Suite] | None = None
 
     def task_of(suite: str, task_id: str) -> Task | None:
+        nonlocal suites
+        if suites is None:
+            suites = load_suites(suites_dir)
         found = suites.get(suite)
         return next((t for t in found.tasks if t.id == task_id), None) if found else None
 
