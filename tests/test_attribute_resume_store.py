@@ -1,7 +1,8 @@
 """Resuming `shardscope attribute`. A SIGTERM that lands while it writes an episode (here:
 just after the write's COMMIT) stops the command cleanly after that write (exit 143), with that
 episode kept, and the same command resumes the rest; rows scored on outputs cut by
---output-chars are scored again by a run over the whole outputs. Real runner and DuckDB store (scripted model); the
+--output-chars are scored again by a run over the whole outputs; a run of both modes after a
+removed-only one scores only the replaced variants. Real runner and DuckDB store (scripted model); the
 scorer is a stand-in with the scorer's interface (the real-model resume test is
 tests/test_cli_attribute_resume.py), so the signal can be sent at an exact point."""
 
@@ -148,3 +149,25 @@ def test_a_run_over_whole_outputs_scores_cut_rows_again(
     # a cut run after the whole one keeps the whole rows (they measure more, at no cost)
     after = run(attribute.Limits(output_chars=5))
     assert (after.written, after.skipped) == (0, 8)
+
+
+def test_a_run_of_both_modes_after_removed_scores_only_the_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the removed rows are recorded: the second run must not score them again (and then drop
+    # them, calling them skipped); it costs what a replaced-only run costs
+    suites = fx.dependence_suite(tmp_path / "suites")
+    monkeypatch.setattr(attribute, "scorer_for", lambda model, settings: StandInScorer())
+
+    def run(db: Path, *modes: str) -> attribute.AttributionRun:
+        if not db.exists():
+            scripted_store(db, MODEL)
+        return attribute.run_attribution(Store(db), Settings(db=db, suites_dir=suites), modes=modes)
+
+    replaced_only = run(tmp_path / "fresh.duckdb", "replaced")
+    db = tmp_path / "resumed.duckdb"
+    removed = run(db, "removed")
+    both = run(db, "removed", "replaced")
+    assert (both.written, both.skipped) == (replaced_only.written, removed.written) == (8, 8)
+    assert both.forward_passes == replaced_only.forward_passes
+    assert len(_rows(db)) == 16 and not _rows(db).duplicated().any()

@@ -201,16 +201,15 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
         have = {k for k in ((str(episode_id), c.span_id, s.shard, m) for c in recorded
                             for s in shards for m in modes)
                 if k in stored.cuts and stored.cuts[k] in (None, cuts[k[1]])}
-        todo = [s for s in shards if any((str(episode_id), c.span_id, s.shard, m) not in have
-                                         for c in recorded for m in modes)]
         new: list[dict[str, object]] = []
-        if todo:
+        for needed, todo in _todo(recorded, shards, modes, have).items():
             scored = attr.attribute_episode(recorded, todo,
-                                            scorers[first.model].score_continuation, modes)
+                                            scorers[first.model].score_continuation, needed)
             result.forward_passes += len(recorded) + sum(1 for r in scored
                                                          if r["status"] == "scored")
-            new = [_noting_cut(r, cuts[str(r["span_id"])]) for r in scored
-                   if (r["episode_id"], r["span_id"], r["shard"], r["mode"]) not in have]
+            new += [_noting_cut(r, cuts[str(r["span_id"])]) for r in scored
+                    if (r["episode_id"], r["span_id"], r["shard"], r["mode"]) not in have]
+        if new:
             with shield():
                 result.written += q.write_attributions(
                     store, pd.DataFrame(new, columns=attr.ROW_COLUMNS))
@@ -227,6 +226,19 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
         result.rows = pd.concat([stored.of(kept), result.rows], ignore_index=True)
     result.episodes = len(episode_ids)
     return result
+
+
+def _todo(calls: Sequence[attr.RecordedCall], shards: Sequence[attr.ShardText],
+          modes: Sequence[str], have: set[Key]) -> dict[tuple[str, ...], list[attr.ShardText]]:
+    """The shards to score, by the modes each one still lacks a row of: a run with
+    ``--mode both`` after one with ``--mode removed`` scores only the replaced variants."""
+    todo: dict[tuple[str, ...], list[attr.ShardText]] = {}
+    for shard in shards:
+        needed = tuple(m for m in modes if any((c.episode_id, c.span_id, shard.shard, m) not in have
+                                               for c in calls))
+        if needed:
+            todo.setdefault(needed, []).append(shard)
+    return todo
 
 
 @dataclass(frozen=True)
