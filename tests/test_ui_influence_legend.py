@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from shardscope.analysis.compare import ablation_detail
 from shardscope.tracer.queries.comparison import Selection
 from shardscope.tracer.store import Store
@@ -36,3 +38,20 @@ def test_an_all_zero_map_still_says_0_not_0_000000(dependence_store: Path) -> No
     assert spec["encoding"]["color"]["field"] == "score_drop"
     # d3-format ".2~f": 0 -> "0", 0.5 -> "0.5", 1 -> "1" (trailing zeros trimmed)
     assert _legend(chart) == {"format": ".2~f"}
+
+
+def test_the_likelihood_map_legend_is_formatted_too() -> None:
+    # all deltas 0 (a shard no output depends on): the same zero-width colour domain
+    cells = pd.DataFrame(
+        {
+            "shard": ["t0 · a"],
+            "system": ["m · react-tools"],
+            "mean": [0.0],
+            "ci_low": [float("nan")],
+            "ci_high": [float("nan")],
+            "episodes": [1],
+        }
+    )
+    layer = charts.likelihood_map(cells).to_dict()["layer"]
+    (rect,) = [part for part in layer if part["mark"]["type"] == "rect"]
+    assert rect["encoding"]["color"]["legend"] == {"format": ".2~f"}

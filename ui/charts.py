@@ -201,7 +201,8 @@ def tool_shares(profile: pd.DataFrame) -> alt.Chart:
 
 
 # Each value's legend title and label format. Without a format, a legend whose values are
-# all one number (every score drop 0, as on most HumanEval cells) read "0.000000".
+# all one number (every score drop 0, as on most HumanEval cells) read "0.000000": Vega's
+# tick format finds no precision in a zero-width domain and falls back to d3-format's 6.
 INFLUENCE_LEGENDS = {"success_drop": ("success drop", ".0%"), "score_drop": ("score drop", ".2~f"),
                      "trajectory_change": ("trajectory change", ".2~f")}
 
@@ -241,7 +242,7 @@ def likelihood_map(cells: pd.DataFrame) -> alt.LayerChart:
     # symmetric around 0, so a small negative delta is pale, not as dark as the largest one
     reach = float(data["mean"].abs().max()) if len(data) else 1.0
     rect = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
-        color=alt.Color("mean:Q", title="Δ log p (nats)",
+        color=alt.Color("mean:Q", title="Δ log p (nats)", legend=alt.Legend(format=".2~f"),
                         scale=alt.Scale(scheme="redblue", reverse=True,
                                         domain=[-reach, reach])),
         tooltip=["row:N", "system:N", "episodes:Q", alt.Tooltip("mean:Q", format=".2f"),
