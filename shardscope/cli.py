@@ -267,7 +267,7 @@ def attribute(
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Score only the first N calls of each episode (default: all).")] = None,
     output_chars: Annotated[Optional[int], typer.Option("--output-chars", min=1, help="Score only the first N characters of each recorded output (cheaper, partial; default: all).")] = None,
     tasks: TasksOption = None,
-    rescore: Annotated[bool, typer.Option("--rescore", help="Score again the calls x shards x modes already in the store (default: skip them, so a killed run resumes).")] = False,
+    rescore: Annotated[bool, typer.Option("--rescore", help="Score again the calls x shards x modes already in the store (default: skip them, so a killed run resumes; a row scored on an output cut elsewhere by --output-chars is scored again).")] = False,
     db: DbOption = None,
 ) -> None:
     """Likelihood attribution: which shards each model's recorded outputs depend on, by the

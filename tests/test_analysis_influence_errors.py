@@ -7,6 +7,7 @@ episode of that shard ends in an error) and on task t0's baseline prompt."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,3 +98,42 @@ def test_no_error_no_note(dependence_store: Path) -> None:
     influence, pairs = ablation_detail(Store(dependence_store), Selection())
     assert pairs.excluded.isna().all() and (influence.excluded_errors == 0).all()
     assert excluded_note(influence) is None
+
+
+def test_a_baseline_rerun_that_errored_does_not_replace_one_that_measured(tmp_path: Path) -> None:
+    # the baselines are run again (another run, no ablation) while the backend is down: each
+    # task's latest baseline is then an error, and an earlier one measured the model; pairs
+    # use the latest baseline that measured something, not the error (which excluded them all)
+    from shardscope.config.settings import Settings
+    from shardscope.scaffolds.backends.scripted import ScriptedBackend
+    from shardscope.scaffolds.backends.traced import TracedModel
+    from shardscope.scaffolds.runner.runner import Runner
+    from shardscope.tracer.setup import setup_tracing
+
+    down = {"now": False}
+
+    def reader(messages: Sequence[Any], tools: Any, config: Any) -> str:
+        found = re.search(r"\ba is (\d+)", _user(messages))
+        if down["now"]:
+            raise RuntimeError("backend down after retries")
+        return f"Final Answer: {int(found.group(1)) + 3}" if found else "Final Answer: unknown"
+
+    db = tmp_path / "rerun.duckdb"
+    tracing = setup_tracing(Settings(db=db, flush_interval=0.1), strict=True)
+    try:
+        model = TracedModel(ScriptedBackend(model="flaky", policy=reader), tracing, model_id="flaky")
+        for spec in (SPEC, MatrixSpec(suites=("toy",), models=("flaky",), scaffolds=("react-tools",),
+                                      name="baselines again")):
+            asyncio.run(Runner(tracing, fx._resources({"flaky": model}, TASKS), progress=False).run(spec))
+            down["now"] = True
+    finally:
+        tracing.shutdown()
+    store = Store(db)
+    baselines = read_frame(store, "SELECT outcome FROM episodes WHERE ablation_shard IS NULL")
+    assert sorted(baselines.outcome) == ["error"] * TASKS + ["success"] * TASKS
+
+    influence, pairs = ablation_detail(store, Selection())
+    assert len(pairs) == 4 * TASKS and (pairs.base_outcome == "success").all()
+    assert pairs.excluded.isna().all() and (influence.excluded_errors == 0).all()
+    removed = influence.set_index(["task_id", "shard", "mode"]).loc[("t1", "a", "removed")]
+    assert removed.n == 1 and removed.success_drop == 1.0

@@ -179,3 +179,44 @@ def test_humaneval_examples_whose_lines_end_in_spaces_are_found(tmp_path: Path) 
                 new, count, status = attr.ablated_input(recorded, text, mode)
                 assert (status, count) == ("scored", 1), (task.id, text.shard)
                 assert new == recorded.replace(sent, render_prompt(task, target, mode))
+
+
+def _tithe_input(frame: str) -> tuple[str, str]:
+    """arith-010 as a model saw it after four calculator calls (tithes 25, 31, 18, 42 of
+    harvests 257, 312, 189, 425), each result shown in ``frame``."""
+    suite = get_suite("arithmetic")
+    task = suite.task("arith-010")
+    prompt = render_prompt(task, None, None)
+    turns = "".join(
+        f'<tool_call>\n{{"name": "calculator", "arguments": {{"expression": "{h} // 10"}}}}\n'
+        f"</tool_call>\n" + frame.format(r)
+        for h, r in (("257", "25"), ("312", "31"), ("189", "18"), ("425", "42")))
+    return prompt, f"system: use the calculator\nuser: {prompt}\nassistant: {turns}"
+
+
+def test_every_result_of_a_tool_is_ablated_and_only_where_it_is_a_result() -> None:
+    # a tool_result shard is the tool's every result (outcome ablation's tool returns the
+    # replacement to every call); its digits also stand in the task ("25" in "257 bushels")
+    # and in the model's own calls, which are not the result
+    task = get_suite("arithmetic").task("arith-010")
+    results = {"calculator": ["25", "31", "18", "42"]}
+    (shard,) = [t for t in attr.shard_texts(task, results) if t.kind == "tool_result"]
+    for frame in ("<tool_response>\n{}\n</tool_response>", "Observation: {}\n"):
+        prompt, recorded = _tithe_input(frame)
+        new, count, status = attr.ablated_input(recorded, shard, "replaced")
+        assert (status, count) == ("scored", 4)
+        expected = recorded
+        for r in results["calculator"]:
+            expected = expected.replace(frame.format(r), frame.format("118"))
+        assert new == expected
+        assert new is not None and prompt in new and "257 // 10" in new  # the task and calls stay
+        removed, count, status = attr.ablated_input(recorded, shard, "removed")
+        assert (status, count) == ("scored", 4)
+        assert removed == expected.replace(frame.format("118"), frame.format(""))
+
+
+def test_a_bare_tool_result_is_still_found() -> None:
+    task = get_suite("arithmetic").task("arith-010")
+    (shard,) = [t for t in attr.shard_texts(task, {"calculator": ["116"]}) if t.kind == "tool_result"]
+    assert attr.ablated_input("result=116;", shard, "replaced") == ("result=118;", 1, "scored")
+    assert attr.ablated_input("nothing", shard, "removed") == (None, 0, "not_found")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from shardscope.analysis.stats import system_column
 from shardscope.tracer.queries.filters import OUTCOMES
 
 OUTCOME_COLORS = {
@@ -199,17 +200,23 @@ def tool_shares(profile: pd.DataFrame) -> alt.Chart:
     return chart
 
 
+# Each value's legend title and label format. Without a format, a legend whose values are
+# all one number (every score drop 0, as on most HumanEval cells) read "0.000000": Vega's
+# tick format finds no precision in a zero-width domain and falls back to d3-format's 6.
+INFLUENCE_LEGENDS = {"success_drop": ("success drop", ".0%"), "score_drop": ("score drop", ".2~f"),
+                     "trajectory_change": ("trajectory change", ".2~f")}
+
+
 def influence_map(influence: pd.DataFrame, value: str = "success_drop") -> alt.Chart:
     """Shards (rows) x systems (columns), coloured by how much ablating the shard hurt; one
     row of ``influence`` per cell (one ablation mode)."""
     data = influence.assign(row=influence["task_id"] + " · " + influence["shard"],
-                            column=influence["model"] + " · " + influence["scaffold"])
-    title = {"success_drop": "success drop", "score_drop": "score drop",
-             "trajectory_change": "trajectory change"}[value]
+                            column=system_column(influence))
+    title, legend = INFLUENCE_LEGENDS[value]
     chart: alt.Chart = alt.Chart(data).mark_rect(stroke="white", strokeWidth=0.5).encode(
         x=alt.X("column:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=0)),
         y=alt.Y("row:N", title="task · shard", sort=None),
-        color=alt.Color(f"{value}:Q", title=title,
+        color=alt.Color(f"{value}:Q", title=title, legend=alt.Legend(format=legend),
                         scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0)),
         tooltip=["row:N", "column:N", "n:Q",
                  alt.Tooltip("success_drop:Q", format=".0%"),
@@ -235,7 +242,7 @@ def likelihood_map(cells: pd.DataFrame) -> alt.LayerChart:
     # symmetric around 0, so a small negative delta is pale, not as dark as the largest one
     reach = float(data["mean"].abs().max()) if len(data) else 1.0
     rect = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
-        color=alt.Color("mean:Q", title="Δ log p (nats)",
+        color=alt.Color("mean:Q", title="Δ log p (nats)", legend=alt.Legend(format=".2~f"),
                         scale=alt.Scale(scheme="redblue", reverse=True,
                                         domain=[-reach, reach])),
         tooltip=["row:N", "system:N", "episodes:Q", alt.Tooltip("mean:Q", format=".2f"),

@@ -73,6 +73,10 @@ class ShardText:
     replacements: Mapping[str, str | None]  # text -> its replaced form (None: no replacement)
     why_unlocatable: str = ""
     removals: Mapping[str, str] = field(default_factory=dict)  # text -> its removed form ("")
+    # Where set, the shard is several texts (a tool's results), each given as its forms in
+    # order of preference: every one found is ablated, not only the first (``texts`` then
+    # holds them all).
+    parts: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,10 +116,7 @@ def _shard_text(task: Task, shard: Shard, tool_results: Mapping[str, Sequence[st
     if shard.kind == "function":
         return _function_text(task, shard)
     if shard.kind == "tool_result":
-        results = tuple(r for r in tool_results.get(str(shard.params.get("tool")), ()) if r)
-        wrong = None if shard.replacement is None else str(shard.replacement)
-        return ShardText(shard.name, shard.kind, results, dict.fromkeys(results, wrong),
-                         "" if results else "the tool returned nothing in this episode")
+        return _tool_result_text(shard, tool_results.get(str(shard.params.get("tool")), ()))
     return ShardText(shard.name, shard.kind, (), {},
                      f"{shard.kind} shards change what a query returns, not a text in the input")
 
@@ -140,6 +141,30 @@ def _fact_text(task: Task, shard: Shard) -> ShardText:
     return ShardText(shard.name, shard.kind, texts, {whole: replaced, text: wrong},
                      removals={whole: render_prompt(task, shard, "removed"),
                                text: str(shard.params.get("removed", ""))})
+
+
+# How a tool's result stands in a model's input: in the Hermes / Qwen2.5 tool response
+# (scaffolds.backends.local_prompt, and Qwen's own template), and after react-text's
+# "Observation:". Found so, a result is not mistaken for the same digits elsewhere (a result
+# "25" in the task's "257 bushels"); a result in neither frame is found bare.
+_RESULT_FRAMES = ("<tool_response>\n{}\n</tool_response>", "Observation: {}\n")
+
+
+def _tool_result_text(shard: Shard, results: Sequence[str]) -> ShardText:
+    """A tool_result shard stands for every result the tool returned in the episode: each one
+    is removed (left empty in its frame) or replaced by the shard's replacement, as outcome
+    ablation's tool returns it for every call."""
+    wrong = None if shard.replacement is None else str(shard.replacement)
+    parts = tuple((*(f.format(r) for f in _RESULT_FRAMES), r) for r in dict.fromkeys(results) if r)
+    replacements: dict[str, str | None] = {}
+    removals: dict[str, str] = {}
+    for forms in parts:
+        for frame, form in zip((*_RESULT_FRAMES, "{}"), forms, strict=True):
+            replacements[form] = None if wrong is None else frame.format(wrong)
+            removals[form] = frame.format("")
+    texts = tuple(t for forms in parts for t in forms)
+    return ShardText(shard.name, shard.kind, texts, replacements,
+                     "" if parts else "the tool returned nothing in this episode", removals, parts)
 
 
 def _function_text(task: Task, shard: Shard) -> ShardText:
@@ -199,6 +224,8 @@ def ablated_input(prompt: str, shard: ShardText, mode: str) -> tuple[str | None,
     replacement (``no_replacement``)."""
     if not shard.texts:
         return None, 0, "unlocatable"
+    if shard.parts:
+        return _ablated_parts(prompt, shard, mode)
     for text in shard.texts:
         spans = locate(prompt, text)
         if not spans:
@@ -208,6 +235,27 @@ def ablated_input(prompt: str, shard: ShardText, mode: str) -> tuple[str | None,
             return None, len(spans), "no_replacement"
         return prompt.replace(text, new), len(spans), "scored"
     return None, 0, "not_found"
+
+
+def _ablated_parts(prompt: str, shard: ShardText, mode: str) -> tuple[str | None, int, str]:
+    """:func:`ablated_input` of a shard of several texts: each part in its first form the
+    prompt has, all of them ablated (longest first, so a part inside a longer one stays)."""
+    edits: dict[str, str] = {}
+    occurrences = 0
+    for forms in shard.parts:
+        text = next((t for t in forms if locate(prompt, t)), None)
+        if text is None or text in edits:
+            continue
+        new = shard.removals.get(text, "") if mode == "removed" else shard.replacements.get(text)
+        if new is None:
+            return None, len(locate(prompt, text)), "no_replacement"
+        edits[text] = new
+        occurrences += len(locate(prompt, text))
+    if not edits:
+        return None, 0, "not_found"
+    for text in sorted(edits, key=len, reverse=True):
+        prompt = prompt.replace(text, edits[text])
+    return prompt, occurrences, "scored"
 
 
 def action_span(output: str) -> tuple[int, int]:

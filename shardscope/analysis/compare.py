@@ -141,7 +141,7 @@ def likelihood_rows(store: Source, episodes: pd.DataFrame) -> pd.DataFrame:
     rows = rows[rows.episode_id.isin(set(episodes.episode_id))]
     if rows.empty:
         return rows
-    return rows.assign(system=rows.model + " · " + rows.scaffold.fillna("?"))
+    return rows.assign(system=stats.system_column(rows))
 
 
 def follow_rates(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -150,9 +150,7 @@ def follow_rates(pairs: pd.DataFrame) -> pd.DataFrame:
     from shardscope.analysis import follows
     from shardscope.config.settings import load_settings
 
-    if pairs.empty or "replaced" not in set(pairs["mode"]):
-        return pd.DataFrame(columns=follows.FOLLOW_COLUMNS)
-    pairs = pairs.assign(system=pairs.model + " · " + pairs.scaffold.fillna("?"))
+    pairs = pairs.assign(system=stats.system_column(pairs))
     return follows.follow_table(pairs, follows.suite_tasks(load_settings().suites_dir), by="system")
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from shardscope.analysis import stats
 from shardscope.scaffolds.tasks.checks import check_exact, check_numeric
 from shardscope.scaffolds.tasks.model import Check, Shard
-from shardscope.scaffolds.tasks.suite import Task
+from shardscope.scaffolds.tasks.suite import Suite, Task
 
 FOLLOW_COLUMNS = ["model", "episodes", "follow", "keep", "other", "follow_rate",
                   "follow_rate_prior_right", "follow_rate_prior_wrong", "follow_low",
@@ -67,14 +67,13 @@ def classify(pairs: pd.DataFrame, lookup: ShardLookup,
 
 def follow_rates(classified: pd.DataFrame, prior: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per model: counts of follow / keep / other and the follow rate, split by the prior
-    (``prior``: removed-shard pairs; right = that episode succeeded) where known."""
+    (``prior``: removed-shard pairs; right = that episode succeeded; see :func:`_priors`)
+    where known."""
     if classified.empty:
         return pd.DataFrame(columns=FOLLOW_COLUMNS)
     data = classified
     if prior is not None and not prior.empty:
-        removed = prior[prior["mode"] == "removed"][["baseline_episode_key", "shard", "outcome"]]
-        data = data.merge(removed.rename(columns={"outcome": "prior_outcome"}),
-                          on=["baseline_episode_key", "shard"], how="left")
+        data = data.merge(_priors(prior), on=["baseline_episode_key", "shard"], how="left")
     out = []
     for model, group in data.groupby("model", sort=True):
         counts = group.follows.value_counts()
@@ -98,6 +97,20 @@ def follow_rates(classified: pd.DataFrame, prior: pd.DataFrame | None = None) ->
                 row[f"prior_{side}"] = 0
         out.append(row)
     return pd.DataFrame(out, columns=FOLLOW_COLUMNS)
+
+
+def _priors(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Each baseline x shard's prior: the outcome of its latest removed-shard episode that
+    measured something (an error outcome says nothing of what the model knows). One row per
+    baseline x shard, so an ablation run twice does not count a replaced answer twice."""
+    removed = pairs[pairs["mode"] == "removed"]
+    if "excluded" in removed:
+        removed = removed[removed.excluded.isna()]
+    if "started_at" in removed:
+        removed = removed.sort_values("started_at", kind="stable")
+    keys = ["baseline_episode_key", "shard"]
+    return (removed.drop_duplicates(keys, keep="last")[[*keys, "outcome"]]
+            .rename(columns={"outcome": "prior_outcome"}))
 
 
 def task_lookups(task_of: TaskLookup) -> tuple[ShardLookup, Callable[[str, str], Check | None]]:
@@ -127,12 +140,16 @@ def follow_table(pairs: pd.DataFrame, task_of: TaskLookup, by: str = "model") ->
 
 
 def suite_tasks(suites_dir: Path | str | None = None) -> TaskLookup:
-    """A task lookup over the shipped suites and those in ``suites_dir``."""
+    """A task lookup over the shipped suites and those in ``suites_dir``, loaded at the first
+    lookup (:func:`follow_table` makes none where no shard was replaced)."""
     from shardscope.scaffolds.tasks.loader import load_suites
 
-    suites = load_suites(suites_dir)
+    suites: dict[str, Suite] | None = None
 
     def task_of(suite: str, task_id: str) -> Task | None:
+        nonlocal suites
+        if suites is None:
+            suites = load_suites(suites_dir)
         found = suites.get(suite)
         return next((t for t in found.tasks if t.id == task_id), None) if found else None
 

@@ -44,8 +44,11 @@ def ablation_pairs(episodes: pd.DataFrame, trajectories: Mapping[str, Sequence[A
         return pd.DataFrame()
     base = episodes[episodes.ablation_shard.isna()]
     ablated = episodes[episodes.ablation_shard.notna()]
-    # A baseline may have been run more than once (another run): use the latest.
-    base = base.sort_values("started_at").drop_duplicates("episode_key", keep="last")
+    # A baseline may have been run more than once (another run): use the latest that
+    # measured something (an error outcome only where every run of it ended in one).
+    base = (base.assign(_measured=base.outcome != Outcome.ERROR)
+            .sort_values(["_measured", "started_at"], kind="stable")
+            .drop_duplicates("episode_key", keep="last"))
     answer = "final_answer" if "final_answer" in episodes else None
     pairs = ablated.merge(
         base[["episode_key", "episode_id", "outcome", "score", *([answer] if answer else [])]]

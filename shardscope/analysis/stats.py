@@ -186,17 +186,24 @@ def finished(episodes: pd.DataFrame) -> pd.DataFrame:
     return episodes[episodes["outcome"].notna()]
 
 
+MISSING_LABEL = "?"  # a label's part that is not recorded (an episode without a scaffold)
+
+
 def system_label(row: pd.Series | dict[str, Any], keys: Sequence[str] = SYSTEM_KEYS) -> str:
-    return " · ".join(str(row[k]) for k in keys)
+    """The row's "model · scaffold" label (``keys`` joined by " · ")."""
+    return " · ".join(MISSING_LABEL if pd.isna(row[k]) else str(row[k]) for k in keys)
 
 
 def system_column(frame: pd.DataFrame, keys: Sequence[str] = SYSTEM_KEYS) -> pd.Series:
-    """``system_label`` of every row, vectorized."""
+    """``system_label`` of every row, vectorized: the one place a "model · scaffold" label
+    is built (the likelihood rows, follow rates and the demo use it too)."""
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=object)
-    out = frame[keys[0]].astype(str)
-    for key in keys[1:]:
-        out = out + " · " + frame[key].astype(str)
+    parts = [frame[k].astype(object).where(frame[k].notna(), MISSING_LABEL).astype(str)
+             for k in keys]
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + " · " + part
     return out
 
 

@@ -8,10 +8,12 @@ import contextlib
 import fnmatch
 import json
 import os
+import re
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -29,6 +31,10 @@ from shardscope.scaffolds.tasks.suite import Suite
 from shardscope.tracer.queries import attributions as q
 from shardscope.tracer.store import Store
 
+KEY = ["episode_id", "span_id", "shard", "mode"]  # one attribution row
+Key = tuple[str, str, str, str]
+CUT_NOTE = "output cut to its first {} characters (--output-chars)"  # in a row's detail
+_CUT = re.compile(r"output cut to its first (\d+) characters")
 NO_MESSAGES = ("the store has no recorded message content for these calls (recorded with "
                "capture_content = false): likelihood attribution scores the recorded output "
                "under the recorded input; re-run with content capture on")
@@ -53,7 +59,8 @@ class Limits:
     """Which recorded calls to score: suites, scaffolds, the first ``steps`` calls of each
     episode, tasks whose id matches a ``tasks`` pattern (fnmatch, as ``ablate --tasks``),
     and each output cut to its first ``output_chars`` characters (a cheaper, partial
-    attribution: the rows' ``output_tokens`` say what was scored)."""
+    attribution: the rows' ``output_tokens`` say what was scored, and a cut row's ``detail``
+    says where it was cut; ``cut`` holds it per call, None where the output was shorter)."""
 
     suites: Sequence[str] = ()
     scaffolds: Sequence[str] = ()
@@ -71,7 +78,9 @@ class Limits:
         if self.steps is not None:
             calls = calls[calls.groupby("episode_id").cumcount() < self.steps]
         if self.output_chars is not None:
-            calls = calls.assign(output=calls.output.str.slice(0, self.output_chars))
+            longer = (calls.output.str.len() > self.output_chars).tolist()
+            calls = calls.assign(output=calls.output.str.slice(0, self.output_chars),
+                                 cut=[self.output_chars if c else None for c in longer])
         if calls.empty:
             raise attr.AttributionError("no recorded llm calls of baseline episodes in these "
                                         "suites, scaffolds and tasks: check --suite, --scaffolds and --tasks")
@@ -142,14 +151,18 @@ def calls_frame(store: Store, run_ids: Sequence[str], models: Sequence[str]) -> 
 def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] = (),
                     models: Sequence[str] = (), modes: Sequence[str] = attr.MODES,
                     scorers: dict[str, Any] | None = None, limits: Limits | None = None,
-                    rescore: bool = False, progress: Callable[[str], None] | None = None
+                    rescore: bool = False, progress: Callable[[str], None] | None = None,
+                    shield: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
                     ) -> AttributionRun:
     """Score every recorded call of the selection under each shard removed / replaced.
 
     Each episode's rows are written to the store as soon as it is scored (one transaction),
     so a killed run keeps what it finished. A call x shard x mode already in the store is
-    skipped (``skipped`` counts them) unless ``rescore``: re-running a killed command resumes
-    it. ``rows`` holds the whole selection's rows, the skipped ones as stored."""
+    skipped (``skipped`` counts them) unless ``rescore``, or unless it was scored on an output
+    cut elsewhere than this run cuts it (``--output-chars``; a whole output is always kept):
+    re-running a killed command resumes it. ``rows`` holds the whole selection's rows, the
+    skipped ones as stored. Each write runs inside ``shield()`` (the command's: a signal
+    waits for the write to end)."""
     calls = (limits or Limits()).select(calls_frame(store, run_ids, models))
     result = AttributionRun(pd.DataFrame(columns=attr.ROW_COLUMNS))
     scorers = dict(scorers or {})
@@ -168,10 +181,10 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
         raise attr.AttributionError("; ".join(result.unscorable.values()) or NO_MESSAGES)
     episode_ids = list(usable.episode_id.unique())
     tools = q.tool_results(store, episode_ids)
-    recorded_keys = set() if rescore else q.recorded_keys(store, episode_ids)
+    stored = _stored(store, episode_ids, rescore)
     suites: dict[str, Suite] = {}
     rows: list[dict[str, object]] = []
-    kept: set[tuple[str, str, str, str]] = set()
+    kept: set[Key] = set()
     start = time.perf_counter()
     for number, (episode_id, episode) in enumerate(usable.groupby("episode_id", sort=False), 1):
         first = episode.iloc[0]
@@ -184,20 +197,22 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
                                       c.model, c.suite, c.task_id, c.prompt, c.output)
                     for c in episode.itertuples()]
         shards = attr.shard_texts(task, results)
-        wanted = {(str(episode_id), c.span_id, s.shard, m) for c in recorded for s in shards
-                  for m in modes}
-        have = wanted & recorded_keys
-        todo = [s for s in shards if any((str(episode_id), c.span_id, s.shard, m) not in have
-                                         for c in recorded for m in modes)]
+        cuts = {c.span_id: _cut_of(getattr(c, "cut", None)) for c in episode.itertuples()}
+        have = {k for k in ((str(episode_id), c.span_id, s.shard, m) for c in recorded
+                            for s in shards for m in modes)
+                if k in stored.cuts and stored.cuts[k] in (None, cuts[k[1]])}
         new: list[dict[str, object]] = []
-        if todo:
+        for needed, todo in _todo(recorded, shards, modes, have).items():
             scored = attr.attribute_episode(recorded, todo,
-                                            scorers[first.model].score_continuation, modes)
+                                            scorers[first.model].score_continuation, needed)
             result.forward_passes += len(recorded) + sum(1 for r in scored
                                                          if r["status"] == "scored")
-            new = [r for r in scored
-                   if (r["episode_id"], r["span_id"], r["shard"], r["mode"]) not in have]
-            result.written += q.write_attributions(store, pd.DataFrame(new, columns=attr.ROW_COLUMNS))
+            new += [_noting_cut(r, cuts[str(r["span_id"])]) for r in scored
+                    if (r["episode_id"], r["span_id"], r["shard"], r["mode"]) not in have]
+        if new:
+            with shield():
+                result.written += q.write_attributions(
+                    store, pd.DataFrame(new, columns=attr.ROW_COLUMNS))
         result.skipped += len(have)
         kept |= have
         rows += new
@@ -208,17 +223,64 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
     result.rows = pd.DataFrame(rows, columns=attr.ROW_COLUMNS)
     result.evaluated_tokens = int(pd.to_numeric(result.rows.evaluated_tokens).sum())  # this run's
     if kept:
-        result.rows = pd.concat([_stored_rows(store, kept), result.rows], ignore_index=True)
+        result.rows = pd.concat([stored.of(kept), result.rows], ignore_index=True)
     result.episodes = len(episode_ids)
     return result
 
 
-def _stored_rows(store: Store, keys: set[tuple[str, str, str, str]]) -> pd.DataFrame:
-    """The stored rows of these (episode_id, span_id, shard, mode) keys, as ``ROW_COLUMNS``."""
-    stored = q.read_attributions(store, episode_ids=sorted({k[0] for k in keys}))
-    mine = [tuple(k) in keys for k in
-            stored[["episode_id", "span_id", "shard", "mode"]].itertuples(index=False, name=None)]
-    return stored[mine].reindex(columns=attr.ROW_COLUMNS)
+def _todo(calls: Sequence[attr.RecordedCall], shards: Sequence[attr.ShardText],
+          modes: Sequence[str], have: set[Key]) -> dict[tuple[str, ...], list[attr.ShardText]]:
+    """The shards to score, by the modes each one still lacks a row of: a run with
+    ``--mode both`` after one with ``--mode removed`` scores only the replaced variants."""
+    todo: dict[tuple[str, ...], list[attr.ShardText]] = {}
+    for shard in shards:
+        needed = tuple(m for m in modes if any((c.episode_id, c.span_id, shard.shard, m) not in have
+                                               for c in calls))
+        if needed:
+            todo.setdefault(needed, []).append(shard)
+    return todo
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """The attribution rows already in the store for the selection's episodes, and where each
+    one's output was cut (None: the whole output was scored)."""
+
+    rows: pd.DataFrame
+    cuts: dict[Key, int | None]
+
+    def of(self, keys: set[Key]) -> pd.DataFrame:
+        """The stored rows of these keys, as ``ROW_COLUMNS``."""
+        mine = [k in keys for k in self.rows[KEY].itertuples(index=False, name=None)]
+        return self.rows[mine].reindex(columns=attr.ROW_COLUMNS)
+
+
+def _stored(store: Store, episode_ids: Sequence[str], rescore: bool) -> _Stored:
+    """What a resumed run may keep (nothing under ``rescore``)."""
+    if rescore:
+        return _Stored(pd.DataFrame(columns=attr.ROW_COLUMNS), {})
+    rows = q.read_attributions(store, episode_ids=episode_ids)
+    cuts = {tuple(k[:4]): _cut_in(k[4]) for k in
+            rows[[*KEY, "detail"]].itertuples(index=False, name=None)}
+    return _Stored(rows, cuts)
+
+
+def _cut_in(detail: object) -> int | None:
+    found = _CUT.search(detail) if isinstance(detail, str) else None
+    return int(found.group(1)) if found else None
+
+
+def _cut_of(value: object) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)  # type: ignore[call-overload]
+
+
+def _noting_cut(row: dict[str, object], cut: int | None) -> dict[str, object]:
+    """A row scored on a cut output says so in its ``detail``: a run over the whole output
+    scores it again instead of keeping it."""
+    if cut is None:
+        return row
+    notes = (str(row["detail"] or ""), CUT_NOTE.format(cut))
+    return {**row, "detail": "; ".join(n for n in notes if n)}
 
 
 def print_attribution(console: Console, run: AttributionRun) -> None:
@@ -261,10 +323,10 @@ def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str
     (exit 130 / 143), and the same command run again resumes where it stopped."""
     console = Console()
     progress = Console(stderr=True)
-    with _sigterm_interrupts():
+    with _stop_signals() as stops:
         try:
             run = run_attribution(store, settings, run_ids=run_ids, models=models, modes=modes,
-                                  limits=limits, rescore=rescore,
+                                  limits=limits, rescore=rescore, shield=stops.writing,
                                   progress=lambda line: progress.print(line, highlight=False,
                                                                          soft_wrap=True))
         except _Terminated:
@@ -283,23 +345,55 @@ def attribute_command(store: Store, settings: Settings, *, run_ids: Sequence[str
 
 
 class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread (an open write transaction rolls back)."""
+    """SIGTERM, raised in the main thread between writes."""
+
+
+class _Stops:
+    """SIGTERM raises :class:`_Terminated` and SIGINT ``KeyboardInterrupt``, except while an
+    episode's rows are written: there the signal waits for the write to end. Raised inside
+    it, it could land after the write's COMMIT, whose ROLLBACK then failed with a DuckDB
+    TransactionException (a traceback instead of exit 143). A second signal during a write
+    (one waiting on the store's lock) stops at once."""
+
+    def __init__(self) -> None:
+        self._writing = False
+        self._pending: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._writing and self._pending is None:
+            self._pending = signum
+            return
+        self._raise(signum)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        self._writing = True
+        try:
+            yield
+        finally:
+            self._writing = False
+        if self._pending is not None:
+            self._raise(self._pending)
+
+    @staticmethod
+    def _raise(signum: int) -> None:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Terminated
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def _stop_signals() -> Iterator[_Stops]:
+    stops = _Stops()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stops
         return
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {s: signal.signal(s, stops.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield stops
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def print_agreement(console: Console, store: Store, rows: pd.DataFrame) -> None:

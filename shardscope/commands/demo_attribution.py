@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from shardscope.analysis import attribution as attr
+from shardscope.analysis import stats
 from shardscope.commands.attribute import Limits, run_attribution
 from shardscope.config.settings import Settings
 from shardscope.tracer.queries import attributions as q
@@ -29,7 +30,7 @@ def demo_attribution(store: Store, settings: Settings, run_id: str) -> str | Non
         print(f"note: likelihood attribution skipped: {exc}")
         return None
     rows = q.stored_attributions(store, run_ids=(run_id,))
-    rows = rows.assign(system=rows.model + " · " + rows.scaffold.fillna("?"))
+    rows = rows.assign(system=stats.system_column(rows))
     profiles = attr.model_profiles(rows, by="system")
     print(f"\nLikelihood attribution (arithmetic, react-tools, first call, shard removed; "
           f"{run.forward_passes} forward passes in {time.perf_counter() - started:.0f} s):")
