@@ -172,7 +172,7 @@ class LocalBackend(Backend):
         defaults: Mapping[str, Any] | None = None,
         sampling: Mapping[str, Any] | None = None,
         prefix_cache: bool = True,
-        scoring_threads: int = 1,
+        scoring_threads: int | None = None,
         slots: int | None = None,
     ) -> None:
         unknown = set(sampling or {}) - SAMPLING_KEYS
@@ -193,10 +193,12 @@ class LocalBackend(Backend):
         # numerics differ slightly between batched and single-token evaluation, so a repeated
         # call may diverge from a fresh one. prefix_cache=False re-evaluates every prompt.
         self.prefix_cache = prefix_cache
-        # Scoring (teacher-forced log p) runs a copy loaded with logits_all. One thread: on the
-        # shared 2-core machine 2 threads scored 5-7x slower than 1 (SmolLM2, ~60 tokens:
-        # 17-29 s vs 3.4-4.4 s at load average 13; OpenMP threads spin-waiting for each other).
-        self.scoring_threads = scoring_threads
+        # Scoring (teacher-forced log p) runs a copy loaded with logits_all, with n_threads
+        # threads unless set. While OpenMP's idle threads spun, 2 threads scored 5-7x slower
+        # than 1 on the shared 2-core machine; sleeping (import_llama_cpp), 2 threads scored
+        # 1.2-1.5x faster than 1 at load 3.6-3.9 (SmolLM2 4.9-6.8 vs 7.1-7.7 s, Qwen 9.9-12.0
+        # vs 14.5-16.0 s, ~500-token prompt + 60-token output), with identical log p.
+        self.scoring_threads = n_threads if scoring_threads is None else scoring_threads
         if slots is not None and slots < 1:
             raise BadRequestError(f"{model}: slots must be at least 1, got {slots}")
         # None: as many as the caller plans to run at once (plan_concurrency), else 1. The
@@ -533,7 +535,7 @@ def _build(entry: ModelEntry, logprobs: bool) -> Backend:
         defaults=entry.params,
         sampling=options.get("sampling"),
         prefix_cache=bool(options.get("prefix_cache", True)),
-        scoring_threads=int(options.get("scoring_threads", 1)),
+        scoring_threads=int(options["scoring_threads"]) if "scoring_threads" in options else None,
         slots=int(options["slots"]) if "slots" in options else None,
     )
 
