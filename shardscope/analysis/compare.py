@@ -94,9 +94,9 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         check_selection(episodes, con, selection)
         ablation = reads.ablation_episodes(con, selection)
         baselines = episodes.episode_id.tolist()
-        steps = reads.steps_of(con, baselines + ablation.episode_id.tolist())
+        steps = reads.step_rows(con, baselines + ablation.episode_id.tolist())
         use = reads.tool_use_of(con, baselines)
-        paths = trajectory.trajectories(steps)  # one action per step read, by episode
+        paths = trajectory.paths_of(steps)  # one action per step read, by episode
         # Episodes with no step (agents traced by other instrumentations): their tool calls
         # are their trajectories. Only theirs are read.
         unstepped = [e for e in baselines if e not in paths]
@@ -207,8 +207,8 @@ def ablation_detail(store: Store, selection: reads.Selection) -> tuple[pd.DataFr
     """Shard influence, and every ablated episode beside its baseline (for drilling down)."""
     with store.reader() as con:
         ablation = reads.ablation_episodes(con, selection)
-        steps = reads.steps_of(con, list(ablation.episode_id)) if len(ablation) else None
-    paths = trajectory.trajectories(steps) if steps is not None else {}
+        steps = reads.step_rows(con, list(ablation.episode_id)) if len(ablation) else None
+    paths = trajectory.paths_of(steps) if steps is not None else {}
     pairs = influence.ablation_pairs(ablation, paths, trajectory.distance)
     return influence.shard_influence(pairs), pairs
 

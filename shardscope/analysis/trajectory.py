@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shardscope.analysis.stats import SYSTEM_KEYS, system_column
 from shardscope.scaffolds.types import StepAction
@@ -156,6 +158,51 @@ def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
     episodes = ordered["episode_id"].to_numpy()
     starts = [0, *(np.flatnonzero(episodes[1:] != episodes[:-1]) + 1).tolist(), len(episodes)]
     return {episodes[i]: actions[i:j] for i, j in itertools.pairwise(starts)}
+
+
+_STEP_FIELDS = ("action_json", "protocol_error", "step_index", "output")
+
+
+def paths_of(steps: pa.Table) -> dict[str, list[Action]]:
+    """:func:`trajectories` of a ``step_rows`` table (in episode and step order, as read),
+    without a pandas frame: Arrow numbers each step's four fields by hashing (no sort), and
+    one Action is made per distinct step."""
+    if not steps.num_rows:
+        return {}
+    codes = np.zeros(steps.num_rows, dtype=np.int64)
+    for name in _STEP_FIELDS:
+        column = _encoded(steps[name])
+        # Numbered again after each field (in order of first appearance), so codes stay
+        # below the number of steps and the pairs below its square.
+        codes = _encoded(pa.array(codes * len(column.dictionary) + _indices(column))).indices
+        codes = _indices_of(codes)
+    firsts = np.flatnonzero(codes > np.maximum.accumulate(np.concatenate(([-1], codes[:-1]))))
+    distinct = steps.take(pa.array(firsts))
+    made = [Action(*_classify_json(raw, error), int(index), text) for raw, error, index, text in
+            zip(*(distinct[c].to_pylist() for c in _STEP_FIELDS), strict=True)]
+    actions = [made[c] for c in codes.tolist()]
+    ids = _indices(_encoded(steps["episode_id"]))
+    starts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]
+    names = steps["episode_id"].take(pa.array(starts[:-1])).to_pylist()
+    return {name: actions[i:j] for name, (i, j) in
+            zip(names, itertools.pairwise(starts), strict=True)}
+
+
+def _encoded(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    """Values numbered in order of first appearance (a missing value is one more value)."""
+    if isinstance(values, pa.ChunkedArray):  # one array: chunks would number on their own
+        values = values.combine_chunks()
+    encoded: pa.DictionaryArray = pc.dictionary_encode(values, null_encoding="encode")
+    return encoded
+
+
+def _indices(column: pa.DictionaryArray) -> np.ndarray:
+    return _indices_of(column.indices)
+
+
+def _indices_of(indices: pa.Array) -> np.ndarray:
+    numbers: np.ndarray = indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return numbers
 
 
 def _text(value: object) -> str | None:

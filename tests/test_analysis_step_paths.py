@@ -1,0 +1,107 @@
+"""The comparison's trajectories read as Arrow (``step_rows`` + ``trajectory.paths_of``, no
+pandas frame of every step) equal the frame path's (``steps_of`` + ``trajectories``) and the
+row-by-row reference, on real stores: the planted divergences, the shard ablations, the UI
+fixture (protocol errors, errored episodes with no step), and a store whose steps were
+written with ties, gaps, missing fields and repeats across episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from shardscope.analysis import trajectory as T
+from shardscope.analysis.compare import compare, with_systems
+from shardscope.tracer.queries import comparison as reads
+from shardscope.tracer.store import Store
+from tests.test_analysis_divergence_rows import old_trajectories
+
+ADD = '{"type": "tool", "calls": [{"id": "c", "tool": "add", "arguments": {"a": 2, "b": 3}}]}'
+ADD_SPACED = (
+    '{"type": "tool", "calls": [{"id": "d", "tool": "add", "arguments": {"b": 3, "a": 2.0}}]}'
+)
+FINAL = '{"type": "final", "answer": "5"}'
+# (episode, step_index, action JSON, protocol error, output)
+PLANTED = [
+    ("e1", 0, ADD, None, "calling add"),
+    ("e1", 1, ADD, None, "calling add"),
+    ("e1", 2, FINAL, None, "Final Answer: 5"),
+    ("e2", 0, ADD, None, "calling add"),
+    ("e2", 1, ADD_SPACED, None, "calling add"),  # same normalized call, other JSON text
+    ("e2", 3, FINAL, None, "Final Answer: 5"),  # a gap: step 2 is missing
+    ("e3", 0, None, "no action: reply had no tool call", "hmm"),
+    ("e3", 1, None, "no action: reply had no tool call", None),  # no output recorded
+    ("e3", 2, None, None, None),  # nothing at all: a 'none' step
+    ("e4", 0, ADD, None, "calling add"),  # e4 repeats e1 exactly
+    ("e4", 1, ADD, None, "calling add"),
+    ("e4", 2, FINAL, None, "Final Answer: 5"),
+    ("e5", 0, ADD, None, ""),  # an empty output is not a missing one
+    ("e5", 0, ADD, None, ""),  # the same step index twice (a tie in the order)
+]
+
+
+@pytest.fixture(scope="module")
+def planted_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("step-paths") / "planted.duckdb"
+    with Store(path).writer() as con:
+        for episode, index, action, error, output in PLANTED:
+            con.execute(
+                "INSERT INTO typed_steps (episode_id, step_index, action, protocol_error, "
+                "output, span_id) VALUES (?, ?, ?, ?, ?, ?)",
+                [episode, index, action, error, output, f"{episode}-{index}"],
+            )
+    return path
+
+
+def _both(
+    path: Path, ids: list[str]
+) -> tuple[dict[str, list[T.Action]], dict[str, list[T.Action]]]:
+    store = Store(path)
+    return T.paths_of(reads.step_rows(store, ids)), T.trajectories(reads.steps_of(store, ids))
+
+
+@pytest.mark.parametrize("name", ["divergence_store", "dependence_store", "fixture_store"])
+def test_arrow_paths_equal_the_frame_paths_on_run_stores(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    path: Path = request.getfixturevalue(name)
+    store = Store(path)
+    episodes = with_systems(reads.episodes(store, reads.Selection(), ablations=True))
+    ids = list(episodes.episode_id)
+    new, frame = _both(path, ids)
+    assert len(new) > 1 and new == frame == old_trajectories(reads.steps_of(store, ids))
+    assert list(new) == list(frame)  # the same episodes in the same order
+    assert set(ids) - set(new) == (set(ids) - set(frame))  # episodes with no step stay out
+    if name == "fixture_store":
+        kinds = {a.kind for p in new.values() for a in p}
+        assert {"tool", "final", "error"} <= kinds
+
+
+def test_arrow_paths_equal_the_frame_paths_on_planted_steps(planted_store: Path) -> None:
+    new, frame = _both(planted_store, ["e1", "e2", "e3", "e4", "e5", "absent"])
+    assert new == frame == old_trajectories(reads.steps_of(Store(planted_store), list(new)))
+    assert list(new) == ["e1", "e2", "e3", "e4", "e5"]
+    assert [a.step_index for a in new["e2"]] == [0, 1, 3]
+    assert new["e1"] == new["e4"] and new["e1"][0].key == new["e2"][1].key  # 2.0 == 2
+    assert [(a.kind, a.text) for a in new["e3"]] == [
+        ("error", "hmm"),
+        ("error", None),
+        ("none", None),
+    ]
+    assert new["e5"] == [T.Action("tool", "add", '{"a":2,"b":3}', 0, "")] * 2
+
+
+def test_arrow_paths_of_several_chunks_and_of_nothing(planted_store: Path) -> None:
+    rows = reads.step_rows(Store(planted_store), ["e1", "e2", "e3", "e4", "e5"])
+    chunked = pa.concat_tables([rows.slice(0, 4), rows.slice(4, 3), rows.slice(7)])
+    assert chunked["output"].num_chunks == 3
+    assert T.paths_of(chunked) == T.paths_of(rows)
+    assert T.paths_of(rows.slice(0, 0)) == {}
+
+
+def test_comparison_of_the_planted_divergences_reads_the_same_paths(divergence_store: Path) -> None:
+    result = compare(Store(divergence_store), reads.Selection(), clusters=False)
+    ids = list(result.episodes.episode_id)
+    assert result.paths == T.trajectories(reads.steps_of(Store(divergence_store), ids))
+    assert result.divergences[0].table.diverged.any()
