@@ -4,7 +4,6 @@ DuckDB stores: the UI fixture matrix, and the dependence store with its ablation
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
 
