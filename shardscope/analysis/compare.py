@@ -178,11 +178,15 @@ def _with_repeat_keys(episodes: pd.DataFrame,
 
 def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
     both = stats.estimates_of(episodes, ("success", "score"))
-    success, score = both["success"], both["score"][[*stats.SYSTEM_KEYS, "mean", "se"]]
-    merged = success.merge(score, on=list(stats.SYSTEM_KEYS), suffixes=("", "_score"))
+    success, score = both["success"], both["score"]
+    # One grouping made both frames: the same systems in the same rows (what a merge on the
+    # system keys gave, without its cost).
+    keys = list(stats.SYSTEM_KEYS)
+    if not success[keys].equals(score[keys]):
+        raise RuntimeError("the metrics' estimates are not of the same systems")
+    merged = success.assign(mean_score=score["mean"].to_numpy(), score_se=score["se"].to_numpy())
     merged.insert(0, "system", stats.system_column(merged))
-    return merged.rename(columns={"mean": "success_rate", "se": "success_se",
-                                  "mean_score": "mean_score", "se_score": "score_se"})
+    return merged.rename(columns={"mean": "success_rate", "se": "success_se"})
 
 
 def _divergence(episodes: pd.DataFrame, paths: dict[str, list[trajectory.Action]], a: str,

@@ -364,11 +364,18 @@ def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
     latest episode of each when one was run more than once)."""
     cols = [*PAIR_KEYS, "episode_id", "outcome", "score", "steps", "final_answer"]
     # Only the columns read below are copied and sorted (the same order: by started_at alone).
-    data = episodes.loc[episodes["outcome"].notna(), [*dict.fromkeys([*cols, *systems, "started_at"])]]
+    data = _finished(episodes, [*dict.fromkeys([*cols, *systems, "started_at"])])
     data = data.assign(system=system_column(data, systems)).sort_values("started_at")
     left = data[data.system == a].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
     right = data[data.system == b].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
     return left.merge(right, on=list(PAIR_KEYS), suffixes=("_a", "_b"))
+
+
+def _finished(episodes: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """These columns of the episodes with an outcome (no row copied when all have one: a
+    comparison's do, and each copied string column costs an Arrow take)."""
+    done = episodes["outcome"].notna()
+    return episodes[columns] if bool(done.all()) else episodes.loc[done, columns]
 
 
 _DIVERGENCE_COLUMNS = ["diverged", "position", "step_a", "step_b", "action_a", "action_b",
@@ -489,8 +496,8 @@ def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Actio
                       systems: Sequence[str] = SYSTEM_KEYS) -> pd.DataFrame:
     """Per system: episodes, tool calls per episode, share of episodes with a repeated-call
     loop, protocol errors per episode, and steps to success (mean and median)."""
-    data = episodes.loc[episodes["outcome"].notna(),
-                        [*dict.fromkeys([*systems, "episode_id", "tool_calls", "steps", "outcome"])]]
+    data = _finished(episodes, [*dict.fromkeys([*systems, "episode_id", "tool_calls", "steps",
+                                                 "outcome"])])
     if data.empty:
         return pd.DataFrame(columns=["system", "episodes", "tool_calls_per_episode",
                                      "loop_share", "protocol_errors_per_episode",
