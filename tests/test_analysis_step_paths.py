@@ -2,15 +2,19 @@
 pandas frame of every step) equal the frame path's (``steps_of`` + ``trajectories``) and the
 row-by-row reference, on real stores: the planted divergences, the shard ablations, the UI
 fixture (protocol errors, errored episodes with no step), and a store whose steps were
-written with ties, gaps, missing fields and repeats across episodes."""
+written with ties, gaps, missing fields and repeats across episodes. Both metrics' estimates,
+now put side by side, equal the merge that joined them before."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
+from shardscope.analysis import compare as C
+from shardscope.analysis import stats
 from shardscope.analysis import trajectory as T
 from shardscope.analysis.compare import compare, with_systems
 from shardscope.tracer.queries import comparison as reads
@@ -105,3 +109,33 @@ def test_comparison_of_the_planted_divergences_reads_the_same_paths(divergence_s
     ids = list(result.episodes.episode_id)
     assert result.paths == T.trajectories(reads.steps_of(Store(divergence_store), ids))
     assert result.divergences[0].table.diverged.any()
+
+
+def estimates_by_merge(episodes: pd.DataFrame) -> pd.DataFrame:
+    """The Compare page's estimates as computed before: both metrics merged on the system."""
+    both = stats.estimates_of(episodes, ("success", "score"))
+    success, score = both["success"], both["score"][[*stats.SYSTEM_KEYS, "mean", "se"]]
+    merged = success.merge(score, on=list(stats.SYSTEM_KEYS), suffixes=("", "_score"))
+    merged.insert(0, "system", stats.system_column(merged))
+    return merged.rename(
+        columns={"mean": "success_rate", "se": "success_se", "se_score": "score_se"}
+    )
+
+
+@pytest.mark.parametrize("name", ["divergence_store", "dependence_store", "fixture_store"])
+def test_estimates_side_by_side_equal_the_merged_ones(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    result = compare(Store(request.getfixturevalue(name)), reads.Selection(), clusters=False)
+    episodes = result.episodes
+    pd.testing.assert_frame_equal(result.estimates, estimates_by_merge(episodes), check_exact=True)
+    # unfinished episodes (no outcome) and a system with no model name are grouped the same way
+    partial = episodes.assign(
+        outcome=episodes.outcome.where(episodes.index % 3 != 0),
+        model=episodes.model.where(episodes.index % 7 != 0),
+    )
+    pd.testing.assert_frame_equal(
+        C._estimates(partial), estimates_by_merge(partial), check_exact=True
+    )
+    assert stats.finished(episodes) is episodes  # all finished: not copied
+    assert len(stats.finished(partial)) < len(partial)
