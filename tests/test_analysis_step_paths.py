@@ -3,10 +3,12 @@ pandas frame of every step) equal the frame path's (``steps_of`` + ``trajectorie
 row-by-row reference, on real stores: the planted divergences, the shard ablations, the UI
 fixture (protocol errors, errored episodes with no step), and a store whose steps were
 written with ties, gaps, missing fields and repeats across episodes. Both metrics' estimates,
-now put side by side, equal the merge that joined them before."""
+now put side by side, and the pairs of episodes, now matched on row positions, equal the
+merges that made them before (with tied starts, missing keys and repeated rows)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -139,3 +141,34 @@ def test_estimates_side_by_side_equal_the_merged_ones(
     )
     assert stats.finished(episodes) is episodes  # all finished: not copied
     assert len(stats.finished(partial)) < len(partial)
+
+
+def pairs_by_merge(episodes: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """``pair_episodes`` as it was: sort, keep each task-seed's last row, merge."""
+    cols = [*T.PAIR_KEYS, "episode_id", "outcome", "score", "steps", "final_answer"]
+    data = episodes.loc[episodes["outcome"].notna(), [*cols, *stats.SYSTEM_KEYS, "started_at"]]
+    data = data.assign(system=stats.system_column(data)).sort_values("started_at")
+    left = data[data.system == a].drop_duplicates(list(T.PAIR_KEYS), keep="last")[cols]
+    right = data[data.system == b].drop_duplicates(list(T.PAIR_KEYS), keep="last")[cols]
+    return left.merge(right, on=list(T.PAIR_KEYS), suffixes=("_a", "_b"))
+
+
+@pytest.mark.parametrize("name", ["divergence_store", "dependence_store", "fixture_store"])
+def test_pairs_equal_the_merged_ones(name: str, request: pytest.FixtureRequest) -> None:
+    store = Store(request.getfixturevalue(name))
+    episodes = with_systems(reads.episodes(store, reads.Selection(), ablations=True))
+    variants = {
+        "as stored": episodes,
+        "every start tied": episodes.assign(started_at=episodes.started_at.min()),
+        "missing seeds": episodes.assign(seed=episodes.seed.where(episodes.index % 4 != 0)),
+        "unfinished": episodes.assign(outcome=episodes.outcome.where(episodes.index % 5 != 0)),
+        "repeated rows and labels": pd.concat([episodes, episodes.iloc[::3]]),
+    }
+    paired = 0
+    for variant in variants.values():
+        labels = sorted(variant.system.unique())
+        for a, b in itertools.product(labels, repeat=2):
+            new = T.pair_episodes(variant, a, b)
+            pd.testing.assert_frame_equal(new, pairs_by_merge(variant, a, b), check_exact=True)
+            paired += len(new)
+    assert paired > 0

@@ -363,12 +363,31 @@ def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
     """Episodes of systems ``a`` and ``b`` on the same task and seed, side by side (the
     latest episode of each when one was run more than once)."""
     cols = [*PAIR_KEYS, "episode_id", "outcome", "score", "steps", "final_answer"]
-    # Only the columns read below are copied and sorted (the same order: by started_at alone).
     data = _finished(episodes, [*dict.fromkeys([*cols, *systems, "started_at"])])
-    data = data.assign(system=system_column(data, systems)).sort_values("started_at")
-    left = data[data.system == a].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
-    right = data[data.system == b].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
-    return left.merge(right, on=list(PAIR_KEYS), suffixes=("_a", "_b"))
+    data = data.reset_index(drop=True)
+    # What sorting the rows by started_at, keeping each task-seed's last row per system and
+    # merging the two sides on the task-seed did, on row positions: only the rows kept are
+    # copied. The order is that sort's (it depends on the started_at column alone); keys
+    # compare as their factorized codes (a missing key equals a missing key, as in a merge).
+    order = data[["started_at"]].sort_values("started_at").index.tolist()
+    codes = [pd.factorize(data[k])[0][order].tolist() for k in PAIR_KEYS]
+    labels = system_column(data, systems).to_numpy()[order].tolist()
+    latest: dict[str, dict[tuple[int, ...], int]] = {a: {}, b: {}}
+    for rank, (label, key) in enumerate(zip(labels, zip(*codes, strict=True), strict=True)):
+        if label in latest:
+            latest[label].pop(key, None)  # keep the last row, in its place in the order
+            latest[label][key] = rank
+    right = latest[b]
+    kept = [(order[rank], order[right[key]]) for key, rank in
+            sorted(latest[a].items(), key=lambda item: item[1]) if key in right]
+    left_rows = [x for x, _ in kept]
+    right_rows = [y for _, y in kept]
+    side = cols[len(PAIR_KEYS):]
+    # Column by column (picking a list of columns by name cost more than the rest).
+    out = {k: data[k].array.take(left_rows) for k in PAIR_KEYS}
+    out |= {f"{c}_a": data[c].array.take(left_rows) for c in side}
+    out |= {f"{c}_b": data[c].array.take(right_rows) for c in side}
+    return pd.DataFrame(out)
 
 
 def _finished(episodes: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
