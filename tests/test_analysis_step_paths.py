@@ -8,6 +8,7 @@ merges that made them before (with tied starts, missing keys and repeated rows).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -172,3 +173,26 @@ def test_pairs_equal_the_merged_ones(name: str, request: pytest.FixtureRequest) 
             pd.testing.assert_frame_equal(new, pairs_by_merge(variant, a, b), check_exact=True)
             paired += len(new)
     assert paired > 0
+
+
+def test_a_comparison_without_likelihood_rows_is_the_same_comparison(
+    dependence_store: Path, tmp_path: Path
+) -> None:
+    from tests.test_ui_shards_views import attributed
+
+    store = Store(attributed(dependence_store, tmp_path / "attributed.duckdb", per_token=False))
+    full = compare(store, reads.Selection(), clusters=False)
+    page = compare(store, reads.Selection(), clusters=False, likelihood=False)  # the app's
+    assert len(full.likelihood) > 0 and page.likelihood.empty
+    for field in dataclasses.fields(full):
+        if field.name in ("likelihood", "clusters"):
+            continue
+        mine, theirs = getattr(page, field.name), getattr(full, field.name)
+        if isinstance(mine, pd.DataFrame):
+            pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
+        elif isinstance(mine, tuple) and mine and hasattr(mine[0], "table"):
+            for x, y in zip(mine, theirs, strict=True):
+                pd.testing.assert_frame_equal(x.table, y.table, check_exact=True)
+                assert (x.a, x.b) == (y.a, y.b) and str(x.summary) == str(y.summary)
+        else:
+            assert mine == theirs, field.name

@@ -397,6 +397,7 @@ def _finished(episodes: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return episodes[columns] if bool(done.all()) else episodes.loc[done, columns]
 
 
+_KEY = operator.attrgetter("key")  # map() of it: faster than a comprehension over 26k steps
 _DIVERGENCE_COLUMNS = ["diverged", "position", "step_a", "step_b", "action_a", "action_b",
                        "tool_a", "tool_b", "rejoined", "distance"]
 
@@ -408,7 +409,7 @@ def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]])
     def of(episode: str) -> tuple[Sequence[Action], list[str]]:
         path = paths.get(episode, ())
         if episode not in keys:
-            keys[episode] = [x.key for x in path]
+            keys[episode] = list(map(_KEY, path))
         return path, keys[episode]
 
     middles: dict[tuple[Any, ...], list[str]] = {}  # repeats (seeds at temperature 0) align once
