@@ -380,8 +380,8 @@ def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
     right = latest[b]
     kept = [(order[rank], order[right[key]]) for key, rank in
             sorted(latest[a].items(), key=lambda item: item[1]) if key in right]
-    left_rows = [x for x, _ in kept]
-    right_rows = [y for _, y in kept]
+    left_rows = np.array([x for x, _ in kept], dtype=np.intp)  # typed: no pairs is no rows
+    right_rows = np.array([y for _, y in kept], dtype=np.intp)
     side = cols[len(PAIR_KEYS):]
     # Column by column (picking a list of columns by name cost more than the rest).
     out = {k: data[k].array.take(left_rows) for k in PAIR_KEYS}
