@@ -45,7 +45,7 @@ def page_loaders() -> dict[str, Callable[[Store], Any]]:
         scaffold = here.groupby("scaffold").model.nunique().idxmax()
         chosen = tuple(here[here.scaffold == scaffold].system[:2])
         return summary, compare(store, Selection(suites=(here.suite.iloc[0],)), clusters=False,
-                                systems=chosen)
+                                systems=chosen, likelihood=False)  # as ui/data.comparison
 
     def shards(store: Store) -> Any:
         summary, systems = store_summary(store), systems_of(store)

@@ -152,8 +152,10 @@ def sql(path: str, version: str, text: str, max_rows: int) -> tuple[pd.DataFrame
 @st.cache_data(show_spinner="Comparing…", max_entries=8)
 def comparison(path: str, version: str, selection: Selection, systems: tuple[str, ...],
                metric: str) -> Comparison:
-    """Statistics, divergences and tool use of these systems (no clusters: see below)."""
-    return compare(_store(path), selection, metric=metric, clusters=False, systems=systems)
+    """Statistics, divergences and tool use of these systems (no clusters: see below; no
+    likelihood attributions: the page shows none)."""
+    return compare(_store(path), selection, metric=metric, clusters=False, systems=systems,
+                   likelihood=False)
 
 
 @st.cache_data(show_spinner="Embedding answers…", max_entries=4)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,8 @@ class Comparison:
     clusters: clustering.Clusters | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     paths: dict[str, list[trajectory.Action]] = field(default_factory=dict)  # episode -> actions
-    # `shardscope attribute` rows of the selection's baselines, with ``system`` (empty: none)
+    # `shardscope attribute` rows of the selection's baselines, with ``system`` (empty: none,
+    # or not read: ``compare(likelihood=False)``)
     likelihood: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per system: answers under replaced shards declaring implied_answer (follows.follow_table)
     follows: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -82,9 +84,12 @@ def check_selection(episodes: pd.DataFrame, store: Source, selection: reads.Sele
 
 def compare(store: Store, selection: reads.Selection, *, metric: str = "success",
             alpha: float = 0.05, correction: str = "holm", clusters: bool = True,
-            cluster_method: str = "auto", systems: Sequence[str] | None = None) -> Comparison:
+            cluster_method: str = "auto", systems: Sequence[str] | None = None,
+            likelihood: bool = True) -> Comparison:
     """Everything the comparison shows, from one pass over the store. ``systems`` keeps
-    only these model · scaffold labels."""
+    only these model · scaffold labels; ``likelihood=False`` leaves the stored likelihood
+    attributions unread (the app's Compare page shows none: looking for their table cost
+    ~5-12 ms of a page load on the 1M-span bench store)."""
     if metric not in stats.METRICS:
         raise ShardscopeError(f"unknown metric {metric!r}; choose from {', '.join(stats.METRICS)}")
     if correction not in ("holm", "bh", "none"):
@@ -94,14 +99,14 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         check_selection(episodes, con, selection)
         ablation = reads.ablation_episodes(con, selection)
         baselines = episodes.episode_id.tolist()
-        steps = reads.steps_of(con, baselines + ablation.episode_id.tolist())
+        steps = reads.step_rows(con, baselines + ablation.episode_id.tolist())
         use = reads.tool_use_of(con, baselines)
-        paths = trajectory.trajectories(steps)  # one action per step read, by episode
+        paths = trajectory.paths_of(steps)  # one action per step read, by episode
         # Episodes with no step (agents traced by other instrumentations): their tool calls
         # are their trajectories. Only theirs are read.
         unstepped = [e for e in baselines if e not in paths]
         calls = reads.tool_calls_of(con, unstepped) if unstepped else None
-        likelihood = likelihood_rows(con, episodes)
+        attributions = likelihood_rows(con, episodes) if likelihood else pd.DataFrame()
     recorded = pd.Series({e: len(p) for e, p in paths.items()}, dtype="int64")
     present = set(episodes.system.tolist())
     chosen = tuple(s for s in (systems or sorted(present)) if s in present)
@@ -126,7 +131,7 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         clusters=answer_clusters(episodes, cluster_method) if clusters else None,
         notes=notes,
         paths=paths,
-        likelihood=likelihood,
+        likelihood=attributions,
         follows=follow_rates(pairs),
     )
 
@@ -168,7 +173,8 @@ def _with_repeat_keys(episodes: pd.DataFrame,
                       paths: dict[str, list[trajectory.Action]]) -> pd.DataFrame:
     """Each episode's fingerprint (its steps' outputs, outcome, answer): the estimates count
     byte-identical repeats of a task once."""
-    keys = [stats.repeat_key([a.text for a in paths.get(e, ())], o, f) for e, o, f in
+    text = operator.attrgetter("text")
+    keys = [stats.repeat_key(list(map(text, paths.get(e, ()))), o, f) for e, o, f in
             zip(episodes.episode_id.tolist(), episodes.outcome.tolist(),
                 episodes.final_answer.tolist(), strict=True)]
     return episodes.assign(**{stats.REPEAT_KEY: keys})
@@ -176,11 +182,15 @@ def _with_repeat_keys(episodes: pd.DataFrame,
 
 def _estimates(episodes: pd.DataFrame) -> pd.DataFrame:
     both = stats.estimates_of(episodes, ("success", "score"))
-    success, score = both["success"], both["score"][[*stats.SYSTEM_KEYS, "mean", "se"]]
-    merged = success.merge(score, on=list(stats.SYSTEM_KEYS), suffixes=("", "_score"))
+    success, score = both["success"], both["score"]
+    # One grouping made both frames: the same systems in the same rows (what a merge on the
+    # system keys gave, without its cost).
+    keys = list(stats.SYSTEM_KEYS)
+    if not success[keys].equals(score[keys]):
+        raise RuntimeError("the metrics' estimates are not of the same systems")
+    merged = success.assign(mean_score=score["mean"].to_numpy(), score_se=score["se"].to_numpy())
     merged.insert(0, "system", stats.system_column(merged))
-    return merged.rename(columns={"mean": "success_rate", "se": "success_se",
-                                  "mean_score": "mean_score", "se_score": "score_se"})
+    return merged.rename(columns={"mean": "success_rate", "se": "success_se"})
 
 
 def _divergence(episodes: pd.DataFrame, paths: dict[str, list[trajectory.Action]], a: str,
@@ -205,8 +215,8 @@ def ablation_detail(store: Store, selection: reads.Selection) -> tuple[pd.DataFr
     """Shard influence, and every ablated episode beside its baseline (for drilling down)."""
     with store.reader() as con:
         ablation = reads.ablation_episodes(con, selection)
-        steps = reads.steps_of(con, list(ablation.episode_id)) if len(ablation) else None
-    paths = trajectory.trajectories(steps) if steps is not None else {}
+        steps = reads.step_rows(con, list(ablation.episode_id)) if len(ablation) else None
+    paths = trajectory.paths_of(steps) if steps is not None else {}
     pairs = influence.ablation_pairs(ablation, paths, trajectory.distance)
     return influence.shard_influence(pairs), pairs
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shardscope.analysis.stats import SYSTEM_KEYS, system_column
 from shardscope.scaffolds.types import StepAction
@@ -156,6 +158,51 @@ def trajectories(steps: pd.DataFrame) -> dict[str, list[Action]]:
     episodes = ordered["episode_id"].to_numpy()
     starts = [0, *(np.flatnonzero(episodes[1:] != episodes[:-1]) + 1).tolist(), len(episodes)]
     return {episodes[i]: actions[i:j] for i, j in itertools.pairwise(starts)}
+
+
+_STEP_FIELDS = ("action_json", "protocol_error", "step_index", "output")
+
+
+def paths_of(steps: pa.Table) -> dict[str, list[Action]]:
+    """:func:`trajectories` of a ``step_rows`` table (in episode and step order, as read),
+    without a pandas frame: Arrow numbers each step's four fields by hashing (no sort), and
+    one Action is made per distinct step."""
+    if not steps.num_rows:
+        return {}
+    codes = np.zeros(steps.num_rows, dtype=np.int64)
+    for name in _STEP_FIELDS:
+        column = _encoded(steps[name])
+        # Numbered again after each field (in order of first appearance), so codes stay
+        # below the number of steps and the pairs below its square.
+        codes = _encoded(pa.array(codes * len(column.dictionary) + _indices(column))).indices
+        codes = _indices_of(codes)
+    firsts = np.flatnonzero(codes > np.maximum.accumulate(np.concatenate(([-1], codes[:-1]))))
+    distinct = steps.take(pa.array(firsts))
+    made = [Action(*_classify_json(raw, error), int(index), text) for raw, error, index, text in
+            zip(*(distinct[c].to_pylist() for c in _STEP_FIELDS), strict=True)]
+    actions = [made[c] for c in codes.tolist()]
+    ids = _indices(_encoded(steps["episode_id"]))
+    starts = [0, *(np.flatnonzero(ids[1:] != ids[:-1]) + 1).tolist(), len(ids)]
+    names = steps["episode_id"].take(pa.array(starts[:-1])).to_pylist()
+    return {name: actions[i:j] for name, (i, j) in
+            zip(names, itertools.pairwise(starts), strict=True)}
+
+
+def _encoded(values: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    """Values numbered in order of first appearance (a missing value is one more value)."""
+    if isinstance(values, pa.ChunkedArray):  # one array: chunks would number on their own
+        values = values.combine_chunks()
+    encoded: pa.DictionaryArray = pc.dictionary_encode(values, null_encoding="encode")
+    return encoded
+
+
+def _indices(column: pa.DictionaryArray) -> np.ndarray:
+    return _indices_of(column.indices)
+
+
+def _indices_of(indices: pa.Array) -> np.ndarray:
+    numbers: np.ndarray = indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return numbers
 
 
 def _text(value: object) -> str | None:
@@ -316,14 +363,41 @@ def pair_episodes(episodes: pd.DataFrame, a: str, b: str,
     """Episodes of systems ``a`` and ``b`` on the same task and seed, side by side (the
     latest episode of each when one was run more than once)."""
     cols = [*PAIR_KEYS, "episode_id", "outcome", "score", "steps", "final_answer"]
-    # Only the columns read below are copied and sorted (the same order: by started_at alone).
-    data = episodes.loc[episodes["outcome"].notna(), [*dict.fromkeys([*cols, *systems, "started_at"])]]
-    data = data.assign(system=system_column(data, systems)).sort_values("started_at")
-    left = data[data.system == a].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
-    right = data[data.system == b].drop_duplicates(list(PAIR_KEYS), keep="last")[cols]
-    return left.merge(right, on=list(PAIR_KEYS), suffixes=("_a", "_b"))
+    data = _finished(episodes, [*dict.fromkeys([*cols, *systems, "started_at"])])
+    data = data.reset_index(drop=True)
+    # What sorting the rows by started_at, keeping each task-seed's last row per system and
+    # merging the two sides on the task-seed did, on row positions: only the rows kept are
+    # copied. The order is that sort's (it depends on the started_at column alone); keys
+    # compare as their factorized codes (a missing key equals a missing key, as in a merge).
+    order = data[["started_at"]].sort_values("started_at").index.tolist()
+    codes = [pd.factorize(data[k])[0][order].tolist() for k in PAIR_KEYS]
+    labels = system_column(data, systems).to_numpy()[order].tolist()
+    latest: dict[str, dict[tuple[int, ...], int]] = {a: {}, b: {}}
+    for rank, (label, key) in enumerate(zip(labels, zip(*codes, strict=True), strict=True)):
+        if label in latest:
+            latest[label].pop(key, None)  # keep the last row, in its place in the order
+            latest[label][key] = rank
+    right = latest[b]
+    kept = [(order[rank], order[right[key]]) for key, rank in
+            sorted(latest[a].items(), key=lambda item: item[1]) if key in right]
+    left_rows = np.array([x for x, _ in kept], dtype=np.intp)  # typed: no pairs is no rows
+    right_rows = np.array([y for _, y in kept], dtype=np.intp)
+    side = cols[len(PAIR_KEYS):]
+    # Column by column (picking a list of columns by name cost more than the rest).
+    out = {k: data[k].array.take(left_rows) for k in PAIR_KEYS}
+    out |= {f"{c}_a": data[c].array.take(left_rows) for c in side}
+    out |= {f"{c}_b": data[c].array.take(right_rows) for c in side}
+    return pd.DataFrame(out)
 
 
+def _finished(episodes: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """These columns of the episodes with an outcome (no row copied when all have one: a
+    comparison's do, and each copied string column costs an Arrow take)."""
+    done = episodes["outcome"].notna()
+    return episodes[columns] if bool(done.all()) else episodes.loc[done, columns]
+
+
+_KEY = operator.attrgetter("key")  # map() of it: faster than a comprehension over 26k steps
 _DIVERGENCE_COLUMNS = ["diverged", "position", "step_a", "step_b", "action_a", "action_b",
                        "tool_a", "tool_b", "rejoined", "distance"]
 
@@ -335,7 +409,7 @@ def divergence_table(pairs: pd.DataFrame, paths: Mapping[str, Sequence[Action]])
     def of(episode: str) -> tuple[Sequence[Action], list[str]]:
         path = paths.get(episode, ())
         if episode not in keys:
-            keys[episode] = [x.key for x in path]
+            keys[episode] = list(map(_KEY, path))
         return path, keys[episode]
 
     middles: dict[tuple[Any, ...], list[str]] = {}  # repeats (seeds at temperature 0) align once
@@ -442,8 +516,8 @@ def behaviour_profile(episodes: pd.DataFrame, paths: Mapping[str, Sequence[Actio
                       systems: Sequence[str] = SYSTEM_KEYS) -> pd.DataFrame:
     """Per system: episodes, tool calls per episode, share of episodes with a repeated-call
     loop, protocol errors per episode, and steps to success (mean and median)."""
-    data = episodes.loc[episodes["outcome"].notna(),
-                        [*dict.fromkeys([*systems, "episode_id", "tool_calls", "steps", "outcome"])]]
+    data = _finished(episodes, [*dict.fromkeys([*systems, "episode_id", "tool_calls", "steps",
+                                                 "outcome"])])
     if data.empty:
         return pd.DataFrame(columns=["system", "episodes", "tool_calls_per_episode",
                                      "loop_share", "protocol_errors_per_episode",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+import pyarrow as pa
 
 from shardscope.tracer.queries.filters import EpisodeFilter
 from shardscope.tracer.queries.frames import Source, aggregate_row, frame_of
@@ -123,16 +124,22 @@ GROUP BY ALL ORDER BY ALL
 
 def steps_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:
     """Steps of these episodes in order: action (JSON text), protocol error, output."""
-    if isinstance(store, Store):
-        with store.reader() as con:
-            return steps_of(con, episode_ids)
     # Through Arrow: DuckDB's own conversion to pandas took ~1.4x as long for the 26k steps
     # (long outputs) of the 1M-span bench store's comparison. Text columns come out as
-    # pandas strings (a missing protocol error is NaN rather than None). A cursor: the
-    # relation API refuses a connection with a result still open (``aggregate_row``'s).
+    # pandas strings (a missing protocol error is NaN rather than None).
+    return step_rows(store, episode_ids).to_pandas()
+
+
+def step_rows(store: Source, episode_ids: Sequence[str]) -> pa.Table:
+    """:func:`steps_of` as an Arrow table (what ``trajectory.paths_of`` reads: no pandas
+    frame of every step is made)."""
+    if isinstance(store, Store):
+        with store.reader() as con:
+            return step_rows(con, episode_ids)
+    # A cursor: the relation API refuses a connection with a result still open
+    # (``aggregate_row``'s).
     with store.cursor() as cursor:
-        steps = cursor.sql(STEPS_SQL, params={"ids": list(episode_ids)}).to_arrow_table()
-    return steps.to_pandas()
+        return cursor.sql(STEPS_SQL, params={"ids": list(episode_ids)}).to_arrow_table()
 
 
 def tool_calls_of(store: Source, episode_ids: Sequence[str]) -> pd.DataFrame:

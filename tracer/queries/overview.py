@@ -32,7 +32,13 @@ SELECT run_id, suite, task_id, scaffold, model, coalesce(outcome, 'unknown') AS 
        CAST(coalesce(sum(c.tokens), 0) AS BIGINT) AS tokens, sum(duration_s) AS seconds,
        sum(c.cost_usd) AS cost_usd, count(c.cost_usd) AS priced
 FROM eps LEFT JOIN calls c USING (episode_id) GROUP BY ALL
+ORDER BY run_id, suite, task_id, scaffold, model, outcome, ablated
 """
+# The rows are in the order of their cell (one cell per row), so a cube read twice is the same
+# frame. Its float sums (seconds, cost) still add up in whatever order DuckDB's threads meet
+# the episodes, so their last bits may differ between reads: summing in a fixed order
+# (``sum(x ORDER BY episode_id)``, or sorted lists) made the cube ~1.5-2.5x as slow on the
+# 1M-span bench store.
 # An episode's tokens and cost: its partial sums (typed at ingest, a few rows per episode).
 CALLS_SQL = """
 calls AS (
