@@ -1,19 +1,23 @@
-"""llama.cpp's OpenMP threads: sleeping (shardscope's policy) against spinning (libgomp's
-default) on a shared machine, same generation, same run.
+"""llama.cpp's OpenMP threads: shardscope's spin count against libgomp's default (spin
+300,000 turns, then sleep) and against sleeping at once, same generation, same run, on an
+idle machine and beside busy processes.
 
 Each round runs one fresh process per variant that loads SmolLM2 with 2 llama.cpp threads
 and generates the same tokens at temperature 0 from the same prompt:
 
-- **default**: plain ``llama_cpp``, libgomp's default (idle threads spin 300,000 times
-  before they sleep, GOMP_SPINCOUNT=300000);
+- **default**: plain ``llama_cpp``, libgomp's default (GOMP_SPINCOUNT=300000);
+- **passive**: plain ``llama_cpp`` with ``OMP_WAIT_POLICY=PASSIVE`` (GOMP_SPINCOUNT=0);
 - **ours**: ``llama_cpp`` imported through ``shardscope.scaffolds.backends.local``, which
-  sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it (GOMP_SPINCOUNT=0).
+  sets ``GOMP_SPINCOUNT=1000`` unless the user set a policy or a count.
 
-A competing busy process (one core's worth of pure Python) runs throughout, as another job
-on a 2-core machine would; ``--no-load`` leaves it out. Rounds alternate. Each line gives wall
-and CPU seconds and the load average; both variants must produce the same text.
+Two conditions, in this order: no extra load, then ``--burners`` busy processes (pure Python
+loops; default 4, as on a 2-core machine shared with other jobs). Rounds alternate the
+variants' order. Each line gives wall and CPU seconds and the load average; every variant
+must produce the same text.
 
-Last line: ``omp_wait_speedup: <median default wall / median ours wall>``.
+Last lines: ``omp_wait_idle_ratio: <median default wall / median ours wall, idle>`` (>= 0.9
+means ours costs an idle machine little) and, last, ``omp_wait_speedup: <the same beside
+the busy processes>``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import importlib.util, json, sys, time
 from pathlib import Path
-if sys.argv[1] == "ours":
+if sys.argv[1] == "ours":  # the environment has no OMP_/GOMP_ variable
     from shardscope.scaffolds.backends.local import import_llama_cpp
     llama_cpp = import_llama_cpp()
 else:
@@ -51,39 +55,51 @@ BURNER = "while True: pass"
 
 def one(variant: str, tokens: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    if variant == "passive":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     done = subprocess.run([sys.executable, "-c", CHILD, variant, str(tokens)], env=env,
                           cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+VARIANTS = ("default", "passive", "ours")
+
+
+def condition(label: str, rounds: int, tokens: int) -> dict[str, float]:
+    """Median wall seconds per variant; prints every run."""
+    walls: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    texts: set[str] = set()
+    for round_ in range(rounds):
+        order = VARIANTS if round_ % 2 == 0 else VARIANTS[::-1]
+        for variant in order:
+            r = one(variant, tokens)
+            walls[variant].append(r["wall"])
+            texts.add(r["text"])
+            load = Path("/proc/loadavg").read_text().split()[0]
+            print(f"{label} round {round_ + 1} {variant:>7}: {r['wall']:7.2f} s wall, "
+                  f"{r['cpu']:6.2f} s CPU, {r['tokens']} tokens, load {load}", flush=True)
+    medians = {v: statistics.median(w) for v, w in walls.items()}
+    print(f"{label}: median wall " + ", ".join(f"{v} {m:.2f} s" for v, m in medians.items())
+          + f"; the same text from every run: {len(texts) == 1}")
+    return medians
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=48)
-    parser.add_argument("--no-load", action="store_true", help="no competing busy process")
+    parser.add_argument("--burners", type=int, default=4, help="busy processes beside the loaded runs")
     args = parser.parse_args()
 
-    burner = None if args.no_load else subprocess.Popen([sys.executable, "-c", BURNER])
-    walls: dict[str, list[float]] = {"default": [], "ours": []}
-    texts: dict[str, set[str]] = {"default": set(), "ours": set()}
+    idle = condition("idle", args.rounds, args.tokens)
+    burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(args.burners)]
     try:
-        for round_ in range(args.rounds):
-            for variant in ("default", "ours") if round_ % 2 == 0 else ("ours", "default"):
-                r = one(variant, args.tokens)
-                walls[variant].append(r["wall"])
-                texts[variant].add(r["text"])
-                load = Path("/proc/loadavg").read_text().split()[0]
-                print(f"round {round_ + 1} {variant:>7}: {r['wall']:7.2f} s wall, "
-                      f"{r['cpu']:6.2f} s CPU, {r['tokens']} tokens, load {load}", flush=True)
+        busy = condition(f"beside {args.burners} busy processes", args.rounds, args.tokens)
     finally:
-        if burner is not None:
+        for burner in burners:
             burner.kill()
-    same = texts["default"] == texts["ours"] and len(texts["ours"]) == 1
-    print(f"same text from both variants in every round: {same}")
-    default, ours = statistics.median(walls["default"]), statistics.median(walls["ours"])
-    print(f"median wall: default {default:.2f} s, ours {ours:.2f} s "
-          f"({'with' if burner else 'without'} a competing busy process)")
-    print(f"omp_wait_speedup: {default / ours:.2f}")
+    print(f"omp_wait_idle_ratio: {idle['default'] / idle['ours']:.2f}")
+    print(f"omp_wait_speedup: {busy['default'] / busy['ours']:.2f}")
 
 
 if __name__ == "__main__":

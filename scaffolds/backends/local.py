@@ -78,6 +78,7 @@ _loaded: dict[tuple[str, int, bool, int], LoadedModel] = {}
 _load_lock = threading.Lock()
 _engines: dict[tuple[int, int, int], SlotEngine] = {}  # (id(loaded), slots, n_threads)
 _llama_thread: ThreadPoolExecutor | None = None
+SPIN_TURNS = 1000  # GOMP_SPINCOUNT for llama.cpp's OpenMP threads (import_llama_cpp)
 _thread_lock = threading.Lock()
 
 
@@ -91,14 +92,17 @@ def llama_thread() -> ThreadPoolExecutor:
 
 
 def import_llama_cpp() -> Any:
-    """``llama_cpp``, imported with OpenMP's threads set to sleep rather than spin.
+    """``llama_cpp``, imported with OpenMP's idle threads spinning briefly before they sleep.
 
     llama.cpp's CPU kernels run on an OpenMP thread team (libgomp, read once when the library
-    loads) whose idle threads spin by default. On a busy 2-core machine that spinning starved
-    the other thread: SmolLM2, 96 tokens with 2 threads, took 42-105 s wall and 33-36 s CPU
-    by default and 7.5-8.4 s wall, 3.2-3.5 s CPU with ``OMP_WAIT_POLICY=PASSIVE`` (1 thread:
-    12-14 s) at load average 4.7-6.3. A value the user has set is kept."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    loads) whose idle threads spin 300,000 turns by default. On a busy 2-core machine the
+    spinning thread takes the core its team mate needs; sleeping at once (spin count 0) costs
+    a wake-up per operation on an idle one. 1,000 turns kept both (SmolLM2, 2 threads, 48
+    tokens: idle 1.43 s vs default 1.12-1.35 s and 0 turns 2.21 s; beside 4 busy processes
+    4.6-5.8 s vs default 13.8 s and 0 turns 5.3-5.9 s; see bench/omp_wait.py). A wait policy
+    or spin count the user has set is kept."""
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_TURNS)
     return require("llama_cpp", "local", "the local backend")
 
 
@@ -195,7 +199,7 @@ class LocalBackend(Backend):
         self.prefix_cache = prefix_cache
         # Scoring (teacher-forced log p) runs a copy loaded with logits_all, with n_threads
         # threads unless set. While OpenMP's idle threads spun, 2 threads scored 5-7x slower
-        # than 1 on the shared 2-core machine; sleeping (import_llama_cpp), 2 threads scored
+        # than 1 on the shared 2-core machine; sleeping at once (OMP_WAIT_POLICY=PASSIVE), 2 threads scored
         # 1.2-1.5x faster than 1 at load 3.6-3.9 (SmolLM2 4.9-6.8 vs 7.1-7.7 s, Qwen 9.9-12.0
         # vs 14.5-16.0 s, ~500-token prompt + 60-token output), with identical log p.
         self.scoring_threads = n_threads if scoring_threads is None else scoring_threads
