@@ -78,7 +78,6 @@ _loaded: dict[tuple[str, int, bool, int], LoadedModel] = {}
 _load_lock = threading.Lock()
 _engines: dict[tuple[int, int, int], SlotEngine] = {}  # (id(loaded), slots, n_threads)
 _llama_thread: ThreadPoolExecutor | None = None
-SPIN_TURNS = 1000  # GOMP_SPINCOUNT for llama.cpp's OpenMP threads (import_llama_cpp)
 _thread_lock = threading.Lock()
 
 
@@ -91,6 +90,18 @@ def llama_thread() -> ThreadPoolExecutor:
         return _llama_thread
 
 
+SPIN_TURNS = 1000  # GOMP_SPINCOUNT for llama.cpp's OpenMP threads (import_llama_cpp)
+
+
+def spin_default(env: Mapping[str, str]) -> dict[str, str]:
+    """What to add to ``env`` for llama.cpp's OpenMP threads: GOMP_SPINCOUNT =
+    :data:`SPIN_TURNS`, or nothing when ``env`` sets a wait policy or a spin count itself.
+    For this process's llama.cpp and for a llama.cpp server started beside it."""
+    if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
+        return {}
+    return {"GOMP_SPINCOUNT": str(SPIN_TURNS)}
+
+
 def import_llama_cpp() -> Any:
     """``llama_cpp``, imported with OpenMP's idle threads spinning briefly before they sleep.
 
@@ -101,8 +112,7 @@ def import_llama_cpp() -> Any:
     tokens: idle 1.43 s vs default 1.12-1.35 s and 0 turns 2.21 s; beside 4 busy processes
     4.6-5.8 s vs default 13.8 s and 0 turns 5.3-5.9 s; see bench/omp_wait.py). A wait policy
     or spin count the user has set is kept."""
-    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-        os.environ["GOMP_SPINCOUNT"] = str(SPIN_TURNS)
+    os.environ.update(spin_default(os.environ))
     return require("llama_cpp", "local", "the local backend")
 
 
@@ -199,8 +209,8 @@ class LocalBackend(Backend):
         self.prefix_cache = prefix_cache
         # Scoring (teacher-forced log p) runs a copy loaded with logits_all, with n_threads
         # threads unless set. While OpenMP's idle threads spun, 2 threads scored 5-7x slower
-        # than 1 on the shared 2-core machine; sleeping at once (OMP_WAIT_POLICY=PASSIVE), 2 threads scored
-        # 1.2-1.5x faster than 1 at load 3.6-3.9 (SmolLM2 4.9-6.8 vs 7.1-7.7 s, Qwen 9.9-12.0
+        # than 1 on the shared 2-core machine; sleeping at once (OMP_WAIT_POLICY=PASSIVE), 2
+        # threads scored 1.2-1.5x faster than 1 at load 3.6-3.9 (SmolLM2 4.9-6.8 vs 7.1-7.7 s, Qwen 9.9-12.0
         # vs 14.5-16.0 s, ~500-token prompt + 60-token output), with identical log p.
         self.scoring_threads = n_threads if scoring_threads is None else scoring_threads
         if slots is not None and slots < 1:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shardscope.scaffolds.backends.local import SPIN_TURNS
+from shardscope.scaffolds.backends.local import spin_default
 from tests.servers.fake_provider import FakeProvider
 
 SMOLLM2_ID = "smollm2-135m-instruct"
@@ -126,10 +126,7 @@ def _serve(model: Path, tmp_path_factory: pytest.TempPathFactory,
 def _server_env() -> dict[str, str]:
     """The server's environment: OpenMP threads that spin briefly, as the local backend sets
     them (their default spinning made 2 threads 3-16x slower on a busy 2-core machine)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if "OMP_WAIT_POLICY" not in env:
-        env.setdefault("GOMP_SPINCOUNT", str(SPIN_TURNS))
-    return env
+    return {**os.environ, **spin_default(os.environ), "PYTHONUNBUFFERED": "1"}
 
 
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
