@@ -204,6 +204,15 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     models = args.models.split(",")
+    from shardscope.config.catalog import BUILTIN_CATALOG, read_catalog
+
+    # The child runs get a models file that only sets threads over the shipped local entries.
+    known = [e.id for e in read_catalog(BUILTIN_CATALOG) if e.backend == "local"]
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        print(f"error: --models: {', '.join(unknown)} not in the catalog's local models: "
+              f"{', '.join(known)}", file=sys.stderr)
+        return 2
     expected = scaffold_hash()
     try:
         rows = read_results(args.results)

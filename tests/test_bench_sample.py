@@ -57,3 +57,22 @@ def test_interval_is_wilson_far_from_complete_and_a_point_when_complete() -> Non
     done = _sample.Cell("m", "s", done=20, total=20, successes=8, wall_s=10.0)
     assert done.interval() == (0.4, 0.4)
     assert half.remaining_h == pytest.approx(10 / 10 * 10 / 3600)
+
+
+def test_an_unknown_model_is_refused_before_any_run(tmp_path: Path) -> None:
+    """A misspelt model id stops the bench with one line naming the known ids; the results
+    file is not touched (it used to start child runs that each failed on a missing entry)."""
+    import subprocess
+    import sys
+
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"kept": 1}\n')
+    script = Path(__file__).resolve().parents[1] / "bench" / "benchmarks_full.py"
+    done = subprocess.run([sys.executable, str(script), "--full", "--models",
+                           "smollm2-360m-instruct", "--results", str(results)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "smollm2-360m-instruct not in the catalog's local models" in lines[0], lines
+    assert "smollm2-135m-instruct" in lines[0] and "Traceback" not in done.stderr
+    assert results.read_text() == '{"kept": 1}\n'
