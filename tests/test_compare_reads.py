@@ -90,3 +90,15 @@ def test_no_ablated_episode_no_ablation_query(divergence_store: Path,  # noqa: F
     assert result.influence.empty and result.follows.empty
     some = reads.ablation_episodes(Store(dependence_store), Selection())
     assert some.ablation_shard.notna().any() and some.ablation_shard.isna().any()
+
+
+def test_the_sql_system_label_is_the_python_one() -> None:
+    """An episode without a scaffold (an instrumented agent's OTLP traces) is "m · ?" in SQL
+    (the systems list, the ``systems`` filter) as in Python; ``concat_ws`` made it "m"."""
+    import duckdb
+
+    frame = pd.DataFrame({"model": ["m", "m", None], "scaffold": ["react", None, "s"]})
+    con = duckdb.connect()
+    con.register("t", frame)
+    sql = con.execute(f"SELECT {reads.SYSTEM_SQL} AS system FROM t").df().system.tolist()
+    assert sql == stats.system_column(frame).tolist() == ["m · react", "m · ?", "? · s"]

@@ -100,19 +100,6 @@ def write_attributions(store: Store, rows: pd.DataFrame) -> int:
     return len(frame)
 
 
-def recorded_keys(store: Store, episode_ids: Sequence[str]) -> set[tuple[str, str, str, str]]:
-    """(episode_id, span_id, shard, mode) of the stored rows of these episodes: what a
-    resumed ``shardscope attribute`` skips. Empty when the table does not exist yet."""
-    exists = read_frame(store, "SELECT count(*) AS n FROM information_schema.tables "
-                               "WHERE table_name = 'attributions'")
-    if not int(exists.n.iloc[0]) or not episode_ids:
-        return set()
-    keys = read_frame(store, f"""
-        SELECT DISTINCT episode_id, span_id, shard, mode FROM attributions
-        WHERE episode_id IN ({', '.join('?' * len(episode_ids))})""", list(episode_ids))
-    return set(keys.itertuples(index=False, name=None))
-
-
 def read_attributions(store: Store, run_ids: Sequence[str] = (),
                       episode_ids: Sequence[str] = ()) -> pd.DataFrame:
     """The stored attribution rows of these runs and episodes (all when none is given;

@@ -30,6 +30,9 @@ Selection = EpisodeFilter
 # filter may still use them (``search`` matches the error).
 UNREAD = ("trace_id", "span_id", "request_model", "ended_at", "error")
 _SELECT = f"SELECT * EXCLUDE ({', '.join(UNREAD)})"
+# The "model · scaffold" label in SQL, as ``analysis.stats.system_label`` builds it in Python:
+# a part that is not recorded reads "?" (``concat_ws`` would drop it, so "m" for "m · ?").
+SYSTEM_SQL = "coalesce(model, '?') || ' · ' || coalesce(scaffold, '?')"
 
 
 def episodes(store: Source, selection: Selection, *, ablations: bool = False,
@@ -40,7 +43,7 @@ def episodes(store: Source, selection: Selection, *, ablations: bool = False,
     if not ablations:
         where += " AND ablation_shard IS NULL"
     if systems:
-        where += " AND concat_ws(' · ', model, scaffold) IN (SELECT unnest(?))"
+        where += f" AND {SYSTEM_SQL} IN (SELECT unnest(?))"
         params = [*params, list(systems)]
     return frame_of(store, f"{_SELECT} FROM ({EPISODE_ROW_SQL}) WHERE outcome IS NOT NULL "
                            f"AND {where} ORDER BY started_at, episode_id", params)
@@ -82,7 +85,7 @@ def systems_of(store: Source) -> pd.DataFrame:
     counts = ", ".join(f"count(*) FILTER (WHERE ablation_shard IS NULL AND outcome = '{o}') "
                        f"AS outcome_{o}" for o in _OUTCOMES)
     return frame_of(store, f"""
-        SELECT suite, model, scaffold, concat_ws(' · ', model, scaffold) AS system,
+        SELECT suite, model, scaffold, {SYSTEM_SQL} AS system,
                count(*) FILTER (WHERE ablation_shard IS NULL) AS episodes,
                count(*) FILTER (WHERE ablation_shard IS NOT NULL) AS ablated, {counts}
         FROM ({EPISODE_ROW_SQL}) WHERE outcome IS NOT NULL GROUP BY ALL ORDER BY ALL""")

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from shardscope.analysis import attribution as attr
+from shardscope.analysis.stats import system_column
 from shardscope.tracer.queries.comparison import Selection
 from shardscope.ui import charts, data, navigation, widgets
 
@@ -95,7 +96,7 @@ def _scored(rows: pd.DataFrame, mode: str) -> pd.DataFrame:
         rows = rows[rows["mode"] == mode]
     if rows.empty or not (rows.status == "scored").any():
         return rows.iloc[0:0]
-    return rows.assign(system=rows.model + " · " + rows.scaffold.fillna("?"))
+    return rows.assign(system=system_column(rows))
 
 
 def _likelihood(rows: pd.DataFrame) -> pd.DataFrame | None:
