@@ -268,6 +268,7 @@ def attribute(
     output_chars: Annotated[Optional[int], typer.Option("--output-chars", min=1, help="Score only the first N characters of each recorded output (cheaper, partial; default: all).")] = None,
     tasks: TasksOption = None,
     rescore: Annotated[bool, typer.Option("--rescore", help="Score again the calls x shards x modes already in the store (default: skip them, so a killed run resumes; a row scored on an output cut elsewhere by --output-chars is scored again).")] = False,
+    surrogate: Annotated[Optional[int], typer.Option("--surrogate", min=8, metavar="MASKS", help="Instead, fit a sparse linear surrogate (ContextCite-style Lasso) of each call's action log p over MASKS random masks of its shards, each kept or removed: MASKS forward passes a call however many shards it has. Prints each shard's weight per model and the fits' held-out R² (a quarter of the masks); calls with fewer than two located shards are left out. Nothing is stored.")] = None,
     db: DbOption = None,
 ) -> None:
     """Likelihood attribution: which shards each model's recorded outputs depend on, by the
@@ -279,9 +280,14 @@ def attribute(
     and episode, stored in the `attributions` table. Works on failed episodes; one forward
     pass per shard instead of an episode. Hosted chat APIs cannot score (they say so).
 
-    Example:
+    With --surrogate, a task with many shards gets a ContextCite-style fit instead: random
+    shard masks, one forward pass each, and a Lasso of the action's log p on them.
+
+    Examples:
 
         shardscope attribute -m smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct
+
+        shardscope attribute -s bfcl-simple -m qwen2.5-coder-0.5b-instruct --surrogate 24
     """
     from shardscope.commands.attribute import Limits, attribute_command
     from shardscope.commands.options import split_list
@@ -291,12 +297,20 @@ def attribute(
         raise ShardscopeError(f"--mode must be removed, replaced or both, got {mode!r}")
     modes = ("removed", "replaced") if mode == "both" else (mode,)
     settings = settings_for(db)
+    limits = Limits(split_list(suite) or (), split_list(scaffolds) or (), steps, output_chars,
+                    split_list(tasks) or ())
+    if surrogate is not None:
+        from shardscope.commands.surrogate import surrogate_command
+
+        if mode != "both" or rescore:
+            raise ShardscopeError("--surrogate removes shards and stores nothing: drop --mode "
+                                  "and --rescore")
+        raise typer.Exit(surrogate_command(_store(db), settings, run_ids=split_list(run_ids) or (),
+                                           models=split_list(models) or (), masks=surrogate,
+                                           limits=limits))
     raise typer.Exit(attribute_command(_store(db), settings, run_ids=split_list(run_ids) or (),
                                        models=split_list(models) or (), modes=modes,
-                                       limits=Limits(split_list(suite) or (),
-                                                     split_list(scaffolds) or (), steps,
-                                                     output_chars, split_list(tasks) or ()),
-                                       rescore=rescore))
+                                       limits=limits, rescore=rescore))
 
 
 @app.command()

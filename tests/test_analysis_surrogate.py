@@ -40,3 +40,29 @@ def test_the_surrogate_finds_the_planted_weights() -> None:
 def test_no_located_shard_is_an_error() -> None:
     with pytest.raises(attr.AttributionError, match="nothing to attribute"):
         fit_surrogate("plain", "out", [attr.ShardText("a", "fact", ("<a>",), {})], planted)  # type: ignore[arg-type]
+
+
+def test_a_mask_removes_shards_as_single_shard_attribution_does() -> None:
+    """A removed fact leaves its declared removed form (the whole prompt's removed form for
+    the first one), a tool result every occurrence emptied in its frame; the old code put ""
+    for the whole prompt, so every later shard of a mask was gone with it."""
+    from shardscope.analysis.surrogate import masked_input
+
+    prompt = "Q: Year? Fact A: 1066. Fact B: red.\\n<tool_response>\\n25\\n</tool_response> and 25"
+    a = attr.ShardText("A", "fact", (prompt, "Fact A: 1066."), {},
+                       removals={prompt: "Q: Year? Fact B: red.\\n<tool_response>\\n25\\n"
+                                         "</tool_response> and 25", "Fact A: 1066.": "(none)"})
+    b = attr.ShardText("B", "fact", ("Fact B: red.",), {}, removals={"Fact B: red.": ""})
+    tool = attr.ShardText("calc", "tool_result", ("<tool_response>\\n25\\n</tool_response>", "25"),
+                          {}, removals={"<tool_response>\\n25\\n</tool_response>":
+                                        "<tool_response>\\n\\n</tool_response>", "25": ""},
+                          parts=(("<tool_response>\\n25\\n</tool_response>", "25"),))
+    keep = np.array
+    assert masked_input(prompt, [a, b, tool], keep([False, True, True])) == (
+        "Q: Year? Fact B: red.\\n<tool_response>\\n25\\n</tool_response> and 25")
+    assert masked_input(prompt, [a, b, tool], keep([False, False, True])) == (
+        "Q: Year? \\n<tool_response>\\n25\\n</tool_response> and 25")
+    assert masked_input(prompt, [a, b, tool], keep([True, True, False])) == (
+        "Q: Year? Fact A: 1066. Fact B: red.\\n<tool_response>\\n\\n</tool_response> and 25")
+    assert masked_input(prompt, [b, a, tool], keep([False, False, False])) == (
+        "Q: Year? (none) \\n<tool_response>\\n\\n</tool_response> and 25")

@@ -148,6 +148,30 @@ def calls_frame(store: Store, run_ids: Sequence[str], models: Sequence[str]) -> 
     return calls
 
 
+def scorable_calls(store: Store, settings: Settings, run_ids: Sequence[str],
+                   models: Sequence[str], limits: Limits | None, scorers: dict[str, Any] | None,
+                   unscorable: dict[str, str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The selection's recorded calls that can be scored (a rendered prompt and a raw output,
+    a model that scores), and each model's scorer; why the others cannot goes to
+    ``unscorable``. An AttributionError when none can."""
+    calls = (limits or Limits()).select(calls_frame(store, run_ids, models))
+    scorers = dict(scorers or {})
+    for model in sorted(calls.model.unique()):
+        if model not in scorers:
+            try:
+                scorers[model] = scorer_for(model, settings)
+            except attr.AttributionError as exc:
+                unscorable[model] = str(exc)
+    calls = _rendered(calls, scorers)
+    usable = calls[calls.model.isin(list(scorers)) & calls.prompt.notna() & calls.output.notna()]
+    for model in sorted(set(calls.model) - set(usable.model) - set(unscorable)):
+        unscorable[model] = (f"model {model!r}: its calls recorded no rendered prompt "
+                             "and raw output to score")
+    if usable.empty:
+        raise attr.AttributionError("; ".join(unscorable.values()) or NO_MESSAGES)
+    return usable, scorers
+
+
 def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] = (),
                     models: Sequence[str] = (), modes: Sequence[str] = attr.MODES,
                     scorers: dict[str, Any] | None = None, limits: Limits | None = None,
@@ -163,22 +187,9 @@ def run_attribution(store: Store, settings: Settings, *, run_ids: Sequence[str] 
     re-running a killed command resumes it. ``rows`` holds the whole selection's rows, the
     skipped ones as stored. Each write runs inside ``shield()`` (the command's: a signal
     waits for the write to end)."""
-    calls = (limits or Limits()).select(calls_frame(store, run_ids, models))
     result = AttributionRun(pd.DataFrame(columns=attr.ROW_COLUMNS))
-    scorers = dict(scorers or {})
-    for model in sorted(calls.model.unique()):
-        if model not in scorers:
-            try:
-                scorers[model] = scorer_for(model, settings)
-            except attr.AttributionError as exc:
-                result.unscorable[model] = str(exc)
-    calls = _rendered(calls, scorers)
-    usable = calls[calls.model.isin(list(scorers)) & calls.prompt.notna() & calls.output.notna()]
-    for model in sorted(set(calls.model) - set(usable.model) - set(result.unscorable)):
-        result.unscorable[model] = (f"model {model!r}: its calls recorded no rendered prompt "
-                                    "and raw output to score")
-    if usable.empty:
-        raise attr.AttributionError("; ".join(result.unscorable.values()) or NO_MESSAGES)
+    usable, scorers = scorable_calls(store, settings, run_ids, models, limits, scorers,
+                                     result.unscorable)
     episode_ids = list(usable.episode_id.unique())
     tools = q.tool_results(store, episode_ids)
     stored = _stored(store, episode_ids, rescore)
