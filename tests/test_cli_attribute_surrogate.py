@@ -116,3 +116,26 @@ def test_attribute_surrogate_on_a_recorded_smollm2_store(tmp_path: Path, smollm2
         if line.startswith("│ smollm2"))}
     assert set(weight) == {"code", "n0", "n1"}, done.stdout
     assert weight["code"] > 5 * max(abs(weight["n0"]), abs(weight["n1"]), 1.0), weight  # 12.24
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_selection_without_two_located_shards_is_a_one_line_error(
+        tmp_path: Path, smollm2_path: Path) -> None:
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    one = SUITE[:SUITE.index('[[tasks.shards]]\nname = "n0"')]  # the code's note only
+    (suites / "notes.toml").write_text(one.replace("{n0}\\n", "").replace("{n1}\\n", ""),
+                                       encoding="utf-8")
+    config = f'suites_dir = "{suites}"\n'
+    db = tmp_path / "s.duckdb"
+    ran = cli(tmp_path, "run", "--db", str(db), "-s", "notes", "-m", "smollm2-135m-instruct",
+              "-a", "react-tools", "-p", "react-tools.max_steps=1",
+              "-p", "react-tools.max_tokens_per_call=8", "--no-progress", config=config)
+    assert ran.returncode == 0, ran.stderr
+    done = cli(tmp_path, "attribute", "--db", str(db), "--surrogate", "8", config=config)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no call of the selection has two or more shards located"), last
+    assert "1 call(s) have fewer" in last

@@ -133,7 +133,7 @@ def surrogate_command(store: Store, settings: Settings, *, run_ids: Sequence[str
     if not run.fitted:
         raise attr.AttributionError(
             f"no call of the selection has two or more shards located in its input "
-            f"({run.too_few} calls have fewer): the surrogate needs several; run `shardscope "
+            f"({run.too_few} call(s) have fewer): the surrogate needs several; run `shardscope "
             "attribute` without --surrogate")
     print_surrogates(Console(), run)
     return 0
