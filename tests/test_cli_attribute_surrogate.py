@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,22 @@ replacement = "Bats nest in the old mill tower."
 """
 
 
+def surrogate_of_a_recorded_run(tmp_path: Path, suite: str, *, max_tokens: int
+                                ) -> subprocess.CompletedProcess[str]:
+    """`attribute --surrogate 8` on a store of one real SmolLM2 step over ``suite``."""
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "notes.toml").write_text(suite, encoding="utf-8")
+    config = f'suites_dir = "{suites}"\n'
+    db = tmp_path / "s.duckdb"
+    ran = cli(tmp_path, "run", "--db", str(db), "-s", "notes", "-m", "smollm2-135m-instruct",
+              "-a", "react-tools", "-p", "react-tools.max_steps=1",
+              "-p", f"react-tools.max_tokens_per_call={max_tokens}", "--no-progress",
+              config=config)
+    assert ran.returncode == 0, ran.stderr
+    return cli(tmp_path, "attribute", "--db", str(db), "--surrogate", "8", config=config)
+
+
 def test_bad_surrogate_arguments_are_one_line_errors(tmp_path: Path) -> None:
     few = cli(tmp_path, "attribute", "--surrogate", "4", "--db", str(tmp_path / "s.duckdb"))
     assert few.returncode == 2 and "Traceback" not in few.stderr and "--surrogate" in few.stderr
@@ -96,16 +113,7 @@ def test_the_copied_note_leads_every_fit_on_smollm2(smollm2_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_attribute_surrogate_on_a_recorded_smollm2_store(tmp_path: Path, smollm2_path: Path) -> None:
-    suites = tmp_path / "suites"
-    suites.mkdir()
-    (suites / "notes.toml").write_text(SUITE, encoding="utf-8")
-    config = f'suites_dir = "{suites}"\n'
-    db = tmp_path / "s.duckdb"
-    ran = cli(tmp_path, "run", "--db", str(db), "-s", "notes", "-m", "smollm2-135m-instruct",
-              "-a", "react-tools", "-p", "react-tools.max_steps=1",
-              "-p", "react-tools.max_tokens_per_call=24", "--no-progress", config=config)
-    assert ran.returncode == 0, ran.stderr
-    done = cli(tmp_path, "attribute", "--db", str(db), "--surrogate", "8", config=config)
+    done = surrogate_of_a_recorded_run(tmp_path, SUITE, max_tokens=24)
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
     assert "surrogate weights" in text and "1 call(s) fitted" in text
@@ -123,18 +131,9 @@ def test_attribute_surrogate_on_a_recorded_smollm2_store(tmp_path: Path, smollm2
 @pytest.mark.timeout(1800)
 def test_a_selection_without_two_located_shards_is_a_one_line_error(
         tmp_path: Path, smollm2_path: Path) -> None:
-    suites = tmp_path / "suites"
-    suites.mkdir()
     one = SUITE[:SUITE.index('[[tasks.shards]]\nname = "n0"')]  # the code's note only
-    (suites / "notes.toml").write_text(one.replace("{n0}\\n", "").replace("{n1}\\n", ""),
-                                       encoding="utf-8")
-    config = f'suites_dir = "{suites}"\n'
-    db = tmp_path / "s.duckdb"
-    ran = cli(tmp_path, "run", "--db", str(db), "-s", "notes", "-m", "smollm2-135m-instruct",
-              "-a", "react-tools", "-p", "react-tools.max_steps=1",
-              "-p", "react-tools.max_tokens_per_call=8", "--no-progress", config=config)
-    assert ran.returncode == 0, ran.stderr
-    done = cli(tmp_path, "attribute", "--db", str(db), "--surrogate", "8", config=config)
+    done = surrogate_of_a_recorded_run(
+        tmp_path, one.replace("{n0}\\n", "").replace("{n1}\\n", ""), max_tokens=8)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: no call of the selection has two or more shards located"), last

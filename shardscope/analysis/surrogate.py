@@ -48,7 +48,8 @@ def masked_input(prompt: str, shards: Sequence[ShardText], keep: np.ndarray) -> 
     return prompt
 
 
-def _located(prompt: str, shard: ShardText) -> bool:
+def located_in(prompt: str, shard: ShardText) -> bool:
+    """Whether ``shard`` can be removed from ``prompt`` (it is there, in a form it has)."""
     return ablated_input(prompt, shard, "removed")[2] == "scored"
 
 
@@ -66,7 +67,7 @@ def fit_surrogate(prompt: str, output: str, shards: Sequence[ShardText], score: 
         from sklearn.model_selection import KFold, cross_val_predict
     except ImportError as exc:
         raise AttributionError("the surrogate needs scikit-learn: pip install 'shardscope[embeddings]'") from exc
-    located = [s for s in shards if _located(prompt, s)]
+    located = [s for s in shards if located_in(prompt, s)]
     if not located:
         raise AttributionError("no shard of this call is in its input: nothing to attribute")
     rng = np.random.default_rng(seed)

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from shardscope.analysis import attribution as attr
 from shardscope.analysis import stats
-from shardscope.analysis.surrogate import fit_surrogate
+from shardscope.analysis.surrogate import fit_surrogate, located_in
 from shardscope.commands.attribute import Limits, scorable_calls
 from shardscope.config.settings import Settings
 from shardscope.scaffolds.tasks.loader import get_suite
@@ -59,7 +59,7 @@ def run_surrogates(store: Store, settings: Settings, *, run_ids: Sequence[str] =
         mine = tools[tools.episode_id == call.episode_id]
         results = {name: list(g.result) for name, g in mine.groupby("tool_name")}
         shards = attr.shard_texts(suite.task(call.task_id), results)
-        located = [s for s in shards if attr.ablated_input(call.prompt, s, "removed")[2] == "scored"]
+        located = [s for s in shards if located_in(call.prompt, s)]
         if len(located) < 2:
             result.too_few += 1
             continue
