@@ -4,6 +4,7 @@ embedded models, accumulated across sessions in a committed results file. Not a 
     python bench/benchmarks_full.py --summary            # what is recorded, no model calls
     python bench/benchmarks_full.py --sample 60          # the seeded stratified 60-item sample
     python bench/benchmarks_full.py --full --until 14:20 # go on through the full run until then
+    python bench/benchmarks_full.py --full --part 1/2 --results copy.jsonl  # half the items
     python bench/benchmarks_full.py                      # no model calls: the plan and summary
 
 Every item of the five suites (1,204 per model) is put in one seeded order, stratified by
@@ -120,6 +121,20 @@ def until_epoch(text: str | None) -> float | None:
     return (at if at > now else at + dt.timedelta(days=1)).timestamp()
 
 
+def part_of(text: str | None) -> tuple[int, int]:
+    """``--part I/N`` as (I, N): this process takes the items at positions I, I+N, ... of the
+    order, so N processes share one model's items without running any twice."""
+    if text is None:
+        return 0, 1
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--part {text!r}: expected I/N, for example 0/2") from None
+    if count < 1 or not 0 <= index < count:
+        raise SystemExit(f"--part {text!r}: I must be in 0..N-1 and N at least 1")
+    return index, count
+
+
 def run_chunk(ws: Workspace, model: str, items: list[tuple[str, str]], stop_at: float | None,
               threads: int, source: str) -> list[dict[str, Any]]:
     """One ``shardscope run`` of ``items`` on ``model``; the finished episodes as result rows."""
@@ -164,6 +179,8 @@ def run(args: argparse.Namespace, models: list[str], expected_hash: str) -> int:
     ws = Workspace(models, args.threads)
     order = stratified_order(ws.import_suites(), args.seed)
     wanted = order if args.full else order[:args.sample]
+    index, count = part_of(args.part)
+    wanted = wanted[index::count]
     stop_at, source = until_epoch(args.until), commit()
     while stop_at is None or time.time() < stop_at:
         have = done_keys(read_results(args.results), expected_hash)
@@ -201,8 +218,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads per model")
     parser.add_argument("--chunk", type=int, default=6, help="items per model per child run")
     parser.add_argument("--seed", type=int, default=SEED, help="the order's seed")
+    parser.add_argument("--part", metavar="I/N",
+                        help="take every N-th item from the I-th (0-based), so N processes "
+                             "share a model's items; each appends to its own --results copy")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
+    part_of(args.part)  # a malformed --part stops here, before any child run
     models = args.models.split(",")
     from shardscope.config.catalog import BUILTIN_CATALOG, read_catalog
 

@@ -76,3 +76,24 @@ def test_an_unknown_model_is_refused_before_any_run(tmp_path: Path) -> None:
     assert len(lines) == 1 and "smollm2-360m-instruct not in the catalog's local models" in lines[0], lines
     assert "smollm2-135m-instruct" in lines[0] and "Traceback" not in done.stderr
     assert results.read_text() == '{"kept": 1}\n'
+
+
+def test_parts_cover_the_order_once_and_a_bad_part_is_one_line() -> None:
+    """``--part I/N`` splits the order into N disjoint strides that together hold every item
+    once; a malformed or out-of-range part stops with a message naming the option."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "benchmarks_full.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_full", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    order = [("s", str(k)) for k in range(11)]
+    parts = [bench.part_of(f"{i}/3") for i in range(3)]
+    assert parts == [(0, 3), (1, 3), (2, 3)]
+    taken = [item for index, count in parts for item in order[index::count]]
+    assert sorted(taken) == sorted(order) and len(taken) == len(order)
+    assert bench.part_of(None) == (0, 1)
+    for bad in ("2", "a/b", "3/3", "-1/2", "0/0"):
+        with pytest.raises(SystemExit, match="--part"):
+            bench.part_of(bad)
