@@ -2,7 +2,8 @@
 (`shardscope run`, `shardscope ablate`, `shardscope attribute` on the same episodes): per
 model and pooled, the Spearman rank correlation of the two influences over the model · scaffold
 x task x shard x mode cells, the cells whose outcome influence is not 0, the sign agreement
-where the outcome interval excludes 0, and the rank correlation with the trajectory change.
+where the outcome interval excludes 0, and the rank correlation with the trajectory change;
+then the same pooled over tasks, for shard names measured on two or more tasks.
 
     python bench/agreement.py --db store.duckdb --suite arithmetic
 """
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shardscope.analysis.agreement import Agreement, agreement
+from shardscope.analysis.agreement import Agreement, agreement, pooled_agreement
 from shardscope.analysis.compare import ablation_detail
 from shardscope.analysis.influence import excluded_note
 from shardscope.tracer.queries.attributions import stored_attributions
@@ -34,14 +35,20 @@ def main() -> int:
     parser.add_argument("--suite", action="append", required=True)
     args = parser.parse_args()
     store = Store(args.db)
-    influence, _ = ablation_detail(store, Selection(suites=tuple(args.suite)))
+    influence, pairs = ablation_detail(store, Selection(suites=tuple(args.suite)))
     rows = stored_attributions(store, suites=args.suite)
     print(line("all models", agreement(rows, influence)))
+    pooled = pooled_agreement(rows, pairs)
+    if pooled is not None:
+        print(line("all models, pooled over tasks by shard name", pooled))
     note = excluded_note(influence)
     if note:
         print(note)
     for model in sorted(rows.model.unique()):
         print(line(model, agreement(rows[rows.model == model], influence[influence.model == model])))
+        pooled = pooled_agreement(rows[rows.model == model], pairs[pairs.model == model] if len(pairs) else pairs)
+        if pooled is not None:
+            print(line(f"{model}, pooled", pooled))
     return 0
 
 

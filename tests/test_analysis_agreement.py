@@ -61,3 +61,41 @@ def test_the_outcome_ablation_cost_counts_each_episodes_own_shards() -> None:
                          for e in ("a", "b") for k in range(2) for m in ("removed", "replaced")
                          for step in range(2)])
     assert ablation_episodes(rows) == 8
+
+
+def test_pooled_over_tasks_a_recurring_shard_gets_an_interval_and_its_sign() -> None:
+    """One pair per task x shard cell (temperature 0, one seed) gives no cell an interval;
+    pooled over the suite's tasks, the recurring ``code`` shard (every removal turns a success
+    into a failure) is significant with the likelihood's sign, and ``noise`` (no outcome
+    moves) is not. A shard name on one task only is not pooled."""
+    from shardscope.analysis.agreement import pooled_agreement
+    from shardscope.analysis.influence import shard_influence
+
+    tasks = [f"t{k}" for k in range(6)]
+    pairs = pd.DataFrame(
+        [{"suite": "s", "task_id": t, "shard": shard, "model": "m", "scaffold": "react-tools",
+          "mode": "removed", "base_success": 1.0, "ablated_success": 0.0 if shard == "code" else 1.0,
+          "base_score": 1.0, "ablated_score": 0.0 if shard == "code" else 1.0,
+          "trajectory_change": 0.5, "excluded": None}
+         for t in tasks for shard in ("code", "noise")]
+        + [{"suite": "s", "task_id": "t0", "shard": "once", "model": "m", "scaffold": "react-tools",
+            "mode": "removed", "base_success": 1.0, "ablated_success": 0.0, "base_score": 1.0,
+            "ablated_score": 0.0, "trajectory_change": 0.5, "excluded": None}])
+    rows = pd.DataFrame([{"model": "m", "scaffold": "react-tools", "suite": "s", "task_id": t,
+                          "shard": shard, "mode": "removed", "episode_id": f"{t}-{shard}",
+                          "status": "scored", "delta_action_logp": d}
+                         for t in tasks for shard, d in (("code", 11.0), ("noise", 0.1))]
+                        + [{"model": "m", "scaffold": "react-tools", "suite": "s", "task_id": "t0",
+                            "shard": "once", "mode": "removed", "episode_id": "t0-once",
+                            "status": "scored", "delta_action_logp": 3.0}])
+    per_task = agreement(rows, shard_influence(pairs))
+    assert per_task.cells == 13 and per_task.significant == 0  # one pair: no interval
+    pooled = pooled_agreement(rows, pairs)
+    assert pooled is not None and pooled.cells == 2  # "once" is on one task: not pooled
+    assert (pooled.significant, pooled.same_sign) == (1, 1)
+    cells = pooled.table.set_index("shard")
+    assert cells.loc["code", "likelihood"] == pytest.approx(11.0)
+    assert cells.loc["code", "ci_low"] > 0 and cells.loc["noise", "outcome"] == 0
+    flipped = pooled_agreement(rows.assign(delta_action_logp=-rows.delta_action_logp), pairs)
+    assert flipped is not None and (flipped.significant, flipped.same_sign) == (1, 0)
+    assert pooled_agreement(rows, pairs[pairs.shard == "once"]) is None

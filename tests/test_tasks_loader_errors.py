@@ -231,7 +231,7 @@ def test_user_directory_suites_are_added_and_clashes_refused(tmp_path: Path) -> 
 def test_unknown_suite_lists_the_known_ones() -> None:
     with pytest.raises(
         UnknownSuiteError,
-        match="unknown suite 'algebra'; known suites: arithmetic, bugfix, docs, village",
+        match="unknown suite 'algebra'; known suites: arithmetic, bugfix, docs, planted, village",
     ):
         get_suite("algebra")
     assert get_suite("docs").name == "docs"

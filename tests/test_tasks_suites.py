@@ -21,7 +21,8 @@ from shardscope.scaffolds.tasks import (
 )
 from shardscope.scaffolds.tools import default_registry
 
-MINIMUM_TASKS = {"arithmetic": 12, "docs": 10, "village": 10, "bugfix": 8}
+MINIMUM_TASKS = {"arithmetic": 12, "docs": 10, "village": 10, "bugfix": 8, "planted": 20}
+TOOL_FREE = {"planted"}  # the positive control: the answer is in the prompt
 SUITES = load_suites()
 TASKS = [pytest.param(suite, task, id=task.id) for suite in SUITES.values() for task in suite.tasks]
 SHARDS = [
@@ -56,7 +57,8 @@ def test_every_task_uses_only_known_tools_and_declares_shards() -> None:
     known = set(default_registry().names())
     for suite in SUITES.values():
         for task in suite.tasks:
-            assert task.shards and set(task.tools) <= known and task.tools, task.id
+            assert task.shards and set(task.tools) <= known, task.id
+            assert task.tools or suite.name in TOOL_FREE, task.id
 
 
 def _fingerprint(instance: TaskInstance) -> dict[str, Any]:

@@ -409,24 +409,32 @@ def _stop_signals() -> Iterator[_Stops]:
 
 def print_agreement(console: Console, store: Store, rows: pd.DataFrame) -> None:
     """Where outcome ablation measured the same shards: rank correlation and sign agreement."""
-    from shardscope.analysis.agreement import agreement
+    from shardscope.analysis.agreement import agreement, pooled_agreement
     from shardscope.analysis.compare import ablation_detail
     from shardscope.tracer.queries.comparison import Selection
 
     if rows.empty:
         return
     suites = tuple(sorted(rows.suite.dropna().unique()))
-    influence, _ = ablation_detail(store, Selection(suites=suites))
+    influence, pairs = ablation_detail(store, Selection(suites=suites))
     if influence.empty:
         return
     stored = q.stored_attributions(store, suites=suites)
-    found = agreement(stored[stored.span_id.isin(rows.span_id)], influence)
+    mine = stored[stored.span_id.isin(rows.span_id)]
+    found = agreement(mine, influence)
     if not found.cells:
         return
     console.print(
         f"agreement with outcome ablation ({found.outcome_value}): {found.cells} model · "
-        f"scaffold x shard cells measured both ways; Spearman rank correlation "
+        f"scaffold x task x shard cells measured both ways; Spearman rank correlation "
         f"{found.spearman:.2f} (p = {found.p_value:.3f}); where the outcome interval excludes "
         f"0 ({found.significant} cells) the likelihood delta has its sign in {found.same_sign}; "
         f"{found.nonzero} cells have a nonzero outcome influence; Spearman with the trajectory "
         f"change {found.trajectory_spearman:.2f} ({found.trajectory_cells} cells)")
+    pooled = pooled_agreement(mine, pairs)
+    if pooled is not None and pooled.cells:
+        console.print(
+            f"pooled over tasks (a shard name on 2 or more tasks, intervals clustered by task): "
+            f"{pooled.cells} model · scaffold x shard cells; Spearman {pooled.spearman:.2f} "
+            f"(p = {pooled.p_value:.3f}); where the outcome interval excludes 0 "
+            f"({pooled.significant} cells) the likelihood delta has its sign in {pooled.same_sign}")
