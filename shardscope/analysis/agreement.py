@@ -8,9 +8,10 @@ the ablated episode's actions moved) says whether the shards that move the log p
 action most are the ones whose removal changes what the model does.
 
 At temperature 0 with one seed a task x shard cell is one pair, with no interval, so no cell
-can be significant. Pooled over tasks (``keys=POOLED_KEYS``, the influence grouped by
-``POOLED_BY``), a shard name that recurs across a suite's tasks (HumanEval's ``examples``,
-a control suite's ``code`` note) is one cell with an interval clustered by task."""
+can be significant. Pooled over tasks (``keys=POOLED_KEYS``, the influence from
+:func:`shardscope.analysis.influence.pooled_influence`), a shard name that recurs across a
+suite's tasks (HumanEval's ``examples``, a control suite's ``code`` note) is one cell with an
+interval clustered by task."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from scipy import stats as sps
 
 KEYS = ["model", "scaffold", "suite", "task_id", "shard", "mode"]
 POOLED_KEYS = [k for k in KEYS if k != "task_id"]  # a shard name across a suite's tasks
-POOLED_BY = ("suite", "shard", "model", "scaffold", "mode")  # shard_influence's grouping for it
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,9 @@ class Agreement:
 def agreement(rows: pd.DataFrame, influence: pd.DataFrame, keys: list[str] = KEYS) -> Agreement:
     """``rows``: attributions with a ``scaffold`` column (scored rows are used);
     ``influence``: :func:`shardscope.analysis.influence.shard_influence`, grouped by ``keys``
-    (``POOLED_KEYS``: by ``POOLED_BY``). A cell's likelihood influence is the mean over its
-    episodes of each episode's summed Δ log p of the action."""
+    (``POOLED_KEYS``: :func:`~shardscope.analysis.influence.pooled_influence`). A cell's
+    likelihood influence is the mean over its episodes of each episode's summed Δ log p of
+    the action."""
     scored = rows[rows.status == "scored"]
     likelihood = (scored.groupby([*keys, "episode_id"])["delta_action_logp"].sum()
                   .groupby(keys).mean().rename("likelihood").reset_index())
@@ -67,10 +68,9 @@ def pooled_agreement(rows: pd.DataFrame, pairs: pd.DataFrame) -> Agreement | Non
     """:func:`agreement` over shard names that recur across tasks (``POOLED_KEYS``), from
     :func:`shardscope.analysis.influence.ablation_pairs`; None where no shard name is
     measured on two or more tasks (each pooled cell would be a task's own cell)."""
-    from shardscope.analysis.influence import shard_influence
+    from shardscope.analysis.influence import pooled_influence
 
-    influence = shard_influence(pairs, by=POOLED_BY)
-    influence = influence[influence.tasks >= 2] if not influence.empty else influence
+    influence = pooled_influence(pairs)
     return agreement(rows, influence, POOLED_KEYS) if not influence.empty else None
 
 

@@ -45,6 +45,8 @@ class Comparison:
     tool_profile: pd.DataFrame
     behaviour: pd.DataFrame
     influence: pd.DataFrame  # per suite, shard, model, scaffold, mode (empty: no ablations)
+    # per shard name over the tasks declaring it, names on 2+ tasks (influence.pooled_influence)
+    pooled_influence: pd.DataFrame = field(default_factory=pd.DataFrame)
     clusters: clustering.Clusters | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     paths: dict[str, list[trajectory.Action]] = field(default_factory=dict)  # episode -> actions
@@ -128,6 +130,7 @@ def compare(store: Store, selection: reads.Selection, *, metric: str = "success"
         tool_profile=trajectory.tool_profile(use, episodes.system.set_axis(episodes.episode_id)),
         behaviour=trajectory.behaviour_profile(episodes, paths),
         influence=influence.shard_influence(pairs),
+        pooled_influence=influence.pooled_influence(pairs),
         clusters=answer_clusters(episodes, cluster_method) if clusters else None,
         notes=notes,
         paths=paths,

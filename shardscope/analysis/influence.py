@@ -104,7 +104,8 @@ def shard_influence(
     by: Sequence[str] = ("suite", "task_id", "shard", "model", "scaffold", "mode"),
 ) -> pd.DataFrame:
     """One row per group in ``by`` of :func:`ablation_pairs`: n pairs, influence on success
-    and score (mean drop, SE clustered by task, 95% interval), mean trajectory change.
+    and score (mean drop, SE clustered by task, 95% interval, for success cut to [-1, 1]),
+    mean trajectory change.
     Byte-identical repeated pairs of a task (same ``REPEAT_KEY``) count once. Pairs with an
     ``excluded`` reason (an error outcome) are left out of ``n`` and of every estimate and
     counted in ``excluded_errors``; a cell of excluded pairs only has ``n`` 0 and NaN drops."""
@@ -129,7 +130,8 @@ def shard_influence(
             **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
             "n": len(group), "tasks": success.clusters,
             "success_drop": success.mean, "success_drop_se": success.se,
-            "ci_low": success.ci_low, "ci_high": success.ci_high,
+            # a drop in a success rate lies in [-1, 1]: the t interval is cut to it
+            "ci_low": max(success.ci_low, -1.0), "ci_high": min(success.ci_high, 1.0),
             "score_drop": score.mean, "score_drop_se": score.se,
             "trajectory_change": group.trajectory_change.mean(),
             "identical_repeats": success.repeats,
@@ -157,3 +159,15 @@ def influence_map(influence: pd.DataFrame, value: str = "score_drop") -> pd.Data
         return pd.DataFrame()
     return influence.pivot_table(index=["suite", "task_id", "shard"], columns="model",
                                  values=value, aggfunc="mean")
+
+
+POOLED_BY = ("suite", "shard", "model", "scaffold", "mode")  # a shard name across a suite's tasks
+
+
+def pooled_influence(pairs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`shard_influence` of each shard name over the tasks that declare it (``POOLED_BY``),
+    for names measured on two or more tasks: HumanEval's ``examples``, a control suite's
+    ``code`` note. At temperature 0 with one seed a task's cell is one pair with no interval;
+    pooled, the interval is clustered by task. Empty where no name recurs."""
+    pooled = shard_influence(pairs, by=POOLED_BY)
+    return pooled[pooled.tasks >= 2].reset_index(drop=True) if not pooled.empty else pooled

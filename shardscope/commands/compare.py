@@ -133,6 +133,24 @@ def print_influence(console: Console, influence: pd.DataFrame, limit: int = 30,
         console.print(f"[yellow]{note}[/]")
 
 
+def print_pooled_influence(console: Console, pooled: pd.DataFrame) -> None:
+    """Shard names measured on two or more tasks, each pooled over its tasks
+    (:func:`shardscope.analysis.influence.pooled_influence`); nothing where no name recurs."""
+    if pooled.empty:
+        return
+    table = Table(title="shard influence pooled over tasks: each shard name on 2 or more tasks "
+                        "(95% CI clustered by task)", title_justify="left")
+    for col in ("shard", "mode", "model · scaffold", "tasks", "n", "success drop", "95% CI",
+                "score drop", "trajectory change"):
+        table.add_column(col, justify="left" if col in ("shard", "mode", "model · scaffold")
+                         else "right")
+    for r in pooled.sort_values(["suite", "shard", "mode", "model", "scaffold"]).itertuples():
+        table.add_row(f"{r.suite}/{r.shard}", r.mode, f"{r.model} · {r.scaffold}", str(r.tasks),
+                      str(r.n), _fmt(r.success_drop, True), _ci(r.ci_low, r.ci_high),
+                      _fmt(r.score_drop), _fmt(r.trajectory_change))
+    console.print(table)
+
+
 def print_clusters(console: Console, c: Comparison) -> None:
     if c.clusters is None or c.clusters.summary.empty:
         return
@@ -189,6 +207,7 @@ def compare_command(store: Store, selection: Selection, *, metric: str, alpha: f
     print_differences(console, result)
     print_divergences(console, result)
     print_influence(console, result.influence)
+    print_pooled_influence(console, result.pooled_influence)
     replaced = result.has_ablations and "replaced" in set(result.influence["mode"])
     print_follow_rates(console, result.follows, replaced=replaced, label="model · scaffold")
     print_format_vs_substance(console, store, selection)

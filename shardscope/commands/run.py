@@ -179,7 +179,8 @@ def _execute(store: Store, target: _Resume, settings: Settings, progress: bool,
 def _print_influence(store: Store, spec: MatrixSpec, run_id: str,
                      suites_dir: Path | None = None, limit: int = 30) -> None:
     from shardscope.analysis.compare import ablation_detail
-    from shardscope.commands.compare import print_follows, print_influence
+    from shardscope.analysis.influence import pooled_influence
+    from shardscope.commands.compare import print_follows, print_influence, print_pooled_influence
     from shardscope.commands.output import console
     from shardscope.tracer.queries.comparison import Selection
 
@@ -188,6 +189,8 @@ def _print_influence(store: Store, spec: MatrixSpec, run_id: str,
     influence, pairs = ablation_detail(store, selection)
     print_influence(console(), influence, limit,
                     more=f"in `shardscope compare --run {run_id} --report report.html`")
+    if not pairs.empty:
+        print_pooled_influence(console(), pooled_influence(pairs))
     print_follows(console(), pairs, suites_dir)
 
 
