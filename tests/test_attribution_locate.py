@@ -220,3 +220,49 @@ def test_a_bare_tool_result_is_still_found() -> None:
     (shard,) = [t for t in attr.shard_texts(task, {"calculator": ["116"]}) if t.kind == "tool_result"]
     assert attr.ablated_input("result=116;", shard, "replaced") == ("result=118;", 1, "scored")
     assert attr.ablated_input("nothing", shard, "removed") == (None, 0, "not_found")
+
+
+def test_the_models_own_earlier_outputs_stay_as_recorded() -> None:
+    """A shard the model quoted in an earlier step's output is ablated only where the task put
+    it: the quote is the model's action, kept as recorded. A shard found only inside the
+    model's outputs is not found; both the one-text and the several-parts paths do this."""
+    said = "I read: KEY=7. So the key is 7."
+    prompt = f"user: a KEY=7. b\nassistant: {said}\nuser: go on"
+    fact = attr.ShardText("k", "fact", ("KEY=7.",), {"KEY=7.": "KEY=9."})
+    assert attr.ablated_input(prompt, fact, "removed") == (  # unprotected: the quote goes too
+        "user: a  b\nassistant: I read:  So the key is 7.\nuser: go on", 2, "scored")
+    assert attr.ablated_input(prompt, fact, "removed", [said]) == (
+        f"user: a  b\nassistant: {said}\nuser: go on", 1, "scored")
+    assert attr.ablated_input(prompt, fact, "replaced", [said]) == (
+        f"user: a KEY=9. b\nassistant: {said}\nuser: go on", 1, "scored")
+    assert attr.ablated_input(f"assistant: {said}", fact, "removed", [said]) == (None, 0, "not_found")
+    # a tool result, several parts: its framed form where the tool returned it, and the
+    # model's echo of the same frame kept
+    echo = "<tool_response>\n25\n</tool_response> was the answer"
+    framed = f"<tool_response>\n25\n</tool_response>\nassistant: {echo}\nuser: 257 bushels"
+    task = get_suite("arithmetic").task("arith-010")
+    (shard,) = [t for t in attr.shard_texts(task, {"calculator": ["25"]}) if t.kind == "tool_result"]
+    assert shard.parts, shard
+    new, occurrences, status = attr.ablated_input(framed, shard, "removed", [echo])
+    assert (status, occurrences) == ("scored", 1)
+    assert new == f"<tool_response>\n\n</tool_response>\nassistant: {echo}\nuser: 257 bushels"
+
+
+def test_an_episodes_later_step_keeps_the_earlier_output_in_its_ablated_input() -> None:
+    """attribute_episode passes each call the outputs of the calls before it: step 1's
+    ablated input is step 0's ablated input, step 0's output as recorded, and what step 1 adds."""
+    seen: list[str] = []
+
+    def scorer(prompt: str, output: str) -> Counted:
+        seen.append(prompt)
+        return counted(prompt, output)
+
+    first_out = "KEY=7. is what I was told"
+    p0 = "Fact: KEY=7.\nQ?"
+    p1 = f"{p0}\n{first_out}\nObservation: ok\n"
+    calls = [attr.RecordedCall("r", "e", f"s{i}", i, "m", "x", "t", p, o)
+             for i, (p, o) in enumerate([(p0, first_out), (p1, "Final Answer: 7")])]
+    shard = attr.ShardText("k", "fact", ("KEY=7.",), {"KEY=7.": "KEY=9."})
+    rows = pd.DataFrame(attr.attribute_episode(calls, [shard], scorer, ("removed",)))
+    assert list(rows.occurrences) == [1, 1] and (rows.status == "scored").all()
+    assert seen[2:] == ["Fact: \nQ?", f"Fact: \nQ?\n{first_out}\nObservation: ok\n"]

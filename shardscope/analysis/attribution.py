@@ -218,43 +218,75 @@ def locate(prompt: str, text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def ablated_input(prompt: str, shard: ShardText, mode: str) -> tuple[str | None, int, str]:
+def ablated_input(prompt: str, shard: ShardText, mode: str, protected: Sequence[str] = ()
+                  ) -> tuple[str | None, int, str]:
     """(``prompt`` with the shard removed or replaced, occurrences, status). The input is
     None when the shard is not there (status ``not_found``, ``unlocatable``) or has no
-    replacement (``no_replacement``)."""
+    replacement (``no_replacement``).
+
+    ``protected``: the model's own earlier outputs in this input (an episode's previous steps).
+    They are what the model did and stay as recorded: a shard the model quoted in them is
+    ablated only where the task's world put it (prompt, tool results), and a shard found only
+    inside them is ``not_found``."""
     if not shard.texts:
         return None, 0, "unlocatable"
     if shard.parts:
-        return _ablated_parts(prompt, shard, mode)
+        return _ablated_parts(prompt, shard, mode, protected)
+    guarded = _guarded(prompt, protected)
     for text in shard.texts:
-        spans = locate(prompt, text)
+        spans = _open_spans(prompt, text, guarded)
         if not spans:
             continue
         new = shard.removals.get(text, "") if mode == "removed" else shard.replacements.get(text)
         if new is None:
             return None, len(spans), "no_replacement"
-        return prompt.replace(text, new), len(spans), "scored"
+        return _replace_at(prompt, spans, new), len(spans), "scored"
     return None, 0, "not_found"
 
 
-def _ablated_parts(prompt: str, shard: ShardText, mode: str) -> tuple[str | None, int, str]:
+def _guarded(prompt: str, protected: Sequence[str]) -> list[tuple[int, int]]:
+    """Where ``protected`` texts stand in ``prompt``."""
+    return [span for text in dict.fromkeys(protected) if text for span in locate(prompt, text)]
+
+
+def _open_spans(prompt: str, text: str, guarded: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """:func:`locate` of ``text``, leaving out occurrences that overlap a guarded span."""
+    return [(a, b) for a, b in locate(prompt, text)
+            if not any(a < g_end and g_start < b for g_start, g_end in guarded)]
+
+
+def _replace_at(prompt: str, spans: Sequence[tuple[int, int]], new: str) -> str:
+    """``prompt`` with each (non-overlapping, ordered) span replaced by ``new``."""
+    out, at = [], 0
+    for start, end in spans:
+        out += [prompt[at:start], new]
+        at = end
+    return "".join(out) + prompt[at:]
+
+
+def _ablated_parts(prompt: str, shard: ShardText, mode: str,
+                   protected: Sequence[str] = ()) -> tuple[str | None, int, str]:
     """:func:`ablated_input` of a shard of several texts: each part in its first form the
     prompt has, all of them ablated (longest first, so a part inside a longer one stays)."""
+    guarded = _guarded(prompt, protected)
     edits: dict[str, str] = {}
     occurrences = 0
     for forms in shard.parts:
-        text = next((t for t in forms if locate(prompt, t)), None)
+        text = next((t for t in forms if _open_spans(prompt, t, guarded)), None)
         if text is None or text in edits:
             continue
         new = shard.removals.get(text, "") if mode == "removed" else shard.replacements.get(text)
         if new is None:
-            return None, len(locate(prompt, text)), "no_replacement"
+            return None, len(_open_spans(prompt, text, guarded)), "no_replacement"
         edits[text] = new
-        occurrences += len(locate(prompt, text))
+        occurrences += len(_open_spans(prompt, text, guarded))
     if not edits:
         return None, 0, "not_found"
     for text in sorted(edits, key=len, reverse=True):
-        prompt = prompt.replace(text, edits[text])
+        # located again in the prompt as it now is (an earlier edit moved what follows it;
+        # the protected texts themselves are never edited)
+        prompt = _replace_at(prompt, _open_spans(prompt, text, _guarded(prompt, protected)),
+                             edits[text])
     return prompt, occurrences, "scored"
 
 
@@ -294,9 +326,10 @@ def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText]
 
     The scoring order is what makes it cheap: every step of the original first, then every
     step of each ablated variant in turn. Step k+1's input starts with step k's input and
-    output (the history grows), with the shard removed in both, so a scorer that keeps the
-    last evaluated tokens (llama.cpp's KV cache) evaluates only what a step added, not the
-    whole history once per shard."""
+    output (the history grows), with the shard removed from the input, so a scorer that keeps
+    the last evaluated tokens (llama.cpp's KV cache) evaluates only what a step added, not the
+    whole history once per shard. The earlier outputs are the model's own and stay as
+    recorded (:func:`ablated_input`'s ``protected``), quotes of the shard included."""
     spans = list(actions) if actions is not None else [action_span(c.output) for c in calls]
     bases = [score(c.prompt, c.output) for c in calls]
     base_actions = [b.over_bytes(*span) for b, span in zip(bases, spans, strict=True)]
@@ -305,7 +338,8 @@ def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText]
         for mode in modes:
             for i, call in enumerate(calls):
                 rows[i, shard.shard, mode] = _variant_row(
-                    call, shard, mode, score, bases[i], base_actions[i], spans[i])
+                    call, shard, mode, score, bases[i], base_actions[i], spans[i],
+                    [c.output for c in calls[:i]])
     ordered: list[dict[str, object]] = []
     for i, base in enumerate(bases):
         mine = [rows[i, shard.shard, mode] for shard in shards for mode in modes]
@@ -316,8 +350,10 @@ def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText]
 
 
 def _variant_row(call: RecordedCall, shard: ShardText, mode: str, score: Scorer, base: Scored,
-                 base_action: float, span: tuple[int, int]) -> dict[str, object]:
-    new, occurrences, status = ablated_input(call.prompt, shard, mode)
+                 base_action: float, span: tuple[int, int], earlier: Sequence[str] = ()
+                 ) -> dict[str, object]:
+    """``earlier``: the episode's outputs before this call, kept as recorded in its input."""
+    new, occurrences, status = ablated_input(call.prompt, shard, mode, earlier)
     row: dict[str, object] = {
         **{k: getattr(call, k) for k in ("run_id", "episode_id", "span_id", "step_index",
                                          "model", "suite", "task_id")},

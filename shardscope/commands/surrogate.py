@@ -59,12 +59,16 @@ def run_surrogates(store: Store, settings: Settings, *, run_ids: Sequence[str] =
         mine = tools[tools.episode_id == call.episode_id]
         results = {name: list(g.result) for name, g in mine.groupby("tool_name")}
         shards = attr.shard_texts(suite.task(call.task_id), results)
-        located = [s for s in shards if located_in(call.prompt, s)]
+        earlier = usable[(usable.episode_id == call.episode_id)
+                         & (usable.step_index < call.step_index)].sort_values("step_index")
+        protected = [str(o) for o in earlier.output if isinstance(o, str)]
+        located = [s for s in shards if located_in(call.prompt, s, protected)]
         if len(located) < 2:
             result.too_few += 1
             continue
         fit = fit_surrogate(call.prompt, call.output, located,
-                            scorers[call.model].score_continuation, masks=masks, on_action=True)
+                            scorers[call.model].score_continuation, masks=masks, on_action=True,
+                            protected=protected)
         result.fitted += 1
         result.forward_passes += fit.masks
         rows += [{"model": call.model, "suite": call.suite, "task_id": call.task_id,
