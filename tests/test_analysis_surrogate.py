@@ -66,3 +66,18 @@ def test_a_mask_removes_shards_as_single_shard_attribution_does() -> None:
         "Q: Year? Fact A: 1066. Fact B: red.\\n<tool_response>\\n\\n</tool_response> and 25")
     assert masked_input(prompt, [b, a, tool], keep([False, False, False])) == (
         "Q: Year? (none) \\n<tool_response>\\n\\n</tool_response> and 25")
+
+
+def test_a_mask_keeps_the_models_earlier_outputs_as_recorded() -> None:
+    """Masked shards leave the model's own earlier outputs alone, as single-shard
+    attribution does; a shard found only inside them is not located."""
+    from shardscope.analysis.surrogate import located_in, masked_input
+
+    said = "A=1 and B=2, I noted."
+    prompt = f"user: A=1 B=2\nassistant: {said}\nuser: and?"
+    a = attr.ShardText("a", "fact", ("A=1",), {"A=1": "A=5"})
+    b = attr.ShardText("b", "fact", ("B=2",), {"B=2": "B=6"})
+    keep_none = np.array([False, False])
+    assert masked_input(prompt, [a, b], keep_none) == "user:  \nassistant:  and , I noted.\nuser: and?"
+    assert masked_input(prompt, [a, b], keep_none, [said]) == f"user:  \nassistant: {said}\nuser: and?"
+    assert located_in(prompt, a, [said]) and not located_in(f"assistant: {said}", a, [said])

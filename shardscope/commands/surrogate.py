@@ -52,6 +52,7 @@ def run_surrogates(store: Store, settings: Settings, *, run_ids: Sequence[str] =
     tools = q.tool_results(store, list(usable.episode_id.unique()))
     suites: dict[str, Suite] = {}
     rows: list[dict[str, object]] = []
+    step_of = pd.to_numeric(usable.step_index, errors="coerce").fillna(-1)
     start = time.perf_counter()
     for number, call in enumerate(usable.itertuples(), 1):
         suite = suites.get(call.suite) or suites.setdefault(
@@ -59,9 +60,9 @@ def run_surrogates(store: Store, settings: Settings, *, run_ids: Sequence[str] =
         mine = tools[tools.episode_id == call.episode_id]
         results = {name: list(g.result) for name, g in mine.groupby("tool_name")}
         shards = attr.shard_texts(suite.task(call.task_id), results)
-        earlier = usable[(usable.episode_id == call.episode_id)
-                         & (usable.step_index < call.step_index)].sort_values("step_index")
-        protected = [str(o) for o in earlier.output if isinstance(o, str)]
+        # the episode's earlier outputs (steps recorded without an index count as step -1)
+        earlier = usable[(usable.episode_id == call.episode_id) & (step_of < step_of[call.Index])]
+        protected = [o for o in earlier.output if isinstance(o, str)]
         located = [s for s in shards if located_in(call.prompt, s, protected)]
         if len(located) < 2:
             result.too_few += 1
