@@ -115,3 +115,74 @@ def test_the_command_passes_a_shipped_suite_and_refuses_a_missing_path(tmp_path:
                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+IMPLIED = '''
+[suite]
+name = "implied"
+description = "Replacements whose implied answers are right, wrong, or the original answer."
+tools = ["sql"]
+dataset = "data/village"
+
+[[tasks]]
+id = "rows-001"
+prompt = "How many herders live in Fernhollow? Answer with a number."
+reference = "2"
+reference_sql = "SELECT count(*) FROM herders WHERE hamlet = 'Fernhollow'"
+check = { type = "numeric", expected = 2 }
+
+[[tasks.shards]]
+name = "jory_right"
+kind = "rows"
+table = "herders"
+where = "name = 'Jory Tanner'"
+description = "Jory's row, moved away: one herder is left"
+replacement = { hamlet = "Ashgrove" }
+implied_answer = "1"
+
+[[tasks.shards]]
+name = "jory_wrong"
+kind = "rows"
+table = "herders"
+where = "name = 'Jory Tanner'"
+description = "the same row, with a miscounted implied answer"
+replacement = { hamlet = "Ashgrove" }
+implied_answer = "3"
+
+[[tasks]]
+id = "fact-002"
+prompt = "What is 2 + 2? {fact} Answer with a number."
+reference = "4"
+check = { type = "numeric", expected = 4 }
+
+[[tasks.shards]]
+name = "fact"
+kind = "fact"
+content = "Two and two make four."
+description = "the sum"
+replacement = "Two and two make five."
+implied_answer = "4.0"
+'''
+
+
+def test_check_verifies_implied_answers(tmp_path: Path) -> None:
+    """An implied answer is checked against reference_sql on the replaced dataset where the
+    task has one, and must never be the original answer; the right one passes."""
+    report = check_suite(load_suite(_write(tmp_path, IMPLIED)))
+    assert report.problems == [
+        "task 'rows-001': shard 'jory_wrong': implied_answer '3', but reference_sql answers "
+        "'1' on the replaced dataset",
+        "task 'fact-002': shard 'fact': implied_answer '4.0' passes the task's own check: the "
+        "replacement would imply the original answer",
+    ]
+
+
+def test_every_shipped_implied_answer_passes_the_check() -> None:
+    from shardscope.scaffolds.tasks import load_suites
+
+    suites = load_suites()
+    implied = sum(s.implied_answer is not None for suite in suites.values()
+                  for t in suite.tasks for s in t.shards)
+    assert implied >= 36 + 22 + 15 + 20  # arithmetic, docs, village, planted
+    for suite in suites.values():
+        assert check_suite(suite).problems == [], suite.name

@@ -145,3 +145,17 @@ def _assemble(package: Path, work: Path, tree: Path, tests: str) -> None:
             shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif source.is_file():
             shutil.copy2(source, tree / name)
+
+
+def answers_implied(check: Check, implied: str, answer: str | None) -> bool:
+    """Whether ``answer`` gives ``implied`` by the task's own kind of check."""
+    if not answer or not answer.strip():
+        return False
+    if check.type == "numeric":
+        try:
+            spec = Check("numeric", expected=float(implied), tolerance=check.tolerance,
+                         relative=check.relative)
+        except ValueError:
+            return False
+        return check_numeric(spec, answer).outcome == "success"
+    return check_exact(Check("exact", expected=implied), answer).outcome == "success"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from shardscope.analysis import stats
-from shardscope.scaffolds.tasks.checks import check_exact, check_numeric
+from shardscope.scaffolds.tasks.checks import answers_implied
 from shardscope.scaffolds.tasks.model import Check, Shard
 from shardscope.scaffolds.tasks.suite import Suite, Task
 
@@ -23,20 +23,6 @@ FOLLOW_COLUMNS = ["model", "episodes", "follow", "keep", "other", "follow_rate",
                   "follow_high", "tasks", "prior_right", "prior_wrong"]
 ShardLookup = Callable[[str, str, str], Shard | None]  # (suite, task_id, shard) -> the shard
 TaskLookup = Callable[[str, str], Task | None]  # (suite, task_id) -> the task
-
-
-def answers_implied(check: Check, implied: str, answer: str | None) -> bool:
-    """Whether ``answer`` gives ``implied`` by the task's own kind of check."""
-    if not answer or not answer.strip():
-        return False
-    if check.type == "numeric":
-        try:
-            spec = Check("numeric", expected=float(implied), tolerance=check.tolerance,
-                         relative=check.relative)
-        except ValueError:
-            return False
-        return check_numeric(spec, answer).outcome == "success"
-    return check_exact(Check("exact", expected=implied), answer).outcome == "success"
 
 
 def classify(pairs: pd.DataFrame, lookup: ShardLookup,
