@@ -70,14 +70,19 @@ def test_a_mask_removes_shards_as_single_shard_attribution_does() -> None:
 
 def test_a_mask_keeps_the_models_earlier_outputs_as_recorded() -> None:
     """Masked shards leave the model's own earlier outputs alone, as single-shard
-    attribution does; a shard found only inside them is not located."""
+    attribution does, while each removal moves them; a shard found only inside them is not
+    located."""
     from shardscope.analysis.surrogate import located_in, masked_input
 
     said = "A=1 and B=2, I noted."
-    prompt = f"user: A=1 B=2\nassistant: {said}\nuser: and?"
+    first = "user: A=1 B=2\nassistant: "
+    prompt = f"{first}{said}\nuser: and?"
+    guard = attr.output_spans(prompt, [(first, said)])
     a = attr.ShardText("a", "fact", ("A=1",), {"A=1": "A=5"})
     b = attr.ShardText("b", "fact", ("B=2",), {"B=2": "B=6"})
     keep_none = np.array([False, False])
     assert masked_input(prompt, [a, b], keep_none) == "user:  \nassistant:  and , I noted.\nuser: and?"
-    assert masked_input(prompt, [a, b], keep_none, [said]) == f"user:  \nassistant: {said}\nuser: and?"
-    assert located_in(prompt, a, [said]) and not located_in(f"assistant: {said}", a, [said])
+    assert masked_input(prompt, [a, b], keep_none, guard) == f"user:  \nassistant: {said}\nuser: and?"
+    only = f"assistant: {said}"
+    assert located_in(prompt, a, guard)
+    assert not located_in(only, a, attr.output_spans(only, [("assistant: ", said)]))

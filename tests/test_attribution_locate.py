@@ -227,23 +227,38 @@ def test_the_models_own_earlier_outputs_stay_as_recorded() -> None:
     it: the quote is the model's action, kept as recorded. A shard found only inside the
     model's outputs is not found; both the one-text and the several-parts paths do this."""
     said = "I read: KEY=7. So the key is 7."
-    prompt = f"user: a KEY=7. b\nassistant: {said}\nuser: go on"
+    first = "user: a KEY=7. b\nassistant: "  # the input that produced ``said``
+    prompt = f"{first}{said}\nuser: go on"
+    guard = attr.output_spans(prompt, [(first, said)])
+    assert guard == [(len(first), len(first) + len(said))]
     fact = attr.ShardText("k", "fact", ("KEY=7.",), {"KEY=7.": "KEY=9."})
-    assert attr.ablated_input(prompt, fact, "removed") == (  # unprotected: the quote goes too
+    assert attr.ablated_input(prompt, fact, "removed") == (  # unguarded: the quote goes too
         "user: a  b\nassistant: I read:  So the key is 7.\nuser: go on", 2, "scored")
-    assert attr.ablated_input(prompt, fact, "removed", [said]) == (
+    assert attr.ablated_input(prompt, fact, "removed", guard) == (
         f"user: a  b\nassistant: {said}\nuser: go on", 1, "scored")
-    assert attr.ablated_input(prompt, fact, "replaced", [said]) == (
+    assert attr.ablated_input(prompt, fact, "replaced", guard) == (
         f"user: a KEY=9. b\nassistant: {said}\nuser: go on", 1, "scored")
-    assert attr.ablated_input(f"assistant: {said}", fact, "removed", [said]) == (None, 0, "not_found")
+    only = f"assistant: {said}"
+    assert attr.ablated_input(only, fact, "removed", attr.output_spans(only, [("assistant: ", said)])
+                              ) == (None, 0, "not_found")
+    # an output that repeats the task's own text is found after the input it answered, never
+    # in the task: a parroting model's step-0 output "KEY=7." guards only its own copy
+    parrot = f"{first}KEY=7.\nuser: go on"
+    assert attr.output_spans(parrot, [(first, "KEY=7.")]) == [(len(first), len(first) + 6)]
+    assert attr.ablated_input(parrot, fact, "removed", attr.output_spans(parrot, [(first, "KEY=7.")])
+                              ) == ("user: a  b\nassistant: KEY=7.\nuser: go on", 1, "scored")
+    # an output the input does not hold verbatim (a tool call rendered anew) is not guarded
+    assert attr.output_spans(prompt, [(first, '{"name": "calculator"}')]) == []
     # a tool result, several parts: its framed form where the tool returned it, and the
     # model's echo of the same frame kept
     echo = "<tool_response>\n25\n</tool_response> was the answer"
-    framed = f"<tool_response>\n25\n</tool_response>\nassistant: {echo}\nuser: 257 bushels"
+    before = "<tool_response>\n25\n</tool_response>\nassistant: "
+    framed = f"{before}{echo}\nuser: 257 bushels"
     task = get_suite("arithmetic").task("arith-010")
     (shard,) = [t for t in attr.shard_texts(task, {"calculator": ["25"]}) if t.kind == "tool_result"]
     assert shard.parts, shard
-    new, occurrences, status = attr.ablated_input(framed, shard, "removed", [echo])
+    new, occurrences, status = attr.ablated_input(framed, shard, "removed",
+                                                  attr.output_spans(framed, [(before, echo)]))
     assert (status, occurrences) == ("scored", 1)
     assert new == f"<tool_response>\n\n</tool_response>\nassistant: {echo}\nuser: 257 bushels"
 
@@ -266,3 +281,18 @@ def test_an_episodes_later_step_keeps_the_earlier_output_in_its_ablated_input() 
     rows = pd.DataFrame(attr.attribute_episode(calls, [shard], scorer, ("removed",)))
     assert list(rows.occurrences) == [1, 1] and (rows.status == "scored").all()
     assert seen[2:] == ["Fact: \nQ?", f"Fact: \nQ?\n{first_out}\nObservation: ok\n"]
+
+
+def test_a_document_shard_is_located_and_replaced_by_its_edits() -> None:
+    """docs-001's `history` document: found in a read_doc result, removed, or replaced by the
+    suite's edit (the founding year 1071 -> 1083), every other line kept."""
+    task = get_suite("docs").task("docs-001")
+    (shard,) = attr.shard_texts(task)
+    (doc,) = shard.texts
+    prompt = f"user: {task.prompt}\n<tool_response>\n{doc}\n</tool_response>\n"
+    replaced, count, status = attr.ablated_input(prompt, shard, "replaced")
+    assert (count, status) == (1, "scored") and replaced is not None
+    assert "founded in the year 1083" in replaced and "founded in the year 1071" not in replaced
+    assert len(replaced) == len(prompt)  # one four-digit year for another
+    assert attr.ablated_input(prompt, shard, "removed") == (
+        f"user: {task.prompt}\n<tool_response>\n\n</tool_response>\n", 1, "scored")

@@ -218,57 +218,95 @@ def locate(prompt: str, text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def ablated_input(prompt: str, shard: ShardText, mode: str, protected: Sequence[str] = ()
+Span = tuple[int, int]  # [start, end) in an input
+
+
+def output_spans(prompt: str, earlier: Sequence[tuple[str, str]]) -> list[Span]:
+    """Where an episode's earlier outputs stand in ``prompt``, a later call's input: for each
+    earlier call's (input, output), the output's first occurrence after the part of
+    ``prompt`` that call's input shares with it (an output follows the input it answered, so
+    the task's prompt before it is never taken for it, whatever the output repeats). An
+    output the input does not hold verbatim (a tool call the chat template renders anew) is
+    not found, and not guarded."""
+    spans = []
+    for before, output in earlier:
+        if not output:
+            continue
+        start = prompt.find(output, _shared_prefix(before, prompt))
+        if start >= 0:
+            spans.append((start, start + len(output)))
+    return spans
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of ``a`` and ``b`` (character by character)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def ablated_input(prompt: str, shard: ShardText, mode: str, guarded: Sequence[Span] = ()
                   ) -> tuple[str | None, int, str]:
     """(``prompt`` with the shard removed or replaced, occurrences, status). The input is
     None when the shard is not there (status ``not_found``, ``unlocatable``) or has no
     replacement (``no_replacement``).
 
-    ``protected``: the model's own earlier outputs in this input (an episode's previous steps).
-    They are what the model did and stay as recorded: a shard the model quoted in them is
+    ``guarded``: spans of ``prompt`` that stay as recorded, the model's own earlier outputs
+    (:func:`output_spans`). What the model wrote is its action: a shard it quoted there is
     ablated only where the task's world put it (prompt, tool results), and a shard found only
     inside them is ``not_found``."""
+    return ablate(prompt, shard, mode, guarded)[:3]
+
+
+def ablate(prompt: str, shard: ShardText, mode: str, guarded: Sequence[Span] = ()
+           ) -> tuple[str | None, int, str, list[Span]]:
+    """:func:`ablated_input`, with the guarded spans as they stand in the new input (edits
+    before them move them), for ablating another shard after this one."""
+    kept = list(guarded)
     if not shard.texts:
-        return None, 0, "unlocatable"
+        return None, 0, "unlocatable", kept
     if shard.parts:
-        return _ablated_parts(prompt, shard, mode, protected)
-    guarded = _guarded(prompt, protected)
+        return _ablated_parts(prompt, shard, mode, kept)
     for text in shard.texts:
-        spans = _open_spans(prompt, text, guarded)
+        spans = _open_spans(prompt, text, kept)
         if not spans:
             continue
         new = shard.removals.get(text, "") if mode == "removed" else shard.replacements.get(text)
         if new is None:
-            return None, len(spans), "no_replacement"
-        return _replace_at(prompt, spans, new), len(spans), "scored"
-    return None, 0, "not_found"
+            return None, len(spans), "no_replacement", kept
+        ablated, moved = _splice(prompt, [(a, b, new) for a, b in spans], kept)
+        return ablated, len(spans), "scored", moved
+    return None, 0, "not_found", kept
 
 
-def _guarded(prompt: str, protected: Sequence[str]) -> list[tuple[int, int]]:
-    """Where ``protected`` texts stand in ``prompt``."""
-    return [span for text in dict.fromkeys(protected) if text for span in locate(prompt, text)]
-
-
-def _open_spans(prompt: str, text: str, guarded: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+def _open_spans(prompt: str, text: str, guarded: Sequence[Span]) -> list[Span]:
     """:func:`locate` of ``text``, leaving out occurrences that overlap a guarded span."""
     return [(a, b) for a, b in locate(prompt, text)
             if not any(a < g_end and g_start < b for g_start, g_end in guarded)]
 
 
-def _replace_at(prompt: str, spans: Sequence[tuple[int, int]], new: str) -> str:
-    """``prompt`` with each (non-overlapping, ordered) span replaced by ``new``."""
+def _splice(prompt: str, edits: Sequence[tuple[int, int, str]], guarded: Sequence[Span]
+           ) -> tuple[str, list[Span]]:
+    """``prompt`` with each (ordered, non-overlapping) edit's span replaced by its text, and
+    the guarded spans (which no edit overlaps) moved to where they now stand."""
     out, at = [], 0
-    for start, end in spans:
+    for start, end, new in edits:
         out += [prompt[at:start], new]
         at = end
-    return "".join(out) + prompt[at:]
+    moved = [(a + shift, b + shift) for a, b in guarded
+             for shift in [sum(len(new) - (end - start) for start, end, new in edits if end <= a)]]
+    return "".join(out) + prompt[at:], moved
 
 
-def _ablated_parts(prompt: str, shard: ShardText, mode: str,
-                   protected: Sequence[str] = ()) -> tuple[str | None, int, str]:
-    """:func:`ablated_input` of a shard of several texts: each part in its first form the
-    prompt has, all of them ablated (longest first, so a part inside a longer one stays)."""
-    guarded = _guarded(prompt, protected)
+def _ablated_parts(prompt: str, shard: ShardText, mode: str, guarded: list[Span]
+                   ) -> tuple[str | None, int, str, list[Span]]:
+    """:func:`ablate` of a shard of several texts: each part in its first form the prompt
+    has, all of them ablated (longest first, so a part inside a longer one stays)."""
     edits: dict[str, str] = {}
     occurrences = 0
     for forms in shard.parts:
@@ -277,17 +315,16 @@ def _ablated_parts(prompt: str, shard: ShardText, mode: str,
             continue
         new = shard.removals.get(text, "") if mode == "removed" else shard.replacements.get(text)
         if new is None:
-            return None, len(_open_spans(prompt, text, guarded)), "no_replacement"
+            return None, len(_open_spans(prompt, text, guarded)), "no_replacement", guarded
         edits[text] = new
         occurrences += len(_open_spans(prompt, text, guarded))
     if not edits:
-        return None, 0, "not_found"
+        return None, 0, "not_found", guarded
     for text in sorted(edits, key=len, reverse=True):
-        # located again in the prompt as it now is (an earlier edit moved what follows it;
-        # the protected texts themselves are never edited)
-        prompt = _replace_at(prompt, _open_spans(prompt, text, _guarded(prompt, protected)),
-                             edits[text])
-    return prompt, occurrences, "scored"
+        # located again in the prompt as it now is (an earlier edit moved what follows it)
+        prompt, guarded = _splice(prompt, [(a, b, edits[text]) for a, b in
+                                          _open_spans(prompt, text, guarded)], guarded)
+    return prompt, occurrences, "scored", guarded
 
 
 def action_span(output: str) -> tuple[int, int]:
@@ -329,8 +366,11 @@ def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText]
     output (the history grows), with the shard removed from the input, so a scorer that keeps
     the last evaluated tokens (llama.cpp's KV cache) evaluates only what a step added, not the
     whole history once per shard. The earlier outputs are the model's own and stay as
-    recorded (:func:`ablated_input`'s ``protected``), quotes of the shard included."""
+    recorded (:func:`output_spans`, ``ablated_input``'s ``guarded``), quotes of the shard
+    included."""
     spans = list(actions) if actions is not None else [action_span(c.output) for c in calls]
+    guards = [output_spans(c.prompt, [(e.prompt, e.output) for e in calls[:i]])
+              for i, c in enumerate(calls)]
     bases = [score(c.prompt, c.output) for c in calls]
     base_actions = [b.over_bytes(*span) for b, span in zip(bases, spans, strict=True)]
     rows: dict[tuple[int, str, str], dict[str, object]] = {}
@@ -338,8 +378,7 @@ def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText]
         for mode in modes:
             for i, call in enumerate(calls):
                 rows[i, shard.shard, mode] = _variant_row(
-                    call, shard, mode, score, bases[i], base_actions[i], spans[i],
-                    [c.output for c in calls[:i]])
+                    call, shard, mode, score, bases[i], base_actions[i], spans[i], guards[i])
     ordered: list[dict[str, object]] = []
     for i, base in enumerate(bases):
         mine = [rows[i, shard.shard, mode] for shard in shards for mode in modes]
@@ -350,10 +389,11 @@ def attribute_episode(calls: Sequence[RecordedCall], shards: Sequence[ShardText]
 
 
 def _variant_row(call: RecordedCall, shard: ShardText, mode: str, score: Scorer, base: Scored,
-                 base_action: float, span: tuple[int, int], earlier: Sequence[str] = ()
+                 base_action: float, span: tuple[int, int], guarded: Sequence[Span] = ()
                  ) -> dict[str, object]:
-    """``earlier``: the episode's outputs before this call, kept as recorded in its input."""
-    new, occurrences, status = ablated_input(call.prompt, shard, mode, earlier)
+    """``guarded``: where the episode's earlier outputs stand in the call's input
+    (:func:`output_spans`), kept as recorded."""
+    new, occurrences, status = ablated_input(call.prompt, shard, mode, guarded)
     row: dict[str, object] = {
         **{k: getattr(call, k) for k in ("run_id", "episode_id", "span_id", "step_index",
                                          "model", "suite", "task_id")},

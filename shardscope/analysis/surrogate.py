@@ -18,6 +18,8 @@ from shardscope.analysis.attribution import (
     AttributionError,
     Scorer,
     ShardText,
+    Span,
+    ablate,
     ablated_input,
     action_span,
 )
@@ -35,49 +37,51 @@ class Surrogate:
 
 
 def masked_input(prompt: str, shards: Sequence[ShardText], keep: np.ndarray,
-                 protected: Sequence[str] = ()) -> str:
+                 guarded: Sequence[Span] = ()) -> str:
     """``prompt`` with every shard whose mask entry is False removed, each as single-shard
     attribution removes it (:func:`ablated_input`: its removed form, every part and every
     occurrence), one after another. A fact stands first for the whole prompt: the first
     removed fact gives the prompt its ablated episode is sent, and the next ones are no
-    longer the whole prompt, so their own sentences are removed from it. ``protected``: the
-    model's own earlier outputs in ``prompt``, kept as recorded."""
+    longer the whole prompt, so their own sentences are removed from it. ``guarded``: where
+    the model's own earlier outputs stand in ``prompt`` (:func:`output_spans`), kept as
+    recorded while the edits move them."""
+    spans = list(guarded)
     for shard, kept in zip(shards, keep, strict=True):
         if not kept:
-            ablated, _, _ = ablated_input(prompt, shard, "removed", protected)
+            ablated, _, _, moved = ablate(prompt, shard, "removed", spans)
             if ablated is not None:
-                prompt = ablated
+                prompt, spans = ablated, moved
     return prompt
 
 
-def located_in(prompt: str, shard: ShardText, protected: Sequence[str] = ()) -> bool:
+def located_in(prompt: str, shard: ShardText, guarded: Sequence[Span] = ()) -> bool:
     """Whether ``shard`` can be removed from ``prompt`` (it is there, in a form it has, outside
-    the ``protected`` earlier outputs)."""
-    return ablated_input(prompt, shard, "removed", protected)[2] == "scored"
+    the ``guarded`` earlier outputs)."""
+    return ablated_input(prompt, shard, "removed", guarded)[2] == "scored"
 
 
 def fit_surrogate(prompt: str, output: str, shards: Sequence[ShardText], score: Scorer, *,
                   masks: int = 32, heldout: float = 0.25, alpha: float = 0.01,
                   keep_probability: float = 0.5, seed: int = 0,
-                  on_action: bool = False, protected: Sequence[str] = ()) -> Surrogate:
+                  on_action: bool = False, guarded: Sequence[Span] = ()) -> Surrogate:
     """Fit the surrogate for one call from ``masks`` random masks, of the whole output's log p, or of the action's
     (:func:`action_span`: the tool call or final answer) when ``on_action``. The weights come
     from a fit on every mask; ``r2_heldout`` is cross-validated, each mask predicted by a fit
-    without its fold (``heldout``: a fold's share of the masks). ``protected``: the episode's
-    earlier outputs in ``prompt``, kept as recorded (:func:`ablated_input`)."""
+    without its fold (``heldout``: a fold's share of the masks). ``guarded``: where the
+    episode's earlier outputs stand in ``prompt``, kept as recorded (:func:`ablated_input`)."""
     try:
         from sklearn.linear_model import Lasso
         from sklearn.metrics import r2_score
         from sklearn.model_selection import KFold, cross_val_predict
     except ImportError as exc:
         raise AttributionError("the surrogate needs scikit-learn: pip install 'shardscope[embeddings]'") from exc
-    located = [s for s in shards if located_in(prompt, s, protected)]
+    located = [s for s in shards if located_in(prompt, s, guarded)]
     if not located:
         raise AttributionError("no shard of this call is in its input: nothing to attribute")
     rng = np.random.default_rng(seed)
     x = rng.random((masks, len(located))) < keep_probability
     action = action_span(output) if on_action else None
-    scored = (score(masked_input(prompt, located, row, protected), output) for row in x)
+    scored = (score(masked_input(prompt, located, row, guarded), output) for row in x)
     y = np.array([s.total if action is None else s.over_bytes(*action) for s in scored])
     features = x.astype(float)
     # Held out: each mask predicted by a fit on the other folds (a quarter each), so the R²

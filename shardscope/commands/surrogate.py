@@ -62,14 +62,16 @@ def run_surrogates(store: Store, settings: Settings, *, run_ids: Sequence[str] =
         shards = attr.shard_texts(suite.task(call.task_id), results)
         # the episode's earlier outputs (steps recorded without an index count as step -1)
         earlier = usable[(usable.episode_id == call.episode_id) & (step_of < step_of[call.Index])]
-        protected = [o for o in earlier.output if isinstance(o, str)]
-        located = [s for s in shards if located_in(call.prompt, s, protected)]
+        guarded = attr.output_spans(call.prompt, [
+            (p, o) for p, o in zip(earlier.prompt, earlier.output, strict=True)
+            if isinstance(p, str) and isinstance(o, str)])
+        located = [s for s in shards if located_in(call.prompt, s, guarded)]
         if len(located) < 2:
             result.too_few += 1
             continue
         fit = fit_surrogate(call.prompt, call.output, located,
                             scorers[call.model].score_continuation, masks=masks, on_action=True,
-                            protected=protected)
+                            guarded=guarded)
         result.fitted += 1
         result.forward_passes += fit.masks
         rows += [{"model": call.model, "suite": call.suite, "task_id": call.task_id,
