@@ -121,7 +121,7 @@ def status(
 
 ListOption = Optional[list[str]]
 # Matrix options shared by `run` and `ablate`.
-SuitesOption = Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s): arithmetic, docs, village, bugfix (or your own, setting `suites_dir`); repeat or comma-separate.")]
+SuitesOption = Annotated[ListOption, typer.Option("--suite", "-s", help="Task suite(s): arithmetic, docs, village, bugfix, planted (or your own, setting `suites_dir`); repeat or comma-separate.")]
 ModelsOption = Annotated[ListOption, typer.Option("--models", "-m", help="Model id(s) from the catalog (`shardscope models`).")]
 ScaffoldsOption = Annotated[ListOption, typer.Option("--scaffolds", "-a", help="Scaffold(s): react-tools, react-text, plan-execute.")]
 SeedsOption = Annotated[int, typer.Option("--seeds", min=1, max=10_000, help="Repeats of every task (seeds 0..N-1, at most 10000).")]
