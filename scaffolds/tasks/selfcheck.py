@@ -118,8 +118,8 @@ def _reference_sql_problems(task: Task, instance: TaskInstance) -> Iterator[str]
         yield "reference_sql given but the suite has no dataset"
         return
     cell, error = _reference_cell(task, instance)
-    if error is not None or cell is None:
-        yield error or "reference_sql returns nothing"
+    if cell is None:
+        yield str(error)
         return
     judged = check(task, cell, instance)
     if judged.outcome != "success":

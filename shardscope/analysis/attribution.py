@@ -310,14 +310,16 @@ def _ablated_parts(prompt: str, shard: ShardText, mode: str, guarded: list[Span]
     edits: dict[str, str] = {}
     occurrences = 0
     for forms in shard.parts:
-        text = next((t for t in forms if _open_spans(prompt, t, guarded)), None)
-        if text is None or text in edits:
+        found = next(((t, spans) for t in forms if (spans := _open_spans(prompt, t, guarded))),
+                     None)
+        if found is None or found[0] in edits:
             continue
+        text, spans = found
         new = shard.removals.get(text, "") if mode == "removed" else shard.replacements.get(text)
         if new is None:
-            return None, len(_open_spans(prompt, text, guarded)), "no_replacement", guarded
+            return None, len(spans), "no_replacement", guarded
         edits[text] = new
-        occurrences += len(_open_spans(prompt, text, guarded))
+        occurrences += len(spans)
     if not edits:
         return None, 0, "not_found", guarded
     for text in sorted(edits, key=len, reverse=True):
